@@ -1,0 +1,139 @@
+# vitq - build the static and shared libraries, the CLI, tests, docs tables.
+# make [OPENMP=0] | make test | make check-asan | make demo | make install PREFIX=/usr/local DESTDIR=
+.POSIX:
+.SUFFIXES:
+
+# The version lives in include/vitq.h only (one source of truth).
+MAJOR := $(shell sed -n 's/^\#define VITQ_VERSION_MAJOR \([0-9]*\)/\1/p' include/vitq.h)
+MINOR := $(shell sed -n 's/^\#define VITQ_VERSION_MINOR \([0-9]*\)/\1/p' include/vitq.h)
+PATCH := $(shell sed -n 's/^\#define VITQ_VERSION_PATCH \([0-9]*\)/\1/p' include/vitq.h)
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+
+CC ?= cc
+PYTHON ?= python3
+OPENMP ?= 1
+SANITIZE ?= 0
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+OPT ?= -O3
+CFLAGS ?=
+BASE_CFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L \
+	-DVITQ_BUILDING -Iinclude -Isrc
+LDLIBS_LIB := -lm
+
+ifeq ($(OPENMP),1)
+  OMP_FLAGS := -fopenmp
+  VARIANT := omp
+else
+  OMP_FLAGS :=
+  VARIANT := noomp
+endif
+ifeq ($(SANITIZE),1)
+  SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  VARIANT := $(VARIANT)-asan
+  OPT := -O1
+else
+  SAN_FLAGS :=
+endif
+
+BUILD := build/$(VARIANT)
+ALL_CFLAGS := $(BASE_CFLAGS) $(OMP_FLAGS) $(SAN_FLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(OMP_FLAGS) $(SAN_FLAGS) $(LDFLAGS)
+
+LIB_SRCS := $(sort $(shell find src -name '*.c'))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_SRCS := $(sort $(wildcard cli/*.c))
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+STATIC := $(BUILD)/libvitq.a
+SHARED := $(BUILD)/libvitq.so.$(VERSION)
+
+.PHONY: all libs cli tests examples test check-asan demo install uninstall clean FORCE
+
+all: libs cli examples lib/vitq.pc
+
+# lib/ holds the libraries of the last plain build; build/<variant>/ keeps each variant apart so
+# `make OPENMP=0` and the sanitizer build never reuse objects of another configuration.
+libs: lib/libvitq.a lib/libvitq.so
+
+lib/libvitq.a: $(STATIC)
+	@mkdir -p lib
+	cp $< $@
+lib/libvitq.so.$(VERSION): $(SHARED)
+	@mkdir -p lib
+	cp $< $@
+lib/libvitq.so: lib/libvitq.so.$(VERSION)
+	ln -sf libvitq.so.$(VERSION) lib/libvitq.so.$(MAJOR)
+	ln -sf libvitq.so.$(MAJOR) lib/libvitq.so
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h) $(shell find src -name '*.h')
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJS) src/vitq.map
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libvitq.so.$(MAJOR) -Wl,--version-script=src/vitq.map \
+		-Wl,-z,defs -o $@ $(LIB_OBJS) $(LDLIBS_LIB)
+
+cli: bin/vitq
+# The CLI links the static library: it is one self-contained binary, usable without installing.
+$(BUILD)/bin/vitq: $(CLI_OBJS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC) $(LDLIBS_LIB)
+bin/vitq: $(BUILD)/bin/vitq
+	@mkdir -p bin
+	cp $< $@
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
+tests: $(TEST_BINS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
+examples: $(EXAMPLE_BINS)
+
+lib/vitq.pc: pkgconfig/vitq.pc.in include/vitq.h
+	@mkdir -p lib
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' -e 's|@OMP@|$(OMP_FLAGS)|' $< > $@
+
+# make test: the suite on the normal build, then again under AddressSanitizer + UBSan.
+test: all tests
+	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
+	$(MAKE) --no-print-directory check-asan
+
+check-asan:
+	$(MAKE) --no-print-directory SANITIZE=1 OPENMP=$(OPENMP) tests bin-asan
+	BUILD=build/$(VARIANT)-asan VITQ_TEST_QUICK=1 ASAN_OPTIONS=detect_leaks=1 \
+		UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh --c-only
+
+bin-asan: $(BUILD)/bin/vitq
+
+demo: all
+	sh tools/demo.sh
+
+install: all
+	mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	cp include/vitq.h $(DESTDIR)$(INCLUDEDIR)/
+	cp lib/libvitq.a lib/libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvitq.so.$(MAJOR)
+	ln -sf libvitq.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libvitq.so
+	cp lib/vitq.pc $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/vitq.h $(DESTDIR)$(LIBDIR)/libvitq.* $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc
+
+clean:
+	rm -rf build lib bin

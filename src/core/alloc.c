@@ -1,0 +1,82 @@
+/* Allocation through the allocator each handle keeps. The default allocator aligns to 64 bytes so
+ * that kernels may use aligned vector loads on any buffer vitq allocates. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define VITQ_I_ALIGN 64
+
+static void *default_alloc(void *user, size_t size, size_t align) {
+    (void)user;
+    void *p = NULL;
+    if (align < sizeof(void *)) align = sizeof(void *);
+    if (posix_memalign(&p, align, size ? size : 1) != 0) return NULL;
+    return p;
+}
+
+static void default_free(void *user, void *ptr) {
+    (void)user;
+    free(ptr);
+}
+
+vitq_status vitq_i_allocator_resolve(const vitq_allocator *in, vitq_allocator *out) {
+    if (!in) {
+        out->struct_size = sizeof *out;
+        out->alloc = default_alloc;
+        out->free = default_free;
+        out->user = NULL;
+        return VITQ_OK;
+    }
+    if (in->struct_size < sizeof *in)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT,
+                           "allocator: struct_size %u is smaller than sizeof(vitq_allocator) = %zu",
+                           (unsigned)in->struct_size, sizeof *in);
+    if (!in->alloc || !in->free)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "allocator: alloc and free must both be set");
+    *out = *in;
+    out->struct_size = sizeof *out;
+    return VITQ_OK;
+}
+
+void *vitq_i_alloc(const vitq_allocator *a, size_t size) {
+    return a->alloc(a->user, size ? size : 1, VITQ_I_ALIGN);
+}
+
+void *vitq_i_alloc_array(const vitq_allocator *a, size_t count, size_t elem) {
+    size_t bytes;
+    if (!vitq_i_mul_size(count, elem, &bytes)) return NULL;
+    return vitq_i_alloc(a, bytes);
+}
+
+void *vitq_i_calloc(const vitq_allocator *a, size_t count, size_t elem) {
+    size_t bytes;
+    if (!vitq_i_mul_size(count, elem, &bytes)) return NULL;
+    void *p = vitq_i_alloc(a, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+void vitq_i_free(const vitq_allocator *a, void *ptr) {
+    if (ptr) a->free(a->user, ptr);
+}
+
+char *vitq_i_strdup(const vitq_allocator *a, const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = vitq_i_alloc(a, n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+int vitq_i_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int vitq_i_add_size(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a) return 0;
+    *out = a + b;
+    return 1;
+}

@@ -1,0 +1,52 @@
+/* Internal services every module uses: error reporting, allocation through the handle's allocator,
+ * file reading. Internal symbols carry the `vitq_i_` prefix so that static firmware links never clash
+ * with the host's names (hidden visibility does nothing inside an archive). */
+#ifndef VITQ_CORE_H
+#define VITQ_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vitq.h"
+
+#if defined(__GNUC__)
+#define VITQ_I_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define VITQ_I_PRINTF(a, b)
+#endif
+
+/* Record a detail message for vitq_last_error() and return `status` (so `return vitq_i_fail(...)`). */
+vitq_status vitq_i_fail(vitq_status status, const char *fmt, ...) VITQ_I_PRINTF(2, 3);
+/* Prefix the current detail message with "<prefix>: " (adds context while an error travels up). */
+void vitq_i_error_prefix(const char *fmt, ...) VITQ_I_PRINTF(1, 2);
+void vitq_i_error_clear(void);
+
+/* Validate a caller's allocator (NULL means malloc/free) and copy it into *out. */
+vitq_status vitq_i_allocator_resolve(const vitq_allocator *in, vitq_allocator *out);
+
+/* Allocate `size` bytes aligned to 64 from `a`; NULL on failure (or size 0 -> a 1-byte block).
+ * Does not set an error: callers say what they were allocating. */
+void *vitq_i_alloc(const vitq_allocator *a, size_t size);
+/* As vitq_i_alloc for count * elem bytes, NULL on overflow. */
+void *vitq_i_alloc_array(const vitq_allocator *a, size_t count, size_t elem);
+/* As vitq_i_alloc_array, zero-filled. */
+void *vitq_i_calloc(const vitq_allocator *a, size_t count, size_t elem);
+void vitq_i_free(const vitq_allocator *a, void *ptr);
+/* Copy of a NUL-terminated string (NULL -> NULL). */
+char *vitq_i_strdup(const vitq_allocator *a, const char *s);
+
+/* Fail with VITQ_ERR_OUT_OF_MEMORY naming what could not be allocated. */
+vitq_status vitq_i_oom(const char *what, size_t bytes);
+
+/* Overflow-checked size arithmetic: return 0 on overflow, 1 when *out is valid. */
+int vitq_i_mul_size(size_t a, size_t b, size_t *out);
+int vitq_i_add_size(size_t a, size_t b, size_t *out);
+
+/* Read a whole file into memory from `a`. Fails with VITQ_ERR_IO naming the path. */
+vitq_status vitq_i_read_file(const vitq_allocator *a, const char *path, uint8_t **data, size_t *size);
+/* 1 if `path` is an existing regular file or directory. */
+int vitq_i_path_is_dir(const char *path);
+int vitq_i_path_exists(const char *path);
+
+#endif

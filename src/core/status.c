@@ -1,0 +1,84 @@
+/* Status codes, their names and descriptions, and the per-thread detail message. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+
+#if defined(VITQ_NO_TLS)
+#define VITQ_I_TLS
+#else
+#define VITQ_I_TLS _Thread_local
+#endif
+
+/* Bounded, never allocated: reporting an out-of-memory error must not need memory. */
+static VITQ_I_TLS char last_error[1024];
+
+typedef struct {
+    const char *name;
+    const char *text;
+} status_entry;
+
+static const status_entry status_table[] = {
+    [VITQ_OK] = {"VITQ_OK", "success"},
+    [VITQ_ERR_GENERIC] = {"VITQ_ERR_GENERIC", "failure"},
+    [VITQ_ERR_INVALID_ARGUMENT] = {"VITQ_ERR_INVALID_ARGUMENT", "invalid argument"},
+    [VITQ_ERR_OUT_OF_MEMORY] = {"VITQ_ERR_OUT_OF_MEMORY", "out of memory"},
+    [VITQ_ERR_IO] = {"VITQ_ERR_IO", "input/output error"},
+    [VITQ_ERR_TRUNCATED] = {"VITQ_ERR_TRUNCATED", "file or buffer truncated"},
+    [VITQ_ERR_FORMAT] = {"VITQ_ERR_FORMAT", "malformed file"},
+    [VITQ_ERR_DTYPE] = {"VITQ_ERR_DTYPE", "unsupported or wrong data type"},
+    [VITQ_ERR_SHAPE] = {"VITQ_ERR_SHAPE", "shape mismatch"},
+    [VITQ_ERR_MISSING_TENSOR] = {"VITQ_ERR_MISSING_TENSOR", "missing tensor"},
+    [VITQ_ERR_UNEXPECTED_TENSOR] = {"VITQ_ERR_UNEXPECTED_TENSOR", "unexpected tensor"},
+    [VITQ_ERR_MISSING_CONFIG] = {"VITQ_ERR_MISSING_CONFIG", "missing hyper-parameter"},
+    [VITQ_ERR_CONFIG] = {"VITQ_ERR_CONFIG", "invalid or contradictory configuration"},
+    [VITQ_ERR_UNSUPPORTED] = {"VITQ_ERR_UNSUPPORTED", "unsupported model or file variant"},
+    [VITQ_ERR_CORRUPT_DATA] = {"VITQ_ERR_CORRUPT_DATA", "corrupt compressed data"},
+    [VITQ_ERR_NON_FINITE] = {"VITQ_ERR_NON_FINITE", "non-finite value in input"},
+    [VITQ_ERR_BAD_STATE] = {"VITQ_ERR_BAD_STATE", "call out of order"},
+    [VITQ_ERR_CANCELLED] = {"VITQ_ERR_CANCELLED", "cancelled"},
+    [VITQ_ERR_BUFFER_TOO_SMALL] = {"VITQ_ERR_BUFFER_TOO_SMALL", "buffer too small"},
+};
+
+static const status_entry *status_lookup(vitq_status status) {
+    size_t i = (size_t)status;
+    if ((int)status < 0 || i >= sizeof status_table / sizeof status_table[0]) return NULL;
+    return &status_table[i];
+}
+
+const char *vitq_status_string(vitq_status status) {
+    const status_entry *e = status_lookup(status);
+    return e ? e->text : "unknown status";
+}
+
+const char *vitq_status_name(vitq_status status) {
+    const status_entry *e = status_lookup(status);
+    return e ? e->name : "VITQ_ERR_UNKNOWN";
+}
+
+const char *vitq_last_error(void) { return last_error; }
+
+void vitq_i_error_clear(void) { last_error[0] = '\0'; }
+
+vitq_status vitq_i_fail(vitq_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void vitq_i_error_prefix(const char *fmt, ...) {
+    char prefix[512];
+    char old[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, last_error, sizeof old);
+    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+}
+
+vitq_status vitq_i_oom(const char *what, size_t bytes) {
+    return vitq_i_fail(VITQ_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes for %s", bytes, what);
+}
