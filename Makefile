@@ -1,6 +1,5 @@
 # vitq - build the static and shared libraries, the CLI, tests, docs tables.
 # make [OPENMP=0] | make test | make check-asan | make demo | make install PREFIX=/usr/local DESTDIR=
-.POSIX:
 .SUFFIXES:
 
 # The version lives in include/vitq.h only (one source of truth).
@@ -20,7 +19,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 OPT ?= -O3
 CFLAGS ?=
-BASE_CFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L \
+BASE_CFLAGS = -std=c11 $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L \
 	-DVITQ_BUILDING -Iinclude -Isrc
 LDLIBS_LIB := -lm
 

@@ -76,7 +76,16 @@ void vitq_i_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    /* Truncation is fine: the message is a bounded best effort. */
+    size_t n = strlen(prefix);
+    if (n > sizeof last_error - 3) n = sizeof last_error - 3;
+    memcpy(last_error, prefix, n);
+    last_error[n] = ':';
+    last_error[n + 1] = ' ';
+    size_t room = sizeof last_error - n - 3, len = strlen(old);
+    if (len > room) len = room;
+    memcpy(last_error + n + 2, old, len);
+    last_error[n + 2 + len] = '\0';
 }
 
 vitq_status vitq_i_oom(const char *what, size_t bytes) {

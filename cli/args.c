@@ -1,0 +1,109 @@
+/* Command-line parsing into cli_args. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "vitq: %s: '%s' is not an integer in [%ld, %ld]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* "0.5" or "0.485,0.456,0.406" */
+static int parse_floats(const char *opt, const char *s, float *out, int32_t *count) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || n == VITQ_MAX_CHANNELS) break;
+        out[n++] = (float)v;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) break;
+    }
+    if (*p || n == 0) {
+        fprintf(stderr, "vitq: %s: '%s' is not a comma-separated list of up to %d numbers\n", opt, s,
+                VITQ_MAX_CHANNELS);
+        return -1;
+    }
+    *count = n;
+    return 0;
+}
+
+int cli_parse(int argc, char **argv, cli_args *a) {
+    memset(a, 0, sizeof *a);
+    vitq_model_options_init(&a->options);
+    a->batch = 64;
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (opt[0] != '-') {
+            if (a->model) {
+                fprintf(stderr, "vitq: unexpected argument '%s'\n", opt);
+                return -1;
+            }
+            a->model = opt;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "vitq: option %s needs a value\n", opt);
+            return -1;
+        }
+        const char *val = argv[++i];
+        long v = 0;
+        int rc = 0;
+        if (!strcmp(opt, "--data")) a->data = val;
+        else if (!strcmp(opt, "--labels")) a->labels = val;
+        else if (!strcmp(opt, "--out")) a->out = val;
+        else if (!strcmp(opt, "--limit")) rc = parse_long(opt, val, 1, 1L << 40, &a->limit);
+        else if (!strcmp(opt, "--threads")) {
+            rc = parse_long(opt, val, 0, 4096, &v);
+            a->threads = (int)v;
+            a->options.num_threads = (int32_t)v;
+        } else if (!strcmp(opt, "--batch")) {
+            rc = parse_long(opt, val, 1, 65536, &v);
+            a->batch = (int)v;
+        } else if (!strcmp(opt, "--num-heads")) {
+            rc = parse_long(opt, val, 1, 65536, &v);
+            a->options.num_heads = (int32_t)v;
+        } else if (!strcmp(opt, "--image-size")) {
+            rc = parse_long(opt, val, 1, 65536, &v);
+            a->options.image_size = (int32_t)v;
+        } else if (!strcmp(opt, "--layer-norm-eps")) {
+            char *end;
+            double e = strtod(val, &end);
+            if (end == val || *end || !(e > 0 && e < 1)) {
+                fprintf(stderr, "vitq: --layer-norm-eps: '%s' is not a number in (0, 1)\n", val);
+                rc = -1;
+            }
+            a->options.layer_norm_eps = (float)e;
+        } else if (!strcmp(opt, "--gelu")) {
+            if (!strcmp(val, "erf")) a->options.gelu = VITQ_GELU_ERF;
+            else if (!strcmp(val, "tanh")) a->options.gelu = VITQ_GELU_TANH;
+            else {
+                fprintf(stderr, "vitq: --gelu: '%s' is neither erf nor tanh\n", val);
+                rc = -1;
+            }
+        } else if (!strcmp(opt, "--mean")) rc = parse_floats(opt, val, a->options.mean, &a->options.num_mean);
+        else if (!strcmp(opt, "--std")) rc = parse_floats(opt, val, a->options.std, &a->options.num_std);
+        else {
+            fprintf(stderr, "vitq: unknown option %s\n", opt);
+            return -1;
+        }
+        if (rc) return rc;
+    }
+    if (!a->model) {
+        fprintf(stderr, "vitq: no MODEL given\n");
+        return -1;
+    }
+    return 0;
+}

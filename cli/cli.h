@@ -1,0 +1,36 @@
+/* Shared pieces of the vitq command-line tool. */
+#ifndef VITQ_CLI_H
+#define VITQ_CLI_H
+
+#include "vitq.h"
+
+typedef struct cli_args {
+    const char *model;
+    const char *data;
+    const char *labels;
+    const char *out;
+    long limit;   /* 0: all */
+    int threads;  /* 0: all */
+    int batch;
+    vitq_model_options options;
+} cli_args;
+
+/* Parse "COMMAND MODEL --opt value ..." (argv[0] is the command). 0 on success; prints errors. */
+int cli_parse(int argc, char **argv, cli_args *args);
+
+/* Print "vitq: <what>: <status name>: <detail>" to stderr and return exit code 1. */
+int cli_fail(const char *what, vitq_status st);
+
+/* Load the model and, when args->data is set, the dataset (labels found beside IDX / .npy images
+ * when --labels is absent and `want_labels` is set). 0 on success. */
+int cli_open(const cli_args *args, int want_labels, vitq_model **model, vitq_dataset **data);
+
+/* Run the model over the first `n` images, calling back after each batch, with a progress bar on
+ * a terminal. Logits of all n images land in `logits`. */
+int cli_run(const cli_args *args, vitq_model *model, vitq_dataset *data, size_t n, float *logits);
+
+int cli_info(const cli_args *args);
+int cli_eval(const cli_args *args);
+int cli_logits(const cli_args *args);
+
+#endif

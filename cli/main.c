@@ -1,0 +1,46 @@
+/* vitq command-line tool: inspect, evaluate and run models through the public API.
+ *   vitq info MODEL
+ *   vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T]
+ *   vitq logits MODEL --data IMAGES [--limit N] --out FILE.npy
+ * Model overrides: --num-heads H --layer-norm-eps E --gelu erf|tanh --image-size S --mean a[,b,c] --std a[,b,c] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "vitq %s - post-training quantization and inference of Vision Transformers\n"
+            "usage:\n"
+            "  vitq info MODEL\n"
+            "  vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T]\n"
+            "  vitq logits MODEL --data IMAGES [--limit N] [--threads T] --out FILE.npy\n"
+            "MODEL is a .safetensors file or a folder holding model.safetensors (config.json and\n"
+            "preprocessor_config.json beside it are read). IMAGES is an IDX or .npy file, optionally gzipped.\n"
+            "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
+            "                 --mean M[,M,M]  --std S[,S,S]\n",
+            vitq_version_string());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vitq %s\n", vitq_version_string());
+        return 0;
+    }
+    cli_args args;
+    if (cli_parse(argc - 1, argv + 1, &args) != 0) {
+        fprintf(stderr, "run 'vitq --help' for usage\n");
+        return 2;
+    }
+    if (!strcmp(argv[1], "info")) return cli_info(&args);
+    if (!strcmp(argv[1], "eval")) return cli_eval(&args);
+    if (!strcmp(argv[1], "logits")) return cli_logits(&args);
+    fprintf(stderr, "vitq: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,58 @@
+/* Float32 tensor kernels of the forward pass. Every kernel has a simple reference it is tested
+ * against (tests/unit/test_kernels.c). Row-major everywhere. */
+#ifndef VITQ_KERNELS_H
+#define VITQ_KERNELS_H
+
+#include <stddef.h>
+
+#include "core/core.h"
+
+/* Weights of a linear layer packed for vitq_i_gemm: panels of VITQ_I_GEMM_NR output features, each
+ * panel k-major (K x NR floats), the last one zero-padded. Packed once at load time. */
+#define VITQ_I_GEMM_NR 16
+#define VITQ_I_GEMM_MR 6
+
+typedef struct vitq_i_packed {
+    size_t n;      /* output features (rows of the PyTorch weight) */
+    size_t k;      /* input features */
+    float *panels; /* ceil(n / NR) * k * NR floats */
+} vitq_i_packed;
+
+/* Pack a PyTorch-layout weight w[n][k]. The panels come from `a`. */
+vitq_status vitq_i_gemm_pack(const vitq_allocator *a, const float *w, size_t n, size_t k,
+                             vitq_i_packed *out);
+void vitq_i_gemm_packed_free(const vitq_allocator *a, vitq_i_packed *p);
+
+/* What vitq_i_gemm does to each output after the product. */
+typedef enum vitq_i_epilogue {
+    VITQ_I_EPI_NONE = 0,     /* c = a.w^T + bias */
+    VITQ_I_EPI_GELU_ERF = 1, /* c = gelu_erf(a.w^T + bias) */
+    VITQ_I_EPI_GELU_TANH = 2,
+    VITQ_I_EPI_RESIDUAL = 3 /* c += a.w^T + bias (residual connection, c holds the input) */
+} vitq_i_epilogue;
+
+/* c[m][n] = epilogue(sum_k a[m][k] w[n][k] + bias[n]); `bias` may be NULL. Each output element is
+ * computed by the same instruction sequence wherever it sits in the matrix, so results do not
+ * depend on m, on the row an input sits in, or on the thread count. */
+void vitq_i_gemm(const float *a, size_t lda, size_t m, const vitq_i_packed *w, const float *bias,
+                 float *c, size_t ldc, vitq_i_epilogue epilogue, int nthreads);
+
+/* out[r] = (x[r] - mean) / sqrt(var + eps) * gamma + beta over `dim` features, for `rows` rows.
+ * In place allowed. Statistics in double: the LayerNorm of real checkpoints sees large means. */
+void vitq_i_layernorm(const float *x, size_t rows, size_t dim, const float *gamma, const float *beta,
+                      float eps, float *out, int nthreads);
+
+float vitq_i_gelu_erf(float x);
+float vitq_i_gelu_tanh(float x);
+
+/* Numerically stable softmax of x[0..n) in place (max subtracted first). */
+void vitq_i_softmax(float *x, size_t n);
+
+/* Multi-head scaled dot-product attention for `batch` sequences of `tokens` tokens.
+ * qkv: [batch*tokens][3*dim] with q | k | v blocks, heads as consecutive head_dim slices (timm).
+ * out: [batch*tokens][dim]. scratch: vitq_i_attention_scratch_floats() floats per thread. */
+size_t vitq_i_attention_scratch_floats(size_t tokens, size_t head_dim);
+void vitq_i_attention(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
+                      float *out, float *scratch, int nthreads);
+
+#endif

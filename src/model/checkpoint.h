@@ -1,0 +1,44 @@
+/* A checkpoint seen through vitq's canonical (timm) tensor names, whatever its layout. Hugging Face
+ * names are translated, HF query/key/value are fused into one qkv tensor (rows q | k | v), a
+ * `module.` prefix is stripped, and every tensor read is marked so that unknown leftovers are
+ * reported instead of silently ignored. */
+#ifndef VITQ_MODEL_CHECKPOINT_H
+#define VITQ_MODEL_CHECKPOINT_H
+
+#include "core/core.h"
+#include "io/safetensors.h"
+
+typedef struct vitq_i_ckpt {
+    const vitq_allocator *alloc;
+    const vitq_i_safetensors *st;
+    const char *name;       /* file name for messages */
+    vitq_layout layout;
+    const char *prefix;     /* "module." (timm), "vit." / "deit." / "" (HF) */
+    unsigned char *used;    /* one flag per tensor of st */
+} vitq_i_ckpt;
+
+/* Detect the layout from probe keys. Unknown layouts and architectures vitq does not implement yet
+ * (Swin) fail with VITQ_ERR_UNSUPPORTED. */
+vitq_status vitq_i_ckpt_open(vitq_i_ckpt *c, const vitq_allocator *a, const vitq_i_safetensors *st,
+                             const char *name);
+void vitq_i_ckpt_close(vitq_i_ckpt *c);
+
+/* 1 if the canonical tensor exists (for fused qkv: all of q, k, v). */
+int vitq_i_ckpt_has(const vitq_i_ckpt *c, const char *canon);
+
+/* Shape of a canonical tensor (fused qkv: [3D, ...]). VITQ_ERR_MISSING_TENSOR when absent. */
+vitq_status vitq_i_ckpt_shape(const vitq_i_ckpt *c, const char *canon, int *ndim, uint64_t *shape);
+
+/* Read a canonical tensor as float32 into dst after checking its shape is exactly `shape`
+ * (VITQ_ERR_SHAPE otherwise, naming the checkpoint's own tensor name). */
+vitq_status vitq_i_ckpt_read(vitq_i_ckpt *c, const char *canon, int ndim, const uint64_t *shape,
+                             float *dst);
+
+/* Mark a canonical tensor as consumed without reading it (known, deliberately unused buffers). */
+void vitq_i_ckpt_ignore(vitq_i_ckpt *c, const char *canon);
+
+/* Fail with VITQ_ERR_UNEXPECTED_TENSOR (or VITQ_ERR_UNSUPPORTED for known timm variants such as
+ * LayerScale or fc_norm) on the first tensor nothing consumed. */
+vitq_status vitq_i_ckpt_check_all_used(const vitq_i_ckpt *c);
+
+#endif
