@@ -158,8 +158,9 @@ static const vitq_i_st_tensor *find_plain(const vitq_i_ckpt *c, const char *cano
 
 int vitq_i_ckpt_has(const vitq_i_ckpt *c, const char *canon) {
     char parts[3][NAME_MAX_LEN], actual[NAME_MAX_LEN];
+    /* Any of the three parts counts: reading then names whichever part is missing. */
     if (hf_qkv_parts(c, canon, parts))
-        return vitq_i_st_find(c->st, parts[0]) && vitq_i_st_find(c->st, parts[1]) &&
+        return vitq_i_st_find(c->st, parts[0]) || vitq_i_st_find(c->st, parts[1]) ||
                vitq_i_st_find(c->st, parts[2]);
     return find_plain(c, canon, actual, sizeof actual) != NULL;
 }

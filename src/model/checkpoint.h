@@ -23,7 +23,7 @@ vitq_status vitq_i_ckpt_open(vitq_i_ckpt *c, const vitq_allocator *a, const vitq
                              const char *name);
 void vitq_i_ckpt_close(vitq_i_ckpt *c);
 
-/* 1 if the canonical tensor exists (for fused qkv: all of q, k, v). */
+/* 1 if the canonical tensor exists (for fused qkv: any of q, k, v, so that reading names the missing part). */
 int vitq_i_ckpt_has(const vitq_i_ckpt *c, const char *canon);
 
 /* Shape of a canonical tensor (fused qkv: [3D, ...]). VITQ_ERR_MISSING_TENSOR when absent. */

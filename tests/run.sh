@@ -1,0 +1,52 @@
+#!/bin/sh
+# The test runner: every test program in $BUILD/tests, then (unless --c-only) the ABI checks, the
+# Python ctypes test and the CLI checks. Each check prints PASS/FAIL lines; the last line is
+# "N passed, N failed" and the exit status is non-zero when anything failed.
+BUILD=${BUILD:-build/omp}
+PYTHON=${PYTHON:-python3}
+MODE=${1:-all}
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Count PASS/FAIL lines of one program's output; a crash or non-zero exit without FAIL counts as one.
+tally() {
+    name=$1
+    rc=$2
+    cat "$log"
+    p=$(grep -c '^PASS ' "$log")
+    f=$(grep -c '^FAIL ' "$log")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $name: exited with status $rc"
+        f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    echo "== $(basename "$t")"
+    "$t" >"$log" 2>&1
+    tally "$(basename "$t")" $?
+done
+
+if [ "$MODE" != "--c-only" ]; then
+    for check in tests/abi/check_*.sh tests/cli/check_*.sh; do
+        [ -f "$check" ] || continue
+        echo "== $check"
+        BUILD=$BUILD sh "$check" >"$log" 2>&1
+        tally "$check" $?
+    done
+    echo "== tests/python/test_ctypes.py"
+    if command -v "$PYTHON" >/dev/null 2>&1; then
+        "$PYTHON" tests/python/test_ctypes.py lib/libvitq.so >"$log" 2>&1
+        tally test_ctypes.py $?
+    else
+        echo "FAIL test_ctypes.py: no $PYTHON" >"$log"
+        tally test_ctypes.py 1
+    fi
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
