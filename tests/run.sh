@@ -25,6 +25,25 @@ tally() {
     failed=$((failed + f))
 }
 
+# The real ImageNet DeiT-Tiny (not part of the repository): converted once into build/imagenet.
+IMAGENET=${VITQ_IMAGENET_DIR:-../shared/imagenet}
+if [ -f "$IMAGENET/deit_tiny_patch16_224/model.safetensors" ] && [ -z "$VITQ_IMAGENET_IMAGES" ]; then
+    for py in "$PYTHON" /usr/bin/python3; do
+        if "$py" -c "import PIL, numpy" 2>/dev/null; then
+            mkdir -p build/imagenet
+            if [ -f build/imagenet/images.npy ] ||
+                "$py" tools/images_to_npy.py --model "$IMAGENET/deit_tiny_patch16_224" \
+                    --images "$IMAGENET/sample-even-classes" --wnids "$IMAGENET/wnids.txt" \
+                    --out-images build/imagenet/images.npy --out-labels build/imagenet/labels.npy >/dev/null; then
+                export VITQ_IMAGENET_MODEL="$IMAGENET/deit_tiny_patch16_224"
+                export VITQ_IMAGENET_IMAGES=build/imagenet/images.npy
+                export VITQ_IMAGENET_LABELS=build/imagenet/labels.npy
+            fi
+            break
+        fi
+    done
+fi
+
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     echo "== $(basename "$t")"
