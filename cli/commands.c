@@ -5,8 +5,19 @@
 #include "cli.h"
 #include "io/npy.h"
 
-static const char *arch_name(int a) { return a == VITQ_ARCH_DEIT_DISTILLED ? "DeiT (distilled)" : "ViT / DeiT"; }
-static const char *layout_name(int l) { return l == VITQ_LAYOUT_HF ? "Hugging Face transformers" : "timm"; }
+static const char *arch_name(int a) {
+    return a == VITQ_ARCH_DEIT_DISTILLED ? "DeiT (distilled)" : a == VITQ_ARCH_SWIN ? "Swin" : "ViT / DeiT";
+}
+static const char *layout_name(int l) {
+    return l == VITQ_LAYOUT_HF ? "Hugging Face transformers" : l == VITQ_LAYOUT_TIMM_PRE09 ? "timm < 0.9" : "timm";
+}
+
+static void print_stages(const vitq_model_info *i) {
+    printf("stages        %d\n", i->num_stages);
+    for (int s = 0; s < i->num_stages && s < VITQ_MAX_STAGES; s++)
+        printf("  stage %d     %d blocks, width %d, %d heads, %dx%d tokens, window %d\n", s, i->stage_depth[s],
+               i->stage_dim[s], i->stage_heads[s], i->stage_grid[s], i->stage_grid[s], i->stage_window[s]);
+}
 
 int cli_info(const cli_args *args) {
     vitq_model *m;
@@ -21,6 +32,7 @@ int cli_info(const cli_args *args) {
     printf("input         %d x %d x %d (C x H x W), patch %d, %d tokens (%d prefix)\n", i.in_channels, i.image_size,
            i.image_size, i.patch_size, i.num_tokens, i.num_prefix_tokens);
     printf("blocks        %d, width %d, MLP %d, classes %d\n", i.depth, i.embed_dim, i.mlp_dim, i.num_classes);
+    if (i.arch == VITQ_ARCH_SWIN) print_stages(&i);
     printf("parameters    %llu (%.2f MB as float32)\n", (unsigned long long)i.num_params,
            (double)i.num_params * 4.0 / 1e6);
     printf("compute       %.3f GFLOP per image\n", i.gflops);

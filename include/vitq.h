@@ -138,12 +138,14 @@ typedef struct vitq_quantizer vitq_quantizer;
 
 typedef enum vitq_arch {
     VITQ_ARCH_VIT = 1,  /**< ViT / DeiT with a class token, logits from token 0 */
-    VITQ_ARCH_DEIT_DISTILLED = 2 /**< DeiT with class and distillation tokens, logits = mean of heads */
+    VITQ_ARCH_DEIT_DISTILLED = 2, /**< DeiT with class and distillation tokens, logits = mean of heads */
+    VITQ_ARCH_SWIN = 3  /**< Swin Transformer (v1): shifted-window stages, patch merging, average pool */
 } vitq_arch;
 
 typedef enum vitq_layout {
     VITQ_LAYOUT_TIMM = 1, /**< timm key names (patch_embed.proj, blocks.N.attn.qkv, ...) */
-    VITQ_LAYOUT_HF = 2    /**< Hugging Face transformers names (vit.encoder.layer.N..., deit....) */
+    VITQ_LAYOUT_HF = 2,   /**< Hugging Face transformers names (vit.encoder.layer.N..., deit..., swin...) */
+    VITQ_LAYOUT_TIMM_PRE09 = 3 /**< timm < 0.9 Swin names: patch merging at the end of a stage, head.weight */
 } vitq_layout;
 
 typedef enum vitq_gelu {
@@ -180,6 +182,7 @@ VITQ_API const char *vitq_hparam_name(vitq_hparam hparam);
 VITQ_API const char *vitq_source_string(vitq_source source);
 
 #define VITQ_MAX_CHANNELS 4
+#define VITQ_MAX_STAGES 8 /**< most stages of a hierarchical model (Swin has 4) */
 
 /** Options for loading a model. Zero / NULL members mean "decide from the checkpoint". */
 typedef struct vitq_model_options {
@@ -243,6 +246,14 @@ typedef struct vitq_model_info {
     float std[VITQ_MAX_CHANNELS];
     uint64_t num_params;     /**< parameters used by the forward pass */
     double gflops;           /**< multiply-adds x2 of one image's forward pass, in 1e9 */
+    /* Stages. ViT/DeiT: one stage. Swin: embed_dim, num_heads, mlp_dim and num_tokens
+     * above describe stage 0, depth counts the blocks of all stages, num_prefix_tokens is 0. */
+    int32_t num_stages;
+    int32_t stage_depth[VITQ_MAX_STAGES];  /**< blocks per stage */
+    int32_t stage_dim[VITQ_MAX_STAGES];    /**< token width per stage */
+    int32_t stage_heads[VITQ_MAX_STAGES];  /**< attention heads per stage */
+    int32_t stage_window[VITQ_MAX_STAGES]; /**< Swin: window side per stage (0 for ViT: global attention) */
+    int32_t stage_grid[VITQ_MAX_STAGES];   /**< side of the token grid per stage */
 } vitq_model_info;
 
 VITQ_API void vitq_model_info_init(vitq_model_info *info);

@@ -1,6 +1,7 @@
 /* Multi-head scaled dot-product attention, one (sequence, head) pair per task. Only one row of
  * scores exists at a time: the T x T matrix is never materialised. K is transposed into scratch so
- * that a row of scores is a vectorisable sweep over tokens. */
+ * that a row of scores is a vectorisable sweep over tokens. Swin's relative position bias and shifted
+ * window mask are added to the scores in that order, each rounded, as timm and torchvision do. */
 #include <math.h>
 #include <string.h>
 
@@ -12,7 +13,7 @@ size_t vitq_i_attention_scratch_floats(size_t tokens, size_t head_dim) {
 }
 
 static void attend_one(const float *qkv, size_t tokens, size_t dim, size_t head_dim, size_t h,
-                       float *out, float *scratch) {
+                       const float *bias, const float *mask, float *out, float *scratch) {
     size_t ld = 3 * dim;
     float *kt = scratch;                        /* [head_dim][tokens] */
     float *v = kt + head_dim * tokens;          /* [tokens][head_dim] */
@@ -33,6 +34,10 @@ static void attend_one(const float *qkv, size_t tokens, size_t dim, size_t head_
             const float *kd = kt + d * tokens;
             for (size_t t = 0; t < tokens; t++) scores[t] += qd * kd[t];
         }
+        if (bias)
+            for (size_t t = 0; t < tokens; t++) scores[t] += bias[i * tokens + t];
+        if (mask)
+            for (size_t t = 0; t < tokens; t++) scores[t] += mask[i * tokens + t];
         vitq_i_softmax(scores, tokens);
         for (size_t d = 0; d < head_dim; d++) acc[d] = 0.0f;
         for (size_t t = 0; t < tokens; t++) {
@@ -44,15 +49,23 @@ static void attend_one(const float *qkv, size_t tokens, size_t dim, size_t head_
     }
 }
 
-void vitq_i_attention(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
-                      float *out, float *scratch, int nthreads) {
+void vitq_i_attention_biased(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
+                             const vitq_i_attn_bias *bias, float *out, float *scratch, int nthreads) {
     size_t head_dim = dim / heads, per_thread = vitq_i_attention_scratch_floats(tokens, head_dim);
+    size_t tt = tokens * tokens;
     long tasks = (long)(batch * heads);
     (void)nthreads;
     VITQ_I_PARALLEL_FOR(nthreads)
     for (long task = 0; task < tasks; task++) {
         size_t b = (size_t)task / heads, h = (size_t)task % heads;
         float *mine = scratch + (size_t)vitq_i_thread_id() * per_thread;
-        attend_one(qkv + b * tokens * 3 * dim, tokens, dim, head_dim, h, out + b * tokens * dim, mine);
+        const float *hb = bias && bias->head_bias ? bias->head_bias + h * tt : NULL;
+        const float *mk = bias && bias->mask ? bias->mask + (b % bias->mask_period) * tt : NULL;
+        attend_one(qkv + b * tokens * 3 * dim, tokens, dim, head_dim, h, hb, mk, out + b * tokens * dim, mine);
     }
+}
+
+void vitq_i_attention(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
+                      float *out, float *scratch, int nthreads) {
+    vitq_i_attention_biased(qkv, batch, tokens, dim, heads, NULL, out, scratch, nthreads);
 }

@@ -55,4 +55,16 @@ size_t vitq_i_attention_scratch_floats(size_t tokens, size_t head_dim);
 void vitq_i_attention(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
                       float *out, float *scratch, int nthreads);
 
+/* Additive terms of the attention scores before the softmax (Swin window attention):
+ * score[i][j] = q_i.k_j * scale + head_bias[h][i][j] + mask[b % mask_period][i][j]. Either may be NULL. */
+typedef struct vitq_i_attn_bias {
+    const float *head_bias; /* [heads][tokens][tokens]: relative position bias */
+    const float *mask;      /* [mask_period][tokens][tokens]: 0 or -100 (shifted windows) */
+    size_t mask_period;     /* windows per image: sequence b (a window) uses mask b % mask_period */
+} vitq_i_attn_bias;
+
+/* vitq_i_attention with the additive terms of `bias` (NULL: none). */
+void vitq_i_attention_biased(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
+                             const vitq_i_attn_bias *bias, float *out, float *scratch, int nthreads);
+
 #endif

@@ -1,112 +1,72 @@
-/* Layout detection and canonical-name translation for ViT / DeiT checkpoints. */
+/* Checkpoint access through canonical names: layout detection, lookup through the family's name map
+ * (names_vit.c, names_swin.c), fusion of HF query/key/value, and the record of what was consumed. */
 #include <stdio.h>
 #include <string.h>
 
 #include "model/checkpoint.h"
 
-#define NAME_MAX_LEN 256
+static size_t index_of(const vitq_i_ckpt *c, const vitq_i_st_tensor *t) {
+    return (size_t)(t - c->st->tensors);
+}
 
-/* timm suffix -> Hugging Face suffix, inside a block ("blocks.N." <-> "encoder.layer.N."). */
-static const char *const hf_block_names[][2] = {
-    {"norm1.weight", "layernorm_before.weight"},
-    {"norm1.bias", "layernorm_before.bias"},
-    {"norm2.weight", "layernorm_after.weight"},
-    {"norm2.bias", "layernorm_after.bias"},
-    {"attn.proj.weight", "attention.output.dense.weight"},
-    {"attn.proj.bias", "attention.output.dense.bias"},
-    {"mlp.fc1.weight", "intermediate.dense.weight"},
-    {"mlp.fc1.bias", "intermediate.dense.bias"},
-    {"mlp.fc2.weight", "output.dense.weight"},
-    {"mlp.fc2.bias", "output.dense.bias"},
-};
-
-/* Top-level names; `prefix` ("vit." / "deit." / "") is prepended to the embeddings and final norm,
- * classifier names stand alone. */
-static const char *const hf_top_names[][3] = {
-    /* canonical, HF name, 1 if it takes the prefix */
-    {"patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight", "1"},
-    {"patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias", "1"},
-    {"cls_token", "embeddings.cls_token", "1"},
-    {"dist_token", "embeddings.distillation_token", "1"},
-    {"pos_embed", "embeddings.position_embeddings", "1"},
-    {"norm.weight", "layernorm.weight", "1"},
-    {"norm.bias", "layernorm.bias", "1"},
-    {"mask_token", "embeddings.mask_token", "1"},
-};
-
-/* Known timm / HF tensors vitq refuses with an explanation rather than a bare "unexpected". */
-static const char *const variant_notes[][2] = {
-    {"fc_norm.", "average-pooled ViTs (fc_norm) are not supported yet"},
-    {"reg_token", "register tokens are not supported yet"},
-    {"norm_pre.", "pre-norm ViTs (norm_pre, CLIP style) are not supported yet"},
-    {".ls1.", "LayerScale (DeiT-III) is not supported yet"},
-    {".ls2.", "LayerScale (DeiT-III) is not supported yet"},
-    {".q_norm.", "query/key normalisation is not supported yet"},
-    {".k_norm.", "query/key normalisation is not supported yet"},
-    {"pooler.", "the HF pooler is not used by image classification"},
-    {"attn_pool.", "attention pooling heads are not supported yet"},
-    {"head.fc.", "Swin / classifier-with-fc heads are not supported by the ViT loader"},
-};
-
-static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
-
-/* Translate canonical -> this checkpoint's name (without fused qkv). 0 if it has no equivalent. */
 static int translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap) {
-    if (c->layout == VITQ_LAYOUT_TIMM) {
-        snprintf(out, cap, "%s%s", c->prefix, canon);
-        return 1;
-    }
-    unsigned block;
-    int pos = 0;
-    if (sscanf(canon, "blocks.%u.%n", &block, &pos) == 1 && pos > 0) {
-        const char *rest = canon + pos;
-        for (size_t i = 0; i < sizeof hf_block_names / sizeof hf_block_names[0]; i++)
-            if (strcmp(rest, hf_block_names[i][0]) == 0) {
-                snprintf(out, cap, "%sencoder.layer.%u.%s", c->prefix, block, hf_block_names[i][1]);
-                return 1;
-            }
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof hf_top_names / sizeof hf_top_names[0]; i++)
-        if (strcmp(canon, hf_top_names[i][0]) == 0) {
-            snprintf(out, cap, "%s%s", hf_top_names[i][2][0] == '1' ? c->prefix : "", hf_top_names[i][1]);
+    return c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_translate(c, canon, out, cap)
+                                           : vitq_i_vit_translate(c, canon, out, cap);
+}
+
+static int hf_qkv_parts(const vitq_i_ckpt *c, const char *canon, char parts[3][VITQ_I_NAME_LEN]) {
+    return c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_qkv_parts(c, canon, parts)
+                                           : vitq_i_vit_qkv_parts(c, canon, parts);
+}
+
+static int has_prefixed(const vitq_i_safetensors *st, const char *prefix, const char *name) {
+    char probe[VITQ_I_NAME_LEN];
+    snprintf(probe, sizeof probe, "%s%s", prefix, name);
+    return vitq_i_st_find(st, probe) != NULL;
+}
+
+/* Swin: timm (any version, optionally under "module.") or Hugging Face. 1 if recognised. */
+static int detect_swin(vitq_i_ckpt *c) {
+    static const char *const timm_prefixes[] = {"", "module."};
+    for (size_t i = 0; i < 2; i++)
+        if (has_prefixed(c->st, timm_prefixes[i], "layers.0.blocks.0.attn.relative_position_bias_table")) {
+            c->family = VITQ_I_FAMILY_SWIN;
+            c->prefix = timm_prefixes[i];
+            /* timm < 0.9 ends stage 0 with its patch merging; timm >= 0.9 starts stage 1 with it. */
+            c->merge_at_stage_end = has_prefixed(c->st, c->prefix, "layers.0.downsample.reduction.weight");
+            c->head_fc = has_prefixed(c->st, c->prefix, "head.fc.weight");
+            c->layout = c->merge_at_stage_end ? VITQ_LAYOUT_TIMM_PRE09 : VITQ_LAYOUT_TIMM;
             return 1;
         }
-    /* Classifier names depend on the HF class: ViT/DeiT "classifier", DeiT-with-teacher
-     * "cls_classifier" + "distillation_classifier". */
-    const char *suffix = strrchr(canon, '.');
-    if (!suffix) return 0;
-    if (starts_with(canon, "head_dist.")) {
-        snprintf(out, cap, "distillation_classifier%s", suffix);
-        return 1;
-    }
-    if (starts_with(canon, "head.")) {
-        char probe[NAME_MAX_LEN];
-        snprintf(probe, sizeof probe, "cls_classifier%s", suffix);
-        if (vitq_i_st_find(c->st, probe))
-            snprintf(out, cap, "%s", probe);
-        else
-            snprintf(out, cap, "classifier%s", suffix);
+    if (vitq_i_st_find(c->st, "swin.embeddings.patch_embeddings.projection.weight")) {
+        c->family = VITQ_I_FAMILY_SWIN;
+        c->prefix = "";
+        c->merge_at_stage_end = 1;
+        c->layout = VITQ_LAYOUT_HF;
         return 1;
     }
     return 0;
 }
 
-/* For HF fused qkv: the query/key/value names of canonical "blocks.N.attn.qkv.{weight,bias}". */
-static int hf_qkv_parts(const vitq_i_ckpt *c, const char *canon, char parts[3][NAME_MAX_LEN]) {
-    unsigned block;
-    char kind[16];
-    if (c->layout != VITQ_LAYOUT_HF) return 0;
-    if (sscanf(canon, "blocks.%u.attn.qkv.%15s", &block, kind) != 2) return 0;
-    static const char *const which[3] = {"query", "key", "value"};
-    for (int i = 0; i < 3; i++)
-        snprintf(parts[i], NAME_MAX_LEN, "%sencoder.layer.%u.attention.attention.%s.%s", c->prefix, block,
-                 which[i], kind);
-    return 1;
-}
-
-static size_t index_of(const vitq_i_ckpt *c, const vitq_i_st_tensor *t) {
-    return (size_t)(t - c->st->tensors);
+static int detect_vit(vitq_i_ckpt *c) {
+    static const char *const hf_prefixes[] = {"vit.", "deit.", ""};
+    c->family = VITQ_I_FAMILY_VIT;
+    c->layout = VITQ_LAYOUT_TIMM;
+    if (vitq_i_st_find(c->st, "patch_embed.proj.weight")) {
+        c->prefix = "";
+        return 1;
+    }
+    if (vitq_i_st_find(c->st, "module.patch_embed.proj.weight")) {
+        c->prefix = "module.";
+        return 1;
+    }
+    c->layout = VITQ_LAYOUT_HF;
+    for (size_t i = 0; i < 3; i++)
+        if (has_prefixed(c->st, hf_prefixes[i], "embeddings.patch_embeddings.projection.weight")) {
+            c->prefix = hf_prefixes[i];
+            return 1;
+        }
+    return 0;
 }
 
 vitq_status vitq_i_ckpt_open(vitq_i_ckpt *c, const vitq_allocator *a, const vitq_i_safetensors *st,
@@ -115,30 +75,14 @@ vitq_status vitq_i_ckpt_open(vitq_i_ckpt *c, const vitq_allocator *a, const vitq
     c->alloc = a;
     c->st = st;
     c->name = name;
-    static const char *const hf_prefixes[] = {"vit.", "deit.", ""};
-    if (vitq_i_st_find(st, "patch_embed.proj.weight")) {
-        c->layout = VITQ_LAYOUT_TIMM;
-        c->prefix = "";
-    } else if (vitq_i_st_find(st, "module.patch_embed.proj.weight")) {
-        c->layout = VITQ_LAYOUT_TIMM;
-        c->prefix = "module.";
-    } else {
-        for (size_t i = 0; i < 3 && !c->prefix; i++) {
-            char probe[NAME_MAX_LEN];
-            snprintf(probe, sizeof probe, "%sembeddings.patch_embeddings.projection.weight", hf_prefixes[i]);
-            if (vitq_i_st_find(st, probe)) {
-                c->layout = VITQ_LAYOUT_HF;
-                c->prefix = hf_prefixes[i];
-            }
-        }
-    }
-    if (!c->prefix) {
-        if (vitq_i_st_find(st, "swin.embeddings.patch_embeddings.projection.weight") ||
-            vitq_i_st_find(st, "layers.0.blocks.0.attn.relative_position_bias_table"))
-            return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: Swin checkpoints are not supported yet", name);
+    if (!detect_swin(c) && !detect_vit(c)) {
+        if (vitq_i_st_find(st, "layers.0.blocks.0.attn.logit_scale") ||
+            vitq_i_st_find(st, "swinv2.embeddings.patch_embeddings.projection.weight"))
+            return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: Swin V2 checkpoints are not supported yet", name);
         return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
-                           "%s: unknown checkpoint layout: found neither 'patch_embed.proj.weight' (timm) nor "
-                           "'[vit.|deit.]embeddings.patch_embeddings.projection.weight' (Hugging Face)",
+                           "%s: unknown checkpoint layout: found none of 'patch_embed.proj.weight' (timm ViT/DeiT), "
+                           "'layers.0.blocks.0.attn.relative_position_bias_table' (timm Swin), "
+                           "'[vit.|deit.|swin.]embeddings.patch_embeddings.projection.weight' (Hugging Face)",
                            name);
     }
     c->used = vitq_i_calloc(a, st->count ? st->count : 1, 1);
@@ -157,7 +101,7 @@ static const vitq_i_st_tensor *find_plain(const vitq_i_ckpt *c, const char *cano
 }
 
 int vitq_i_ckpt_has(const vitq_i_ckpt *c, const char *canon) {
-    char parts[3][NAME_MAX_LEN], actual[NAME_MAX_LEN];
+    char parts[3][VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
     /* Any of the three parts counts: reading then names whichever part is missing. */
     if (hf_qkv_parts(c, canon, parts))
         return vitq_i_st_find(c->st, parts[0]) || vitq_i_st_find(c->st, parts[1]) ||
@@ -173,7 +117,7 @@ static vitq_status missing(const vitq_i_ckpt *c, const char *canon, const char *
 }
 
 vitq_status vitq_i_ckpt_shape(const vitq_i_ckpt *c, const char *canon, int *ndim, uint64_t *shape) {
-    char parts[3][NAME_MAX_LEN], actual[NAME_MAX_LEN];
+    char parts[3][VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
     if (hf_qkv_parts(c, canon, parts)) {
         const vitq_i_st_tensor *t[3];
         for (int i = 0; i < 3; i++) {
@@ -221,7 +165,7 @@ static vitq_status read_one(vitq_i_ckpt *c, const vitq_i_st_tensor *t, int ndim,
 
 vitq_status vitq_i_ckpt_read(vitq_i_ckpt *c, const char *canon, int ndim, const uint64_t *shape,
                              float *dst) {
-    char parts[3][NAME_MAX_LEN], actual[NAME_MAX_LEN];
+    char parts[3][VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
     if (hf_qkv_parts(c, canon, parts)) {
         uint64_t part_shape[VITQ_I_MAX_DIMS];
         memcpy(part_shape, shape, sizeof(uint64_t) * (size_t)ndim);
@@ -242,8 +186,40 @@ vitq_status vitq_i_ckpt_read(vitq_i_ckpt *c, const char *canon, int ndim, const 
     return read_one(c, t, ndim, shape, dst);
 }
 
+vitq_status vitq_i_ckpt_read_int(vitq_i_ckpt *c, const char *canon, int ndim, const uint64_t *shape,
+                                 int64_t *dst) {
+    char actual[VITQ_I_NAME_LEN];
+    const vitq_i_st_tensor *t = find_plain(c, canon, actual, sizeof actual);
+    if (!t) return missing(c, canon, actual);
+    int same = t->array.ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = t->array.shape[i] == shape[i];
+    if (!same) {
+        char got[96];
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: tensor '%s' has shape %s, not the model's", c->name, t->name,
+                           vitq_i_shape_str(&t->array, got, sizeof got));
+    }
+    size_t n = (size_t)vitq_i_array_count(&t->array);
+    const uint8_t *p = t->array.data;
+    for (size_t i = 0; i < n; i++) {
+        if (t->array.elem == VITQ_I_ELEM_I64) {
+            uint64_t v = 0;
+            for (int b = 7; b >= 0; b--) v = v << 8 | p[i * 8 + (size_t)b];
+            dst[i] = (int64_t)v;
+        } else if (t->array.elem == VITQ_I_ELEM_I32) {
+            uint32_t v = 0;
+            for (int b = 3; b >= 0; b--) v = v << 8 | p[i * 4 + (size_t)b];
+            dst[i] = (int32_t)v;
+        } else {
+            return vitq_i_fail(VITQ_ERR_DTYPE, "%s: tensor '%s' is %s, expected an integer type (I64 or I32)",
+                               c->name, t->name, vitq_i_elem_name(t->array.elem));
+        }
+    }
+    c->used[index_of(c, t)] = 1;
+    return VITQ_OK;
+}
+
 void vitq_i_ckpt_ignore(vitq_i_ckpt *c, const char *canon) {
-    char actual[NAME_MAX_LEN];
+    char actual[VITQ_I_NAME_LEN];
     const vitq_i_st_tensor *t = find_plain(c, canon, actual, sizeof actual);
     if (t) c->used[index_of(c, t)] = 1;
 }
@@ -252,13 +228,12 @@ vitq_status vitq_i_ckpt_check_all_used(const vitq_i_ckpt *c) {
     for (size_t i = 0; i < c->st->count; i++) {
         if (c->used[i]) continue;
         const char *tname = c->st->tensors[i].name;
-        for (size_t v = 0; v < sizeof variant_notes / sizeof variant_notes[0]; v++)
-            if (strstr(tname, variant_notes[v][0]))
-                return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: tensor '%s': %s", c->name, tname,
-                                   variant_notes[v][1]);
-        return vitq_i_fail(VITQ_ERR_UNEXPECTED_TENSOR,
-                           "%s: tensor '%s' is not part of a %s ViT/DeiT that vitq understands", c->name, tname,
-                           c->layout == VITQ_LAYOUT_HF ? "Hugging Face" : "timm");
+        const char *note = c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_variant_note(tname)
+                                                            : vitq_i_vit_variant_note(tname);
+        if (note) return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: tensor '%s': %s", c->name, tname, note);
+        return vitq_i_fail(VITQ_ERR_UNEXPECTED_TENSOR, "%s: tensor '%s' is not part of a %s %s that vitq understands",
+                           c->name, tname, c->layout == VITQ_LAYOUT_HF ? "Hugging Face" : "timm",
+                           c->family == VITQ_I_FAMILY_SWIN ? "Swin" : "ViT/DeiT");
     }
     return VITQ_OK;
 }

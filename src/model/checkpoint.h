@@ -8,17 +8,24 @@
 #include "core/core.h"
 #include "io/safetensors.h"
 
+#define VITQ_I_NAME_LEN 256
+
+typedef enum vitq_i_family { VITQ_I_FAMILY_VIT = 1, VITQ_I_FAMILY_SWIN = 2 } vitq_i_family;
+
 typedef struct vitq_i_ckpt {
     const vitq_allocator *alloc;
     const vitq_i_safetensors *st;
     const char *name;       /* file name for messages */
+    vitq_i_family family;
     vitq_layout layout;
-    const char *prefix;     /* "module." (timm), "vit." / "deit." / "" (HF) */
+    const char *prefix;     /* "module." (timm), "vit." / "deit." / "" (HF ViT) */
+    int merge_at_stage_end; /* Swin timm < 0.9 and HF: patch merging named in the stage before */
+    int head_fc;            /* Swin timm >= 0.9: the classifier is head.fc.* */
     unsigned char *used;    /* one flag per tensor of st */
 } vitq_i_ckpt;
 
-/* Detect the layout from probe keys. Unknown layouts and architectures vitq does not implement yet
- * (Swin) fail with VITQ_ERR_UNSUPPORTED. */
+/* Detect the family and layout from probe keys. Unknown layouts and architectures vitq does not
+ * implement (Swin V2, ...) fail with VITQ_ERR_UNSUPPORTED. */
 vitq_status vitq_i_ckpt_open(vitq_i_ckpt *c, const vitq_allocator *a, const vitq_i_safetensors *st,
                              const char *name);
 void vitq_i_ckpt_close(vitq_i_ckpt *c);
@@ -34,11 +41,25 @@ vitq_status vitq_i_ckpt_shape(const vitq_i_ckpt *c, const char *canon, int *ndim
 vitq_status vitq_i_ckpt_read(vitq_i_ckpt *c, const char *canon, int ndim, const uint64_t *shape,
                              float *dst);
 
+/* Read an integer (I64 or I32) canonical tensor of exactly `shape` (Swin's relative position index). */
+vitq_status vitq_i_ckpt_read_int(vitq_i_ckpt *c, const char *canon, int ndim, const uint64_t *shape,
+                                 int64_t *dst);
+
 /* Mark a canonical tensor as consumed without reading it (known, deliberately unused buffers). */
 void vitq_i_ckpt_ignore(vitq_i_ckpt *c, const char *canon);
 
 /* Fail with VITQ_ERR_UNEXPECTED_TENSOR (or VITQ_ERR_UNSUPPORTED for known timm variants such as
  * LayerScale or fc_norm) on the first tensor nothing consumed. */
 vitq_status vitq_i_ckpt_check_all_used(const vitq_i_ckpt *c);
+
+/* Name maps of each family (names_vit.c, names_swin.c): canonical -> the checkpoint's own name (0
+ * when the layout has no such tensor); the HF query/key/value names fused into canonical
+ * "...attn.qkv.{weight,bias}" (0 when not fused); an explanation for known unsupported tensors. */
+int vitq_i_vit_translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap);
+int vitq_i_vit_qkv_parts(const vitq_i_ckpt *c, const char *canon, char parts[3][VITQ_I_NAME_LEN]);
+const char *vitq_i_vit_variant_note(const char *tensor);
+int vitq_i_swin_translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap);
+int vitq_i_swin_qkv_parts(const vitq_i_ckpt *c, const char *canon, char parts[3][VITQ_I_NAME_LEN]);
+const char *vitq_i_swin_variant_note(const char *tensor);
 
 #endif

@@ -85,6 +85,25 @@ static int json_floats(const vitq_i_json *root, const char *file, const char *pa
     return (int)n->count;
 }
 
+/* Integer list at `path` compared with `want[n]`: VITQ_OK when absent or equal. */
+static vitq_status check_int_list(const vitq_i_json *root, const char *file, const char *path, const int *want,
+                                  int n, const char *what) {
+    float got[VITQ_MAX_STAGES];
+    int count = json_floats(root, file, path, got, VITQ_MAX_STAGES);
+    if (count < 0) return VITQ_ERR_CONFIG;
+    if (count == 0) return VITQ_OK;
+    int same = count == n;
+    for (int i = 0; same && i < n; i++) same = got[i] == (float)want[i];
+    if (same) return VITQ_OK;
+    char stated[96] = "", shapes[96] = "";
+    for (int i = 0; i < count; i++)
+        snprintf(stated + strlen(stated), sizeof stated - strlen(stated), "%s%g", i ? "," : "", got[i]);
+    for (int i = 0; i < n; i++)
+        snprintf(shapes + strlen(shapes), sizeof shapes - strlen(shapes), "%s%d", i ? "," : "", want[i]);
+    return vitq_i_fail(VITQ_ERR_CONFIG, "%s: '%s' = [%s] but the weights have %s [%s]", file, path, stated, what,
+                       shapes);
+}
+
 /* ---- __metadata__ values ----------------------------------------------------------------------- */
 
 static int meta_number(const resolver *r, const char *key, double *out) {
@@ -143,12 +162,46 @@ static vitq_status check_stated(const vitq_i_json *root, const char *file, const
     return r ? expect_equal(file, key, v, from_shapes, what) : VITQ_OK;
 }
 
+/* A stated window may exceed a stage's grid: timm and HF then shrink that stage's window (and its
+ * table) to the grid. So a stage's table may show a smaller window than stated, never a larger one. */
+static vitq_status check_window(const resolver *r, const char *file, const char *key) {
+    double w;
+    int got = json_number(r->in->config, file, key, &w);
+    if (got <= 0) return got < 0 ? VITQ_ERR_CONFIG : VITQ_OK;
+    for (int s = 0; s < r->f->num_stages; s++)
+        if (r->f->stage_window[s] > w)
+            return vitq_i_fail(VITQ_ERR_CONFIG, "%s: '%s' = %g but stage %d of the weights has window %d", file, key, w,
+                               s, r->f->stage_window[s]);
+    return VITQ_OK;
+}
+
+static vitq_status check_swin_config(const resolver *r) {
+    const vitq_i_shape_facts *f = r->f;
+    const vitq_i_json *c = r->in->config;
+    const char *file = r->in->config_name;
+    int hf = r->kind == CFG_HF;
+    vitq_status st = check_stated(c, file, hf ? "embed_dim" : "model_args.embed_dim", f->embed_dim,
+                                  "embedding width");
+    if (!st) st = check_int_list(c, file, hf ? "depths" : "model_args.depths", f->stage_depth, f->num_stages,
+                                 "blocks per stage");
+    if (!st) st = check_int_list(c, file, hf ? "num_heads" : "model_args.num_heads", f->stage_heads, f->num_stages,
+                                 "heads per stage");
+    if (!st) st = check_stated(c, file, hf ? "patch_size" : "model_args.patch_size", f->patch_size, "patch size");
+    if (!st) st = check_stated(c, file, hf ? "num_channels" : "model_args.in_chans", f->in_channels,
+                               "input channels:");
+    if (!st) st = check_window(r, file, hf ? "window_size" : "model_args.window_size");
+    if (!st && !hf) st = check_stated(c, file, "num_classes", f->num_classes, "classes:");
+    return st;
+}
+
 static vitq_status check_config_against_shapes(const resolver *r) {
     const vitq_i_shape_facts *f = r->f;
     const vitq_i_json *c = r->in->config;
     const char *file = r->in->config_name;
     vitq_status st = VITQ_OK;
-    if (r->kind == CFG_HF) {
+    if (f->swin && r->kind != CFG_NONE) {
+        st = check_swin_config(r);
+    } else if (r->kind == CFG_HF) {
         if (!st) st = check_stated(c, file, "hidden_size", f->embed_dim, "embedding width");
         if (!st) st = check_stated(c, file, "num_hidden_layers", f->depth, "blocks:");
         if (!st) st = check_stated(c, file, "intermediate_size", f->mlp_dim, "MLP width");
@@ -165,8 +218,11 @@ static vitq_status check_config_against_shapes(const resolver *r) {
         const vitq_i_arch_entry *a = r->arch;
         char key[128];
         snprintf(key, sizeof key, "architecture %s", a->name);
-        if (a->embed_dim != f->embed_dim || a->depth != f->depth || a->patch_size != f->patch_size ||
-            a->distilled != f->distilled)
+        if ((a->swin_window != 0) != (f->swin != 0))
+            st = vitq_i_fail(VITQ_ERR_CONFIG, "%s: %s (from %s) is a %s, but the weights are a %s", r->in->name, key,
+                             r->arch_origin, a->swin_window ? "Swin" : "ViT/DeiT", f->swin ? "Swin" : "ViT/DeiT");
+        else if (a->embed_dim != f->embed_dim || a->depth != f->depth || a->patch_size != f->patch_size ||
+                 a->distilled != f->distilled)
             st = vitq_i_fail(VITQ_ERR_CONFIG,
                              "%s: %s (from %s) means width %d, %d blocks, patch %d%s, but the weights have width "
                              "%d, %d blocks, patch %d%s",
@@ -183,6 +239,16 @@ static vitq_status resolve_heads(const resolver *r, vitq_model_info *info, vitq_
     const vitq_i_config_inputs *in = r->in;
     int heads = 0, got;
     double v;
+    if (r->f->swin) {
+        /* The relative position tables have one column per head: no source can disagree with them. */
+        if (in->opts->num_heads > 0 && in->opts->num_heads != r->f->stage_heads[0])
+            return vitq_i_fail(VITQ_ERR_CONFIG,
+                               "%s: option num_heads = %d, but the relative position tables of stage 0 have %d heads",
+                               in->name, (int)in->opts->num_heads, r->f->stage_heads[0]);
+        info->num_heads = r->f->stage_heads[0];
+        *src = VITQ_SOURCE_SHAPES;
+        return VITQ_OK;
+    }
     if (in->opts->num_heads > 0) {
         heads = in->opts->num_heads;
         *src = VITQ_SOURCE_OVERRIDE;
@@ -228,16 +294,16 @@ static vitq_status resolve_eps(const resolver *r, vitq_model_info *info, vitq_so
     } else if ((got = meta_number(r, "vitq.layer_norm_eps", &v)) != 0) {
         if (got < 0) return VITQ_ERR_CONFIG;
         *src = VITQ_SOURCE_METADATA;
-    } else if (r->f->layout == VITQ_LAYOUT_TIMM) {
-        /* timm's VisionTransformer builds every LayerNorm with eps=1e-6. */
-        v = 1e-6;
+    } else if (r->f->layout != VITQ_LAYOUT_HF) {
+        /* timm's VisionTransformer builds every LayerNorm with eps=1e-6, its Swin with nn.LayerNorm's 1e-5. */
+        v = r->f->swin ? 1e-5 : 1e-6;
         *src = VITQ_SOURCE_LAYOUT;
     } else {
         return vitq_i_fail(VITQ_ERR_MISSING_CONFIG,
                            "%s: LayerNorm eps of this Hugging Face checkpoint is not in config.json "
                            "(layer_norm_eps), __metadata__ (vitq.layer_norm_eps) or the options "
-                           "(--layer-norm-eps); HF's default 1e-12 and timm's 1e-6 both occur, so vitq does not "
-                           "guess",
+                           "(--layer-norm-eps); HF's ViT default 1e-12, Swin 1e-5 and timm's 1e-6 all occur, so "
+                           "vitq does not guess",
                            in->name);
     }
     if (!(v > 0 && v < 1))
@@ -289,6 +355,28 @@ static vitq_status resolve_gelu(const resolver *r, vitq_model_info *info, vitq_s
 /* An image size stated by a source must match the position embeddings: vitq does not resample them. */
 static vitq_status check_image_size(const resolver *r, int size, const char *origin) {
     int p = r->f->patch_size, grid = size / p;
+    if (r->f->swin) {
+        if (size <= 0 || size % p != 0)
+            return vitq_i_fail(VITQ_ERR_CONFIG, "%s: image size %d (from %s) is not a multiple of the patch size %d",
+                               r->in->name, size, origin, p);
+        for (int s = 0; s < r->f->num_stages; s++) {
+            if (s > 0 && grid % 2)
+                return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
+                                   "%s: image size %d (from %s): stage %d's %dx%d token grid is odd and cannot be "
+                                   "merged into 2x2 patches (padding is not supported)",
+                                   r->in->name, size, origin, s - 1, grid, grid);
+            if (s > 0) grid /= 2;
+            if (grid % r->f->stage_window[s] != 0)
+                return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
+                                   "%s: image size %d (from %s): stage %d's %dx%d token grid is not a multiple of its "
+                                   "window %d (padding is not supported)",
+                                   r->in->name, size, origin, s, grid, grid, r->f->stage_window[s]);
+        }
+        if (r->f->mask_image_size && r->f->mask_image_size != size)
+            return vitq_i_fail(VITQ_ERR_CONFIG, "%s: image size %d (from %s), but the stored attn_mask is for %d",
+                               r->in->name, size, origin, r->f->mask_image_size);
+        return VITQ_OK;
+    }
     if (size <= 0 || size % p != 0 || grid * grid != r->f->pos_patches)
         return vitq_i_fail(VITQ_ERR_CONFIG,
                            "%s: image size %d (from %s) with patch %d needs %d position embeddings, the weights have "
@@ -338,6 +426,17 @@ static vitq_status resolve_image_size(const resolver *r, vitq_model_info *info, 
         size = r->arch->image_size;
         *src = VITQ_SOURCE_ARCH_TABLE;
         origin = r->arch->name;
+    }
+    if (!size && r->f->swin) {
+        if (!r->f->mask_image_size)
+            return vitq_i_fail(VITQ_ERR_MISSING_CONFIG,
+                               "%s: the input size of this Swin is not in the options (--image-size), a config.json "
+                               "(image_size / pretrained_cfg.input_size), __metadata__ (vitq.image_size) or a known "
+                               "timm architecture name",
+                               in->name);
+        size = r->f->mask_image_size;
+        *src = VITQ_SOURCE_SHAPES;
+        origin = "attn_mask";
     }
     if (!size) {
         int grid = (int)lround(sqrt((double)r->f->pos_patches));

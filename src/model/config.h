@@ -12,11 +12,17 @@
 
 /* What the checkpoint's shapes say. */
 typedef struct vitq_i_shape_facts {
+    int swin;        /* 1: Swin (stages below), 0: ViT / DeiT */
     vitq_layout layout;
     int embed_dim, patch_size, in_channels, depth, mlp_dim, num_classes;
-    int num_prefix;  /* 1 or 2 */
-    int pos_patches; /* pos_embed rows minus prefix tokens */
+    int num_prefix;  /* ViT: 1 or 2 */
+    int pos_patches; /* ViT: pos_embed rows minus prefix tokens */
     int distilled;
+    /* Swin: per stage, from the blocks' tensors (heads and window from the relative position table) */
+    int num_stages;
+    int stage_depth[VITQ_MAX_STAGES], stage_dim[VITQ_MAX_STAGES], stage_heads[VITQ_MAX_STAGES];
+    int stage_window[VITQ_MAX_STAGES];
+    int mask_image_size; /* Swin timm < 0.9: image size implied by a stored attn_mask (0: none) */
 } vitq_i_shape_facts;
 
 typedef struct vitq_i_config_inputs {

@@ -90,7 +90,13 @@ static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, siz
     vitq_status st = vitq_i_st_parse(a, data, size, name, &st_file);
     if (st) return st;
     vitq_i_config_inputs in = {opts, config, config_name, preproc, preproc_name, &st_file, name};
-    st = vitq_i_vit_build(a, &in, out);
+    vitq_i_ckpt ckpt;
+    st = vitq_i_ckpt_open(&ckpt, a, &st_file, name);
+    if (!st && ckpt.family == VITQ_I_FAMILY_SWIN)
+        st = vitq_i_swin_build(&ckpt, &in, out);
+    else if (!st)
+        st = vitq_i_vit_build(&ckpt, &in, out);
+    vitq_i_ckpt_close(&ckpt);
     vitq_i_st_free(&st_file);
     return st;
 }
@@ -189,8 +195,18 @@ void vitq_i_model_destroy(vitq_model *m) {
             free_linear(&a, &m->blocks[b].proj);
             free_linear(&a, &m->blocks[b].fc1);
             free_linear(&a, &m->blocks[b].fc2);
+            vitq_i_free(&a, m->blocks[b].rel_table);
+            vitq_i_free(&a, m->blocks[b].attn_bias);
         }
     vitq_i_free(&a, m->blocks);
+    if (m->stages)
+        for (int s = 0; s < m->info.num_stages; s++) {
+            free_layernorm(&a, &m->stages[s].merge_norm);
+            free_linear(&a, &m->stages[s].merge);
+            vitq_i_free(&a, m->stages[s].mask);
+        }
+    vitq_i_free(&a, m->stages);
+    free_layernorm(&a, &m->patch_norm);
     free_layernorm(&a, &m->norm);
     free_linear(&a, &m->head);
     free_linear(&a, &m->head_dist);
@@ -234,6 +250,7 @@ vitq_status vitq_model_forward(const vitq_model *model, const float *input, size
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward: %s is NULL",
                            !model ? "model" : !input ? "input" : "logits");
     if (n == 0) return VITQ_OK;
+    if (model->info.arch == VITQ_ARCH_SWIN) return vitq_i_swin_forward(model, input, n, logits);
     return vitq_i_vit_forward(model, input, n, logits);
 }
 

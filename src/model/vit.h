@@ -1,6 +1,7 @@
-/* The in-memory ViT / DeiT model: float32 weights in PyTorch layout plus the packed copies the GEMM
- * reads. Built by vit_build.c from any supported checkpoint layout; immutable afterwards, so several
- * threads may run forward passes on one model. */
+/* The in-memory model (ViT, DeiT, Swin): float32 weights in PyTorch layout plus the packed copies the
+ * GEMM reads. Built by vit_build.c / swin_build.c from any supported checkpoint layout; immutable
+ * afterwards, so several threads may run forward passes on one model. Blocks of every family share
+ * one struct, so that quantizers see the same linear layers everywhere. */
 #ifndef VITQ_MODEL_VIT_H
 #define VITQ_MODEL_VIT_H
 
@@ -21,7 +22,19 @@ typedef struct vitq_i_layernorm_params {
 typedef struct vitq_i_block {
     vitq_i_layernorm_params norm1, norm2;
     vitq_i_linear qkv, proj, fc1, fc2;
+    /* Swin only (NULL / 0 for ViT) */
+    float *rel_table; /* [(2w-1)^2][heads] relative position bias table, as stored */
+    float *attn_bias; /* [heads][w*w][w*w], the table gathered by the relative position index */
+    int shift;        /* cyclic shift of the windows (0, or w/2 on odd blocks) */
 } vitq_i_block;
+
+/* A Swin stage: patch merging of the previous stage's output (stages >= 1), then blocks. */
+typedef struct vitq_i_stage {
+    int first_block;                      /* index into vitq_model.blocks */
+    vitq_i_layernorm_params merge_norm;   /* [4 * previous dim] */
+    vitq_i_linear merge;                  /* 4 * previous dim -> dim, no bias */
+    float *mask;                          /* [windows][w*w][w*w] for shifted blocks, or NULL */
+} vitq_i_stage;
 
 struct vitq_model {
     vitq_allocator alloc;
@@ -38,10 +51,14 @@ struct vitq_model {
     vitq_i_layernorm_params norm;
     vitq_i_linear head;
     vitq_i_linear head_dist; /* distilled DeiT only (out == 0 otherwise) */
+
+    vitq_i_layernorm_params patch_norm; /* Swin: LayerNorm after the patch embedding */
+    vitq_i_stage *stages;               /* Swin: info.num_stages of them */
 };
 
-/* Forward pass of n normalised NCHW images to logits (vit_forward.c). */
+/* Forward pass of n normalised NCHW images to logits (vit_forward.c, swin_forward.c). */
 vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n, float *logits);
+vitq_status vitq_i_swin_forward(const vitq_model *m, const float *input, size_t n, float *logits);
 
 /* Release everything a (possibly half-built) model owns, then the model itself. */
 void vitq_i_model_destroy(vitq_model *m);

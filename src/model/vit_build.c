@@ -4,36 +4,20 @@
 #include <string.h>
 
 #include "model/checkpoint.h"
+#include "model/build_util.h"
 #include "model/vit_build.h"
 
-#define NAME_LEN 128
-
-static vitq_status shape_of(const vitq_i_ckpt *c, const char *canon, int want_ndim, uint64_t *shape) {
-    int ndim;
-    vitq_status st = vitq_i_ckpt_shape(c, canon, &ndim, shape);
-    if (st) return st;
-    if (ndim != want_ndim)
-        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: tensor '%s' has %d dimensions, expected %d", c->name, canon, ndim,
-                           want_ndim);
-    return VITQ_OK;
-}
+#define NAME_LEN VITQ_I_NAME_LEN
 
 static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
     uint64_t s[VITQ_I_MAX_DIMS];
     vitq_status st;
     memset(f, 0, sizeof *f);
     f->layout = c->layout;
-    if ((st = shape_of(c, "patch_embed.proj.weight", 4, s))) return st;
-    if (s[2] != s[3] || s[0] == 0 || s[1] == 0 || s[2] == 0 || s[0] > 65536 || s[1] > 64 || s[2] > 1024)
-        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: patch embedding weight [%llu,%llu,%llu,%llu] is not [D,C,p,p]",
-                           c->name, (unsigned long long)s[0], (unsigned long long)s[1], (unsigned long long)s[2],
-                           (unsigned long long)s[3]);
-    f->embed_dim = (int)s[0];
-    f->in_channels = (int)s[1];
-    f->patch_size = (int)s[2];
+    if ((st = vitq_i_build_patch_facts(c, f))) return st;
     f->distilled = vitq_i_ckpt_has(c, "dist_token");
     f->num_prefix = f->distilled ? 2 : 1;
-    if ((st = shape_of(c, "pos_embed", 3, s))) return st;
+    if ((st = vitq_i_build_shape(c, "pos_embed", 3, s))) return st;
     if (s[0] != 1 || s[2] != (uint64_t)f->embed_dim || s[1] <= (uint64_t)f->num_prefix || s[1] > 1000000)
         return vitq_i_fail(VITQ_ERR_SHAPE,
                            "%s: pos_embed [%llu,%llu,%llu] is not [1, %d prefix tokens + patches, %d]%s", c->name,
@@ -48,15 +32,9 @@ static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
         f->depth++;
     }
     if (f->depth == 0) return vitq_i_ckpt_shape(c, "blocks.0.norm1.weight", &(int){0}, s);
-    if ((st = shape_of(c, "blocks.0.mlp.fc1.weight", 2, s))) return st;
+    if ((st = vitq_i_build_shape(c, "blocks.0.mlp.fc1.weight", 2, s))) return st;
     f->mlp_dim = (int)s[0];
-    if (!vitq_i_ckpt_has(c, "head.weight"))
-        return vitq_i_fail(VITQ_ERR_MISSING_TENSOR,
-                           "%s: no classification head ('head.weight' / HF 'classifier.weight'): a backbone without "
-                           "head cannot produce logits",
-                           c->name);
-    if ((st = shape_of(c, "head.weight", 2, s))) return st;
-    f->num_classes = (int)s[0];
+    if ((st = vitq_i_build_head_facts(c, f))) return st;
     if (f->distilled != vitq_i_ckpt_has(c, "head_dist.weight"))
         return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: %s", c->name,
                            f->distilled ? "distillation token without distillation head ('head_dist.weight')"
@@ -64,75 +42,22 @@ static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
     return VITQ_OK;
 }
 
-static float *alloc_floats(const vitq_allocator *a, size_t n, const char *what, vitq_status *st) {
-    float *p = vitq_i_alloc_array(a, n, sizeof(float));
-    if (!p) *st = vitq_i_oom(what, n * sizeof(float));
-    return p;
-}
-
-static vitq_status load_vector(vitq_i_ckpt *c, const vitq_allocator *a, const char *canon, size_t n,
-                               float **out) {
-    vitq_status st = VITQ_OK;
-    uint64_t shape[1] = {n};
-    *out = alloc_floats(a, n, canon, &st);
-    if (st) return st;
-    return vitq_i_ckpt_read(c, canon, 1, shape, *out);
-}
-
-/* Linear layer `prefix`.weight [out, in] and optional `prefix`.bias [out]. */
-static vitq_status load_linear(vitq_i_ckpt *c, const vitq_allocator *a, const char *prefix, size_t out,
-                               size_t in, vitq_i_linear *l) {
-    char key[NAME_LEN];
-    vitq_status st = VITQ_OK;
-    uint64_t wshape[2] = {out, in};
-    l->in = in;
-    l->out = out;
-    snprintf(key, sizeof key, "%s.weight", prefix);
-    l->weight = alloc_floats(a, out * in, key, &st);
-    if (!st) st = vitq_i_ckpt_read(c, key, 2, wshape, l->weight);
-    snprintf(key, sizeof key, "%s.bias", prefix);
-    if (!st && vitq_i_ckpt_has(c, key)) {
-        st = load_vector(c, a, key, out, &l->bias);
-    } else if (!st) {
-        l->bias = vitq_i_calloc(a, out, sizeof(float)); /* e.g. timm qkv_bias=False */
-        if (!l->bias) st = vitq_i_oom(key, out * sizeof(float));
-    }
-    if (!st) st = vitq_i_gemm_pack(a, l->weight, out, in, &l->packed);
-    return st;
-}
-
-static vitq_status load_layernorm(vitq_i_ckpt *c, const vitq_allocator *a, const char *prefix, size_t dim,
-                                  vitq_i_layernorm_params *ln) {
-    char key[NAME_LEN];
-    snprintf(key, sizeof key, "%s.weight", prefix);
-    vitq_status st = load_vector(c, a, key, dim, &ln->gamma);
-    snprintf(key, sizeof key, "%s.bias", prefix);
-    if (!st) st = load_vector(c, a, key, dim, &ln->beta);
-    return st;
-}
-
 static vitq_status load_weights(vitq_i_ckpt *c, vitq_model *m) {
     const vitq_allocator *a = &m->alloc;
     const vitq_model_info *i = &m->info;
-    size_t d = (size_t)i->embed_dim, p = (size_t)i->patch_size, ch = (size_t)i->in_channels;
+    size_t d = (size_t)i->embed_dim;
     size_t hidden = (size_t)i->mlp_dim, classes = (size_t)i->num_classes;
     vitq_status st = VITQ_OK;
     uint64_t token_shape[3] = {1, 1, d}, pos_shape[3] = {1, (uint64_t)i->num_tokens, d};
-    uint64_t pe_shape[4] = {d, ch, p, p};
 
-    m->patch_embed.in = ch * p * p;
-    m->patch_embed.out = d;
-    m->patch_embed.weight = alloc_floats(a, d * ch * p * p, "patch_embed.proj.weight", &st);
-    if (!st) st = vitq_i_ckpt_read(c, "patch_embed.proj.weight", 4, pe_shape, m->patch_embed.weight);
-    if (!st) st = load_vector(c, a, "patch_embed.proj.bias", d, &m->patch_embed.bias);
-    if (!st) st = vitq_i_gemm_pack(a, m->patch_embed.weight, d, ch * p * p, &m->patch_embed.packed);
-    if (!st) m->cls_token = alloc_floats(a, d, "cls_token", &st);
+    st = vitq_i_build_patch_embed(c, m);
+    if (!st) m->cls_token = vitq_i_build_floats(a, d, "cls_token", &st);
     if (!st) st = vitq_i_ckpt_read(c, "cls_token", 3, token_shape, m->cls_token);
     if (!st && i->num_prefix_tokens == 2) {
-        m->dist_token = alloc_floats(a, d, "dist_token", &st);
+        m->dist_token = vitq_i_build_floats(a, d, "dist_token", &st);
         if (!st) st = vitq_i_ckpt_read(c, "dist_token", 3, token_shape, m->dist_token);
     }
-    if (!st) m->pos_embed = alloc_floats(a, (size_t)i->num_tokens * d, "pos_embed", &st);
+    if (!st) m->pos_embed = vitq_i_build_floats(a, (size_t)i->num_tokens * d, "pos_embed", &st);
     if (!st) st = vitq_i_ckpt_read(c, "pos_embed", 3, pos_shape, m->pos_embed);
     if (!st) {
         m->blocks = vitq_i_calloc(a, (size_t)i->depth, sizeof *m->blocks);
@@ -141,22 +66,12 @@ static vitq_status load_weights(vitq_i_ckpt *c, vitq_model *m) {
     for (int b = 0; !st && b < i->depth; b++) {
         char key[NAME_LEN];
         vitq_i_block *blk = &m->blocks[b];
-        snprintf(key, sizeof key, "blocks.%d.norm1", b);
-        st = load_layernorm(c, a, key, d, &blk->norm1);
-        snprintf(key, sizeof key, "blocks.%d.attn.qkv", b);
-        if (!st) st = load_linear(c, a, key, 3 * d, d, &blk->qkv);
-        snprintf(key, sizeof key, "blocks.%d.attn.proj", b);
-        if (!st) st = load_linear(c, a, key, d, d, &blk->proj);
-        snprintf(key, sizeof key, "blocks.%d.norm2", b);
-        if (!st) st = load_layernorm(c, a, key, d, &blk->norm2);
-        snprintf(key, sizeof key, "blocks.%d.mlp.fc1", b);
-        if (!st) st = load_linear(c, a, key, hidden, d, &blk->fc1);
-        snprintf(key, sizeof key, "blocks.%d.mlp.fc2", b);
-        if (!st) st = load_linear(c, a, key, d, hidden, &blk->fc2);
+        snprintf(key, sizeof key, "blocks.%d", b);
+        st = vitq_i_build_block(c, a, key, d, hidden, blk);
     }
-    if (!st) st = load_layernorm(c, a, "norm", d, &m->norm);
-    if (!st) st = load_linear(c, a, "head", classes, d, &m->head);
-    if (!st && i->num_prefix_tokens == 2) st = load_linear(c, a, "head_dist", classes, d, &m->head_dist);
+    if (!st) st = vitq_i_build_layernorm(c, a, "norm", d, &m->norm);
+    if (!st) st = vitq_i_build_linear(c, a, "head", classes, d, &m->head);
+    if (!st && i->num_prefix_tokens == 2) st = vitq_i_build_linear(c, a, "head_dist", classes, d, &m->head_dist);
     return st;
 }
 
@@ -176,46 +91,19 @@ static void count_cost(vitq_model *m) {
     i->gflops = 2.0 * macs / 1e9;
 }
 
-vitq_status vitq_i_vit_build(const vitq_allocator *a, const vitq_i_config_inputs *in, vitq_model **out) {
-    vitq_i_ckpt ckpt;
-    vitq_i_shape_facts facts;
-    vitq_model *m = NULL;
-    *out = NULL;
-    vitq_status st = vitq_i_ckpt_open(&ckpt, a, in->st, in->name);
-    if (!st) st = collect_facts(&ckpt, &facts);
-    if (!st) {
-        m = vitq_i_calloc(a, 1, sizeof *m);
-        if (!m) st = vitq_i_oom("model", sizeof *m);
-    }
-    if (!st) {
-        m->alloc = *a;
-        vitq_model_info_init(&m->info);
-        st = vitq_i_config_resolve(&facts, in, &m->info, m->sources);
-    }
-    if (!st) {
-        vitq_model_info *i = &m->info;
-        i->arch = facts.distilled ? VITQ_ARCH_DEIT_DISTILLED : VITQ_ARCH_VIT;
-        i->layout = facts.layout;
-        i->patch_size = facts.patch_size;
-        i->in_channels = facts.in_channels;
-        i->embed_dim = facts.embed_dim;
-        i->depth = facts.depth;
-        i->mlp_dim = facts.mlp_dim;
-        i->num_classes = facts.num_classes;
-        i->num_prefix_tokens = facts.num_prefix;
-        i->num_tokens = facts.num_prefix + facts.pos_patches;
-        m->num_threads = in->opts->num_threads;
-        m->name = vitq_i_strdup(a, in->name ? in->name : "model");
-        if (!m->name) st = vitq_i_oom("model name", 0);
-    }
-    if (!st) st = load_weights(&ckpt, m);
-    if (!st) st = vitq_i_ckpt_check_all_used(&ckpt);
-    vitq_i_ckpt_close(&ckpt);
-    if (st) {
-        vitq_i_model_destroy(m);
-        return st;
-    }
-    count_cost(m);
-    *out = m;
-    return VITQ_OK;
+static void fill_info(vitq_model *m, const vitq_i_shape_facts *f) {
+    vitq_model_info *i = &m->info;
+    i->arch = f->distilled ? VITQ_ARCH_DEIT_DISTILLED : VITQ_ARCH_VIT;
+    i->num_prefix_tokens = f->num_prefix;
+    i->num_tokens = f->num_prefix + f->pos_patches;
+    i->num_stages = 1;
+    i->stage_depth[0] = i->depth;
+    i->stage_dim[0] = i->embed_dim;
+    i->stage_heads[0] = i->num_heads;
+    i->stage_grid[0] = i->image_size / i->patch_size;
+}
+
+vitq_status vitq_i_vit_build(vitq_i_ckpt *c, const vitq_i_config_inputs *in, vitq_model **out) {
+    static const vitq_i_family_builder vit = {collect_facts, fill_info, load_weights, count_cost};
+    return vitq_i_build_model(&vit, c, in, out);
 }

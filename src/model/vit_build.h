@@ -1,12 +1,14 @@
-/* Build a ViT / DeiT model from a parsed checkpoint and its configuration files. */
+/* Build a model from an opened checkpoint (its family decides the builder) and its configuration. */
 #ifndef VITQ_MODEL_VIT_BUILD_H
 #define VITQ_MODEL_VIT_BUILD_H
 
+#include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/vit.h"
 
-/* `in` carries the options, config files and metadata; its `st` is the checkpoint. The model owns
- * copies of everything it needs: the checkpoint buffer may be freed afterwards. */
-vitq_status vitq_i_vit_build(const vitq_allocator *a, const vitq_i_config_inputs *in, vitq_model **out);
+/* `in` carries the options, config files and metadata; `c` the checkpoint (allocator included). The
+ * model owns copies of everything it needs: the checkpoint buffer may be freed afterwards. */
+vitq_status vitq_i_vit_build(vitq_i_ckpt *c, const vitq_i_config_inputs *in, vitq_model **out);
+vitq_status vitq_i_swin_build(vitq_i_ckpt *c, const vitq_i_config_inputs *in, vitq_model **out);
 
 #endif

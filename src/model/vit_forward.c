@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "kernels/parallel.h"
-#include "model/vit.h"
+#include "model/forward_common.h"
 
 /* Rows (tokens) per chunk: activations of ~2k tokens of a ViT-B are ~40 MB, of a DeiT-S ~10 MB. */
 #define CHUNK_ROWS 2048
@@ -17,14 +17,6 @@ typedef struct workspace {
     float *x, *ln, *qkv, *att, *hid, *patches, *embed, *scratch, *cls, *dist, *tmp;
     float *block; /* the single allocation all of the above live in */
 } workspace;
-
-static vitq_status check_finite(const float *input, size_t n, size_t per_image) {
-    for (size_t i = 0; i < n * per_image; i++)
-        if (!isfinite(input[i]))
-            return vitq_i_fail(VITQ_ERR_NON_FINITE, "input: image %zu, element %zu is %s", i / per_image,
-                               i % per_image, isnan(input[i]) ? "NaN" : "infinite");
-    return VITQ_OK;
-}
 
 static vitq_status workspace_alloc(const vitq_model *m, size_t chunk, int nthreads, workspace *w) {
     const vitq_model_info *i = &m->info;
@@ -37,36 +29,15 @@ static vitq_status workspace_alloc(const vitq_model *m, size_t chunk, int nthrea
         chunk * d, chunk * d, chunk * (size_t)i->num_classes};
     float **slots[11] = {&w->x, &w->ln, &w->qkv, &w->att, &w->hid, &w->patches, &w->embed, &w->scratch,
                          &w->cls, &w->dist, &w->tmp};
-    size_t total = 0;
-    for (int s = 0; s < 11; s++) total += (sizes[s] + 15) & ~(size_t)15; /* keep each slot 64-byte aligned */
-    w->block = vitq_i_alloc_array(&m->alloc, total, sizeof(float));
-    if (!w->block) return vitq_i_oom("forward workspace", total * sizeof(float));
-    float *p = w->block;
-    for (int s = 0; s < 11; s++) {
-        *slots[s] = p;
-        p += (sizes[s] + 15) & ~(size_t)15;
-    }
-    return VITQ_OK;
+    return vitq_i_carve_workspace(&m->alloc, sizes, slots, 11, &w->block);
 }
 
 /* Patch embedding of `n` images into x, with prefix tokens and position embeddings. */
 static void embed(const vitq_model *m, const float *images, size_t n, workspace *w, int nthreads) {
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, pre = (size_t)i->num_prefix_tokens;
-    size_t p = (size_t)i->patch_size, c = (size_t)i->in_channels, s = (size_t)i->image_size, g = s / p;
-    size_t patch_in = c * p * p, patches = g * g;
-    /* im2col in the conv weight's (channel, row, column) order */
-    for (size_t b = 0; b < n; b++)
-        for (size_t gy = 0; gy < g; gy++)
-            for (size_t gx = 0; gx < g; gx++) {
-                float *dst = w->patches + ((b * patches) + gy * g + gx) * patch_in;
-                for (size_t ch = 0; ch < c; ch++)
-                    for (size_t ky = 0; ky < p; ky++)
-                        memcpy(dst + (ch * p + ky) * p, images + ((b * c + ch) * s + gy * p + ky) * s + gx * p,
-                               p * sizeof(float));
-            }
-    vitq_i_gemm(w->patches, patch_in, n * patches, &m->patch_embed.packed, m->patch_embed.bias, w->embed, d,
-                VITQ_I_EPI_NONE, nthreads);
+    size_t g = (size_t)i->image_size / (size_t)i->patch_size, patches = g * g;
+    vitq_i_patch_embed(m, images, n, w->patches, w->embed, nthreads);
     for (size_t b = 0; b < n; b++) {
         float *x = w->x + b * t * d;
         for (size_t j = 0; j < d; j++) {
@@ -82,16 +53,13 @@ static void embed(const vitq_model *m, const float *images, size_t n, workspace 
 static void run_block(const vitq_model *m, const vitq_i_block *blk, size_t rows, size_t n, workspace *w,
                       int nthreads) {
     const vitq_model_info *i = &m->info;
-    size_t d = (size_t)i->embed_dim, hidden = (size_t)i->mlp_dim;
+    size_t d = (size_t)i->embed_dim;
     float eps = i->layer_norm_eps;
     vitq_i_layernorm(w->x, rows, d, blk->norm1.gamma, blk->norm1.beta, eps, w->ln, nthreads);
     vitq_i_gemm(w->ln, d, rows, &blk->qkv.packed, blk->qkv.bias, w->qkv, 3 * d, VITQ_I_EPI_NONE, nthreads);
     vitq_i_attention(w->qkv, n, (size_t)i->num_tokens, d, (size_t)i->num_heads, w->att, w->scratch, nthreads);
     vitq_i_gemm(w->att, d, rows, &blk->proj.packed, blk->proj.bias, w->x, d, VITQ_I_EPI_RESIDUAL, nthreads);
-    vitq_i_layernorm(w->x, rows, d, blk->norm2.gamma, blk->norm2.beta, eps, w->ln, nthreads);
-    vitq_i_gemm(w->ln, d, rows, &blk->fc1.packed, blk->fc1.bias, w->hid, hidden,
-                i->gelu == VITQ_GELU_TANH ? VITQ_I_EPI_GELU_TANH : VITQ_I_EPI_GELU_ERF, nthreads);
-    vitq_i_gemm(w->hid, hidden, rows, &blk->fc2.packed, blk->fc2.bias, w->x, d, VITQ_I_EPI_RESIDUAL, nthreads);
+    vitq_i_mlp_residual(blk, w->x, w->ln, w->hid, rows, d, eps, i->gelu, nthreads);
 }
 
 /* Final LayerNorm on the prefix tokens only (the others are not used) and the classifier(s). */
@@ -113,12 +81,10 @@ vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n
     const vitq_model_info *i = &m->info;
     size_t t = (size_t)i->num_tokens, c = (size_t)i->in_channels, s = (size_t)i->image_size;
     size_t per_image = c * s * s;
-    vitq_status st = check_finite(input, n, per_image);
+    vitq_status st = vitq_i_check_finite(input, n * per_image, per_image);
     if (st) return st;
     int nthreads = vitq_i_resolve_threads(m->num_threads);
-    size_t chunk = CHUNK_ROWS / t;
-    if (chunk < 1) chunk = 1;
-    if (chunk > n) chunk = n;
+    size_t chunk = vitq_i_chunk_images(CHUNK_ROWS, t, n);
     workspace w;
     if ((st = workspace_alloc(m, chunk, nthreads, &w))) return st;
     for (size_t first = 0; first < n; first += chunk) {

@@ -8,7 +8,7 @@
 #include "io/npy.h"
 
 /* Whole .npy file as float32 (F32 arrays only); NULL when missing. *count = number of elements. */
-static float *load_npy_f32(const char *path, uint64_t *rows, uint64_t *cols) {
+static inline float *load_npy_f32(const char *path, uint64_t *rows, uint64_t *cols) {
     vitq_allocator a;
     uint8_t *buf;
     size_t n;
@@ -27,7 +27,7 @@ static float *load_npy_f32(const char *path, uint64_t *rows, uint64_t *cols) {
 }
 
 /* Integer .npy (u8/u16/i32/i64) as int64; NULL when missing. */
-static int64_t *load_npy_int(const char *path, uint64_t *count) {
+static inline int64_t *load_npy_int(const char *path, uint64_t *count) {
     vitq_allocator a;
     uint8_t *buf;
     size_t n;
@@ -53,7 +53,7 @@ static int64_t *load_npy_int(const char *path, uint64_t *count) {
 }
 
 /* Golden comparison; prints the worst element on failure. Returns 1 when within tolerance. */
-static int logits_match(const char *what, const float *got, const float *want, size_t n) {
+static inline int logits_match(const char *what, const float *got, const float *want, size_t n) {
     double max_want = 0, worst = 0;
     size_t at = 0;
     for (size_t i = 0; i < n; i++) max_want = fabs(want[i]) > max_want ? fabs(want[i]) : max_want;

@@ -1,0 +1,61 @@
+/* Pieces every family's forward pass shares (see forward_common.h). */
+#include <math.h>
+#include <string.h>
+
+#include "model/forward_common.h"
+
+vitq_status vitq_i_check_finite(const float *input, size_t count, size_t per_image) {
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(input[i]))
+            return vitq_i_fail(VITQ_ERR_NON_FINITE, "input: image %zu, element %zu is %s", i / per_image,
+                               i % per_image, isnan(input[i]) ? "NaN" : "infinite");
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes, float **const *slots, int count,
+                                   float **block) {
+    size_t total = 0;
+    for (int s = 0; s < count; s++) total += (sizes[s] + 15) & ~(size_t)15; /* 16 floats: 64-byte aligned */
+    *block = vitq_i_alloc_array(a, total, sizeof(float));
+    if (!*block) return vitq_i_oom("forward workspace", total * sizeof(float));
+    float *p = *block;
+    for (int s = 0; s < count; s++) {
+        *slots[s] = p;
+        p += (sizes[s] + 15) & ~(size_t)15;
+    }
+    return VITQ_OK;
+}
+
+void vitq_i_patch_embed(const vitq_model *m, const float *images, size_t n, float *patches, float *out,
+                        int nthreads) {
+    const vitq_model_info *i = &m->info;
+    size_t p = (size_t)i->patch_size, c = (size_t)i->in_channels, s = (size_t)i->image_size, g = s / p;
+    size_t patch_in = c * p * p, tokens = g * g;
+    /* im2col in the conv weight's (channel, row, column) order */
+    for (size_t b = 0; b < n; b++)
+        for (size_t gy = 0; gy < g; gy++)
+            for (size_t gx = 0; gx < g; gx++) {
+                float *dst = patches + ((b * tokens) + gy * g + gx) * patch_in;
+                for (size_t ch = 0; ch < c; ch++)
+                    for (size_t ky = 0; ky < p; ky++)
+                        memcpy(dst + (ch * p + ky) * p, images + ((b * c + ch) * s + gy * p + ky) * s + gx * p,
+                               p * sizeof(float));
+            }
+    vitq_i_gemm(patches, patch_in, n * tokens, &m->patch_embed.packed, m->patch_embed.bias, out,
+                (size_t)i->embed_dim, VITQ_I_EPI_NONE, nthreads);
+}
+
+void vitq_i_mlp_residual(const vitq_i_block *blk, float *x, float *ln, float *hid, size_t rows, size_t d, float eps,
+                         int gelu, int nthreads) {
+    size_t hidden = blk->fc1.out;
+    vitq_i_layernorm(x, rows, d, blk->norm2.gamma, blk->norm2.beta, eps, ln, nthreads);
+    vitq_i_gemm(ln, d, rows, &blk->fc1.packed, blk->fc1.bias, hid, hidden,
+                gelu == VITQ_GELU_TANH ? VITQ_I_EPI_GELU_TANH : VITQ_I_EPI_GELU_ERF, nthreads);
+    vitq_i_gemm(hid, hidden, rows, &blk->fc2.packed, blk->fc2.bias, x, d, VITQ_I_EPI_RESIDUAL, nthreads);
+}
+
+size_t vitq_i_chunk_images(size_t rows, size_t tokens_per_image, size_t n) {
+    size_t chunk = rows / tokens_per_image;
+    if (chunk < 1) chunk = 1;
+    return chunk > n ? n : chunk;
+}

@@ -1,0 +1,28 @@
+/* Pieces every family's forward pass shares. */
+#ifndef VITQ_MODEL_FORWARD_COMMON_H
+#define VITQ_MODEL_FORWARD_COMMON_H
+
+#include "model/vit.h"
+
+/* VITQ_ERR_NON_FINITE naming the image and element of the first NaN / infinity in input[0..count). */
+vitq_status vitq_i_check_finite(const float *input, size_t count, size_t per_image);
+
+/* One allocation from `a` cut into `count` float slots of sizes[k] floats, each 64-byte aligned;
+ * *slots[k] point into it, *block is what to free. */
+vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes, float **const *slots, int count,
+                                   float **block);
+
+/* The patch embedding (a p x p convolution of stride p) of n NCHW images as im2col + GEMM:
+ * out[image][grid y][grid x][embed_dim]. `patches` holds n * tokens * C*p*p floats of scratch. */
+void vitq_i_patch_embed(const vitq_model *m, const float *images, size_t n, float *patches, float *out,
+                        int nthreads);
+
+/* The MLP half of a pre-LN block: x += fc2(gelu(fc1(LN2(x)))) over `rows` tokens of width d. `ln`
+ * (rows x d) and `hid` (rows x fc1.out) are scratch. */
+void vitq_i_mlp_residual(const vitq_i_block *blk, float *x, float *ln, float *hid, size_t rows, size_t d, float eps,
+                         int gelu, int nthreads);
+
+/* Images per chunk so that a chunk holds about `rows` tokens (at least 1, at most n). */
+size_t vitq_i_chunk_images(size_t rows, size_t tokens_per_image, size_t n);
+
+#endif
