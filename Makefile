@@ -93,20 +93,24 @@ bin/vitq: $(BUILD)/bin/vitq
 	@mkdir -p bin
 	cp $< $@
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(STATIC)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 tests: $(TEST_BINS)
 
-$(BUILD)/examples/%: examples/%.c $(STATIC)
+# Examples are built as a user would build them: the public header only, no internal paths.
+EXAMPLE_CFLAGS = -std=c11 $(OPT) -g $(WARN) -Iinclude $(SAN_FLAGS) $(CFLAGS)
+$(BUILD)/examples/%: examples/%.c include/vitq.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
+	$(CC) $(EXAMPLE_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 examples: $(EXAMPLE_BINS)
 
+# The .pc file names install paths, so `make install` writes its own copy for the PREFIX it is given.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	-e 's|@VERSION@|$(VERSION)|' -e 's|@OMP@|$(OMP_FLAGS)|' pkgconfig/vitq.pc.in
 lib/vitq.pc: pkgconfig/vitq.pc.in include/vitq.h
 	@mkdir -p lib
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-		-e 's|@VERSION@|$(VERSION)|' -e 's|@OMP@|$(OMP_FLAGS)|' $< > $@
+	$(PC_SED) > $@
 
 # make test: the suite on the normal build, then again under AddressSanitizer + UBSan.
 test: all tests
@@ -129,7 +133,7 @@ install: all
 	cp lib/libvitq.a lib/libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvitq.so.$(MAJOR)
 	ln -sf libvitq.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libvitq.so
-	cp lib/vitq.pc $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc
+	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vitq.h $(DESTDIR)$(LIBDIR)/libvitq.* $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc

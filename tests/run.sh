@@ -52,20 +52,22 @@ for t in "$BUILD"/tests/test_*; do
 done
 
 if [ "$MODE" != "--c-only" ]; then
-    for check in tests/abi/check_*.sh tests/cli/check_*.sh; do
+    for check in tests/abi/check_*.sh tests/build/check_*.sh; do
         [ -f "$check" ] || continue
         echo "== $check"
         BUILD=$BUILD sh "$check" >"$log" 2>&1
         tally "$check" $?
     done
-    echo "== tests/python/test_ctypes.py"
-    if command -v "$PYTHON" >/dev/null 2>&1; then
-        "$PYTHON" tests/python/test_ctypes.py lib/libvitq.so >"$log" 2>&1
-        tally test_ctypes.py $?
-    else
-        echo "FAIL test_ctypes.py: no $PYTHON" >"$log"
-        tally test_ctypes.py 1
-    fi
+    for py in tests/python/test_*.py; do
+        echo "== $py"
+        if command -v "$PYTHON" >/dev/null 2>&1; then
+            BUILD=$BUILD "$PYTHON" "$py" lib/libvitq.so >"$log" 2>&1
+            tally "$py" $?
+        else
+            echo "FAIL $py: no $PYTHON to run it" >"$log"
+            tally "$py" 1
+        fi
+    done
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,12 +4,14 @@
 Usage: python3 tests/python/test_ctypes.py lib/libvitq.so   (from the repository root)
 Prints PASS/FAIL lines like the C tests.
 """
-import ast
 import ctypes
-import struct
 import sys
 
+from npyio import max_error, read_npy_f32
+
 FIXTURE = "tests/fixtures/models/odd-vit-hf"
+SWIN_FIXTURES = ["tests/fixtures/models/odd-swin-timm-new", "tests/fixtures/models/odd-swin-timm-old",
+                 "tests/fixtures/models/odd-swin-hf"]
 failures = 0
 
 
@@ -19,25 +21,19 @@ def report(name, ok, detail=""):
     failures += not ok
 
 
-def read_npy_f32(path):
-    """(shape, list of floats) of a little-endian float32 .npy file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    assert data[:6] == b"\x93NUMPY", path
-    major = data[6]
-    hlen = struct.unpack("<H" if major == 1 else "<I", data[8:10] if major == 1 else data[8:12])[0]
-    start = (10 if major == 1 else 12) + hlen
-    header = ast.literal_eval(data[10 if major == 1 else 12:start].decode("latin1"))
-    assert header["descr"] == "<f4" and not header["fortran_order"], header
-    count = 1
-    for d in header["shape"]:
-        count *= d
-    return header["shape"], list(struct.unpack(f"<{count}f", data[start:start + 4 * count]))
-
-
-def max_error(got, want):
-    tol = 1e-4 * max(abs(w) for w in want) + 1e-5
-    return max(abs(g - w) for g, w in zip(got, want)), tol
+def forward_matches_golden(lib, folder):
+    """Load `folder`, run its input.npy, compare with golden_logits.npy; (ok, detail)."""
+    model = ctypes.c_void_p()
+    st = lib.vitq_model_load_file(folder.encode(), None, ctypes.byref(model))
+    if st != 0:
+        return False, lib.vitq_last_error().decode()
+    shape, x = read_npy_f32(folder + "/input.npy")
+    gshape, want = read_npy_f32(folder + "/golden_logits.npy")
+    out = (ctypes.c_float * len(want))()
+    st = lib.vitq_model_forward(model, (ctypes.c_float * len(x))(*x), shape[0], out)
+    lib.vitq_model_free(model)
+    err, tol = max_error(list(out), want)
+    return st == 0 and err <= tol, f"status {st}, error {err} > {tol}"
 
 
 def main():
@@ -71,6 +67,10 @@ def main():
     st = lib.vitq_model_forward(model, inp, shape[0], out)
     err, tol = max_error(list(out), want)
     report("forward matches PyTorch's golden logits", st == 0 and err <= tol, f"status {st}, error {err} > {tol}")
+
+    for swin in SWIN_FIXTURES:
+        ok, detail = forward_matches_golden(lib, swin)
+        report(f"Swin {swin.rsplit('/', 1)[1]} matches PyTorch's golden logits", ok, detail)
 
     with open(FIXTURE + "/model.safetensors", "rb") as f:
         blob = f.read()
