@@ -1,5 +1,5 @@
 # vitq - build the static and shared libraries, the CLI, tests, docs tables.
-# make [OPENMP=0] | make test | make check-asan | make demo | make install PREFIX=/usr/local DESTDIR=
+# make [OPENMP=0] | make test | make check-asan | make demo | make results [IMAGENET=dir] | make install PREFIX=/usr/local DESTDIR=
 .SUFFIXES:
 
 # The version lives in include/vitq.h only (one source of truth).
@@ -54,7 +54,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 STATIC := $(BUILD)/libvitq.a
 SHARED := $(BUILD)/libvitq.so.$(VERSION)
 
-.PHONY: all libs cli tests examples test check-asan demo install uninstall clean FORCE
+.PHONY: all libs cli tests examples test check-asan demo results install uninstall clean FORCE
 
 all: libs cli examples lib/vitq.pc
 
@@ -126,6 +126,13 @@ bin-asan: $(BUILD)/bin/vitq
 
 demo: all
 	sh tools/demo.sh
+
+# docs/results.md: every scheme at W8A8..W3A3 on the bundled models, 3 calibration seeds; with
+# IMAGENET=path/to/imagenet also the real DeiT-Tiny. LIMIT=N evaluates the first N test images.
+IMAGENET ?=
+LIMIT ?= 10000
+results: all
+	$(PYTHON) tools/results.py --limit $(LIMIT) $(if $(IMAGENET),--imagenet $(IMAGENET))
 
 install: all
 	mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

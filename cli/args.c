@@ -44,6 +44,9 @@ int cli_parse(int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
     vitq_model_options_init(&a->options);
     a->batch = 64;
+    a->scheme = "minmax";
+    a->calib_n = 32;
+    a->wbits = a->abits = a->edge_bits = 8;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (opt[0] != '-') {
@@ -93,6 +96,21 @@ int cli_parse(int argc, char **argv, cli_args *a) {
                 fprintf(stderr, "vitq: --gelu: '%s' is neither erf nor tanh\n", val);
                 rc = -1;
             }
+        } else if (!strcmp(opt, "--scheme")) a->scheme = val;
+        else if (!strcmp(opt, "--calib")) a->calib = val;
+        else if (!strcmp(opt, "--quantized")) a->quantized = val;
+        else if (!strcmp(opt, "--csv")) a->csv = val;
+        else if (!strcmp(opt, "--calib-n")) rc = parse_long(opt, val, 1, 1L << 30, &a->calib_n);
+        else if (!strcmp(opt, "--seed")) rc = parse_long(opt, val, 0, 1L << 62, &a->seed);
+        else if (!strcmp(opt, "--wbits") || !strcmp(opt, "--abits") || !strcmp(opt, "--edge-bits")) {
+            rc = parse_long(opt, val, 0, 8, &v);
+            *(opt[2] == 'w' ? &a->wbits : opt[2] == 'a' ? &a->abits : &a->edge_bits) = (int)v;
+        } else if (!strcmp(opt, "--set")) {
+            if (a->num_sets == (int)(sizeof a->sets / sizeof a->sets[0])) {
+                fprintf(stderr, "vitq: too many --set options\n");
+                return -1;
+            }
+            a->sets[a->num_sets++] = val;
         } else if (!strcmp(opt, "--mean")) rc = parse_floats(opt, val, a->options.mean, &a->options.num_mean);
         else if (!strcmp(opt, "--std")) rc = parse_floats(opt, val, a->options.std, &a->options.num_std);
         else {

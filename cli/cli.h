@@ -13,6 +13,17 @@ typedef struct cli_args {
     int threads;  /* 0: all */
     int batch;
     vitq_model_options options;
+    /* quantize */
+    const char *scheme;
+    const char *calib;
+    long calib_n;
+    long seed;
+    int wbits, abits, edge_bits;
+    int num_sets;
+    const char *sets[64]; /* "POINT_GLOB=key:value[,key:value]" */
+    /* report */
+    const char *quantized;
+    const char *csv;
 } cli_args;
 
 /* Parse "COMMAND MODEL --opt value ..." (argv[0] is the command). 0 on success; prints errors. */
@@ -32,5 +43,10 @@ int cli_run(const cli_args *args, vitq_model *model, vitq_dataset *data, size_t 
 int cli_info(const cli_args *args);
 int cli_eval(const cli_args *args);
 int cli_logits(const cli_args *args);
+int cli_quantize(const cli_args *args);
+int cli_points(const cli_args *args);
+int cli_report(const cli_args *args);
+/* Calibrate args->model's float model `m` as the quantize options say; *q receives the result. */
+int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal);
 
 #endif

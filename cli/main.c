@@ -2,6 +2,7 @@
  *   vitq info MODEL
  *   vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T]
  *   vitq logits MODEL --data IMAGES [--limit N] --out FILE.npy
+ *   vitq points MODEL, vitq quantize MODEL --calib IMAGES --out QMODEL (quantize.c)
  * Model overrides: --num-heads H --layer-norm-eps E --gelu erf|tanh --image-size S --mean a[,b,c] --std a[,b,c] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,13 @@ static void usage(FILE *f) {
             "  vitq info MODEL\n"
             "  vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T]\n"
             "  vitq logits MODEL --data IMAGES [--limit N] [--threads T] --out FILE.npy\n"
+            "  vitq points MODEL [quantize options]      (quantization points and their configuration)\n"
+            "  vitq quantize MODEL --calib IMAGES --out QMODEL.safetensors [--scheme minmax|percentile|omse]\n"
+            "       [--wbits W] [--abits A] [--edge-bits E] [--calib-n 32] [--seed S]\n"
+            "       [--set 'POINT_GLOB=key:value[,key:value]' ...]   keys: bits, granularity, symmetric, scheme,\n"
+            "       and the scheme's options (e.g. percentile:99.9); eval and logits accept QMODEL\n"
+            "  vitq report MODEL (--calib IMAGES [quantize options] | --quantized QMODEL) --data IMAGES\n"
+            "       [--limit 64] [--csv FILE]   per-point SQNR, range and output cosine, worst first\n"
             "MODEL is a .safetensors file or a folder holding model.safetensors (config.json and\n"
             "preprocessor_config.json beside it are read). IMAGES is an IDX or .npy file, optionally gzipped.\n"
             "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
@@ -40,6 +48,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "info")) return cli_info(&args);
     if (!strcmp(argv[1], "eval")) return cli_eval(&args);
     if (!strcmp(argv[1], "logits")) return cli_logits(&args);
+    if (!strcmp(argv[1], "quantize")) return cli_quantize(&args);
+    if (!strcmp(argv[1], "points")) return cli_points(&args);
+    if (!strcmp(argv[1], "report")) return cli_report(&args);
     fprintf(stderr, "vitq: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -78,7 +78,10 @@ typedef enum vitq_status {
     VITQ_ERR_NON_FINITE = 15,      /**< NaN or infinity in an input */
     VITQ_ERR_BAD_STATE = 16,       /**< call out of order */
     VITQ_ERR_CANCELLED = 17,       /**< a callback asked to stop */
-    VITQ_ERR_BUFFER_TOO_SMALL = 18 /**< the caller's buffer cannot hold the result */
+    VITQ_ERR_BUFFER_TOO_SMALL = 18, /**< the caller's buffer cannot hold the result */
+    VITQ_ERR_UNKNOWN_NAME = 19,    /**< no scheme, option key or quantization point has this name */
+    VITQ_ERR_OUT_OF_RANGE = 20,    /**< an option value is outside what the option or scheme accepts */
+    VITQ_ERR_ABI_MISMATCH = 21     /**< a caller's struct or vtable has an unknown size or ABI version */
 } vitq_status;
 
 /** Short static English description of a status (never NULL, also for unknown values). */
@@ -127,10 +130,9 @@ typedef struct vitq_allocator {
 
 typedef struct vitq_model vitq_model;     /**< a loaded network (float weights) */
 typedef struct vitq_dataset vitq_dataset; /**< a set of images, with optional labels */
-/* Reserved for the post-training quantization API (calibration and quantization schemes); no
- * functions take them yet. */
-typedef struct vitq_calibrator vitq_calibrator;
-typedef struct vitq_quantizer vitq_quantizer;
+typedef struct vitq_calibrator vitq_calibrator; /**< post-training calibration of one model */
+typedef struct vitq_quantizer vitq_quantizer;   /**< one configured quantizer of one tensor */
+typedef struct vitq_registry vitq_registry;     /**< the quantization schemes known to a calibrator */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Models                                                                                          */
@@ -202,6 +204,9 @@ typedef struct vitq_model_options {
     /** Text of a Hugging Face preprocessor_config.json, as config_json. */
     const char *preprocessor_json;
     int32_t num_threads;              /**< threads used by forward (0: all available; 1 without OpenMP) */
+    /** Schemes a quantized model file may use beyond the built-ins (NULL: built-ins only). A model
+     *  loaded with it keeps copies of the scheme tables, not the registry. */
+    const vitq_registry *registry;
 } vitq_model_options;
 
 /** Fill `options` with defaults and its struct_size. */
@@ -254,6 +259,9 @@ typedef struct vitq_model_info {
     int32_t stage_heads[VITQ_MAX_STAGES];  /**< attention heads per stage */
     int32_t stage_window[VITQ_MAX_STAGES]; /**< Swin: window side per stage (0 for ViT: global attention) */
     int32_t stage_grid[VITQ_MAX_STAGES];   /**< side of the token grid per stage */
+    /** Number of quantization points whose quantizers a quantized model applies (simulated
+     *  quantization, see vitq_calibrator_run); 0 for a float model. */
+    int32_t num_quantized_points;
 } vitq_model_info;
 
 VITQ_API void vitq_model_info_init(vitq_model_info *info);
@@ -337,6 +345,325 @@ VITQ_API vitq_status vitq_dataset_label(const vitq_dataset *dataset, uint64_t in
  */
 VITQ_API vitq_status vitq_model_forward_dataset(const vitq_model *model, const vitq_dataset *dataset,
                                                 uint64_t first, size_t n, float *logits);
+
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Quantization: points, tensor views, schemes                                                     */
+/* ---------------------------------------------------------------------------------------------- */
+
+/*
+ * A quantization point is one tensor of the network that a quantizer may replace by its quantized
+ * value: the weight and the input of every linear layer, Q, K, V, the attention probabilities, and
+ * the inputs of LayerNorm, softmax and GELU. Names are stable and use timm's module names for every
+ * checkpoint layout, e.g. "blocks.3.attn.qkv.weight", "blocks.3.attn.softmax.out",
+ * "layers.1.downsample.reduction.input" (docs/quantization.md lists them all).
+ */
+typedef enum vitq_point_kind {
+    VITQ_POINT_WEIGHT = 1,    /**< a weight: quantized once, stored as integers in a saved model */
+    VITQ_POINT_ACTIVATION = 2 /**< an activation: calibrated on data, quantized at every forward */
+} vitq_point_kind;
+
+/** What a point's tensor is (papers treat these differently). */
+typedef enum vitq_point_role {
+    VITQ_ROLE_LINEAR_WEIGHT = 1,  /**< [out][in] weight of a linear layer (patch embedding included) */
+    VITQ_ROLE_IMAGE = 2,          /**< normalised image patches entering the patch embedding */
+    VITQ_ROLE_POST_LAYERNORM = 3, /**< a LayerNorm output feeding a linear layer (qkv, fc1, merge, head) */
+    VITQ_ROLE_LINEAR_INPUT = 4,   /**< other linear inputs: attention output into proj, pooled tokens */
+    VITQ_ROLE_POST_GELU = 5,      /**< the GELU output feeding fc2 */
+    VITQ_ROLE_QUERY = 6,          /**< Q, left operand of Q.K^T */
+    VITQ_ROLE_KEY = 7,            /**< K, right operand of Q.K^T */
+    VITQ_ROLE_VALUE = 8,          /**< V, right operand of P.V */
+    VITQ_ROLE_POST_SOFTMAX = 9,   /**< attention probabilities P, left operand of P.V */
+    VITQ_ROLE_LAYERNORM_INPUT = 10, /**< residual stream entering a LayerNorm (integer LayerNorm) */
+    VITQ_ROLE_SOFTMAX_INPUT = 11, /**< attention scores entering the softmax (integer softmax) */
+    VITQ_ROLE_GELU_INPUT = 12     /**< fc1 output entering GELU (integer GELU) */
+} vitq_point_role;
+
+/** Which elements share one scale (and zero point). */
+typedef enum vitq_granularity {
+    VITQ_GRAN_TENSOR = 1,  /**< one set of parameters for the whole tensor */
+    VITQ_GRAN_CHANNEL = 2, /**< one per channel: output row of a weight, feature of an activation */
+    VITQ_GRAN_HEAD = 3     /**< one per attention head (channels of a head are consecutive) */
+} vitq_granularity;
+
+/**
+ * A float tensor seen as `outer` slices of `channels` channels of `inner` consecutive elements:
+ * element (o, c, i) is data[o * outer_stride + c * inner + i]. A weight [out][in] is
+ * {outer 1, channels out, inner in}; an activation [tokens][features] is {outer tokens, channels
+ * features, inner 1}; attention probabilities [sequences][heads][tokens][tokens] are {outer sequences,
+ * channels heads, inner tokens * tokens}. Q, K and V are views into the fused qkv rows, hence the
+ * stride.
+ */
+typedef struct vitq_tensor_view {
+    uint32_t struct_size; /**< sizeof(vitq_tensor_view) */
+    float *data;
+    int64_t outer;
+    int64_t channels;
+    int64_t inner;
+    int64_t outer_stride; /**< elements from one slice to the next, at least channels * inner */
+} vitq_tensor_view;
+
+/** Error metrics between a reference and an approximation (calibration, reports, schemes). */
+typedef enum vitq_metric {
+    VITQ_METRIC_MSE = 1,    /**< mean of (a - b)^2 */
+    VITQ_METRIC_COSINE = 2, /**< a.b / (|a| |b|); 1 when both are zero */
+    VITQ_METRIC_SQNR = 3    /**< 10 log10(sum a^2 / sum (a - b)^2) in dB; +inf when equal */
+} vitq_metric;
+
+/** `metric` of `approx` against `reference`, n floats each, into *out (accumulated in double). */
+VITQ_API vitq_status vitq_metric_compute(vitq_metric metric, const float *reference, const float *approx, size_t n,
+                                         double *out);
+
+/** One numeric option a scheme accepts (beside the generic ones: bits, granularity, symmetric). */
+typedef struct vitq_scheme_option {
+    const char *name;     /**< key, e.g. "percentile" */
+    const char *help;     /**< one line */
+    double min_value;     /**< values outside [min_value, max_value] give VITQ_ERR_OUT_OF_RANGE */
+    double max_value;
+    double default_value;
+    int32_t is_integer;   /**< 1: only whole numbers are accepted */
+} vitq_scheme_option;
+
+/** How one quantizer instance is configured; handed to vitq_scheme.create. */
+typedef struct vitq_point_config {
+    uint32_t struct_size;
+    const char *name;        /**< point name, or "quantizer" for a stand-alone vitq_quantizer */
+    int32_t kind;            /**< vitq_point_kind */
+    int32_t role;            /**< vitq_point_role (0 for a stand-alone quantizer) */
+    int32_t bits;            /**< 2..8 */
+    int32_t granularity;     /**< vitq_granularity */
+    int32_t symmetric;       /**< 1: signed codes in [-2^(bits-1), 2^(bits-1) - 1], zero point 0;
+                                  0: unsigned codes in [0, 2^bits - 1] with a zero point */
+    int64_t channels;        /**< channels of every view this quantizer will see */
+    int64_t groups;          /**< parameter groups: 1, channels, or heads */
+    int64_t channels_per_group; /**< channel c belongs to group c / channels_per_group */
+    const double *options;   /**< values of the scheme's options, in the order of vitq_scheme.options */
+    uint64_t seed;           /**< for schemes that draw random numbers (same seed, same result) */
+} vitq_point_config;
+
+/** Services the library offers to a scheme (so that schemes outside vitq need no internals). */
+typedef struct vitq_scheme_host {
+    uint32_t struct_size;
+    /** Memory from the allocator of the calibrator or quantizer (64-byte aligned; NULL on failure). */
+    void *(*alloc)(const struct vitq_scheme_host *host, size_t size);
+    void (*free)(const struct vitq_scheme_host *host, void *ptr);
+    /** Record `message` as the detail of vitq_last_error() and return `status`. */
+    vitq_status (*fail)(const struct vitq_scheme_host *host, vitq_status status, const char *message);
+    void *impl; /**< the library's own, do not touch */
+} vitq_scheme_host;
+
+#define VITQ_SCHEME_ABI_VERSION 1
+
+/**
+ * A quantization scheme: what a quantizer of one point does. Built-in schemes ("minmax",
+ * "percentile", "omse") use this same table; a host application adds its own with
+ * vitq_registry_add(). The library calls, for each point:
+ *   create -> observe(pass 0, every calibration batch) ... observe(pass num_passes - 1, ...) ->
+ *   finalize -> fake_quant / quantize / dequantize (any number of times) -> destroy
+ * or, for a saved model: create -> set_param (each stored array) -> fake_quant ... -> destroy.
+ * Views handed to observe are only valid during the call. Quantized codes of a symmetric point are
+ * signed, of an asymmetric one unsigned, and always fit in `bits` bits (a saved model stores them so).
+ * Required: create, destroy, observe, finalize, fake_quant, quantize, dequantize, param_count,
+ * get_param, set_param. Every function returns VITQ_OK or an error with host->fail().
+ */
+typedef struct vitq_scheme {
+    uint32_t struct_size;     /**< sizeof(vitq_scheme) */
+    uint32_t abi_version;     /**< VITQ_SCHEME_ABI_VERSION */
+    const char *name;         /**< registry key: letters, digits, '-' and '_' */
+    const char *description;  /**< one line */
+    int32_t num_passes;       /**< observation passes over the calibration data (1 or 2) */
+    int32_t min_bits, max_bits; /**< bit widths it implements, within 2..8 */
+    int32_t num_options;
+    const vitq_scheme_option *options; /**< num_options entries (may be NULL when 0) */
+    vitq_status (*create)(const vitq_point_config *config, const vitq_scheme_host *host, void **state);
+    void (*destroy)(void *state);
+    /** Statistics of one batch of the point's tensor in pass `pass` (0-based). */
+    vitq_status (*observe)(void *state, int32_t pass, const vitq_tensor_view *x);
+    /** Choose the parameters from what was observed. */
+    vitq_status (*finalize)(void *state);
+    /** Replace x by its quantized value (quantize then dequantize), in place. */
+    vitq_status (*fake_quant)(void *state, const vitq_tensor_view *x);
+    /** Integer codes of x, densely in (outer, channel, inner) order. */
+    vitq_status (*quantize)(void *state, const vitq_tensor_view *x, int32_t *codes);
+    /** Values of dense codes into the view (dequantize(quantize(x)) equals fake_quant(x) bit for bit). */
+    vitq_status (*dequantize)(void *state, const int32_t *codes, const vitq_tensor_view *out);
+    /** Parameters, as named float arrays (saved as "<point>.<name>" tensors): count, then each. */
+    int32_t (*param_count)(void *state);
+    vitq_status (*get_param)(void *state, int32_t index, const char **name, const float **values, int64_t *count);
+    vitq_status (*set_param)(void *state, const char *name, const float *values, int64_t count);
+    void *user;               /**< the scheme's own (passed back through nothing: keep it in state) */
+} vitq_scheme;
+
+/* Registry ------------------------------------------------------------------------------------- */
+
+/** A registry holding the built-in schemes; add your own with vitq_registry_add(). */
+VITQ_API vitq_status vitq_registry_create(const vitq_allocator *allocator, vitq_registry **out);
+/**
+ * Add a scheme. The table is copied (the strings and option array it points to must outlive the
+ * registry). VITQ_ERR_ABI_MISMATCH for an unknown struct_size or abi_version, VITQ_ERR_INVALID_ARGUMENT
+ * for a missing function, bad name or bit range, VITQ_ERR_CONFIG when the name is taken.
+ */
+VITQ_API vitq_status vitq_registry_add(vitq_registry *registry, const vitq_scheme *scheme);
+VITQ_API void vitq_registry_free(vitq_registry *registry);
+/** Number of schemes of `registry` (NULL: the built-ins). */
+VITQ_API int32_t vitq_registry_count(const vitq_registry *registry);
+/** Scheme `index` (0-based) of `registry` (NULL: the built-ins); NULL when out of range. */
+VITQ_API const vitq_scheme *vitq_registry_get(const vitq_registry *registry, int32_t index);
+
+/* Stand-alone quantizer ------------------------------------------------------------------------- */
+
+/**
+ * A quantizer of scheme `scheme` from `registry` (NULL: built-ins) for tensors of any shape; the
+ * first observed view fixes the channel count. Options (vitq_quantizer_set): "bits" (2..8, 8),
+ * "granularity" ("tensor", "channel", "head"), "heads" (for granularity head), "symmetric" (0/1),
+ * "kind" ("weight", "activation"), "seed", and the scheme's own options.
+ */
+VITQ_API vitq_status vitq_quantizer_create(const vitq_registry *registry, const char *scheme,
+                                           const vitq_allocator *allocator, vitq_quantizer **out);
+VITQ_API void vitq_quantizer_free(vitq_quantizer *quantizer);
+/** Set option `key` from text ("4", "channel", "99.9"). Unknown keys and bad values are errors. */
+VITQ_API vitq_status vitq_quantizer_set(vitq_quantizer *quantizer, const char *key, const char *value);
+VITQ_API vitq_status vitq_quantizer_set_int(vitq_quantizer *quantizer, const char *key, int64_t value);
+VITQ_API vitq_status vitq_quantizer_set_float(vitq_quantizer *quantizer, const char *key, double value);
+/** Observation passes the scheme needs: observe every batch in pass 0, then again in pass 1, ... */
+VITQ_API int32_t vitq_quantizer_num_passes(const vitq_quantizer *quantizer);
+VITQ_API vitq_status vitq_quantizer_observe(vitq_quantizer *quantizer, int32_t pass, const vitq_tensor_view *x);
+VITQ_API vitq_status vitq_quantizer_finalize(vitq_quantizer *quantizer);
+VITQ_API vitq_status vitq_quantizer_fake_quant(vitq_quantizer *quantizer, const vitq_tensor_view *x);
+VITQ_API vitq_status vitq_quantizer_quantize(vitq_quantizer *quantizer, const vitq_tensor_view *x, int32_t *codes);
+VITQ_API vitq_status vitq_quantizer_dequantize(vitq_quantizer *quantizer, const int32_t *codes,
+                                               const vitq_tensor_view *out);
+/** Parameter array `name` ("scale", "zero_point", ...) of a finalized quantizer: *values stays valid
+ *  until the quantizer is freed. VITQ_ERR_UNKNOWN_NAME when the scheme has no such parameter. */
+VITQ_API vitq_status vitq_quantizer_param(const vitq_quantizer *quantizer, const char *name, const float **values,
+                                          int64_t *count);
+
+/* Calibrator -------------------------------------------------------------------------------------- */
+
+/** Progress of a long call: return nonzero to cancel it (it then fails with VITQ_ERR_CANCELLED). */
+typedef int (*vitq_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);
+
+typedef struct vitq_calibrator_options {
+    uint32_t struct_size;            /**< set by vitq_calibrator_options_init() */
+    const vitq_allocator *allocator; /**< NULL: the model's */
+    const vitq_registry *registry;   /**< NULL: built-in schemes only */
+    const char *scheme;              /**< scheme of every point unless set otherwise ("minmax") */
+    int32_t weight_bits;             /**< 8 */
+    int32_t activation_bits;         /**< 8 */
+    /** Bits of the patch embedding and of the classifier (weights and inputs): 8, as most papers
+     *  keep the first and last layers; 0: the same as the others. */
+    int32_t edge_bits;
+    uint64_t seed;                   /**< for schemes that draw random numbers */
+    vitq_progress_fn progress;       /**< may be NULL */
+    void *progress_user;
+} vitq_calibrator_options;
+
+VITQ_API void vitq_calibrator_options_init(vitq_calibrator_options *options);
+
+/**
+ * A calibrator for `model` (a float model, which must outlive it). Default configuration: weights
+ * per channel and symmetric, activations per tensor and asymmetric, with the options' bits; the
+ * inputs of LayerNorm, softmax and GELU are left in float (bits 0) until configured.
+ */
+VITQ_API vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrator_options *options,
+                                            vitq_calibrator **out);
+VITQ_API void vitq_calibrator_free(vitq_calibrator *calibrator);
+
+/** Description of one quantization point. Strings stay valid while the handle lives. */
+typedef struct vitq_point_info {
+    uint32_t struct_size;  /**< set by vitq_point_info_init() */
+    const char *name;
+    int32_t kind;          /**< vitq_point_kind */
+    int32_t role;          /**< vitq_point_role */
+    int32_t bits;          /**< 0: left in float */
+    int32_t granularity;   /**< vitq_granularity */
+    int32_t symmetric;
+    const char *scheme;
+    int64_t channels;      /**< output rows of a weight, features of an activation, heads of P */
+    int64_t heads;         /**< attention heads the channels divide into (0: not per-head capable) */
+    float observed_min;    /**< range seen in calibration (0, 0 before or when not quantized) */
+    float observed_max;
+} vitq_point_info;
+
+VITQ_API void vitq_point_info_init(vitq_point_info *info);
+VITQ_API int32_t vitq_calibrator_num_points(const vitq_calibrator *calibrator);
+VITQ_API vitq_status vitq_calibrator_point_info(const vitq_calibrator *calibrator, int32_t index,
+                                                vitq_point_info *info);
+
+/**
+ * Set `key` to `value` on every point whose name matches `pattern` ('*' matches any run of
+ * characters, '?' one). Keys: "bits" (0 = float, or 2..8), "granularity", "symmetric", "scheme",
+ * and options of the points' scheme. VITQ_ERR_UNKNOWN_NAME when nothing matches or the key is
+ * unknown; VITQ_ERR_OUT_OF_RANGE for a value the key or scheme does not accept. Settings apply in
+ * call order; `scheme` resets that point's scheme options to their defaults.
+ */
+VITQ_API vitq_status vitq_calibrator_set(vitq_calibrator *calibrator, const char *pattern, const char *key,
+                                         const char *value);
+
+/** Add n calibration images (normalised NCHW floats, as vitq_model_forward takes); copied. */
+VITQ_API vitq_status vitq_calibrator_feed(vitq_calibrator *calibrator, const float *images, size_t n);
+/** Add images [first, first + n) of `dataset`, preprocessed for the model. */
+VITQ_API vitq_status vitq_calibrator_feed_dataset(vitq_calibrator *calibrator, const vitq_dataset *dataset,
+                                                  uint64_t first, size_t n);
+
+/**
+ * Calibrate every point on the fed images and return a quantized model: a vitq_model that runs
+ * simulated quantization (each point's tensor replaced by its quantized value) through
+ * vitq_model_forward() and saves with vitq_model_save(). Free it with vitq_model_free(); it does
+ * not depend on the calibrator or on the float model afterwards.
+ */
+VITQ_API vitq_status vitq_calibrator_run(vitq_calibrator *calibrator, vitq_model **quantized);
+
+/** Cost of the last vitq_calibrator_run(). */
+typedef struct vitq_calibrator_stats {
+    uint32_t struct_size;
+    uint64_t images;          /**< calibration images */
+    double seconds;           /**< wall time of the run */
+    uint64_t peak_bytes;      /**< most memory the calibrator held at once (images, statistics, workspaces) */
+} vitq_calibrator_stats;
+
+VITQ_API void vitq_calibrator_stats_init(vitq_calibrator_stats *stats);
+VITQ_API vitq_status vitq_calibrator_get_stats(const vitq_calibrator *calibrator, vitq_calibrator_stats *stats);
+
+/* Quantized models ----------------------------------------------------------------------------- */
+
+/** Point `index` of a quantized model (0 .. info.num_quantized_points - 1). */
+VITQ_API vitq_status vitq_model_point_info(const vitq_model *model, int32_t index, vitq_point_info *info);
+
+/**
+ * Save a quantized model as safetensors: integer weights (I8, or U8 with two 4-bit or four 2-bit
+ * codes per byte), every quantizer's parameters as F32 tensors, float tensors the quantization
+ * left alone, and __metadata__ (docs/formats.md). vitq_model_load_file() of the result gives a
+ * model whose outputs are bit-identical. A float model gives VITQ_ERR_BAD_STATE.
+ */
+VITQ_API vitq_status vitq_model_save(const vitq_model *model, const char *path);
+/** As vitq_model_save() into `buffer` of `capacity` bytes; *size receives the bytes needed (call
+ *  with buffer NULL to ask). VITQ_ERR_BUFFER_TOO_SMALL when it does not fit. */
+VITQ_API vitq_status vitq_model_save_memory(const vitq_model *model, void *buffer, size_t capacity, size_t *size);
+
+/* Reports ---------------------------------------------------------------------------------------- */
+
+/** Damage of one quantization point (see vitq_model_report). */
+typedef struct vitq_report_row {
+    uint32_t struct_size;
+    const char *point;     /**< valid while the quantized model lives */
+    int32_t bits;
+    double sqnr_db;        /**< of the point's tensor against its float value, in the quantized run */
+    float min, max;        /**< range of the float tensor on the report images */
+    double output_cosine;  /**< cosine of the logits against FP32 with only this point quantized */
+} vitq_report_row;
+
+/**
+ * Per-point damage of `quantized` (from vitq_calibrator_run or a saved file) against `reference` (its
+ * float model) on images [first, first + n) of `dataset`: rows sorted by output_cosine, worst first,
+ * into rows[0 .. capacity) (*count receives the number of quantized points), and the cosine of the
+ * fully quantized logits against FP32 into *output_cosine. Costs one forward pass per point.
+ * rows[0].struct_size must be set (sizeof(vitq_report_row)): it is the stride of the array.
+ * rows may be NULL with capacity 0 to learn *count.
+ */
+VITQ_API vitq_status vitq_model_report(const vitq_model *reference, const vitq_model *quantized,
+                                       const vitq_dataset *dataset, uint64_t first, size_t n, vitq_report_row *rows,
+                                       int32_t capacity, int32_t *count, double *output_cosine);
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,9 @@ static const status_entry status_table[] = {
     [VITQ_ERR_BAD_STATE] = {"VITQ_ERR_BAD_STATE", "call out of order"},
     [VITQ_ERR_CANCELLED] = {"VITQ_ERR_CANCELLED", "cancelled"},
     [VITQ_ERR_BUFFER_TOO_SMALL] = {"VITQ_ERR_BUFFER_TOO_SMALL", "buffer too small"},
+    [VITQ_ERR_UNKNOWN_NAME] = {"VITQ_ERR_UNKNOWN_NAME", "unknown scheme, option or point name"},
+    [VITQ_ERR_OUT_OF_RANGE] = {"VITQ_ERR_OUT_OF_RANGE", "value out of range"},
+    [VITQ_ERR_ABI_MISMATCH] = {"VITQ_ERR_ABI_MISMATCH", "struct or vtable version not understood"},
 };
 
 static const status_entry *status_lookup(vitq_status status) {

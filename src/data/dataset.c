@@ -3,6 +3,7 @@
  * bounded batches at forward time. */
 #include <string.h>
 
+#include "data/dataset.h"
 #include "io/idx.h"
 #include "io/inflate.h"
 #include "io/npy.h"
@@ -216,10 +217,10 @@ static void nhwc_to_nchw(const uint8_t *src, size_t n, size_t hw, size_t c, floa
                 memcpy(&dst[(b * c + ch) * hw + p], src + ((b * hw + p) * c + ch) * sizeof(float), sizeof(float));
 }
 
-vitq_status vitq_model_forward_dataset(const vitq_model *model, const vitq_dataset *ds, uint64_t first, size_t n,
-                                       float *logits) {
-    if (!model || !ds || !logits)
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward_dataset: NULL argument");
+/* Images [first, first + n) of ds as model-ready floats into out (NULL: only check the range and the
+ * shape against the model). */
+vitq_status vitq_i_dataset_images(const vitq_model *model, const vitq_dataset *ds, uint64_t first, size_t n,
+                                  float *out) {
     const vitq_model_info *mi = &model->info;
     const vitq_dataset_info *di = &ds->info;
     if (first > di->count || n > di->count - first)
@@ -230,19 +231,30 @@ vitq_status vitq_model_forward_dataset(const vitq_model *model, const vitq_datas
                            di->height, di->width, di->channels, mi->image_size, mi->image_size, mi->in_channels);
     size_t c = (size_t)di->channels, hw = (size_t)di->height * (size_t)di->width, per = c * hw;
     size_t elem = di->dtype == VITQ_DTYPE_U8 ? 1 : sizeof(float);
+    if (!out) return VITQ_OK; /* checks only */
+    const uint8_t *src = ds->pixels + (size_t)first * per * elem;
+    if (di->dtype == VITQ_DTYPE_U8) return vitq_model_preprocess_u8(model, src, n, (vitq_pixel_layout)di->layout, out);
+    if (di->layout == VITQ_PIXELS_NCHW)
+        memcpy(out, src, n * per * sizeof(float));
+    else
+        nhwc_to_nchw(src, n, hw, c, out);
+    return VITQ_OK;
+}
+
+vitq_status vitq_model_forward_dataset(const vitq_model *model, const vitq_dataset *ds, uint64_t first, size_t n,
+                                       float *logits) {
+    if (!model || !ds || !logits)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward_dataset: NULL argument");
+    const vitq_model_info *mi = &model->info;
+    size_t per = (size_t)mi->in_channels * (size_t)mi->image_size * (size_t)mi->image_size;
     size_t batch = n < FORWARD_BATCH ? n : FORWARD_BATCH;
+    vitq_status st = vitq_i_dataset_images(model, ds, first, n, NULL); /* range and shape checks */
+    if (st || n == 0) return st;
     float *input = vitq_i_alloc_array(&model->alloc, batch * per, sizeof(float));
     if (!input) return vitq_i_oom("dataset batch", batch * per * sizeof(float));
-    vitq_status st = VITQ_OK;
     for (size_t done = 0; !st && done < n; done += batch) {
         size_t count = n - done < batch ? n - done : batch;
-        const uint8_t *src = ds->pixels + (size_t)(first + done) * per * elem;
-        if (di->dtype == VITQ_DTYPE_U8)
-            st = vitq_model_preprocess_u8(model, src, count, (vitq_pixel_layout)di->layout, input);
-        else if (di->layout == VITQ_PIXELS_NCHW)
-            memcpy(input, src, count * per * sizeof(float));
-        else
-            nhwc_to_nchw(src, count, hw, c, input);
+        st = vitq_i_dataset_images(model, ds, first + done, count, input);
         if (!st) st = vitq_model_forward(model, input, count, logits + done * (size_t)mi->num_classes);
         if (st == VITQ_ERR_NON_FINITE) vitq_i_error_prefix("%s: images from %llu", ds->name, (unsigned long long)(first + done));
     }

@@ -67,4 +67,14 @@ typedef struct vitq_i_attn_bias {
 void vitq_i_attention_biased(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
                              const vitq_i_attn_bias *bias, float *out, float *scratch, int nthreads);
 
+/* The attention in three stages, for simulated quantization between them. Results equal
+ * vitq_i_attention_biased bit for bit when nothing changes the buffers in between.
+ * scores: [batch][heads][tokens][tokens] (written by _scores, softmaxed in place by _softmax, read by
+ * _apply as probabilities). scratch as for vitq_i_attention_biased. */
+void vitq_i_attention_scores(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
+                             const vitq_i_attn_bias *bias, float *scores, float *scratch, int nthreads);
+void vitq_i_attention_softmax(float *scores, size_t rows, size_t tokens, int nthreads);
+void vitq_i_attention_apply(const float *probs, const float *qkv, size_t batch, size_t tokens, size_t dim,
+                            size_t heads, float *out, float *scratch, int nthreads);
+
 #endif

@@ -218,6 +218,11 @@ vitq_status vitq_i_ckpt_read_int(vitq_i_ckpt *c, const char *canon, int ndim, co
     return VITQ_OK;
 }
 
+void vitq_i_ckpt_ignore_raw(vitq_i_ckpt *c, const char *file_name) {
+    const vitq_i_st_tensor *t = vitq_i_st_find(c->st, file_name);
+    if (t) c->used[index_of(c, t)] = 1;
+}
+
 void vitq_i_ckpt_ignore(vitq_i_ckpt *c, const char *canon) {
     char actual[VITQ_I_NAME_LEN];
     const vitq_i_st_tensor *t = find_plain(c, canon, actual, sizeof actual);

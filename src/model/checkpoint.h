@@ -47,6 +47,8 @@ vitq_status vitq_i_ckpt_read_int(vitq_i_ckpt *c, const char *canon, int ndim, co
 
 /* Mark a canonical tensor as consumed without reading it (known, deliberately unused buffers). */
 void vitq_i_ckpt_ignore(vitq_i_ckpt *c, const char *canon);
+/* The same for a tensor named as in the file (not a model tensor: quantizer parameters). */
+void vitq_i_ckpt_ignore_raw(vitq_i_ckpt *c, const char *file_name);
 
 /* Fail with VITQ_ERR_UNEXPECTED_TENSOR (or VITQ_ERR_UNSUPPORTED for known timm variants such as
  * LayerScale or fc_norm) on the first tensor nothing consumed. */

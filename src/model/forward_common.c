@@ -27,7 +27,7 @@ vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes,
 }
 
 void vitq_i_patch_embed(const vitq_model *m, const float *images, size_t n, float *patches, float *out,
-                        int nthreads) {
+                        int nthreads, vitq_i_taps *taps) {
     const vitq_model_info *i = &m->info;
     size_t p = (size_t)i->patch_size, c = (size_t)i->in_channels, s = (size_t)i->image_size, g = s / p;
     size_t patch_in = c * p * p, tokens = g * g;
@@ -41,17 +41,64 @@ void vitq_i_patch_embed(const vitq_model *m, const float *images, size_t n, floa
                         memcpy(dst + (ch * p + ky) * p, images + ((b * c + ch) * s + gy * p + ky) * s + gx * p,
                                p * sizeof(float));
             }
+    vitq_i_tap(taps, VITQ_I_SITE(taps, taps->sites, patch_in), patches, (int64_t)(n * tokens), (int64_t)patch_in, 1,
+               (int64_t)patch_in);
     vitq_i_gemm(patches, patch_in, n * tokens, &m->patch_embed.packed, m->patch_embed.bias, out,
                 (size_t)i->embed_dim, VITQ_I_EPI_NONE, nthreads);
 }
 
+void vitq_i_layernorm_tapped(vitq_i_taps *taps, int site, float *x, size_t rows, size_t d,
+                             const vitq_i_layernorm_params *ln, float eps, float *out, int nthreads) {
+    if (taps && site >= 0) {
+        if (out != x) memcpy(out, x, rows * d * sizeof(float));
+        vitq_i_tap(taps, site, out, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
+        x = out;
+    }
+    vitq_i_layernorm(x, rows, d, ln->gamma, ln->beta, eps, out, nthreads);
+}
+
 void vitq_i_mlp_residual(const vitq_i_block *blk, float *x, float *ln, float *hid, size_t rows, size_t d, float eps,
-                         int gelu, int nthreads) {
+                         int gelu, int nthreads, vitq_i_taps *taps, const vitq_i_block_sites *sites) {
     size_t hidden = blk->fc1.out;
-    vitq_i_layernorm(x, rows, d, blk->norm2.gamma, blk->norm2.beta, eps, ln, nthreads);
-    vitq_i_gemm(ln, d, rows, &blk->fc1.packed, blk->fc1.bias, hid, hidden,
-                gelu == VITQ_GELU_TANH ? VITQ_I_EPI_GELU_TANH : VITQ_I_EPI_GELU_ERF, nthreads);
+    int64_t r = (int64_t)rows, h = (int64_t)hidden;
+    vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, sites, norm2_in), x, rows, d, &blk->norm2, eps, ln, nthreads);
+    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, fc1_in), ln, r, (int64_t)d, 1, (int64_t)d);
+    int gelu_site = VITQ_I_SITE(taps, sites, gelu_in);
+    if (gelu_site >= 0) {
+        /* unfused: the GELU input is tapped between the product and the activation */
+        vitq_i_gemm(ln, d, rows, &blk->fc1.packed, blk->fc1.bias, hid, hidden, VITQ_I_EPI_NONE, nthreads);
+        vitq_i_tap(taps, gelu_site, hid, r, h, 1, h);
+        for (size_t k = 0; k < rows * hidden; k++)
+            hid[k] = gelu == VITQ_GELU_TANH ? vitq_i_gelu_tanh(hid[k]) : vitq_i_gelu_erf(hid[k]);
+    } else {
+        vitq_i_gemm(ln, d, rows, &blk->fc1.packed, blk->fc1.bias, hid, hidden,
+                    gelu == VITQ_GELU_TANH ? VITQ_I_EPI_GELU_TANH : VITQ_I_EPI_GELU_ERF, nthreads);
+    }
+    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, fc2_in), hid, r, h, 1, h);
     vitq_i_gemm(hid, hidden, rows, &blk->fc2.packed, blk->fc2.bias, x, d, VITQ_I_EPI_RESIDUAL, nthreads);
+}
+
+void vitq_i_attention_tapped(vitq_i_taps *taps, const vitq_i_block_sites *sites, float *qkv, size_t seqs,
+                             size_t tokens, size_t dim, size_t heads, const vitq_i_attn_bias *bias, float *out,
+                             float *scratch, float *probs, int nthreads) {
+    int64_t rows = (int64_t)(seqs * tokens), d = (int64_t)dim, tt = (int64_t)(tokens * tokens);
+    if (!taps) {
+        vitq_i_attention_biased(qkv, seqs, tokens, dim, heads, bias, out, scratch, nthreads);
+        return;
+    }
+    vitq_i_tap(taps, sites->q, qkv, rows, d, 1, 3 * d);
+    vitq_i_tap(taps, sites->k, qkv + dim, rows, d, 1, 3 * d);
+    vitq_i_tap(taps, sites->v, qkv + 2 * dim, rows, d, 1, 3 * d);
+    if (sites->scores < 0 && sites->probs < 0) {
+        vitq_i_attention_biased(qkv, seqs, tokens, dim, heads, bias, out, scratch, nthreads);
+        return;
+    }
+    int64_t h = (int64_t)heads;
+    vitq_i_attention_scores(qkv, seqs, tokens, dim, heads, bias, probs, scratch, nthreads);
+    vitq_i_tap(taps, sites->scores, probs, (int64_t)seqs, h, tt, h * tt);
+    vitq_i_attention_softmax(probs, seqs * heads * tokens, tokens, nthreads);
+    vitq_i_tap(taps, sites->probs, probs, (int64_t)seqs, h, tt, h * tt);
+    vitq_i_attention_apply(probs, qkv, seqs, tokens, dim, heads, out, scratch, nthreads);
 }
 
 size_t vitq_i_chunk_images(size_t rows, size_t tokens_per_image, size_t n) {

@@ -4,6 +4,7 @@
 
 #include "io/safetensors.h"
 #include "model/vit_build.h"
+#include "quant/qmodel.h"
 #include "util/json.h"
 
 #define PATH_LEN 4096
@@ -89,13 +90,32 @@ static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, siz
     vitq_i_safetensors st_file;
     vitq_status st = vitq_i_st_parse(a, data, size, name, &st_file);
     if (st) return st;
+    /* A quantized file carries its hyper-parameters in __metadata__: config files beside it belong
+     * to whatever model shares the folder and are not read. */
+    int quantized = vitq_i_qload_is_quantized(&st_file);
+    vitq_i_qload prep;
+    memset(&prep, 0, sizeof prep);
+    if (quantized) {
+        config = preproc = NULL;
+        st = vitq_i_qload_prepare(a, &st_file, opts->registry, &prep);
+    }
     vitq_i_config_inputs in = {opts, config, config_name, preproc, preproc_name, &st_file, name};
     vitq_i_ckpt ckpt;
-    st = vitq_i_ckpt_open(&ckpt, a, &st_file, name);
+    memset(&ckpt, 0, sizeof ckpt);
+    if (!st) st = vitq_i_ckpt_open(&ckpt, a, &st_file, name);
+    for (size_t i = 0; !st && i < prep.num_names; i++) vitq_i_ckpt_ignore_raw(&ckpt, prep.names[i]);
     if (!st && ckpt.family == VITQ_I_FAMILY_SWIN)
         st = vitq_i_swin_build(&ckpt, &in, out);
     else if (!st)
         st = vitq_i_vit_build(&ckpt, &in, out);
+    if (!st && quantized) {
+        st = vitq_i_qload_attach(&prep, *out);
+        if (st) {
+            vitq_i_model_destroy(*out);
+            *out = NULL;
+        }
+    }
+    vitq_i_qload_free(&prep);
     vitq_i_ckpt_close(&ckpt);
     vitq_i_st_free(&st_file);
     return st;
@@ -210,6 +230,7 @@ void vitq_i_model_destroy(vitq_model *m) {
     free_layernorm(&a, &m->norm);
     free_linear(&a, &m->head);
     free_linear(&a, &m->head_dist);
+    vitq_i_qmodel_free(m->quant);
     vitq_i_free(&a, m->name);
     vitq_i_free(&a, m);
 }
@@ -250,8 +271,15 @@ vitq_status vitq_model_forward(const vitq_model *model, const float *input, size
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward: %s is NULL",
                            !model ? "model" : !input ? "input" : "logits");
     if (n == 0) return VITQ_OK;
-    if (model->info.arch == VITQ_ARCH_SWIN) return vitq_i_swin_forward(model, input, n, logits);
-    return vitq_i_vit_forward(model, input, n, logits);
+    if (!model->quant) return vitq_i_model_forward_taps(model, input, n, logits, NULL);
+    vitq_i_taps taps = vitq_i_qmodel_taps(model->quant);
+    return vitq_i_model_forward_taps(model, input, n, logits, &taps);
+}
+
+vitq_status vitq_i_model_forward_taps(const vitq_model *m, const float *input, size_t n, float *logits,
+                                      vitq_i_taps *taps) {
+    if (m->info.arch == VITQ_ARCH_SWIN) return vitq_i_swin_forward(m, input, n, logits, taps);
+    return vitq_i_vit_forward(m, input, n, logits, taps);
 }
 
 vitq_status vitq_model_preprocess_u8(const vitq_model *model, const uint8_t *pixels, size_t n,

@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "kernels/kernels.h"
+#include "model/taps.h"
 
 typedef struct vitq_i_linear {
     size_t in, out;
@@ -54,11 +55,18 @@ struct vitq_model {
 
     vitq_i_layernorm_params patch_norm; /* Swin: LayerNorm after the patch embedding */
     vitq_i_stage *stages;               /* Swin: info.num_stages of them */
+
+    struct vitq_i_qmodel *quant; /* simulated quantization of a quantized model (quant/qmodel.h), or NULL */
 };
 
 /* Forward pass of n normalised NCHW images to logits (vit_forward.c, swin_forward.c). */
-vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n, float *logits);
-vitq_status vitq_i_swin_forward(const vitq_model *m, const float *input, size_t n, float *logits);
+/* `taps` (NULL: plain FP32) reach the activation points for calibration or simulated quantization. */
+vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n, float *logits, vitq_i_taps *taps);
+vitq_status vitq_i_swin_forward(const vitq_model *m, const float *input, size_t n, float *logits, vitq_i_taps *taps);
+
+/* Forward pass of either family with `taps` (NULL: FP32, even on a quantized model). */
+vitq_status vitq_i_model_forward_taps(const vitq_model *m, const float *input, size_t n, float *logits,
+                                      vitq_i_taps *taps);
 
 /* Release everything a (possibly half-built) model owns, then the model itself. */
 void vitq_i_model_destroy(vitq_model *m);

@@ -15,29 +15,31 @@
 
 typedef struct workspace {
     float *x, *ln, *qkv, *att, *hid, *patches, *embed, *scratch, *cls, *dist, *tmp;
+    float *probs; /* attention scores / probabilities, only when tapping */
     float *block; /* the single allocation all of the above live in */
 } workspace;
 
-static vitq_status workspace_alloc(const vitq_model *m, size_t chunk, int nthreads, workspace *w) {
+static vitq_status workspace_alloc(const vitq_model *m, size_t chunk, int nthreads, int tapping, workspace *w) {
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, rows = chunk * t;
     size_t patches = t - (size_t)i->num_prefix_tokens;
     size_t patch_in = (size_t)i->in_channels * (size_t)i->patch_size * (size_t)i->patch_size;
-    size_t sizes[11] = {
+    size_t sizes[12] = {
         rows * d, rows * d, rows * 3 * d, rows * d, rows * (size_t)i->mlp_dim, chunk * patches * patch_in,
         chunk * patches * d, (size_t)nthreads * vitq_i_attention_scratch_floats(t, d / (size_t)i->num_heads),
-        chunk * d, chunk * d, chunk * (size_t)i->num_classes};
-    float **slots[11] = {&w->x, &w->ln, &w->qkv, &w->att, &w->hid, &w->patches, &w->embed, &w->scratch,
-                         &w->cls, &w->dist, &w->tmp};
-    return vitq_i_carve_workspace(&m->alloc, sizes, slots, 11, &w->block);
+        chunk * d, chunk * d, chunk * (size_t)i->num_classes, tapping ? rows * t * (size_t)i->num_heads : 0};
+    float **slots[12] = {&w->x, &w->ln, &w->qkv, &w->att, &w->hid, &w->patches, &w->embed, &w->scratch,
+                         &w->cls, &w->dist, &w->tmp, &w->probs};
+    return vitq_i_carve_workspace(&m->alloc, sizes, slots, 12, &w->block);
 }
 
 /* Patch embedding of `n` images into x, with prefix tokens and position embeddings. */
-static void embed(const vitq_model *m, const float *images, size_t n, workspace *w, int nthreads) {
+static void embed(const vitq_model *m, const float *images, size_t n, workspace *w, int nthreads,
+                  vitq_i_taps *taps) {
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, pre = (size_t)i->num_prefix_tokens;
     size_t g = (size_t)i->image_size / (size_t)i->patch_size, patches = g * g;
-    vitq_i_patch_embed(m, images, n, w->patches, w->embed, nthreads);
+    vitq_i_patch_embed(m, images, n, w->patches, w->embed, nthreads, taps);
     for (size_t b = 0; b < n; b++) {
         float *x = w->x + b * t * d;
         for (size_t j = 0; j < d; j++) {
@@ -50,34 +52,50 @@ static void embed(const vitq_model *m, const float *images, size_t n, workspace 
     }
 }
 
-static void run_block(const vitq_model *m, const vitq_i_block *blk, size_t rows, size_t n, workspace *w,
-                      int nthreads) {
+static void run_block(const vitq_model *m, int b, size_t rows, size_t n, workspace *w, int nthreads,
+                      vitq_i_taps *taps) {
     const vitq_model_info *i = &m->info;
+    const vitq_i_block *blk = &m->blocks[b];
+    const vitq_i_block_sites *sites = taps ? &taps->sites->blocks[b] : NULL;
     size_t d = (size_t)i->embed_dim;
     float eps = i->layer_norm_eps;
-    vitq_i_layernorm(w->x, rows, d, blk->norm1.gamma, blk->norm1.beta, eps, w->ln, nthreads);
+    vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, sites, norm1_in), w->x, rows, d, &blk->norm1, eps, w->ln,
+                            nthreads);
+    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, qkv_in), w->ln, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
     vitq_i_gemm(w->ln, d, rows, &blk->qkv.packed, blk->qkv.bias, w->qkv, 3 * d, VITQ_I_EPI_NONE, nthreads);
-    vitq_i_attention(w->qkv, n, (size_t)i->num_tokens, d, (size_t)i->num_heads, w->att, w->scratch, nthreads);
+    vitq_i_attention_tapped(taps, sites, w->qkv, n, (size_t)i->num_tokens, d, (size_t)i->num_heads, NULL, w->att,
+                            w->scratch, w->probs, nthreads);
+    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, proj_in), w->att, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
     vitq_i_gemm(w->att, d, rows, &blk->proj.packed, blk->proj.bias, w->x, d, VITQ_I_EPI_RESIDUAL, nthreads);
-    vitq_i_mlp_residual(blk, w->x, w->ln, w->hid, rows, d, eps, i->gelu, nthreads);
+    vitq_i_mlp_residual(blk, w->x, w->ln, w->hid, rows, d, eps, i->gelu, nthreads, taps, sites);
+}
+
+/* Final LayerNorm of one prefix token (0: class, 1: distillation) of each image into out, then the
+ * classifier `head`. */
+static void classify_token(const vitq_model *m, size_t n, size_t token, const vitq_i_linear *head, int head_site,
+                           workspace *w, float *out, float *logits, int nthreads, vitq_i_taps *taps) {
+    const vitq_model_info *i = &m->info;
+    size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, k = (size_t)i->num_classes;
+    for (size_t b = 0; b < n; b++) memcpy(out + b * d, w->x + (b * t + token) * d, d * sizeof(float));
+    vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, taps->sites, norm_in), out, n, d, &m->norm, i->layer_norm_eps,
+                            out, nthreads);
+    vitq_i_tap(taps, head_site, out, (int64_t)n, (int64_t)d, 1, (int64_t)d);
+    vitq_i_gemm(out, d, n, &head->packed, head->bias, logits, k, VITQ_I_EPI_NONE, nthreads);
 }
 
 /* Final LayerNorm on the prefix tokens only (the others are not used) and the classifier(s). */
-static void classify(const vitq_model *m, size_t n, workspace *w, float *logits, int nthreads) {
+static void classify(const vitq_model *m, size_t n, workspace *w, float *logits, int nthreads, vitq_i_taps *taps) {
     const vitq_model_info *i = &m->info;
-    size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, k = (size_t)i->num_classes;
-    float eps = i->layer_norm_eps;
-    for (size_t b = 0; b < n; b++) memcpy(w->cls + b * d, w->x + b * t * d, d * sizeof(float));
-    vitq_i_layernorm(w->cls, n, d, m->norm.gamma, m->norm.beta, eps, w->cls, nthreads);
-    vitq_i_gemm(w->cls, d, n, &m->head.packed, m->head.bias, logits, k, VITQ_I_EPI_NONE, nthreads);
+    size_t k = (size_t)i->num_classes;
+    classify_token(m, n, 0, &m->head, VITQ_I_SITE(taps, taps->sites, head_in), w, w->cls, logits, nthreads, taps);
     if (i->num_prefix_tokens < 2) return;
-    for (size_t b = 0; b < n; b++) memcpy(w->dist + b * d, w->x + (b * t + 1) * d, d * sizeof(float));
-    vitq_i_layernorm(w->dist, n, d, m->norm.gamma, m->norm.beta, eps, w->dist, nthreads);
-    vitq_i_gemm(w->dist, d, n, &m->head_dist.packed, m->head_dist.bias, w->tmp, k, VITQ_I_EPI_NONE, nthreads);
+    classify_token(m, n, 1, &m->head_dist, VITQ_I_SITE(taps, taps->sites, head_dist_in), w, w->dist, w->tmp,
+                   nthreads, taps);
     for (size_t j = 0; j < n * k; j++) logits[j] = (logits[j] + w->tmp[j]) / 2.0f;
 }
 
-vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n, float *logits) {
+vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n, float *logits,
+                               vitq_i_taps *taps) {
     const vitq_model_info *i = &m->info;
     size_t t = (size_t)i->num_tokens, c = (size_t)i->in_channels, s = (size_t)i->image_size;
     size_t per_image = c * s * s;
@@ -86,13 +104,14 @@ vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n
     int nthreads = vitq_i_resolve_threads(m->num_threads);
     size_t chunk = vitq_i_chunk_images(CHUNK_ROWS, t, n);
     workspace w;
-    if ((st = workspace_alloc(m, chunk, nthreads, &w))) return st;
+    if ((st = workspace_alloc(m, chunk, nthreads, taps != NULL, &w))) return st;
     for (size_t first = 0; first < n; first += chunk) {
         size_t count = n - first < chunk ? n - first : chunk;
-        embed(m, input + first * per_image, count, &w, nthreads);
-        for (int b = 0; b < i->depth; b++) run_block(m, &m->blocks[b], count * t, count, &w, nthreads);
-        classify(m, count, &w, logits + first * (size_t)i->num_classes, nthreads);
+        embed(m, input + first * per_image, count, &w, nthreads, taps);
+        for (int b = 0; b < i->depth; b++) run_block(m, b, count * t, count, &w, nthreads, taps);
+        classify(m, count, &w, logits + first * (size_t)i->num_classes, nthreads, taps);
+        if (taps && taps->status) break;
     }
     vitq_i_free(&m->alloc, w.block);
-    return VITQ_OK;
+    return taps ? taps->status : VITQ_OK;
 }

@@ -74,6 +74,14 @@ def main():
     report("examples/firmware_arena runs from a static arena", p.returncode == 0 and "no malloc" in p.stdout,
            p.stdout + p.stderr)
 
+    p = subprocess.run([os.path.join(examples, "custom_scheme"), "models/fmnist-vit", CALIB, TEST, "500"],
+                       capture_output=True, text=True)
+    got = dict(re.findall(r"^(\S+).* top1 = ([0-9.]+)$", p.stdout, re.M))
+    report("examples/custom_scheme: a third-party scheme quantizes, saves and reloads",
+           p.returncode == 0 and len(got) == 3 and got["pow2"] == got["reloaded"]
+           and abs(float(got["pow2"]) - float(got["fp32"])) <= 0.02, p.stdout + p.stderr)
+    quantize_eval_and_errors()
+
     rc, out, err = run("eval", f"{FIXTURES}/odd-vit-hf", "--data", "no/such/file.npy")
     report("missing data file: exit 1, message names it", rc == 1 and "no/such/file.npy" in err and not out, err)
     rc, out, err = run("logits", f"{FIXTURES}/odd-vit-hf", "--data", "data/fashion-mnist/t10k-images-idx3-ubyte.gz",
@@ -84,6 +92,45 @@ def main():
     rc, out, err = run("info", f"{FIXTURES}/odd-vit-hf", "--mean", "0.5,x")
     report("bad --mean list: exit 2", rc == 2 and "--mean" in err, err)
     return 1 if failures else 0
+
+
+CALIB = "data/fashion-mnist/calib1000-images-idx3-ubyte.gz"
+TEST = "data/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+
+def quantize_eval_and_errors():
+    with tempfile.TemporaryDirectory() as tmp:
+        qpath = os.path.join(tmp, "q.safetensors")
+        rc, out, err = run("quantize", "models/fmnist-swin-hf", "--calib", CALIB, "--calib-n", "16", "--seed", "3",
+                           "--wbits", "8", "--abits", "8", "--set", "*.attn.q=granularity:head", "--out", qpath)
+        report("quantize Swin (HF layout) W8A8: reports time and memory, writes the file",
+               rc == 0 and re.search(r"quantized \d+ points .* in [0-9.]+ s; calibrator peak", out)
+               and os.path.exists(qpath) and "16 of 1000 images (seed 3)" in err, out + err)
+        rc, out, err = run("eval", qpath, "--data", TEST, "--limit", "500")
+        m = re.search(r"top1 = ([0-9.]+) \((\d+)/500\)", out)
+        rc2, out2, _ = run("eval", "models/fmnist-swin-hf", "--data", TEST, "--limit", "500")
+        m2 = re.search(r"top1 = ([0-9.]+)", out2)
+        report("eval accepts the quantized model; W8A8 within a point of FP32 on 500 images",
+               rc == 0 and m and m2 and abs(float(m.group(1)) - float(m2.group(1))) <= 0.01, out + err + out2)
+        csv = os.path.join(tmp, "r.csv")
+        rc, out, err = run("report", "models/fmnist-swin-hf", "--quantized", qpath, "--data", TEST, "--limit", "16",
+                           "--csv", csv)
+        rows = open(csv).read().splitlines() if os.path.exists(csv) else []
+        cos = [float(r.split(",")[-1]) for r in rows[1:]]
+        report("report: text and CSV, one row per point, worst first",
+               rc == 0 and "output cosine" in out and rows and rows[0].startswith("point,bits,sqnr_db")
+               and len(cos) > 30 and cos == sorted(cos), out + err)
+        rc, out, err = run("points", qpath)
+        report("points lists a quantized model's points with ranges",
+               rc == 0 and "layers.1.blocks.1.attn.softmax.out" in out and "head" in out, out + err)
+        rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--set", "blocks.*.nothing=bits:4",
+                           "--out", qpath)
+        report("--set matching no point: exit 1 naming the pattern", rc == 1 and "blocks.*.nothing" in err, err)
+        rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--scheme", "nope", "--out", qpath)
+        report("unknown scheme: VITQ_ERR_UNKNOWN_NAME listing the known ones",
+               rc == 1 and "VITQ_ERR_UNKNOWN_NAME" in err and "omse" in err, err)
+        rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--set", "*=percentile:99", "--out", qpath)
+        report("option of another scheme: VITQ_ERR_UNKNOWN_NAME", rc == 1 and "percentile" in err, err)
 
 
 if __name__ == "__main__":

@@ -100,9 +100,57 @@ def main():
         report("bundled ViT on bundled Fashion-MNIST matches golden", st == 0 and err <= tol, f"error {err}")
     else:
         report("bundled ViT and data load", False, lib.vitq_last_error().decode())
+    quantize_and_reload(lib, ref, data)
+    standalone_quantizer(lib)
     lib.vitq_dataset_free(data)
     lib.vitq_model_free(ref)
     return 1 if failures else 0
+
+
+class TensorView(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("data", ctypes.POINTER(ctypes.c_float)),
+                ("outer", ctypes.c_int64), ("channels", ctypes.c_int64), ("inner", ctypes.c_int64),
+                ("outer_stride", ctypes.c_int64)]
+
+
+def quantize_and_reload(lib, ref, data):
+    """Calibrate the bundled ViT with default options, save to memory, load back: same logits."""
+    cal, q, again = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+    ok = lib.vitq_calibrator_create(ref, None, ctypes.byref(cal)) == 0
+    ok = ok and lib.vitq_calibrator_set(cal, b"*.softmax.out", b"bits", b"6") == 0
+    bad = lib.vitq_calibrator_set(cal, b"*.softmax.out", b"bits", b"12")
+    report("calibrator refuses bits 12 with VITQ_ERR_OUT_OF_RANGE", lib.vitq_status_name(bad) == b"VITQ_ERR_OUT_OF_RANGE")
+    ok = ok and lib.vitq_calibrator_feed_dataset(cal, data, 0, 16) == 0
+    ok = ok and lib.vitq_calibrator_run(cal, ctypes.byref(q)) == 0
+    size = ctypes.c_size_t()
+    ok = ok and lib.vitq_model_save_memory(q, None, 0, ctypes.byref(size)) == 0
+    buf = ctypes.create_string_buffer(size.value)
+    ok = ok and lib.vitq_model_save_memory(q, buf, size.value, ctypes.byref(size)) == 0
+    ok = ok and lib.vitq_model_load_memory(buf, size.value, b"saved", None, ctypes.byref(again)) == 0
+    if ok:
+        a, b = (ctypes.c_float * 80)(), (ctypes.c_float * 80)()
+        ok = lib.vitq_model_forward_dataset(q, data, 0, 8, a) == 0 and lib.vitq_model_forward_dataset(again, data, 0, 8, b) == 0
+        ok = ok and list(a) == list(b)
+    report("quantize, save to memory and reload through ctypes: identical logits", ok, lib.vitq_last_error().decode())
+    lib.vitq_model_free(again)
+    lib.vitq_model_free(q)
+    lib.vitq_calibrator_free(cal)
+
+
+def standalone_quantizer(lib):
+    """4-bit symmetric min-max of [-1, 0.3, 0.25, 1]: scale 1/7, each value to the nearest multiple."""
+    q = ctypes.c_void_p()
+    ok = lib.vitq_quantizer_create(None, b"minmax", None, ctypes.byref(q)) == 0
+    ok = ok and lib.vitq_quantizer_set(q, b"bits", b"4") == 0 and lib.vitq_quantizer_set(q, b"symmetric", b"1") == 0
+    unknown = lib.vitq_quantizer_set(q, b"colour", b"red")
+    x = (ctypes.c_float * 4)(-1.0, 0.3, 0.25, 1.0)
+    view = TensorView(ctypes.sizeof(TensorView), ctypes.cast(x, ctypes.POINTER(ctypes.c_float)), 1, 1, 4, 4)
+    ok = ok and lib.vitq_quantizer_observe(q, 0, ctypes.byref(view)) == 0 and lib.vitq_quantizer_finalize(q) == 0
+    ok = ok and lib.vitq_quantizer_fake_quant(q, ctypes.byref(view)) == 0
+    want = [round(v * 7) / 7 for v in (-1.0, 0.3, 0.25, 1.0)]
+    report("stand-alone quantizer through ctypes", ok and lib.vitq_status_name(unknown) == b"VITQ_ERR_UNKNOWN_NAME"
+           and max(abs(a - b) for a, b in zip(x, want)) < 1e-6, f"{list(x)} vs {want}")
+    lib.vitq_quantizer_free(q)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+/* The quantize and points commands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char *kind_name(int k) { return k == VITQ_POINT_WEIGHT ? "weight" : "activation"; }
+static const char *gran_name(int g) {
+    return g == VITQ_GRAN_TENSOR ? "tensor" : g == VITQ_GRAN_CHANNEL ? "channel" : "head";
+}
+
+/* Apply "GLOB=key:value[,key:value]" to the calibrator. */
+static int apply_set(vitq_calibrator *cal, const char *spec) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *eq = strrchr(buf, '=');
+    if (!eq || eq == buf) {
+        fprintf(stderr, "vitq: --set '%s': expected POINT_GLOB=key:value[,key:value]\n", spec);
+        return 2;
+    }
+    *eq = '\0';
+    for (char *item = strtok(eq + 1, ","); item; item = strtok(NULL, ",")) {
+        char *colon = strchr(item, ':');
+        if (!colon) {
+            fprintf(stderr, "vitq: --set '%s': '%s' is not key:value\n", spec, item);
+            return 2;
+        }
+        *colon = '\0';
+        vitq_status st = vitq_calibrator_set(cal, buf, item, colon + 1);
+        if (st) return cli_fail("--set", st);
+    }
+    return 0;
+}
+
+static int progress(void *user, const char *stage, int64_t done, int64_t total) {
+    (void)user;
+    fprintf(stderr, "\r%s %lld/%lld", stage, (long long)done, (long long)total);
+    if (done == total) fprintf(stderr, "\n");
+    return 0;
+}
+
+static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator **cal) {
+    vitq_calibrator_options co;
+    vitq_calibrator_options_init(&co);
+    co.scheme = args->scheme;
+    co.weight_bits = args->wbits;
+    co.activation_bits = args->abits;
+    co.edge_bits = args->edge_bits;
+    co.seed = (uint64_t)args->seed;
+    if (isatty(2)) co.progress = progress;
+    vitq_status st = vitq_calibrator_create(m, &co, cal);
+    if (st) return cli_fail("calibrator", st);
+    for (int i = 0; i < args->num_sets; i++) {
+        int rc = apply_set(*cal, args->sets[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int cli_points(const cli_args *args) {
+    vitq_model *m = NULL;
+    vitq_calibrator *cal = NULL;
+    if (cli_open(args, 0, &m, NULL)) return 1;
+    vitq_model_info mi;
+    vitq_model_info_init(&mi);
+    vitq_model_get_info(m, &mi);
+    int rc = 0;
+    if (mi.num_quantized_points > 0) {
+        printf("%-48s %-10s %4s %-8s %-4s %-10s %12s %12s\n", "point", "kind", "bits", "granul.", "sym", "scheme",
+               "min", "max");
+        for (int32_t p = 0; p < mi.num_quantized_points; p++) {
+            vitq_point_info pi;
+            vitq_point_info_init(&pi);
+            vitq_model_point_info(m, p, &pi);
+            printf("%-48s %-10s %4d %-8s %-4d %-10s %12.5g %12.5g\n", pi.name, kind_name(pi.kind), pi.bits,
+                   gran_name(pi.granularity), pi.symmetric, pi.scheme, (double)pi.observed_min,
+                   (double)pi.observed_max);
+        }
+    } else if (!(rc = make_calibrator(args, m, &cal))) {
+        printf("%-48s %-10s %4s %-8s %-4s %-10s %8s %6s\n", "point", "kind", "bits", "granul.", "sym", "scheme",
+               "channels", "heads");
+        for (int32_t p = 0; p < vitq_calibrator_num_points(cal); p++) {
+            vitq_point_info pi;
+            vitq_point_info_init(&pi);
+            vitq_calibrator_point_info(cal, p, &pi);
+            printf("%-48s %-10s %4d %-8s %-4d %-10s %8lld %6lld\n", pi.name, kind_name(pi.kind), pi.bits,
+                   gran_name(pi.granularity), pi.symmetric, pi.scheme, (long long)pi.channels, (long long)pi.heads);
+        }
+    }
+    vitq_calibrator_free(cal);
+    vitq_model_free(m);
+    return rc;
+}
+
+/* splitmix64: a tiny, well-known generator, enough to draw calibration images reproducibly. */
+static uint64_t next_random(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal) {
+    vitq_dataset *calib = NULL;
+    uint64_t *order = NULL;
+    vitq_status st = vitq_dataset_load_file(args->calib, NULL, NULL, &calib);
+    int rc = st ? cli_fail(args->calib, st) : make_calibrator(args, m, cal);
+    if (!rc) {
+        /* --calib-n images drawn without replacement by --seed (a partial Fisher-Yates shuffle) */
+        vitq_dataset_info di;
+        vitq_dataset_info_init(&di);
+        vitq_dataset_get_info(calib, &di);
+        uint64_t n = (uint64_t)args->calib_n < di.count ? (uint64_t)args->calib_n : di.count, rng = (uint64_t)args->seed;
+        order = malloc((di.count + 1) * sizeof *order);
+        if (!order) rc = cli_fail("calibration order", VITQ_ERR_OUT_OF_MEMORY);
+        for (uint64_t i = 0; i < di.count && !rc; i++) order[i] = i;
+        for (uint64_t i = 0; i < n && !rc; i++) {
+            uint64_t j = i + next_random(&rng) % (di.count - i), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+            if ((st = vitq_calibrator_feed_dataset(*cal, calib, order[i], 1))) rc = cli_fail(args->calib, st);
+        }
+        if (!rc)
+            fprintf(stderr, "calibrating on %llu of %llu images (seed %ld)\n", (unsigned long long)n,
+                    (unsigned long long)di.count, args->seed);
+    }
+    if (!rc && (st = vitq_calibrator_run(*cal, q))) rc = cli_fail("calibration", st);
+    free(order);
+    vitq_dataset_free(calib);
+    return rc;
+}
+
+int cli_quantize(const cli_args *args) {
+    if (!args->calib || !args->out) {
+        fprintf(stderr, "vitq: quantize: --calib IMAGES and --out QMODEL.safetensors are required\n");
+        return 2;
+    }
+    vitq_model *m = NULL, *q = NULL;
+    vitq_calibrator *cal = NULL;
+    vitq_status st;
+    int rc = cli_open(args, 0, &m, NULL);
+    if (!rc) rc = cli_calibrate(args, m, &q, &cal);
+    if (!rc && (st = vitq_model_save(q, args->out))) rc = cli_fail(args->out, st);
+    if (!rc) {
+        vitq_calibrator_stats cs;
+        vitq_calibrator_stats_init(&cs);
+        vitq_calibrator_get_stats(cal, &cs);
+        vitq_model_info qi;
+        vitq_model_info_init(&qi);
+        vitq_model_get_info(q, &qi);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("quantized %d points with %s (W%dA%d, edges %d bits) in %.2f s; calibrator peak %.1f MB, "
+               "process peak RSS %.1f MB\nwrote %s\n",
+               (int)qi.num_quantized_points, args->scheme, args->wbits, args->abits, args->edge_bits, cs.seconds,
+               (double)cs.peak_bytes / 1e6, (double)ru.ru_maxrss / 1e3, args->out);
+    }
+    vitq_calibrator_free(cal);
+    vitq_model_free(q);
+    vitq_model_free(m);
+    return rc;
+}

@@ -1,0 +1,219 @@
+/* Per-point damage report of a quantized model against its float model (vitq_model_report).
+ *
+ * For each quantized point: the SQNR of its tensor against the unquantized value of the same tensor
+ * in the fully quantized run (the local quantization noise), the float range, and the cosine of the
+ * logits against FP32 when only that point is quantized (its damage in isolation). Isolation runs
+ * the float model with one tap (activations) or one layer's weights replaced by the quantized ones
+ * (weights), through a shallow copy of the float model that shares everything else. */
+#include <math.h>
+#include <string.h>
+
+#include "calib/metrics.h"
+#include "data/dataset.h"
+#include "quant/qmodel.h"
+
+typedef struct measure {
+    const vitq_i_qmodel *q;
+    double *signal, *noise; /* per qpoint */
+    float *lo, *hi;
+    const vitq_allocator *a;
+} measure;
+
+/* Fake-quantize like the quantized model does, recording the noise it adds. */
+static vitq_status measure_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
+    measure *m = t->ctx;
+    int qi = m->q->of_point[point];
+    const vitq_i_instance *inst = &m->q->qpoints[qi].inst;
+    size_t row = (size_t)(v->channels * v->inner);
+    float *before = vitq_i_alloc_array(m->a, row * (size_t)v->outer, sizeof(float));
+    if (!before) return vitq_i_oom("report", row * (size_t)v->outer * sizeof(float));
+    for (int64_t o = 0; o < v->outer; o++) memcpy(before + (size_t)o * row, v->data + o * v->outer_stride, row * sizeof(float));
+    vitq_status st = inst->scheme.fake_quant(inst->state, v);
+    for (int64_t o = 0; !st && o < v->outer; o++)
+        for (size_t k = 0; k < row; k++) {
+            double x = before[(size_t)o * row + k], d = x - v->data[o * v->outer_stride + (int64_t)k];
+            m->signal[qi] += x * x;
+            m->noise[qi] += d * d;
+            if (x < m->lo[qi]) m->lo[qi] = (float)x;
+            if (x > m->hi[qi]) m->hi[qi] = (float)x;
+        }
+    vitq_i_free(m->a, before);
+    return st;
+}
+
+static vitq_status fake_quant_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
+    const vitq_i_qmodel *q = t->ctx;
+    const vitq_i_instance *inst = &q->qpoints[q->of_point[point]].inst;
+    return inst->scheme.fake_quant(inst->state, v);
+}
+
+static double sqnr_db(double signal, double noise) {
+    if (noise == 0) return INFINITY;
+    return 10.0 * log10(signal / noise);
+}
+
+/* The linear layer of `copy` at the place `l` has in `ref` (copy shares ref's layout). */
+static vitq_i_linear *same_layer(const vitq_model *ref, vitq_model *copy, const vitq_i_linear *l) {
+    const char *p = (const char *)l;
+    size_t blocks = (size_t)ref->info.depth * sizeof *ref->blocks;
+    size_t stages = ref->stages ? (size_t)ref->info.num_stages * sizeof *ref->stages : 0;
+    if (p >= (const char *)ref && p < (const char *)(ref + 1)) return (vitq_i_linear *)((char *)copy + (p - (const char *)ref));
+    if (p >= (const char *)ref->blocks && p < (const char *)ref->blocks + blocks)
+        return (vitq_i_linear *)((char *)copy->blocks + (p - (const char *)ref->blocks));
+    if (stages && p >= (const char *)ref->stages && p < (const char *)ref->stages + stages)
+        return (vitq_i_linear *)((char *)copy->stages + (p - (const char *)ref->stages));
+    return NULL;
+}
+
+typedef struct job {
+    const vitq_model *ref;
+    const vitq_model *qm;
+    const float *images;
+    size_t n;
+    const float *fp_logits;
+    float *logits;
+    const vitq_allocator *a;
+    const vitq_i_point_list *ref_list; /* the float model's points: its layers by name */
+} job;
+
+/* Cosine of the logits against FP32 with only qpoint qi quantized. */
+static vitq_status isolated_cosine(const job *j, int qi, double *out) {
+    const vitq_i_qmodel *q = j->qm->quant;
+    const vitq_i_qpoint *qp = &q->qpoints[qi];
+    const vitq_i_point_desc *d = &q->list.points[qp->point];
+    size_t k = (size_t)j->ref->info.num_classes;
+    vitq_status st;
+    if (d->kind == VITQ_POINT_ACTIVATION) {
+        vitq_i_sites sites;
+        unsigned char *active = vitq_i_calloc(j->a, (size_t)q->list.count, 1);
+        if (!active) return vitq_i_oom("report", (size_t)q->list.count);
+        active[qp->point] = 1;
+        st = vitq_i_sites_filter(j->a, j->ref, &q->list, active, &sites);
+        vitq_i_free(j->a, active);
+        if (st) return st;
+        vitq_i_taps taps = {&sites, fake_quant_tap, (void *)q, VITQ_OK};
+        st = vitq_i_model_forward_taps(j->ref, j->images, j->n, j->logits, &taps);
+        vitq_i_sites_free(j->a, &sites);
+    } else {
+        /* the float model with this one layer's weights replaced by the quantized model's */
+        vitq_model copy = *j->ref;
+        size_t nb = (size_t)j->ref->info.depth, ns = j->ref->stages ? (size_t)j->ref->info.num_stages : 0;
+        copy.blocks = vitq_i_alloc_array(j->a, nb + 1, sizeof *copy.blocks);
+        copy.stages = ns ? vitq_i_alloc_array(j->a, ns, sizeof *copy.stages) : NULL;
+        if (!copy.blocks || (ns && !copy.stages)) st = vitq_i_oom("report", nb * sizeof *copy.blocks);
+        else {
+            memcpy(copy.blocks, j->ref->blocks, nb * sizeof *copy.blocks);
+            if (ns) memcpy(copy.stages, j->ref->stages, ns * sizeof *copy.stages);
+            int rp = vitq_i_points_find(j->ref_list, d->name);
+            vitq_i_linear *layer = rp >= 0 ? same_layer(j->ref, &copy, j->ref_list->points[rp].weight) : NULL;
+            vitq_i_packed packed;
+            st = layer ? vitq_i_gemm_pack(j->a, d->weight->weight, d->weight->out, d->weight->in, &packed)
+                       : vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "report: the float model has no layer '%s'", d->name);
+            if (!st) {
+                layer->packed = packed;
+                st = vitq_i_model_forward_taps(&copy, j->images, j->n, j->logits, NULL);
+                vitq_i_gemm_packed_free(j->a, &packed);
+            }
+        }
+        vitq_i_free(j->a, copy.blocks);
+        vitq_i_free(j->a, copy.stages);
+    }
+    if (!st) *out = vitq_i_metric(VITQ_METRIC_COSINE, j->fp_logits, j->logits, j->n * k);
+    return st;
+}
+
+static vitq_status check_pair(const vitq_model *ref, const vitq_model *qm) {
+    if (ref->quant) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: reference %s is quantized", ref->name);
+    if (!qm->quant) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: %s is not quantized", qm->name);
+    const vitq_model_info *a = &ref->info, *b = &qm->info;
+    if (a->arch != b->arch || a->depth != b->depth || a->embed_dim != b->embed_dim || a->num_classes != b->num_classes ||
+        a->image_size != b->image_size || a->num_stages != b->num_stages)
+        return vitq_i_fail(VITQ_ERR_SHAPE, "vitq_model_report: %s and %s are not the same architecture", ref->name,
+                           qm->name);
+    return VITQ_OK;
+}
+
+vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const vitq_dataset *ds, uint64_t first,
+                              size_t n, vitq_report_row *rows, int32_t capacity, int32_t *count,
+                              double *output_cosine) {
+    if (!ref || !qm || !ds || !count || !output_cosine || (capacity > 0 && !rows) || n == 0)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: NULL argument or no images");
+    vitq_status st = check_pair(ref, qm);
+    if (st) return st;
+    size_t stride = capacity > 0 ? rows[0].struct_size : sizeof(vitq_report_row);
+    if (stride < offsetof(vitq_report_row, output_cosine) + sizeof(double) || stride > 1u << 16)
+        return vitq_i_fail(VITQ_ERR_ABI_MISMATCH, "vitq_model_report: rows[0].struct_size %zu", stride);
+    const vitq_i_qmodel *q = qm->quant;
+    const vitq_allocator *a = &qm->alloc;
+    size_t per = (size_t)ref->info.in_channels * (size_t)ref->info.image_size * (size_t)ref->info.image_size;
+    size_t k = (size_t)ref->info.num_classes;
+    int nq = q->count;
+    float *images = vitq_i_alloc_array(a, n * per, sizeof(float));
+    float *fp = vitq_i_alloc_array(a, n * k, sizeof(float)), *lg = vitq_i_alloc_array(a, n * k, sizeof(float));
+    double *signal = vitq_i_calloc(a, (size_t)nq + 1, 2 * sizeof(double)), *cosine = vitq_i_calloc(a, (size_t)nq + 1, sizeof(double));
+    float *range = vitq_i_alloc_array(a, 2 * ((size_t)nq + 1), sizeof(float));
+    int *order = vitq_i_alloc_array(a, (size_t)nq + 1, sizeof(int));
+    if (!images || !fp || !lg || !signal || !cosine || !range || !order) st = vitq_i_oom("report", n * per * sizeof(float));
+    if (!st) st = vitq_i_dataset_images(ref, ds, first, n, images);
+    if (!st) st = vitq_i_model_forward_taps(ref, images, n, fp, NULL);
+    vitq_i_point_list ref_list;
+    memset(&ref_list, 0, sizeof ref_list);
+    if (!st) st = vitq_i_points_build(a, (vitq_model *)ref, &ref_list);
+    measure m = {q, signal, signal ? signal + nq + 1 : NULL, range, range ? range + nq + 1 : NULL, a};
+    for (int i = 0; !st && i < nq; i++) {
+        m.lo[i] = INFINITY;
+        m.hi[i] = -INFINITY;
+        const vitq_i_point_desc *d = &q->list.points[q->qpoints[i].point];
+        if (d->kind != VITQ_POINT_WEIGHT) continue;
+        /* weights: the float model's layer against the quantized model's */
+        int rp = vitq_i_points_find(&ref_list, d->name);
+        if (rp < 0) st = vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "report: the float model has no layer '%s'", d->name);
+        for (size_t e = 0; !st && e < d->weight->out * d->weight->in; e++) {
+            double x = ref_list.points[rp].weight->weight[e], y = d->weight->weight[e];
+            m.signal[i] += x * x;
+            m.noise[i] += (x - y) * (x - y);
+            if (x < m.lo[i]) m.lo[i] = (float)x;
+            if (x > m.hi[i]) m.hi[i] = (float)x;
+        }
+    }
+    if (!st) {
+        /* the fully quantized run: the weights are already quantized in qm, activations measured */
+        vitq_i_taps taps = {&q->sites, measure_tap, &m, VITQ_OK};
+        st = vitq_i_model_forward_taps(qm, images, n, lg, &taps);
+        if (!st) *output_cosine = vitq_i_metric(VITQ_METRIC_COSINE, fp, lg, n * k);
+    }
+    job j = {ref, qm, images, n, fp, lg, a, &ref_list};
+    for (int i = 0; !st && i < nq; i++) st = isolated_cosine(&j, i, &cosine[i]);
+    if (!st) {
+        for (int i = 0; i < nq; i++) order[i] = i;
+        for (int i = 1; i < nq; i++) /* insertion sort: worst (lowest cosine) first, stable */
+            for (int s = i; s > 0 && cosine[order[s]] < cosine[order[s - 1]]; s--) {
+                int t = order[s];
+                order[s] = order[s - 1];
+                order[s - 1] = t;
+            }
+        for (int r = 0; r < nq && r < capacity; r++) {
+            int i = order[r];
+            vitq_report_row row;
+            memset(&row, 0, sizeof row);
+            row.struct_size = (uint32_t)stride;
+            row.point = q->list.points[q->qpoints[i].point].name;
+            row.bits = q->qpoints[i].inst.config.bits;
+            row.sqnr_db = sqnr_db(m.signal[i], m.noise[i]);
+            row.min = isfinite(m.lo[i]) ? m.lo[i] : 0.0f;
+            row.max = isfinite(m.hi[i]) ? m.hi[i] : 0.0f;
+            row.output_cosine = cosine[i];
+            memcpy((char *)rows + (size_t)r * stride, &row, stride < sizeof row ? stride : sizeof row);
+        }
+        *count = nq;
+    }
+    vitq_i_points_free(a, &ref_list);
+    vitq_i_free(a, images);
+    vitq_i_free(a, fp);
+    vitq_i_free(a, lg);
+    vitq_i_free(a, signal);
+    vitq_i_free(a, cosine);
+    vitq_i_free(a, range);
+    vitq_i_free(a, order);
+    return st;
+}

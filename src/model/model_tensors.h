@@ -1,0 +1,13 @@
+/* Every float tensor of a loaded model under its timm name (Swin: timm >= 0.9, classifier head.fc),
+ * in the shapes timm stores, so that a model can be written back as a checkpoint vitq loads. */
+#ifndef VITQ_MODEL_TENSORS_H
+#define VITQ_MODEL_TENSORS_H
+
+#include "model/vit.h"
+
+typedef vitq_status (*vitq_i_tensor_fn)(void *ctx, const char *name, int ndim, const uint64_t *shape,
+                                        const float *data);
+
+vitq_status vitq_i_model_tensors(const vitq_model *m, vitq_i_tensor_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,40 @@
+/* Tap sites of the forward pass: where simulated quantization (or a calibrator's observation)
+ * reaches the activations. A forward pass without taps (NULL) is the plain FP32 one, untouched.
+ * Taps run on the calling thread, between kernels, so an apply function needs no locking. */
+#ifndef VITQ_MODEL_TAPS_H
+#define VITQ_MODEL_TAPS_H
+
+#include "core/core.h"
+
+/* Point index of each activation site of a block; -1: not tapped. */
+typedef struct vitq_i_block_sites {
+    int norm1_in, qkv_in, q, k, v, scores, probs, proj_in, norm2_in, fc1_in, gelu_in, fc2_in;
+} vitq_i_block_sites;
+
+typedef struct vitq_i_stage_sites {
+    int merge_norm_in, merge_in; /* Swin patch merging (stages >= 1) */
+} vitq_i_stage_sites;
+
+typedef struct vitq_i_sites {
+    int patch_in, patch_norm_in, norm_in, head_in, head_dist_in;
+    vitq_i_block_sites *blocks; /* [depth] */
+    vitq_i_stage_sites *stages; /* [num_stages], at least 1 */
+} vitq_i_sites;
+
+typedef struct vitq_i_taps vitq_i_taps;
+struct vitq_i_taps {
+    const vitq_i_sites *sites;
+    /* Observe or replace the view of point `point` in place. */
+    vitq_status (*apply)(vitq_i_taps *t, int point, const vitq_tensor_view *v);
+    void *ctx;
+    vitq_status status; /* first failure; later taps are skipped */
+};
+
+static inline void vitq_i_tap(vitq_i_taps *t, int point, float *data, int64_t outer, int64_t channels, int64_t inner,
+                              int64_t stride) {
+    if (!t || point < 0 || t->status) return;
+    vitq_tensor_view v = {sizeof(vitq_tensor_view), data, outer, channels, inner, stride};
+    t->status = t->apply(t, point, &v);
+}
+
+#endif

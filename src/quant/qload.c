@@ -1,0 +1,231 @@
+/* Loading a quantized model file (see qmodel.h and docs/formats.md, "Quantized models"). */
+#include <stdio.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "quant/codes.h"
+#include "quant/qmodel.h"
+#include "util/json.h"
+
+#define FORMAT_VERSION 1
+
+int vitq_i_qload_is_quantized(const vitq_i_safetensors *st) {
+    const char *f = vitq_i_st_meta(st, "vitq.format");
+    return f && strcmp(f, "quantized") == 0;
+}
+
+static vitq_status remember_name(vitq_i_qload *p, const char *name, size_t capacity) {
+    if (!p->names) {
+        p->names = vitq_i_calloc(&p->alloc, capacity, sizeof *p->names);
+        if (!p->names) return vitq_i_oom("quantized model", capacity * sizeof *p->names);
+    }
+    if (p->num_names >= capacity) return vitq_i_fail(VITQ_ERR_FORMAT, "too many quantizer parameters");
+    p->names[p->num_names] = vitq_i_strdup(&p->alloc, name);
+    if (!p->names[p->num_names]) return vitq_i_oom("quantized model", strlen(name));
+    p->num_names++;
+    return VITQ_OK;
+}
+
+/* Set every parameter listed in entry `e` from its "<point>.<param>" tensor. */
+static vitq_status load_params(vitq_i_qload *p, const vitq_i_safetensors *st, const vitq_i_json *e,
+                               vitq_i_qpoint *qp, size_t name_capacity) {
+    const vitq_i_json *params = vitq_i_json_get(e, "params");
+    if (!params || params->type != VITQ_I_JSON_ARRAY)
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: vitq.points entry '%s' has no params list", st->name, qp->inst.name);
+    for (size_t k = 0; k < params->count; k++) {
+        char full[VITQ_I_POINT_NAME + 64];
+        if (params->items[k]->type != VITQ_I_JSON_STRING)
+            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: params of '%s' must be strings", st->name, qp->inst.name);
+        const char *param = params->items[k]->string;
+        snprintf(full, sizeof full, "%s.%s", qp->inst.name, param);
+        const vitq_i_st_tensor *t = vitq_i_st_find(st, full);
+        if (!t) return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: quantizer parameter tensor '%s' is missing", st->name, full);
+        if (t->array.elem != VITQ_I_ELEM_F32 || t->array.ndim != 1)
+            return vitq_i_fail(VITQ_ERR_DTYPE, "%s: tensor '%s' must be a 1-D F32 array", st->name, full);
+        uint64_t count = t->array.shape[0];
+        float *values = vitq_i_alloc_array(&p->alloc, (size_t)count + 1, sizeof(float));
+        if (!values) return vitq_i_oom(full, (size_t)count * sizeof(float));
+        vitq_status s = vitq_i_st_to_f32(st, t, values);
+        if (!s) s = qp->inst.scheme.set_param(qp->inst.state, param, values, (int64_t)count);
+        vitq_i_free(&p->alloc, values);
+        if (!s) s = remember_name(p, full, name_capacity);
+        if (s) return s;
+    }
+    return VITQ_OK;
+}
+
+/* Keep the codes of a weight point and make its tensor an F32 view of the dequantized weight. */
+static vitq_status load_weight(vitq_i_qload *p, vitq_i_safetensors *st, const vitq_i_json *e, vitq_i_qpoint *qp) {
+    const char *name = qp->inst.name;
+    const vitq_point_config *cfg = &qp->inst.config;
+    int64_t shape[4];
+    size_t ndim = 0;
+    vitq_status s = vitq_i_json_get_ints(e, "shape", st->name, 2, 4, shape, &ndim, NULL);
+    if (s) return s;
+    int64_t inner = 1;
+    for (size_t d = 1; d < ndim; d++) inner *= shape[d];
+    if (shape[0] != cfg->channels || inner < 1)
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' has shape %lld x %lld but %lld channels", st->name, name,
+                           (long long)shape[0], (long long)inner, (long long)cfg->channels);
+    vitq_i_st_tensor *t = (vitq_i_st_tensor *)vitq_i_st_find(st, name); /* st is ours to adjust */
+    if (!t) return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: quantized weight '%s' is missing", st->name, name);
+    size_t row_bytes = vitq_i_code_row_bytes(inner, vitq_i_code_storage_bits(cfg->bits));
+    int want_i8 = vitq_i_code_storage_bits(cfg->bits) == 8 && cfg->symmetric;
+    if (t->array.elem != (want_i8 ? VITQ_I_ELEM_I8 : VITQ_I_ELEM_U8) || t->array.ndim != 2 ||
+        t->array.shape[0] != (uint64_t)shape[0] || t->array.shape[1] != row_bytes)
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: quantized weight '%s' must be %s [%lld, %zu] for %d-bit codes",
+                           st->name, name, want_i8 ? "I8" : "U8", (long long)shape[0], row_bytes, (int)cfg->bits);
+    qp->codes_bytes = t->array.nbytes;
+    qp->codes = vitq_i_alloc(&p->alloc, qp->codes_bytes);
+    int32_t *codes = vitq_i_alloc_array(&p->alloc, (size_t)(shape[0] * inner), sizeof(int32_t));
+    float *w = vitq_i_alloc_array(&p->alloc, (size_t)(shape[0] * inner), sizeof(float));
+    if (!qp->codes || !codes || !w) {
+        vitq_i_free(&p->alloc, codes);
+        vitq_i_free(&p->alloc, w);
+        return vitq_i_oom(name, qp->codes_bytes * 8);
+    }
+    memcpy(qp->codes, t->array.data, qp->codes_bytes);
+    vitq_i_codes_unpack(qp->codes, shape[0], inner, cfg->bits, cfg->symmetric, codes);
+    vitq_tensor_view v = {sizeof v, w, 1, shape[0], inner, shape[0] * inner};
+    s = qp->inst.scheme.dequantize(qp->inst.state, codes, &v);
+    vitq_i_free(&p->alloc, codes);
+    p->buffers[p->num_buffers++] = w;
+    if (s) return s;
+    qp->ndim = (int)ndim;
+    for (size_t d = 0; d < ndim; d++) {
+        qp->shape[d] = (uint64_t)shape[d];
+        t->array.shape[d] = (uint64_t)shape[d];
+    }
+    t->array.elem = VITQ_I_ELEM_F32;
+    t->array.ndim = (int)ndim;
+    t->array.data = (const uint8_t *)w;
+    t->array.nbytes = (size_t)(shape[0] * inner) * sizeof(float);
+    return VITQ_OK;
+}
+
+static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vitq_registry *registry,
+                              const vitq_i_json *e, vitq_i_qpoint *qp, size_t name_capacity) {
+    const char *file = st->name, *name = NULL, *scheme_name = NULL, *gran = NULL;
+    int64_t bits, sym, channels, groups, cpg, seed = 0;
+    double lo = 0, hi = 0;
+    vitq_status s = vitq_i_json_get_string(e, "name", file, &name, NULL);
+    if (!s && !name) s = vitq_i_fail(VITQ_ERR_FORMAT, "%s: a vitq.points entry has no name", file);
+    if (!s) s = vitq_i_json_get_string(e, "scheme", file, &scheme_name, NULL);
+    if (!s) s = vitq_i_json_get_string(e, "granularity", file, &gran, NULL);
+    if (!s) s = vitq_i_json_get_int(e, "bits", file, 2, 8, &bits, NULL);
+    if (!s) s = vitq_i_json_get_int(e, "symmetric", file, 0, 1, &sym, NULL);
+    if (!s) s = vitq_i_json_get_int(e, "channels", file, 1, INT32_MAX, &channels, NULL);
+    if (!s) s = vitq_i_json_get_int(e, "groups", file, 1, INT32_MAX, &groups, NULL);
+    if (!s) s = vitq_i_json_get_int(e, "channels_per_group", file, 1, INT32_MAX, &cpg, NULL);
+    if (!s) s = vitq_i_json_get_int(e, "seed", file, 0, INT64_MAX, &seed, NULL);
+    if (!s) s = vitq_i_json_get_number(e, "observed_min", file, &lo, NULL);
+    if (!s) s = vitq_i_json_get_number(e, "observed_max", file, &hi, NULL);
+    if (s) return s;
+    if (!scheme_name || !gran) return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' lacks scheme or granularity", file, name);
+    const vitq_scheme *scheme = vitq_i_registry_find(registry, scheme_name);
+    if (!scheme) {
+        vitq_i_error_prefix("%s: point '%s' (pass a registry holding it in vitq_model_options.registry)", file, name);
+        return VITQ_ERR_UNKNOWN_NAME;
+    }
+    vitq_point_config cfg = {sizeof cfg, name, vitq_i_json_get(e, "shape") ? VITQ_POINT_WEIGHT : VITQ_POINT_ACTIVATION,
+                             0, (int32_t)bits, 0, (int32_t)sym, channels, groups, cpg, NULL, (uint64_t)seed};
+    if ((s = vitq_i_parse_granularity(gran, &cfg.granularity))) return s;
+    if (groups * cpg != channels && !(groups == 1 && cpg == channels))
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s': %lld groups of %lld channels is not %lld channels", file,
+                           name, (long long)groups, (long long)cpg, (long long)channels);
+    double options[VITQ_I_MAX_SCHEME_OPTIONS];
+    vitq_i_scheme_option_defaults(scheme, options);
+    const vitq_i_json *opts = vitq_i_json_get(e, "options");
+    for (size_t k = 0; opts && opts->type == VITQ_I_JSON_OBJECT && k < opts->count; k++) {
+        int index = vitq_i_scheme_option_index(scheme, opts->keys[k]);
+        if (index < 0 || opts->items[k]->type != VITQ_I_JSON_NUMBER)
+            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s': scheme '%s' has no numeric option '%s'", file, name,
+                               scheme->name, opts->keys[k]);
+        if ((s = vitq_i_scheme_option_check(scheme, index, opts->items[k]->number))) return s;
+        options[index] = opts->items[k]->number;
+    }
+    cfg.options = options;
+    if ((s = vitq_i_instance_create(&qp->inst, &p->alloc, scheme, &cfg))) return s;
+    qp->observed_min = (float)lo;
+    qp->observed_max = (float)hi;
+    if ((s = load_params(p, st, e, qp, name_capacity))) return s;
+    return cfg.kind == VITQ_POINT_WEIGHT ? load_weight(p, st, e, qp) : VITQ_OK;
+}
+
+vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st, const vitq_registry *registry,
+                                 vitq_i_qload *p) {
+    memset(p, 0, sizeof *p);
+    p->alloc = *a;
+    const char *version = vitq_i_st_meta(st, "vitq.format_version"), *table = vitq_i_st_meta(st, "vitq.points");
+    if (!version || strcmp(version, "1") != 0)
+        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: quantized model format version '%s' (this library reads %d)",
+                           st->name, version ? version : "(none)", FORMAT_VERSION);
+    if (!table) return vitq_i_fail(VITQ_ERR_FORMAT, "%s: quantized model without vitq.points metadata", st->name);
+    vitq_i_json *root = NULL;
+    vitq_status s = vitq_i_json_parse(a, table, strlen(table), "vitq.points", &root);
+    if (s) return s;
+    if (root->type != VITQ_I_JSON_ARRAY) {
+        vitq_i_json_free(a, root);
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: vitq.points is not a JSON array", st->name);
+    }
+    p->q = vitq_i_calloc(a, 1, sizeof *p->q);
+    if (p->q) p->q->qpoints = vitq_i_calloc(a, root->count + 1, sizeof *p->q->qpoints);
+    p->buffers = vitq_i_calloc(a, root->count + 1, sizeof *p->buffers);
+    if (!p->q || !p->q->qpoints || !p->buffers) s = vitq_i_oom("quantized model", root->count * sizeof(vitq_i_qpoint));
+    if (p->q) p->q->alloc = *a;
+    size_t name_capacity = 8 * root->count + 1;
+    for (size_t i = 0; !s && i < root->count; i++) {
+        s = load_point(p, st, registry, root->items[i], &p->q->qpoints[i], name_capacity);
+        p->q->count = (int)i + 1; /* so that a failure frees what this entry created */
+    }
+    vitq_i_json_free(a, root);
+    return s;
+}
+
+vitq_status vitq_i_qload_attach(vitq_i_qload *p, vitq_model *m) {
+    vitq_i_qmodel *q = p->q;
+    vitq_status s = vitq_i_points_build(&q->alloc, m, &q->list);
+    if (s) return s;
+    q->of_point = vitq_i_alloc_array(&q->alloc, (size_t)q->list.count, sizeof(int));
+    unsigned char *active = vitq_i_calloc(&q->alloc, (size_t)q->list.count, 1);
+    if (!q->of_point || !active) {
+        vitq_i_free(&q->alloc, active);
+        return vitq_i_oom("quantized model", (size_t)q->list.count * sizeof(int));
+    }
+    for (int i = 0; i < q->list.count; i++) q->of_point[i] = -1;
+    for (int i = 0; !s && i < q->count; i++) {
+        vitq_i_qpoint *qp = &q->qpoints[i];
+        int point = vitq_i_points_find(&q->list, qp->inst.name);
+        const vitq_i_point_desc *d = point >= 0 ? &q->list.points[point] : NULL;
+        if (!d)
+            s = vitq_i_fail(VITQ_ERR_FORMAT, "%s: quantization point '%s' does not exist in this model", m->name,
+                            qp->inst.name);
+        else if (d->channels != qp->inst.config.channels || d->kind != (vitq_point_kind)qp->inst.config.kind)
+            s = vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' has %lld channels (%s) in the file, %lld (%s) in the model",
+                            m->name, d->name, (long long)qp->inst.config.channels,
+                            qp->inst.config.kind == VITQ_POINT_WEIGHT ? "weight" : "activation", (long long)d->channels,
+                            d->kind == VITQ_POINT_WEIGHT ? "weight" : "activation");
+        else if (q->of_point[point] >= 0)
+            s = vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' is listed twice", m->name, d->name);
+        if (s) break;
+        qp->point = point;
+        q->of_point[point] = i;
+        active[point] = d->kind == VITQ_POINT_ACTIVATION;
+    }
+    if (!s) s = vitq_i_sites_filter(&q->alloc, m, &q->list, active, &q->sites);
+    vitq_i_free(&q->alloc, active);
+    if (s) return s;
+    m->quant = q;
+    m->info.num_quantized_points = q->count;
+    p->q = NULL;
+    return VITQ_OK;
+}
+
+void vitq_i_qload_free(vitq_i_qload *p) {
+    for (size_t i = 0; i < p->num_names; i++) vitq_i_free(&p->alloc, p->names[i]);
+    vitq_i_free(&p->alloc, p->names);
+    for (int i = 0; i < p->num_buffers; i++) vitq_i_free(&p->alloc, p->buffers[i]);
+    vitq_i_free(&p->alloc, p->buffers);
+    vitq_i_qmodel_free(p->q);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,67 @@
+/* Simulated quantization attached to a model: the finalized quantizer of every active point, the
+ * integer codes of quantized weights, and the tap sites that reach the active activations.
+ * A quantized vitq_model owns one (model->quant); the calibrator builds one for the float model
+ * only long enough to serialise it (qsave.c), and every quantized model is loaded from such bytes
+ * (qload.c), so that a model from vitq_calibrator_run and one from a saved file are the same thing. */
+#ifndef VITQ_QUANT_QMODEL_H
+#define VITQ_QUANT_QMODEL_H
+
+#include "quant/points.h"
+#include "quant/registry.h"
+
+typedef struct vitq_i_qpoint {
+    int point;            /* index into the owner's point list */
+    vitq_i_instance inst; /* finalized (or loaded) quantizer; stays at this address */
+    uint8_t *codes;       /* weights: packed codes (codes.h), rows = channels, cols = inner */
+    size_t codes_bytes;
+    int ndim;             /* weights: tensor shape as stored (patch embedding: 4-D) */
+    uint64_t shape[4];
+    float observed_min, observed_max;
+} vitq_i_qpoint;
+
+typedef struct vitq_i_qmodel {
+    vitq_allocator alloc;
+    vitq_i_point_list list; /* every point of the model */
+    vitq_i_qpoint *qpoints; /* active points, in list order */
+    int count;
+    int *of_point;          /* [list.count]: index into qpoints, or -1 */
+    vitq_i_sites sites;     /* activation sites of the active points */
+} vitq_i_qmodel;
+
+/* Free everything (instances included); q itself too. NULL is a no-op. */
+void vitq_i_qmodel_free(vitq_i_qmodel *q);
+
+/* Fake-quantization taps of q for one forward pass. */
+vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q);
+
+/* Description of qpoint `index` (strings owned by q). */
+void vitq_i_qmodel_point_info(const vitq_i_qmodel *q, int index, vitq_point_info *info);
+/* Copy a full description into a caller's struct of any known version. */
+vitq_status vitq_i_point_info_out(const vitq_point_info *full, vitq_point_info *info, const char *fn);
+
+/* Serialise model m (float tensors) with q's codes and parameters as a quantized safetensors file
+ * into a new buffer from `a` (docs/formats.md, "Quantized models"). */
+vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_model *m, const vitq_i_qmodel *q, uint8_t **out,
+                         size_t *size);
+
+/* Loading (qload.c). `prepare` reads the point table and the quantizer parameters of a quantized
+ * file, dequantizes its weights and makes their tensors of `st` F32 views of the results (kept in
+ * *prep), so that the ordinary builders load the model; `attach` then checks the points against
+ * the built model and hands the quantizers over to it. */
+typedef struct vitq_i_qload {
+    vitq_allocator alloc;
+    vitq_i_qmodel *q;   /* point list empty until attach */
+    char **names;       /* names of the point-parameter tensors, for the checkpoint's unused check */
+    size_t num_names;
+    float **buffers;    /* dequantized weights, referenced by st */
+    int num_buffers;
+} vitq_i_qload;
+
+struct vitq_i_safetensors;
+int vitq_i_qload_is_quantized(const struct vitq_i_safetensors *st);
+vitq_status vitq_i_qload_prepare(const vitq_allocator *a, struct vitq_i_safetensors *st, const vitq_registry *registry,
+                                 vitq_i_qload *prep);
+vitq_status vitq_i_qload_attach(vitq_i_qload *prep, vitq_model *m);
+void vitq_i_qload_free(vitq_i_qload *prep);
+
+#endif

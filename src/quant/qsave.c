@@ -1,0 +1,176 @@
+/* Writing a quantized model as safetensors (docs/formats.md, "Quantized models"):
+ *   float tensors under timm names, except the weights of quantized points, stored as codes;
+ *   "<point>.<param>" F32 tensors with every quantizer's parameters;
+ *   __metadata__: vitq.format = "quantized", vitq.format_version, the hyper-parameters as vitq.*
+ *   keys (so the file loads without config.json), and vitq.points, a JSON array describing each
+ *   quantized point. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/st_writer.h"
+#include "model/model_tensors.h"
+#include "quant/codes.h"
+#include "quant/qmodel.h"
+
+#define FORMAT_VERSION "1"
+
+typedef struct text {
+    const vitq_allocator *a;
+    char *s;
+    size_t len, cap;
+    int failed;
+} text;
+
+static void append(text *t, const char *fmt, ...) VITQ_I_PRINTF(2, 3);
+static void append(text *t, const char *fmt, ...) {
+    if (t->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if (t->s && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        while (cap <= t->len + (size_t)n) cap *= 2;
+        char *grown = vitq_i_alloc(t->a, cap);
+        if (!grown) {
+            t->failed = 1;
+            return;
+        }
+        if (t->s) memcpy(grown, t->s, t->len + 1);
+        vitq_i_free(t->a, t->s);
+        t->s = grown;
+        t->cap = cap;
+    }
+}
+
+typedef struct save_ctx {
+    vitq_i_st_writer *w;
+    const vitq_i_qmodel *q;
+    int *weight_ndim;        /* per qpoint: shape of the weight tensor as walked */
+    uint64_t (*weight_shape)[4];
+} save_ctx;
+
+static vitq_status add_tensor(void *ctx, const char *name, int ndim, const uint64_t *shape, const float *data) {
+    save_ctx *c = ctx;
+    int point = vitq_i_points_find(&c->q->list, name);
+    int qi = point >= 0 ? c->q->of_point[point] : -1;
+    uint64_t count = 1;
+    for (int d = 0; d < ndim; d++) count *= shape[d];
+    if (qi < 0) return vitq_i_stw_add(c->w, name, "F32", ndim, shape, data, (size_t)count * sizeof(float));
+    const vitq_i_qpoint *qp = &c->q->qpoints[qi];
+    const vitq_i_point_desc *d = &c->q->list.points[qp->point];
+    int sb = vitq_i_code_storage_bits(qp->inst.config.bits);
+    uint64_t packed[2] = {(uint64_t)d->channels, vitq_i_code_row_bytes(d->inner, sb)};
+    c->weight_ndim[qi] = ndim;
+    memcpy(c->weight_shape[qi], shape, (size_t)ndim * sizeof(uint64_t));
+    const char *dtype = sb == 8 && qp->inst.config.symmetric ? "I8" : "U8";
+    return vitq_i_stw_add(c->w, name, dtype, 2, packed, qp->codes, qp->codes_bytes);
+}
+
+static void describe_point(text *t, const save_ctx *c, int qi) {
+    const vitq_i_qpoint *qp = &c->q->qpoints[qi];
+    const vitq_point_config *cfg = &qp->inst.config;
+    const vitq_scheme *s = &qp->inst.scheme;
+    append(t, "%s{\"name\":\"%s\",\"scheme\":\"%s\",\"bits\":%d,\"granularity\":\"%s\",\"symmetric\":%d,", qi ? "," : "",
+           c->q->list.points[qp->point].name, s->name, (int)cfg->bits, vitq_i_granularity_name(cfg->granularity),
+           (int)cfg->symmetric);
+    append(t, "\"channels\":%lld,\"groups\":%lld,\"channels_per_group\":%lld,\"seed\":%llu,", (long long)cfg->channels,
+           (long long)cfg->groups, (long long)cfg->channels_per_group, (unsigned long long)cfg->seed);
+    append(t, "\"observed_min\":%.9g,\"observed_max\":%.9g,\"options\":{", (double)qp->observed_min,
+           (double)qp->observed_max);
+    for (int o = 0; o < s->num_options; o++)
+        append(t, "%s\"%s\":%.17g", o ? "," : "", s->options[o].name, qp->inst.options[o]);
+    append(t, "},\"params\":[");
+    int32_t n = s->param_count(qp->inst.state);
+    for (int32_t p = 0; p < n; p++) {
+        const char *name;
+        const float *values;
+        int64_t count;
+        if (s->get_param(qp->inst.state, p, &name, &values, &count) == VITQ_OK)
+            append(t, "%s\"%s\"", p ? "," : "", name);
+    }
+    append(t, "]");
+    if (c->weight_ndim[qi]) {
+        append(t, ",\"shape\":[");
+        for (int d = 0; d < c->weight_ndim[qi]; d++)
+            append(t, "%s%llu", d ? "," : "", (unsigned long long)c->weight_shape[qi][d]);
+        append(t, "]");
+    }
+    append(t, "}");
+}
+
+static vitq_status add_params(save_ctx *c, int qi) {
+    const vitq_i_qpoint *qp = &c->q->qpoints[qi];
+    const vitq_scheme *s = &qp->inst.scheme;
+    int32_t n = s->param_count(qp->inst.state);
+    for (int32_t p = 0; p < n; p++) {
+        const char *name;
+        const float *values;
+        int64_t count;
+        char full[VITQ_I_POINT_NAME + 64];
+        vitq_status st = s->get_param(qp->inst.state, p, &name, &values, &count);
+        if (st) return st;
+        snprintf(full, sizeof full, "%s.%s", c->q->list.points[qp->point].name, name);
+        uint64_t shape[1] = {(uint64_t)count};
+        if ((st = vitq_i_stw_add(c->w, full, "F32", 1, shape, values, (size_t)count * sizeof(float)))) return st;
+    }
+    return VITQ_OK;
+}
+
+static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_model *m) {
+    const vitq_model_info *i = &m->info;
+    char v[256];
+    vitq_status st = vitq_i_stw_meta(w, "vitq.format", "quantized");
+    if (!st) st = vitq_i_stw_meta(w, "vitq.format_version", FORMAT_VERSION);
+    if (!st && i->arch != VITQ_ARCH_SWIN) {
+        snprintf(v, sizeof v, "%d", (int)i->num_heads);
+        st = vitq_i_stw_meta(w, "vitq.num_heads", v);
+    }
+    snprintf(v, sizeof v, "%.9g", (double)i->layer_norm_eps);
+    if (!st) st = vitq_i_stw_meta(w, "vitq.layer_norm_eps", v);
+    if (!st) st = vitq_i_stw_meta(w, "vitq.gelu", i->gelu == VITQ_GELU_TANH ? "tanh" : "erf");
+    snprintf(v, sizeof v, "%d", (int)i->image_size);
+    if (!st) st = vitq_i_stw_meta(w, "vitq.image_size", v);
+    for (int which = 0; !st && which < 2; which++) {
+        if (m->sources[which ? VITQ_HPARAM_STD : VITQ_HPARAM_MEAN] == VITQ_SOURCE_NONE) continue;
+        const float *x = which ? i->std : i->mean;
+        size_t used = 0;
+        for (int ch = 0; ch < i->in_channels; ch++)
+            used += (size_t)snprintf(v + used, sizeof v - used, "%s%.9g", ch ? "," : "", (double)x[ch]);
+        st = vitq_i_stw_meta(w, which ? "vitq.std" : "vitq.mean", v);
+    }
+    return st;
+}
+
+vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_model *m, const vitq_i_qmodel *q, uint8_t **out,
+                         size_t *size) {
+    vitq_i_st_writer w;
+    text t = {a, NULL, 0, 0, 0};
+    vitq_i_stw_init(&w, a);
+    save_ctx c = {&w, q, vitq_i_calloc(a, (size_t)q->count + 1, sizeof(int)),
+                  vitq_i_calloc(a, (size_t)q->count + 1, sizeof(uint64_t[4]))};
+    vitq_status st = c.weight_ndim && c.weight_shape ? VITQ_OK : vitq_i_oom("quantized model", 0);
+    if (!st) st = add_hparams(&w, m);
+    if (!st) st = vitq_i_model_tensors(m, add_tensor, &c);
+    for (int qi = 0; !st && qi < q->count; qi++) st = add_params(&c, qi);
+    append(&t, "[");
+    for (int qi = 0; qi < q->count; qi++) describe_point(&t, &c, qi);
+    append(&t, "]");
+    if (!st && t.failed) st = vitq_i_oom("quantized model point table", t.cap);
+    if (!st) st = vitq_i_stw_meta(&w, "vitq.points", t.s);
+    if (!st) st = vitq_i_stw_finish(&w, out, size);
+    vitq_i_free(a, t.s);
+    vitq_i_free(a, c.weight_ndim);
+    vitq_i_free(a, c.weight_shape);
+    vitq_i_stw_free(&w);
+    return st;
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""make results: top-1 of every bundled model (and the real ImageNet DeiT-Tiny when present) for every
+quantization scheme at W8A8, W6A6, W4A4 and W3A3, mean and spread over calibration seeds, into
+docs/results.md. Drives the vitq CLI; Python standard library only.
+
+    python3 tools/results.py [--imagenet DIR] [--limit N] [--seeds 3] [--schemes minmax,percentile,omse]
+
+Fashion-MNIST: 32 calibration images drawn by the seed from the bundled 1,000-image calibration
+subset of the training set; evaluated on the first --limit test images (all 10,000 by default).
+ImageNet: for each seed, 32 of the 500 images calibrate and the other 468 are evaluated.
+"""
+import argparse
+import ast
+import os
+import random
+import re
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+VITQ = os.path.join("bin", "vitq")
+FMNIST = "data/fashion-mnist"
+MODELS = [("models/fmnist-vit", "ViT (timm)"), ("models/fmnist-deit-distilled", "DeiT distilled (timm)"),
+          ("models/fmnist-swin", "Swin (timm)")]
+WIDTHS = [(8, 8), (6, 6), (4, 4), (3, 3)]
+
+
+def vitq(*args):
+    p = subprocess.run([VITQ, *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"vitq {' '.join(args)} failed:\n{p.stdout}{p.stderr}")
+    return p.stdout
+
+
+def top1(model, data, labels=None, limit=None):
+    args = ["eval", model, "--data", data]
+    if labels:
+        args += ["--labels", labels]
+    if limit:
+        args += ["--limit", str(limit)]
+    m = re.search(r"top1 = ([0-9.]+) \((\d+)/(\d+)\)", vitq(*args))
+    return 100.0 * int(m.group(2)) / int(m.group(3))
+
+
+# ---- .npy subsets (ImageNet split), standard library only ------------------------------------------
+
+def read_npy(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    assert raw[:6] == b"\x93NUMPY", path
+    major = raw[6]
+    hlen = struct.unpack("<H" if major == 1 else "<I", raw[8:10] if major == 1 else raw[8:12])[0]
+    start = (10 if major == 1 else 12) + hlen
+    header = ast.literal_eval(raw[start - hlen:start].decode("latin1"))
+    return header, raw[start:]
+
+
+def write_npy(path, header, body):
+    text = repr(header).encode("latin1")
+    pad = 64 - (10 + len(text) + 1) % 64
+    text += b" " * pad + b"\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + body)
+
+
+def subset(src, dst, indices):
+    header, body = read_npy(src)
+    shape = header["shape"]
+    per = len(body) // shape[0]
+    write_npy(dst, dict(header, shape=(len(indices),) + tuple(shape[1:])),
+              b"".join(body[i * per:(i + 1) * per] for i in indices))
+
+
+# ---- runs -------------------------------------------------------------------------------------------
+
+def quantized_top1(model, scheme, wbits, abits, seed, calib, data, labels, limit, tmp, calib_n=32):
+    out = os.path.join(tmp, "q.safetensors")
+    vitq("quantize", model, "--scheme", scheme, "--wbits", str(wbits), "--abits", str(abits), "--calib", calib,
+         "--calib-n", str(calib_n), "--seed", str(seed), "--out", out)
+    return top1(out, data, labels, limit)
+
+
+def cell(values):
+    if not values:
+        return "—"
+    mean = statistics.mean(values)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {spread:.2f}"
+
+
+def table(title, rows, fp32):
+    lines = [f"### {title}", "", f"FP32 top-1: **{fp32:.2f} %**", "",
+             "| scheme | " + " | ".join(f"W{w}A{a}" for w, a in WIDTHS) + " |",
+             "| --- | " + " | ".join("---" for _ in WIDTHS) + " |"]
+    for scheme, cells in rows:
+        lines.append(f"| {scheme} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def run_model(model, schemes, seeds, calib, data, labels, limit, tmp, log):
+    rows = []
+    for scheme in schemes:
+        cells = []
+        for wbits, abits in WIDTHS:
+            values = []
+            for seed in seeds:
+                c, d, l = calib(seed) if callable(calib) else (calib, data, labels)
+                values.append(quantized_top1(model, scheme, wbits, abits, seed, c, d, l, limit, tmp))
+            log(f"{model} {scheme} W{wbits}A{abits}: {', '.join(f'{v:.2f}' for v in values)}")
+            cells.append(cell(values))
+        rows.append((scheme, cells))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--imagenet", default=os.environ.get("IMAGENET", ""))
+    ap.add_argument("--limit", type=int, default=10000)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--schemes", default="minmax,percentile,omse")
+    ap.add_argument("--out", default="docs/results.md")
+    args = ap.parse_args()
+    schemes, seeds = args.schemes.split(","), list(range(args.seeds))
+    t0 = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    test = f"{FMNIST}/t10k-images-idx3-ubyte.gz"
+    calib = f"{FMNIST}/calib1000-images-idx3-ubyte.gz"
+    doc = ["# Results", "",
+           "Generated by `make results` (tools/results.py); do not edit by hand. Top-1 in percent, mean ± sample",
+           f"standard deviation over {len(seeds)} calibration seeds (seed s draws 32 calibration images without",
+           "replacement; the seed names the calibration set). Defaults of the framework: weights per output",
+           "channel and symmetric, activations per tensor and asymmetric, patch embedding and classifier at 8",
+           "bits, LayerNorm / softmax / GELU inputs in float (docs/quantization.md). Simulated quantization.",
+           "", "## Fashion-MNIST reference models", "",
+           f"Evaluated on the first {args.limit} images of the Fashion-MNIST test set; calibration images from",
+           "the bundled 1,000-image subset of the training set.", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        for model, name in MODELS:
+            fp32 = top1(model, test, None, args.limit)
+            log(f"{model} FP32 {fp32:.2f}")
+            doc += table(f"{name}: `{model}`", run_model(model, schemes, seeds, calib, test, None, args.limit, tmp, log),
+                         fp32)
+        imagenet = args.imagenet
+        model_dir = os.path.join(imagenet, "deit_tiny_patch16_224") if imagenet else ""
+        if model_dir and os.path.exists(os.path.join(model_dir, "model.safetensors")):
+            images, labels = "build/imagenet/images.npy", "build/imagenet/labels.npy"
+            if not os.path.exists(images):
+                subprocess.run(["/usr/bin/python3", "tools/images_to_npy.py", "--model", model_dir, "--images",
+                                os.path.join(imagenet, "sample-even-classes"), "--wnids",
+                                os.path.join(imagenet, "wnids.txt"), "--out-images", images, "--out-labels", labels],
+                               check=True)
+
+            def split(seed):
+                order = list(range(500))
+                random.Random(seed).shuffle(order)
+                cal, rest = sorted(order[:32]), sorted(order[32:])
+                paths = [os.path.join(tmp, f"{seed}-{n}.npy") for n in ("calib", "eval", "labels")]
+                subset(images, paths[0], cal)
+                subset(images, paths[1], rest)
+                subset(labels, paths[2], rest)
+                return paths
+
+            fp = [top1(model_dir, split(s)[1], split(s)[2]) for s in seeds]
+            log(f"DeiT-Tiny FP32 {fp}")
+            rows = []
+            for scheme in schemes:
+                cells = []
+                for wbits, abits in WIDTHS:
+                    values = []
+                    for seed in seeds:
+                        c, d, l = split(seed)
+                        out = os.path.join(tmp, "q.safetensors")
+                        vitq("quantize", model_dir, "--scheme", scheme, "--wbits", str(wbits), "--abits", str(abits),
+                             "--calib", c, "--calib-n", "32", "--seed", str(seed), "--out", out)
+                        values.append(top1(out, d, l))
+                    log(f"DeiT-Tiny {scheme} W{wbits}A{abits}: {values}")
+                    cells.append(cell(values))
+                rows.append((scheme, cells))
+            doc += ["## ImageNet-1k DeiT-Tiny (real model, `../shared/imagenet/`)", "",
+                    "For each seed, 32 of the 500 images calibrate and the other 468 are evaluated (FP32 below is",
+                    "the mean over the three 468-image sets).", ""]
+            doc += table("DeiT-Tiny (timm)", rows, statistics.mean(fp))
+        else:
+            doc += ["## ImageNet-1k DeiT-Tiny", "", "Not run: the shared ImageNet folder was not given "
+                    "(`make results IMAGENET=path/to/imagenet`).", ""]
+    doc += [f"Generated in {time.time() - t0:.0f} s ({vitq('--version').strip()}).", ""]
+    with open(args.out, "w") as f:
+        f.write("\n".join(doc))
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
