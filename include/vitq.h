@@ -450,6 +450,9 @@ typedef struct vitq_scheme_host {
     /** Record `message` as the detail of vitq_last_error() and return `status`. */
     vitq_status (*fail)(const struct vitq_scheme_host *host, vitq_status status, const char *message);
     void *impl; /**< the library's own, do not touch */
+    /** vitq_metric_compute for schemes that search parameters (MSE, cosine, SQNR; metrics that need
+     *  gradients, Hessian-guided and blockwise, join this enum with the methods that use them). */
+    double (*metric)(vitq_metric metric, const float *reference, const float *approx, size_t n);
 } vitq_scheme_host;
 
 #define VITQ_SCHEME_ABI_VERSION 1

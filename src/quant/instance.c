@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/metrics.h"
 #include "quant/registry.h"
 
 static void *host_alloc(const vitq_scheme_host *h, size_t size) {
@@ -38,6 +39,7 @@ vitq_status vitq_i_instance_create(vitq_i_instance *inst, const vitq_allocator *
     inst->host.free = host_free;
     inst->host.fail = host_fail;
     inst->host.impl = inst;
+    inst->host.metric = vitq_i_metric;
     if (config->bits < scheme->min_bits || config->bits > scheme->max_bits)
         return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: %d bits, scheme '%s' implements %d to %d", inst->name,
                            (int)config->bits, scheme->name, (int)scheme->min_bits, (int)scheme->max_bits);

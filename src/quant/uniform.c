@@ -43,12 +43,20 @@ void vitq_i_uniform_params(const vitq_i_uniform *u, double lo, double hi, float 
 
 void vitq_i_uniform_fake_quant(const vitq_i_uniform *u, const float *scale, const float *zero_point,
                                int64_t channels_per_group, const vitq_tensor_view *x) {
-    for (int64_t o = 0; o < x->outer; o++)
+    int64_t row = x->channels * x->inner;
+    for (int64_t o = 0; o < x->outer; o++) {
+        if (channels_per_group >= x->channels) {
+            /* one group: the slice is one contiguous run (the hot path of per-tensor activations) */
+            float *p = x->data + o * x->outer_stride, s = scale[0], z = zero_point[0];
+            for (int64_t i = 0; i < row; i++) p[i] = vitq_i_uniform_fq(u, p[i], s, z);
+            continue;
+        }
         for (int64_t c = 0; c < x->channels; c++) {
             float *p = vitq_i_view_at(x, o, c);
             float s = scale[c / channels_per_group], z = zero_point[c / channels_per_group];
             for (int64_t i = 0; i < x->inner; i++) p[i] = vitq_i_uniform_fq(u, p[i], s, z);
         }
+    }
 }
 
 void vitq_i_uniform_quantize(const vitq_i_uniform *u, const float *scale, const float *zero_point,

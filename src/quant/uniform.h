@@ -30,7 +30,13 @@ void vitq_i_uniform_params(const vitq_i_uniform *u, double lo, double hi, float 
 /* Code of x: clamp(nearbyintf(x / scale) + zero, qmin, qmax), rounding half to even as PyTorch does.
  * NaN maps to the zero point (value 0) so that no NaN ever becomes an undefined integer conversion. */
 static inline int32_t vitq_i_uniform_code(const vitq_i_uniform *u, float x, float scale, float zero_point) {
-    float v = nearbyintf(x / scale) + zero_point;
+    float t = x / scale;
+    /* Round half to even without a libm call: adding and subtracting 1.5 * 2^23 rounds to an integer
+     * in the default rounding mode, exactly while |t| < 2^22; larger |t| is clamped below anyway, so
+     * pre-clamp it (a NaN fails both comparisons and stays NaN). */
+    const float limit = 4194304.0f, magic = 12582912.0f;
+    t = t > limit ? limit : t < -limit ? -limit : t;
+    float v = ((t + magic) - magic) + zero_point;
     if (v >= (float)u->qmax) return u->qmax;
     if (v >= (float)u->qmin) return (int32_t)v;
     return v < (float)u->qmin ? u->qmin : (int32_t)zero_point;
