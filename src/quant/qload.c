@@ -173,7 +173,11 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     p->buffers = vitq_i_calloc(a, root->count + 1, sizeof *p->buffers);
     if (!p->q || !p->q->qpoints || !p->buffers) s = vitq_i_oom("quantized model", root->count * sizeof(vitq_i_qpoint));
     if (p->q) p->q->alloc = *a;
-    size_t name_capacity = 8 * root->count + 1;
+    size_t name_capacity = 1; /* every listed parameter of every point */
+    for (size_t i = 0; i < root->count; i++) {
+        const vitq_i_json *params = vitq_i_json_get(root->items[i], "params");
+        if (params && params->type == VITQ_I_JSON_ARRAY) name_capacity += params->count;
+    }
     for (size_t i = 0; !s && i < root->count; i++) {
         s = load_point(p, st, registry, root->items[i], &p->q->qpoints[i], name_capacity);
         p->q->count = (int)i + 1; /* so that a failure frees what this entry created */
