@@ -37,7 +37,7 @@ static vitq_status th_fail(const vitq_scheme_host *h, vitq_status status, const 
     return vitq_i_fail(status, "%s", message);
 }
 
-static test_host host = {{sizeof(vitq_scheme_host), th_alloc, th_free, th_fail, NULL}, 0, 0, -1};
+static test_host host = {{sizeof(vitq_scheme_host), th_alloc, th_free, th_fail, NULL, vitq_i_metric}, 0, 0, -1};
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
