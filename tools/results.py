@@ -150,6 +150,7 @@ def main():
            "replacement; the seed names the calibration set). Defaults of the framework: weights per output",
            "channel and symmetric, activations per tensor and asymmetric, patch embedding and classifier at 8",
            "bits, LayerNorm / softmax / GELU inputs in float (docs/quantization.md). Simulated quantization.",
+           "", f"This file: `python3 tools/results.py {' '.join(sys.argv[1:])}`.",
            "", "## Fashion-MNIST reference models", "",
            f"Evaluated on the first {args.limit} images of the Fashion-MNIST test set; calibration images from",
            "the bundled 1,000-image subset of the training set.", ""]
