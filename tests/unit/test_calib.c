@@ -293,7 +293,7 @@ static void check_round_trip(const char *path, int wbits, int abits, const char 
     vitq_model *again = NULL;
     CHECK_STATUS(vitq_model_load_memory(bytes, size, "saved", NULL, &again), VITQ_OK);
     if (again) {
-        size_t n = 100;
+        size_t n = harness_quick() ? 24 : 100;
         float *a = logits_of(q, n), *b = logits_of(again, n), *f = logits_of(fp, n);
         CHECK(memcmp(a, b, n * (size_t)classes_of(q) * sizeof(float)) == 0);
         CHECK(memcmp(a, f, n * (size_t)classes_of(q) * sizeof(float)) != 0); /* it is quantized */
@@ -419,14 +419,15 @@ static void test_report(void) {
     vitq_model *q = quantize(fp, NULL, "minmax", 8, 8, sets, 2);
     int32_t count = 0;
     double cosine = 0;
-    CHECK_STATUS(vitq_model_report(fp, q, test_set, 0, 32, NULL, 0, &count, &cosine), VITQ_OK);
+    size_t n = harness_quick() ? 8 : 32; /* one forward pass per point: keep the sanitizer run short */
+    CHECK_STATUS(vitq_model_report(fp, q, test_set, 0, n, NULL, 0, &count, &cosine), VITQ_OK);
     vitq_model_info qi;
     vitq_model_info_init(&qi);
     vitq_model_get_info(q, &qi);
     CHECK(count == qi.num_quantized_points && count > 50);
     vitq_report_row *rows = calloc((size_t)count, sizeof *rows);
     rows[0].struct_size = sizeof *rows;
-    CHECK_STATUS(vitq_model_report(fp, q, test_set, 0, 32, rows, count, &count, &cosine), VITQ_OK);
+    CHECK_STATUS(vitq_model_report(fp, q, test_set, 0, n, rows, count, &count, &cosine), VITQ_OK);
     CHECK(cosine > 0.99 && cosine < 1.0);
     CHECK(strcmp(rows[0].point, "blocks.2.mlp.fc1.weight") == 0 && rows[0].bits == 2);
     CHECK(rows[0].output_cosine < rows[count - 1].output_cosine);
