@@ -69,6 +69,13 @@ static void attend_one(const float *qkv, size_t tokens, size_t dim, size_t head_
     }
 }
 
+/* The head bias of head h and the mask of sequence b (NULL where absent). */
+static void bias_rows(const vitq_i_attn_bias *bias, size_t b, size_t h, size_t tt, const float **hb,
+                      const float **mk) {
+    *hb = bias && bias->head_bias ? bias->head_bias + h * tt : NULL;
+    *mk = bias && bias->mask ? bias->mask + (b % bias->mask_period) * tt : NULL;
+}
+
 void vitq_i_attention_biased(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
                              const vitq_i_attn_bias *bias, float *out, float *scratch, int nthreads) {
     size_t head_dim = dim / heads, per_thread = vitq_i_attention_scratch_floats(tokens, head_dim);
@@ -79,8 +86,8 @@ void vitq_i_attention_biased(const float *qkv, size_t batch, size_t tokens, size
     for (long task = 0; task < tasks; task++) {
         size_t b = (size_t)task / heads, h = (size_t)task % heads;
         float *mine = scratch + (size_t)vitq_i_thread_id() * per_thread;
-        const float *hb = bias && bias->head_bias ? bias->head_bias + h * tt : NULL;
-        const float *mk = bias && bias->mask ? bias->mask + (b % bias->mask_period) * tt : NULL;
+        const float *hb, *mk;
+        bias_rows(bias, b, h, tt, &hb, &mk);
         attend_one(qkv + b * tokens * 3 * dim, tokens, dim, head_dim, h, hb, mk, out + b * tokens * dim, mine);
     }
 }
@@ -100,8 +107,8 @@ void vitq_i_attention_scores(const float *qkv, size_t batch, size_t tokens, size
     for (long task = 0; task < tasks; task++) {
         size_t b = (size_t)task / heads, h = (size_t)task % heads;
         float *kt = scratch + (size_t)vitq_i_thread_id() * per_thread, *v = kt + head_dim * tokens;
-        const float *hb = bias && bias->head_bias ? bias->head_bias + h * tt : NULL;
-        const float *mk = bias && bias->mask ? bias->mask + (b % bias->mask_period) * tt : NULL;
+        const float *hb, *mk;
+        bias_rows(bias, b, h, tt, &hb, &mk);
         const float *seq = qkv + b * tokens * 3 * dim;
         float *dst = scores + (size_t)task * tt;
         gather_kv(seq, tokens, dim, head_dim, h, kt, v);
