@@ -132,7 +132,8 @@ demo: all
 IMAGENET ?=
 LIMIT ?= 10000
 results: all
-	$(PYTHON) tools/results.py --limit $(LIMIT) $(if $(IMAGENET),--imagenet $(IMAGENET))
+	$(PYTHON) tools/results.py --limit $(LIMIT) $(if $(IMAGENET),--imagenet $(IMAGENET)) \
+		--imagenet-opt ptq4vit:search_images=8 --imagenet-opt apq-vit:search_images=8
 
 install: all
 	mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

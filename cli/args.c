@@ -111,6 +111,12 @@ int cli_parse(int argc, char **argv, cli_args *a) {
                 return -1;
             }
             a->sets[a->num_sets++] = val;
+        } else if (!strcmp(opt, "--opt")) {
+            if (a->num_method_opts == (int)(sizeof a->method_opts / sizeof a->method_opts[0])) {
+                fprintf(stderr, "vitq: too many --opt options\n");
+                return -1;
+            }
+            a->method_opts[a->num_method_opts++] = val;
         } else if (!strcmp(opt, "--mean")) rc = parse_floats(opt, val, a->options.mean, &a->options.num_mean);
         else if (!strcmp(opt, "--std")) rc = parse_floats(opt, val, a->options.std, &a->options.num_std);
         else {

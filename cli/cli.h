@@ -21,6 +21,8 @@ typedef struct cli_args {
     int wbits, abits, edge_bits;
     int num_sets;
     const char *sets[64]; /* "POINT_GLOB=key:value[,key:value]" */
+    int num_method_opts;
+    const char *method_opts[16]; /* "key=value" options of a PTQ method */
     /* report */
     const char *quantized;
     const char *csv;

@@ -57,6 +57,18 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
         int rc = apply_set(*cal, args->sets[i]);
         if (rc) return rc;
     }
+    for (int i = 0; i < args->num_method_opts; i++) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", args->method_opts[i]);
+        char *eq = strchr(buf, '=');
+        if (!eq) {
+            fprintf(stderr, "vitq: --opt '%s': expected KEY=VALUE\n", args->method_opts[i]);
+            return 2;
+        }
+        *eq = 0;
+        st = vitq_calibrator_set_option(*cal, buf, eq + 1);
+        if (st) return cli_fail("--opt", st);
+    }
     return 0;
 }
 

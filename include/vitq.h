@@ -550,7 +550,9 @@ typedef struct vitq_calibrator_options {
     uint32_t struct_size;            /**< set by vitq_calibrator_options_init() */
     const vitq_allocator *allocator; /**< NULL: the model's */
     const vitq_registry *registry;   /**< NULL: built-in schemes only */
-    const char *scheme;              /**< scheme of every point unless set otherwise ("minmax") */
+    /** Scheme of every point unless set otherwise ("minmax"), or a PTQ method ("repq-vit",
+     *  "noisyquant", ...) that chooses each point's scheme and refines the calibration. */
+    const char *scheme;
     int32_t weight_bits;             /**< 8 */
     int32_t activation_bits;         /**< 8 */
     /** Bits of the patch embedding and of the classifier (weights and inputs): 8, as most papers
@@ -596,12 +598,20 @@ VITQ_API vitq_status vitq_calibrator_point_info(const vitq_calibrator *calibrato
 /**
  * Set `key` to `value` on every point whose name matches `pattern` ('*' matches any run of
  * characters, '?' one). Keys: "bits" (0 = float, or 2..8), "granularity", "symmetric", "scheme",
- * and options of the points' scheme. VITQ_ERR_UNKNOWN_NAME when nothing matches or the key is
- * unknown; VITQ_ERR_OUT_OF_RANGE for a value the key or scheme does not accept. Settings apply in
- * call order; `scheme` resets that point's scheme options to their defaults.
+ * "noisy" (1: NoisyQuant's fixed noisy bias before the quantizer, searched per layer; inputs of
+ * linear layers only), and options of the points' scheme. VITQ_ERR_UNKNOWN_NAME when nothing
+ * matches or the key is unknown; VITQ_ERR_OUT_OF_RANGE for a value the key or scheme does not
+ * accept. Settings apply in call order; `scheme` resets that point's scheme options to their defaults.
  */
 VITQ_API vitq_status vitq_calibrator_set(vitq_calibrator *calibrator, const char *pattern, const char *key,
                                          const char *value);
+
+/**
+ * Set an option of the calibrator's PTQ method (options.scheme naming a method such as "repq-vit",
+ * docs/quantization.md lists them and their options), e.g. ("reparam", "0"). VITQ_ERR_UNKNOWN_NAME
+ * for an unknown key or when no method runs, VITQ_ERR_OUT_OF_RANGE for a bad value.
+ */
+VITQ_API vitq_status vitq_calibrator_set_option(vitq_calibrator *calibrator, const char *key, const char *value);
 
 /** Add n calibration images (normalised NCHW floats, as vitq_model_forward takes); copied. */
 VITQ_API vitq_status vitq_calibrator_feed(vitq_calibrator *calibrator, const float *images, size_t n);

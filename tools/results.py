@@ -3,7 +3,8 @@
 quantization scheme at W8A8, W6A6, W4A4 and W3A3, mean and spread over calibration seeds, into
 docs/results.md. Drives the vitq CLI; Python standard library only.
 
-    python3 tools/results.py [--imagenet DIR] [--limit N] [--seeds 3] [--schemes minmax,percentile,omse]
+    python3 tools/results.py [--imagenet DIR] [--limit N] [--seeds 3] [--schemes minmax,...,noisyquant]
+                             [--opt SCHEME:KEY=VALUE ...] [--imagenet-opt SCHEME:KEY=VALUE ...]
 
 Fashion-MNIST: 32 calibration images drawn by the seed from the bundled 1,000-image calibration
 subset of the training set; evaluated on the first --limit test images (all 10,000 by default).
@@ -76,10 +77,13 @@ def subset(src, dst, indices):
 
 # ---- runs -------------------------------------------------------------------------------------------
 
+METHOD_OPTS = {}  # scheme -> ["--opt", "k=v", ...] for the runs under way
+
+
 def quantized_top1(model, scheme, wbits, abits, seed, calib, data, labels, limit, tmp, calib_n=32):
     out = os.path.join(tmp, "q.safetensors")
     vitq("quantize", model, "--scheme", scheme, "--wbits", str(wbits), "--abits", str(abits), "--calib", calib,
-         "--calib-n", str(calib_n), "--seed", str(seed), "--out", out)
+         "--calib-n", str(calib_n), "--seed", str(seed), "--out", out, *METHOD_OPTS.get(scheme, []))
     return top1(out, data, labels, limit)
 
 
@@ -99,6 +103,33 @@ def w8a8_line(name, rows, fp32):
             return (f"- {name}: W8A8 min-max {statistics.mean(values[0]):.2f} vs FP32 {fp32:.2f}, drop {drop:+.2f} "
                     f"points ({'within' if drop <= 0.5 else 'NOT within'} 0.5)")
     return f"- {name}: min-max not run"
+
+
+# (claim, scheme a, scheme b, width index): "a beats b at that width"
+CLAIMS = [("APQ-ViT beats PTQ4ViT at W4A4", "apq-vit", "ptq4vit", 2),
+          ("RepQ-ViT beats PTQ4ViT at W4A4", "repq-vit", "ptq4vit", 2),
+          ("NoisyQuant improves the linear quantizer it wraps (omse) at W6A6", "noisyquant", "omse", 1),
+          ("the best method is far closer to FP32 than min-max at W4A4", None, "minmax", 2)]
+
+
+def claim_lines(name, rows, fp32=None):
+    by = {scheme: values for scheme, _, values in rows}
+    lines = []
+    for text, a, b, w in CLAIMS:
+        if b not in by or not by[b][w] or (a and (a not in by or not by[a][w])):
+            continue
+        if a is None:  # the best of the methods
+            methods = [s for s in ("ptq4vit", "apq-vit", "repq-vit", "noisyquant") if s in by and by[s][w]]
+            if not methods:
+                continue
+            a = max(methods, key=lambda s: statistics.mean(by[s][w]))
+        va, vb = by[a][w], by[b][w]
+        diff = statistics.mean(va) - statistics.mean(vb)
+        spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (va, vb))
+        verdict = "holds" if diff > spread else "does not hold"
+        lines.append(f"- {name}: {text}: {a} {statistics.mean(va):.2f} vs {b} {statistics.mean(vb):.2f}, "
+                     f"{diff:+.2f} points: {verdict}")
+    return lines
 
 
 def table(title, rows, fp32):
@@ -133,7 +164,9 @@ def main():
     ap.add_argument("--limit", type=int, default=10000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--imagenet-seeds", type=int, default=0, help="seeds for ImageNet (default: --seeds)")
-    ap.add_argument("--schemes", default="minmax,percentile,omse")
+    ap.add_argument("--schemes", default="minmax,percentile,omse,ptq4vit,apq-vit,repq-vit,noisyquant")
+    ap.add_argument("--opt", action="append", default=[], help="SCHEME:KEY=VALUE, a method option")
+    ap.add_argument("--imagenet-opt", action="append", default=[], help="SCHEME:KEY=VALUE, on ImageNet only")
     ap.add_argument("--out", default="docs/results.md")
     args = ap.parse_args()
     schemes, seeds = args.schemes.split(","), list(range(args.seeds))
@@ -154,22 +187,33 @@ def main():
            "", "## Fashion-MNIST reference models", "",
            f"Evaluated on the first {args.limit} images of the Fashion-MNIST test set; calibration images from",
            "the bundled 1,000-image subset of the training set.", ""]
-    checks = []
+    checks, claims = [], []
 
     def save(final=False):
         text = doc + ["## Acceptance check: W8A8 min-max within 0.5 points of FP32", ""] + checks + [""]
+        text += ["## The papers' claims against these numbers", "",
+                 "Differences of means in points (a claim holds here when the difference has the claimed sign and",
+                 "exceeds the spread over seeds).", ""] + claims + [""]
         if not final:
             text += ["(partial: `make results` was still running when this was written)", ""]
         with open(args.out, "w") as f:
             f.write("\n".join(text))
 
+    def set_opts(specs):
+        METHOD_OPTS.clear()
+        for spec in specs:
+            scheme, kv = spec.split(":", 1)
+            METHOD_OPTS.setdefault(scheme, []).extend(["--opt", kv])
+
     with tempfile.TemporaryDirectory() as tmp:
+        set_opts(args.opt)
         for model, name in MODELS:
             fp32 = top1(model, test, None, args.limit)
             log(f"{model} FP32 {fp32:.2f}")
             rows = run_model(model, schemes, seeds, calib, test, None, args.limit, tmp, log)
             doc += table(f"{name}: `{model}`", rows, fp32)
             checks.append(w8a8_line(f"`{model}`", rows, fp32))
+            claims.extend(claim_lines(f"`{model}`", rows))
             save()
         imagenet = args.imagenet
         model_dir = os.path.join(imagenet, "deit_tiny_patch16_224") if imagenet else ""
@@ -192,12 +236,14 @@ def main():
                 return paths
 
             seeds = list(range(args.imagenet_seeds or args.seeds))
+            set_opts(args.opt + args.imagenet_opt)
             fp = [top1(model_dir, split(s)[1], split(s)[2]) for s in seeds]
             log(f"DeiT-Tiny FP32 {fp}")
             # the 32 images of a seed's split are the whole calibration file: --calib-n 32 takes them all
             rows = run_model(model_dir, schemes, seeds, split, None, None, None, tmp, log)
             checks.append(w8a8_line("ImageNet DeiT-Tiny (468 images per seed; one image is 0.21 points)", rows,
                                     statistics.mean(fp)))
+            claims.extend(claim_lines("ImageNet DeiT-Tiny", rows, statistics.mean(fp)))
             doc += ["## ImageNet-1k DeiT-Tiny (real model, `../shared/imagenet/`)", "",
                     f"For each of {len(seeds)} seed(s), 32 of the 500 images calibrate and the other 468 are evaluated",
                     "(FP32 below is the mean over the seeds' 468-image sets).", ""]

@@ -1,43 +1,17 @@
-/* The calibrator: per-point configuration, calibration images, and the run that turns a float model
- * into a quantized one.
- *
- * Statistics come from the float network: weights are observed as they are, activations on forward
- * passes of the fed images without any quantization (the observers of the baseline schemes; the
- * blockwise methods of later schemes run their own passes). A run ends by serialising the result as
- * a quantized file in memory and loading it back, so that a quantized model from a run and one
- * loaded from disk are built by the same code and behave bit for bit the same. */
+/* The calibrator: per-point configuration (generic defaults, a method's, the caller's) and the
+ * calibration images. The run that turns the float model into a quantized one is run.c. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "calib/calibrator.h"
 #include "calib/glob.h"
 #include "data/dataset.h"
 #include "model/forward_common.h"
 #include "quant/codes.h"
 #include "quant/qmodel.h"
 #include "quant/view.h"
-
-#define FEED_BATCH 8 /* images per forward pass of a calibration pass: the unit of progress reports */
-
-typedef struct point_cfg {
-    const vitq_scheme *scheme;
-    int32_t bits, granularity, symmetric;
-    double options[VITQ_I_MAX_SCHEME_OPTIONS];
-} point_cfg;
-
-struct vitq_calibrator {
-    vitq_allocator user_alloc; /* what the caller gave (or the model's) */
-    vitq_allocator alloc;      /* the same, counting bytes for the stats */
-    size_t live, peak;
-    const vitq_model *model;
-    vitq_calibrator_options opts;
-    vitq_i_point_list list;
-    point_cfg *cfg;
-    float *observed; /* [2 * points]: min, max of the last run */
-    float *images;
-    size_t num_images, capacity, per_image;
-    vitq_calibrator_stats stats;
-};
 
 /* ---- counting allocator: a 64-byte header keeps each block's size --------------------------- */
 
@@ -87,7 +61,7 @@ static int nonlinear_input(vitq_point_role role) {
 }
 
 static void default_config(const vitq_calibrator_options *o, const vitq_scheme *scheme, const vitq_i_point_desc *d,
-                           point_cfg *c) {
+                           vitq_i_point_cfg *c) {
     int weight = d->kind == VITQ_POINT_WEIGHT;
     c->scheme = scheme;
     c->bits = weight ? o->weight_bits : o->activation_bits;
@@ -125,8 +99,15 @@ vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrato
     if (!st) st = check_bits(o.activation_bits, "activation_bits");
     if (!st) st = check_bits(o.edge_bits, "edge_bits");
     if (st) return st;
-    const vitq_scheme *scheme = vitq_i_registry_find(o.registry, o.scheme ? o.scheme : "minmax");
-    if (!scheme) return VITQ_ERR_UNKNOWN_NAME;
+    /* A method name (ptq4vit, repq-vit, ...) chooses every point's quantizer itself; any other name is
+     * a scheme of the registry used everywhere. */
+    const vitq_i_method *method = o.scheme ? vitq_i_method_find(o.scheme) : NULL;
+    const vitq_scheme *scheme = method ? vitq_i_builtin_scheme("minmax")
+                                       : vitq_i_registry_find(o.registry, o.scheme ? o.scheme : "minmax");
+    if (!scheme) {
+        vitq_i_error_prefix("scheme (or one of the methods %s)", vitq_i_method_names());
+        return VITQ_ERR_UNKNOWN_NAME;
+    }
     vitq_allocator user;
     if ((st = vitq_i_allocator_resolve(o.allocator ? o.allocator : &model->alloc, &user))) return st;
     vitq_calibrator *c = vitq_i_calloc(&user, 1, sizeof *c);
@@ -136,6 +117,8 @@ vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrato
     c->model = model;
     c->opts = o;
     c->opts.scheme = NULL; /* the caller's string need not outlive this call */
+    c->method = method;
+    for (int k = 0; method && k < method->num_options; k++) c->method_options[k] = method->options[k].default_value;
     const vitq_model_info *i = &model->info;
     c->per_image = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size;
     vitq_calibrator_stats_init(&c->stats);
@@ -146,7 +129,10 @@ vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrato
         c->observed = vitq_i_calloc(&c->alloc, 2 * (size_t)c->list.count, sizeof(float));
         if (!c->cfg || !c->observed) st = vitq_i_oom("calibrator points", (size_t)c->list.count * sizeof *c->cfg);
     }
-    for (int p = 0; !st && p < c->list.count; p++) default_config(&o, scheme, &c->list.points[p], &c->cfg[p]);
+    for (int p = 0; !st && p < c->list.count; p++) {
+        default_config(&o, scheme, &c->list.points[p], &c->cfg[p]);
+        if (method && c->cfg[p].bits) st = method->configure(&c->list.points[p], &c->cfg[p], c->method_options);
+    }
     if (st) {
         vitq_calibrator_free(c);
         return st;
@@ -173,7 +159,7 @@ vitq_status vitq_calibrator_point_info(const vitq_calibrator *c, int32_t index, 
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_point_info: index %d of %d points", (int)index,
                            c->list.count);
     const vitq_i_point_desc *d = &c->list.points[index];
-    const point_cfg *p = &c->cfg[index];
+    const vitq_i_point_cfg *p = &c->cfg[index];
     vitq_point_info full;
     vitq_point_info_init(&full);
     full.name = d->name;
@@ -192,7 +178,7 @@ vitq_status vitq_calibrator_point_info(const vitq_calibrator *c, int32_t index, 
 
 /* Apply key = value to one point. */
 static vitq_status set_one(vitq_calibrator *c, int p, const char *key, const char *value) {
-    point_cfg *cfg = &c->cfg[p];
+    vitq_i_point_cfg *cfg = &c->cfg[p];
     const vitq_i_point_desc *d = &c->list.points[p];
     int64_t v;
     vitq_status st;
@@ -209,6 +195,13 @@ static vitq_status set_one(vitq_calibrator *c, int p, const char *key, const cha
     } else if (strcmp(key, "symmetric") == 0) {
         if ((st = vitq_i_parse_int(key, value, 0, 1, &v))) return st;
         cfg->symmetric = (int32_t)v;
+    } else if (strcmp(key, "noisy") == 0) {
+        if ((st = vitq_i_parse_int(key, value, 0, 1, &v))) return st;
+        if (v && !vitq_i_role_is_linear_input(d->role))
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE,
+                               "%s: noisy bias applies to the input of a linear layer only (its denoising bias "
+                               "goes into that layer)", d->name);
+        cfg->noisy = (int32_t)v;
     } else if (strcmp(key, "scheme") == 0) {
         const vitq_scheme *s = vitq_i_registry_find(c->opts.registry, value);
         if (!s) return VITQ_ERR_UNKNOWN_NAME;
@@ -218,7 +211,7 @@ static vitq_status set_one(vitq_calibrator *c, int p, const char *key, const cha
         int index = vitq_i_scheme_option_index(cfg->scheme, key);
         if (index < 0)
             return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME,
-                               "%s: '%s' is not bits, granularity, symmetric, scheme or an option of scheme '%s'",
+                               "%s: '%s' is not bits, granularity, symmetric, scheme, noisy or an option of scheme '%s'",
                                d->name, key, cfg->scheme->name);
         return vitq_i_scheme_option_parse(cfg->scheme, index, value, &cfg->options[index]);
     }
@@ -239,6 +232,32 @@ vitq_status vitq_calibrator_set(vitq_calibrator *c, const char *pattern, const c
         return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME, "no quantization point matches '%s' (vitq points MODEL lists them)",
                            pattern);
     return VITQ_OK;
+}
+
+vitq_status vitq_calibrator_set_option(vitq_calibrator *c, const char *key, const char *value) {
+    if (!c || !key || !value)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_set_option: NULL argument");
+    if (!c->method)
+        return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME, "option '%s': the calibrator runs no method (one of %s)", key,
+                           vitq_i_method_names());
+    for (int k = 0; k < c->method->num_options; k++) {
+        const vitq_scheme_option *o = &c->method->options[k];
+        if (strcmp(o->name, key) != 0) continue;
+        char *end = NULL;
+        double v = strtod(value, &end);
+        if (end == value || *end || !isfinite(v) || (o->is_integer && v != floor(v)) || v < o->min_value ||
+            v > o->max_value)
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "method %s: option %s = '%s': %s in [%g, %g]", c->method->name,
+                               key, value, o->is_integer ? "a whole number" : "a number", o->min_value, o->max_value);
+        c->method_options[k] = v;
+        return VITQ_OK;
+    }
+    char known[256] = "";
+    size_t used = 0;
+    for (int k = 0; k < c->method->num_options && used < sizeof known; k++)
+        used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", k ? ", " : "", c->method->options[k].name);
+    return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME, "method %s has no option '%s' (known: %s)", c->method->name, key,
+                       c->method->num_options ? known : "none");
 }
 
 /* ---- calibration images ----------------------------------------------------------------------- */
@@ -273,174 +292,6 @@ vitq_status vitq_calibrator_feed_dataset(vitq_calibrator *c, const vitq_dataset 
     vitq_status st = reserve(c, n);
     if (!st) st = vitq_i_dataset_images(c->model, dataset, first, n, c->images + c->num_images * c->per_image);
     if (!st) c->num_images += n;
-    return st;
-}
-
-/* ---- the run ------------------------------------------------------------------------------------ */
-
-static double now_seconds(void) {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Range of a view (for reports and point info). */
-static void view_range(const vitq_tensor_view *v, float *lo, float *hi) {
-    for (int64_t o = 0; o < v->outer; o++) {
-        const float *x = v->data + o * v->outer_stride;
-        for (int64_t k = 0; k < v->channels * v->inner; k++) {
-            if (x[k] < *lo) *lo = x[k];
-            if (x[k] > *hi) *hi = x[k];
-        }
-    }
-}
-
-typedef struct observe_ctx {
-    vitq_i_qmodel *q;
-    int pass;
-} observe_ctx;
-
-static vitq_status observe_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
-    observe_ctx *oc = t->ctx;
-    vitq_i_qpoint *qp = &oc->q->qpoints[oc->q->of_point[point]];
-    if (oc->pass == 0) view_range(v, &qp->observed_min, &qp->observed_max);
-    if (oc->pass >= qp->inst.scheme.num_passes) return VITQ_OK;
-    return qp->inst.scheme.observe(qp->inst.state, oc->pass, v);
-}
-
-/* Create the quantizer of every active point of c into q (q->list is c's list, borrowed). */
-static vitq_status create_quantizers(vitq_calibrator *c, vitq_i_qmodel *q) {
-    int active = 0;
-    for (int p = 0; p < c->list.count; p++) active += c->cfg[p].bits > 0;
-    q->qpoints = vitq_i_calloc(&c->alloc, (size_t)active + 1, sizeof *q->qpoints);
-    q->of_point = vitq_i_alloc_array(&c->alloc, (size_t)c->list.count, sizeof(int));
-    if (!q->qpoints || !q->of_point) return vitq_i_oom("quantizers", (size_t)active * sizeof *q->qpoints);
-    for (int p = 0; p < c->list.count; p++) {
-        q->of_point[p] = -1;
-        const point_cfg *pc = &c->cfg[p];
-        const vitq_i_point_desc *d = &c->list.points[p];
-        if (!pc->bits) continue;
-        vitq_i_qpoint *qp = &q->qpoints[q->count];
-        vitq_point_config cfg = {sizeof cfg, d->name, d->kind, d->role, pc->bits, pc->granularity, pc->symmetric,
-                                 d->channels, 0, 0, pc->options, c->opts.seed * 1000003u + (uint64_t)p};
-        vitq_status st = vitq_i_config_groups(&cfg, d->heads);
-        if (!st) st = vitq_i_instance_create(&qp->inst, &c->alloc, pc->scheme, &cfg);
-        if (st) return st;
-        qp->point = p;
-        qp->observed_min = INFINITY;
-        qp->observed_max = -INFINITY;
-        q->of_point[p] = q->count++;
-    }
-    return VITQ_OK;
-}
-
-/* Observe, finalize and encode every weight point. */
-static vitq_status quantize_weights(vitq_calibrator *c, vitq_i_qmodel *q) {
-    for (int i = 0; i < q->count; i++) {
-        vitq_i_qpoint *qp = &q->qpoints[i];
-        const vitq_i_point_desc *d = &c->list.points[qp->point];
-        if (d->kind != VITQ_POINT_WEIGHT) continue;
-        const vitq_scheme *s = &qp->inst.scheme;
-        vitq_tensor_view v = vitq_i_view_rows(d->weight->weight, d->channels, d->inner);
-        vitq_status st = VITQ_OK;
-        view_range(&v, &qp->observed_min, &qp->observed_max);
-        for (int pass = 0; !st && pass < s->num_passes; pass++) st = s->observe(qp->inst.state, pass, &v);
-        if (!st) st = s->finalize(qp->inst.state);
-        if (st) return st;
-        size_t count = (size_t)(d->channels * d->inner);
-        int32_t *codes = vitq_i_alloc_array(&c->alloc, count, sizeof(int32_t));
-        qp->codes_bytes = (size_t)d->channels * vitq_i_code_row_bytes(d->inner, vitq_i_code_storage_bits(qp->inst.config.bits));
-        qp->codes = vitq_i_alloc(&c->alloc, qp->codes_bytes);
-        if (!codes || !qp->codes) st = vitq_i_oom(d->name, count * sizeof(int32_t));
-        if (!st) st = s->quantize(qp->inst.state, &v, codes);
-        if (!st)
-            st = vitq_i_codes_pack(codes, d->channels, d->inner, qp->inst.config.bits, qp->inst.config.symmetric,
-                                   qp->codes, d->name);
-        vitq_i_free(&c->alloc, codes);
-        if (st) return st;
-    }
-    return VITQ_OK;
-}
-
-static vitq_status observe_activations(vitq_calibrator *c, vitq_i_qmodel *q) {
-    int passes = 0;
-    unsigned char *active = vitq_i_calloc(&c->alloc, (size_t)c->list.count, 1);
-    if (!active) return vitq_i_oom("calibration", (size_t)c->list.count);
-    for (int i = 0; i < q->count; i++) {
-        const vitq_i_qpoint *qp = &q->qpoints[i];
-        if (c->list.points[qp->point].kind != VITQ_POINT_ACTIVATION) continue;
-        active[qp->point] = 1;
-        if (qp->inst.scheme.num_passes > passes) passes = qp->inst.scheme.num_passes;
-    }
-    vitq_status st = vitq_i_sites_filter(&c->alloc, c->model, &c->list, active, &q->sites);
-    vitq_i_free(&c->alloc, active);
-    size_t classes = (size_t)c->model->info.num_classes;
-    float *logits = st ? NULL : vitq_i_alloc_array(&c->alloc, FEED_BATCH * classes, sizeof(float));
-    if (!st && !logits) st = vitq_i_oom("calibration logits", FEED_BATCH * classes * sizeof(float));
-    observe_ctx oc = {q, 0};
-    int64_t total = (int64_t)(passes * ((c->num_images + FEED_BATCH - 1) / FEED_BATCH)), done = 0;
-    for (int pass = 0; !st && pass < passes; pass++) {
-        oc.pass = pass;
-        for (size_t first = 0; !st && first < c->num_images; first += FEED_BATCH) {
-            size_t n = c->num_images - first < FEED_BATCH ? c->num_images - first : FEED_BATCH;
-            vitq_i_taps taps = {&q->sites, observe_tap, &oc, VITQ_OK};
-            st = vitq_i_model_forward_taps(c->model, c->images + first * c->per_image, n, logits, &taps);
-            if (!st && c->opts.progress && c->opts.progress(c->opts.progress_user, "calibrate", ++done, total))
-                st = vitq_i_fail(VITQ_ERR_CANCELLED, "calibration cancelled by the progress callback");
-        }
-    }
-    vitq_i_free(&c->alloc, logits);
-    for (int i = 0; !st && i < q->count; i++)
-        if (c->list.points[q->qpoints[i].point].kind == VITQ_POINT_ACTIVATION)
-            st = q->qpoints[i].inst.scheme.finalize(q->qpoints[i].inst.state);
-    return st;
-}
-
-static void release(vitq_calibrator *c, vitq_i_qmodel *q) {
-    for (int i = 0; q->qpoints && i < q->count; i++) {
-        vitq_i_instance_destroy(&q->qpoints[i].inst);
-        vitq_i_free(&c->alloc, q->qpoints[i].codes);
-    }
-    vitq_i_free(&c->alloc, q->qpoints);
-    vitq_i_free(&c->alloc, q->of_point);
-    vitq_i_sites_free(&c->alloc, &q->sites);
-}
-
-vitq_status vitq_calibrator_run(vitq_calibrator *c, vitq_model **quantized) {
-    if (!c || !quantized) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_run: NULL argument");
-    *quantized = NULL;
-    if (c->num_images == 0)
-        return vitq_i_fail(VITQ_ERR_BAD_STATE, "vitq_calibrator_run: no calibration images (vitq_calibrator_feed)");
-    double t0 = now_seconds();
-    c->peak = c->live;
-    vitq_i_qmodel q;
-    memset(&q, 0, sizeof q);
-    q.alloc = c->alloc;
-    q.list = c->list; /* borrowed: qsave only reads names */
-    vitq_status st = create_quantizers(c, &q);
-    if (!st) st = quantize_weights(c, &q);
-    if (!st) st = observe_activations(c, &q);
-    for (int i = 0; i < q.count; i++) {
-        const vitq_i_qpoint *qp = &q.qpoints[i];
-        c->observed[2 * qp->point] = isfinite(qp->observed_min) ? qp->observed_min : 0.0f;
-        c->observed[2 * qp->point + 1] = isfinite(qp->observed_max) ? qp->observed_max : 0.0f;
-    }
-    uint8_t *bytes = NULL;
-    size_t size = 0;
-    if (!st) st = vitq_i_qsave(&c->alloc, c->model, &q, &bytes, &size);
-    release(c, &q);
-    if (!st) {
-        vitq_model_options mo;
-        vitq_model_options_init(&mo);
-        mo.allocator = &c->user_alloc;
-        mo.registry = c->opts.registry;
-        mo.num_threads = c->model->num_threads;
-        st = vitq_model_load_memory(bytes, size, c->model->name, &mo, quantized);
-    }
-    vitq_i_free(&c->alloc, bytes);
-    c->stats.images = c->num_images;
-    c->stats.seconds = now_seconds() - t0;
-    c->stats.peak_bytes = c->peak;
     return st;
 }
 

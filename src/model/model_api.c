@@ -282,6 +282,13 @@ vitq_status vitq_i_model_forward_taps(const vitq_model *m, const float *input, s
     return vitq_i_vit_forward(m, input, n, logits, taps);
 }
 
+vitq_status vitq_i_model_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_taps *taps) {
+    if (b < 0 || b >= m->info.depth)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "block %d of a model with %d blocks", b, (int)m->info.depth);
+    if (m->info.arch == VITQ_ARCH_SWIN) return vitq_i_swin_block_forward(m, b, x, n, taps);
+    return vitq_i_vit_block_forward(m, b, x, n, taps);
+}
+
 vitq_status vitq_model_preprocess_u8(const vitq_model *model, const uint8_t *pixels, size_t n,
                                      vitq_pixel_layout layout, float *out) {
     if (!model || !pixels || !out)

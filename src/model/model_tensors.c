@@ -16,6 +16,12 @@ static vitq_status emit(const walker *w, const char *prefix, const char *suffix,
     return w->fn(w->ctx, name, ndim, shape, data);
 }
 
+static int any_nonzero(const float *x, size_t n) {
+    for (size_t i = 0; x && i < n; i++)
+        if (x[i] != 0.0f) return 1;
+    return 0;
+}
+
 static vitq_status linear(const walker *w, const char *prefix, const vitq_i_linear *l, int with_bias) {
     vitq_status st = emit(w, prefix, "weight", 2, l->out, l->in, 0, 0, l->weight);
     if (!st && with_bias) st = emit(w, prefix, "bias", 1, l->out, 0, 0, 0, l->bias);
@@ -69,7 +75,8 @@ static vitq_status swin(const walker *w, const vitq_model *m) {
             snprintf(pre, sizeof pre, "layers.%d.downsample.norm", s);
             st = layernorm(w, pre, &m->stages[s].merge_norm, 4 * (size_t)i->stage_dim[s - 1]);
             snprintf(pre, sizeof pre, "layers.%d.downsample.reduction", s);
-            if (!st) st = linear(w, pre, &m->stages[s].merge, 0); /* Swin's reduction has no bias */
+            /* Swin's reduction has no bias, unless a reparameterisation (RepQ-ViT) gave it one */
+            if (!st) st = linear(w, pre, &m->stages[s].merge, any_nonzero(m->stages[s].merge.bias, m->stages[s].merge.out));
         }
         for (int b = 0; !st && b < i->stage_depth[s]; b++) {
             snprintf(pre, sizeof pre, "layers.%d.blocks.%d", s, b);

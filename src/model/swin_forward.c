@@ -139,3 +139,19 @@ vitq_status vitq_i_swin_forward(const vitq_model *m, const float *input, size_t 
     vitq_i_free(&m->alloc, w.block);
     return taps ? taps->status : VITQ_OK;
 }
+
+vitq_status vitq_i_swin_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_taps *taps) {
+    const vitq_model_info *i = &m->info;
+    int s = 0;
+    while (s + 1 < i->num_stages && m->stages[s + 1].first_block <= b) s++;
+    size_t rows = n * (size_t)i->stage_grid[s] * (size_t)i->stage_grid[s], d = (size_t)i->stage_dim[s];
+    int nthreads = vitq_i_resolve_threads(m->num_threads);
+    workspace w;
+    vitq_status st = workspace_alloc(m, n, nthreads, taps != NULL, &w);
+    if (st) return st;
+    memcpy(w.x, x, rows * d * sizeof(float));
+    run_block(m, s, b, n, &w, nthreads, taps);
+    memcpy(x, w.x, rows * d * sizeof(float));
+    vitq_i_free(&m->alloc, w.block);
+    return taps ? taps->status : VITQ_OK;
+}

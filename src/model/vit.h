@@ -64,6 +64,12 @@ struct vitq_model {
 vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n, float *logits, vitq_i_taps *taps);
 vitq_status vitq_i_swin_forward(const vitq_model *m, const float *input, size_t n, float *logits, vitq_i_taps *taps);
 
+/* Block b alone on the residual stream x ([n * tokens of the block][its width], grid order) of n images,
+ * in place, with `taps` (NULL: FP32): what blockwise calibration runs per candidate. */
+vitq_status vitq_i_vit_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_taps *taps);
+vitq_status vitq_i_swin_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_taps *taps);
+vitq_status vitq_i_model_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_taps *taps);
+
 /* Forward pass of either family with `taps` (NULL: FP32, even on a quantized model). */
 vitq_status vitq_i_model_forward_taps(const vitq_model *m, const float *input, size_t n, float *logits,
                                       vitq_i_taps *taps);

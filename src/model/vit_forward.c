@@ -115,3 +115,16 @@ vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n
     vitq_i_free(&m->alloc, w.block);
     return taps ? taps->status : VITQ_OK;
 }
+
+vitq_status vitq_i_vit_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_taps *taps) {
+    size_t rows = n * (size_t)m->info.num_tokens, d = (size_t)m->info.embed_dim;
+    int nthreads = vitq_i_resolve_threads(m->num_threads);
+    workspace w;
+    vitq_status st = workspace_alloc(m, n, nthreads, taps != NULL, &w);
+    if (st) return st;
+    memcpy(w.x, x, rows * d * sizeof(float));
+    run_block(m, b, rows, n, &w, nthreads, taps);
+    memcpy(x, w.x, rows * d * sizeof(float));
+    vitq_i_free(&m->alloc, w.block);
+    return taps ? taps->status : VITQ_OK;
+}

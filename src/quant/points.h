@@ -26,6 +26,12 @@ typedef struct vitq_i_point_list {
     vitq_i_sites sites; /* every activation point of the list */
 } vitq_i_point_list;
 
+/* Roles of points that are the input of a linear layer (whose weight point follows them in the list). */
+static inline int vitq_i_role_is_linear_input(vitq_point_role role) {
+    return role == VITQ_ROLE_IMAGE || role == VITQ_ROLE_POST_LAYERNORM || role == VITQ_ROLE_LINEAR_INPUT ||
+           role == VITQ_ROLE_POST_GELU;
+}
+
 /* All points of `m`, in forward order (a weight right after its layer's input). */
 vitq_status vitq_i_points_build(const vitq_allocator *a, vitq_model *m, vitq_i_point_list *out);
 void vitq_i_points_free(const vitq_allocator *a, vitq_i_point_list *list);

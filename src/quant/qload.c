@@ -1,4 +1,5 @@
 /* Loading a quantized model file (see qmodel.h and docs/formats.md, "Quantized models"). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,28 @@ static vitq_status load_params(vitq_i_qload *p, const vitq_i_safetensors *st, co
         if (s) return s;
     }
     return VITQ_OK;
+}
+
+/* The fixed noisy bias of a NoisyQuant point: "<point>.noise", one F32 per channel. */
+static vitq_status load_noise(vitq_i_qload *p, const vitq_i_safetensors *st, vitq_i_qpoint *qp,
+                              size_t name_capacity) {
+    char full[VITQ_I_POINT_NAME + 16];
+    snprintf(full, sizeof full, "%s.noise", qp->inst.name);
+    const vitq_i_st_tensor *t = vitq_i_st_find(st, full);
+    int64_t channels = qp->inst.config.channels;
+    if (!t) return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: noisy bias tensor '%s' is missing", st->name, full);
+    if (qp->inst.config.kind == VITQ_POINT_WEIGHT)
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: '%s': a weight point has no noisy bias", st->name, full);
+    if (t->array.elem != VITQ_I_ELEM_F32 || t->array.ndim != 1 || t->array.shape[0] != (uint64_t)channels)
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: tensor '%s' must be F32 [%lld]", st->name, full, (long long)channels);
+    qp->noise = vitq_i_alloc_array(&p->alloc, (size_t)channels, sizeof(float));
+    if (!qp->noise) return vitq_i_oom(full, (size_t)channels * sizeof(float));
+    vitq_status s = vitq_i_st_to_f32(st, t, qp->noise);
+    for (int64_t c = 0; !s && c < channels; c++)
+        if (!isfinite(qp->noise[c]))
+            s = vitq_i_fail(VITQ_ERR_NON_FINITE, "%s: tensor '%s' holds %g at %lld", st->name, full,
+                            (double)qp->noise[c], (long long)c);
+    return s ? s : remember_name(p, full, name_capacity);
 }
 
 /* Keep the codes of a weight point and make its tensor an F32 view of the dequantized weight. */
@@ -149,6 +172,7 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
     qp->observed_min = (float)lo;
     qp->observed_max = (float)hi;
     if ((s = load_params(p, st, e, qp, name_capacity))) return s;
+    if (vitq_i_json_get(e, "noise") && (s = load_noise(p, st, qp, name_capacity))) return s;
     return cfg.kind == VITQ_POINT_WEIGHT ? load_weight(p, st, e, qp) : VITQ_OK;
 }
 
@@ -176,7 +200,7 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     size_t name_capacity = 1; /* every listed parameter of every point */
     for (size_t i = 0; i < root->count; i++) {
         const vitq_i_json *params = vitq_i_json_get(root->items[i], "params");
-        if (params && params->type == VITQ_I_JSON_ARRAY) name_capacity += params->count;
+        if (params && params->type == VITQ_I_JSON_ARRAY) name_capacity += params->count + 1; /* + noise */
     }
     for (size_t i = 0; !s && i < root->count; i++) {
         s = load_point(p, st, registry, root->items[i], &p->q->qpoints[i], name_capacity);

@@ -1,6 +1,7 @@
 /* The simulated quantization of a quantized model (see qmodel.h). */
 #include <string.h>
 
+#include "quant/noisy.h"
 #include "quant/qmodel.h"
 
 void vitq_i_qmodel_free(vitq_i_qmodel *q) {
@@ -9,6 +10,7 @@ void vitq_i_qmodel_free(vitq_i_qmodel *q) {
     for (int i = 0; q->qpoints && i < q->count; i++) {
         vitq_i_instance_destroy(&q->qpoints[i].inst);
         vitq_i_free(&a, q->qpoints[i].codes);
+        vitq_i_free(&a, q->qpoints[i].noise);
     }
     vitq_i_free(&a, q->qpoints);
     vitq_i_free(&a, q->of_point);
@@ -19,10 +21,16 @@ void vitq_i_qmodel_free(vitq_i_qmodel *q) {
 
 /* Fake quantization is read-only on a finalized quantizer, so concurrent forward passes on one
  * quantized model are safe (schemes promise it, vitq.h). */
+static vitq_status instance_fake_quant(void *ctx, const vitq_tensor_view *v) {
+    const vitq_i_instance *inst = ctx;
+    return inst->scheme.fake_quant(inst->state, v);
+}
+
 static vitq_status apply_fake_quant(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
     const vitq_i_qmodel *q = t->ctx;
-    const vitq_i_instance *inst = &q->qpoints[q->of_point[point]].inst;
-    return inst->scheme.fake_quant(inst->state, v);
+    const vitq_i_qpoint *qp = &q->qpoints[q->of_point[point]];
+    if (qp->noise) return vitq_i_noisy_fake_quant(instance_fake_quant, (void *)&qp->inst, qp->noise, v);
+    return qp->inst.scheme.fake_quant(qp->inst.state, v);
 }
 
 vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q) {

@@ -17,6 +17,7 @@ typedef struct vitq_i_qpoint {
     int ndim;             /* weights: tensor shape as stored (patch embedding: 4-D) */
     uint64_t shape[4];
     float observed_min, observed_max;
+    float *noise;         /* NoisyQuant: fixed noisy bias per input channel (channels floats), or NULL */
 } vitq_i_qpoint;
 
 typedef struct vitq_i_qmodel {

@@ -99,6 +99,7 @@ static void describe_point(text *t, const save_ctx *c, int qi) {
             append(t, "%s\"%s\"", p ? "," : "", name);
     }
     append(t, "]");
+    if (qp->noise) append(t, ",\"noise\":1");
     if (c->weight_ndim[qi]) {
         append(t, ",\"shape\":[");
         for (int d = 0; d < c->weight_ndim[qi]; d++)
@@ -122,6 +123,12 @@ static vitq_status add_params(save_ctx *c, int qi) {
         snprintf(full, sizeof full, "%s.%s", c->q->list.points[qp->point].name, name);
         uint64_t shape[1] = {(uint64_t)count};
         if ((st = vitq_i_stw_add(c->w, full, "F32", 1, shape, values, (size_t)count * sizeof(float)))) return st;
+    }
+    if (qp->noise) {
+        char full[VITQ_I_POINT_NAME + 16];
+        snprintf(full, sizeof full, "%s.noise", c->q->list.points[qp->point].name);
+        uint64_t shape[1] = {(uint64_t)qp->inst.config.channels};
+        return vitq_i_stw_add(c->w, full, "F32", 1, shape, qp->noise, (size_t)shape[0] * sizeof(float));
     }
     return VITQ_OK;
 }

@@ -8,8 +8,10 @@
 #include "quant/registry.h"
 #include "quant/schemes.h"
 
-static const vitq_scheme *const builtins[] = {&vitq_i_scheme_minmax, &vitq_i_scheme_percentile,
-                                              &vitq_i_scheme_omse};
+static const vitq_scheme *const builtins[] = {&vitq_i_scheme_minmax,       &vitq_i_scheme_percentile,
+                                              &vitq_i_scheme_omse,         &vitq_i_scheme_percentile_mse, &vitq_i_scheme_twin_softmax,
+                                              &vitq_i_scheme_twin_gelu,    &vitq_i_scheme_log2,
+                                              &vitq_i_scheme_log_sqrt2,    &vitq_i_scheme_mpq};
 #define NUM_BUILTINS ((int)(sizeof builtins / sizeof builtins[0]))
 
 struct vitq_registry {

@@ -3,70 +3,8 @@
  * loading quantized models bit for bit, third-party schemes, cancellation. */
 #include <string.h>
 
-#include "harness.h"
 
-#define CALIB "data/fashion-mnist/calib1000-images-idx3-ubyte.gz"
-#define TEST_IMAGES "data/fashion-mnist/t10k-images-idx3-ubyte.gz"
-#define TEST_LABELS "data/fashion-mnist/t10k-labels-idx1-ubyte.gz"
-
-static vitq_dataset *calib_set, *test_set;
-
-static size_t eval_count(void) { return harness_quick() ? 300 : 2000; }
-
-static vitq_model *load(const char *path) {
-    vitq_model *m = NULL;
-    CHECK_STATUS(vitq_model_load_file(path, NULL, &m), VITQ_OK);
-    return m;
-}
-
-static int classes_of(const vitq_model *m) {
-    vitq_model_info i;
-    vitq_model_info_init(&i);
-    vitq_model_get_info(m, &i);
-    return i.num_classes;
-}
-
-static double top1(const vitq_model *m, size_t n) {
-    int k = classes_of(m);
-    float *logits = malloc(n * (size_t)k * sizeof(float));
-    CHECK_STATUS(vitq_model_forward_dataset(m, test_set, 0, n, logits), VITQ_OK);
-    size_t correct = 0;
-    for (size_t i = 0; i < n; i++) {
-        int best = 0;
-        int32_t label = -1;
-        for (int c = 1; c < k; c++)
-            if (logits[i * (size_t)k + (size_t)c] > logits[i * (size_t)k + (size_t)best]) best = c;
-        vitq_dataset_label(test_set, i, &label);
-        correct += best == label;
-    }
-    free(logits);
-    return (double)correct / (double)n;
-}
-
-static float *logits_of(const vitq_model *m, size_t n) {
-    float *logits = malloc(n * (size_t)classes_of(m) * sizeof(float));
-    CHECK_STATUS(vitq_model_forward_dataset(m, test_set, 0, n, logits), VITQ_OK);
-    return logits;
-}
-
-/* Calibrate `fp` with `scheme` at WxA on 32 images; `sets` are pattern, key, value triples. */
-static vitq_model *quantize(const vitq_model *fp, const vitq_registry *reg, const char *scheme, int wbits, int abits,
-                            const char *const *sets, int num_sets) {
-    vitq_calibrator_options o;
-    vitq_calibrator_options_init(&o);
-    o.registry = reg;
-    o.scheme = scheme;
-    o.weight_bits = wbits;
-    o.activation_bits = abits;
-    vitq_calibrator *c = NULL;
-    vitq_model *q = NULL;
-    CHECK_STATUS(vitq_calibrator_create(fp, &o, &c), VITQ_OK);
-    for (int s = 0; s < num_sets; s++) CHECK_STATUS(vitq_calibrator_set(c, sets[3 * s], sets[3 * s + 1], sets[3 * s + 2]), VITQ_OK);
-    CHECK_STATUS(vitq_calibrator_feed_dataset(c, calib_set, 0, 32), VITQ_OK);
-    CHECK_STATUS(vitq_calibrator_run(c, &q), VITQ_OK);
-    vitq_calibrator_free(c);
-    return q;
-}
+#include "calib_util.h"
 
 static int find_point(const vitq_calibrator *c, const char *name, vitq_point_info *out) {
     for (int32_t p = 0; p < vitq_calibrator_num_points(c); p++) {

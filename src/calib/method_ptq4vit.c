@@ -1,0 +1,73 @@
+/* PTQ4ViT (ECCV 2022) and APQ-ViT (ACM MM 2022) as methods over the block search (block_search.c).
+ *
+ * PTQ4ViT: symmetric per-tensor uniform quantizers everywhere, twin uniform quantizers for the
+ * attention probabilities and the GELU outputs, every scale searched on alpha..beta times its min-max
+ * value by the Hessian-guided (gradient-weighted) error of the layer that reads it, images in parallel
+ * mode (each pair searched with the rest of the network in float). The gradient is that of the
+ * cross-entropy against the float model's top-1 class, not the KL to the float model the reference
+ * code uses, whose gradient vanishes at the float model (docs/methods.md).
+ *
+ * APQ-ViT: the same quantizers, except the Matthew-effect preserving quantizer ("mpq") for the
+ * attention probabilities, and the blockwise bottom-eliminated metric (BBC) on the block output,
+ * sequential inside the block. The paper's exact elimination rule and MPQ formula are not public in
+ * detail; the reading implemented is the digest's, with the threshold as an option. */
+#include "calib/block_search.h"
+#include "calib/method.h"
+
+enum { OPT_GRID, OPT_ALPHA, OPT_BETA, OPT_ROUNDS, OPT_IMAGES, OPT_ELIMINATE };
+
+static const vitq_scheme_option ptq4vit_options[] = {
+    {"grid", "candidate scales per search (the paper: 100; 20 is within its ablation's noise)", 2, 1000, 20, 1},
+    {"alpha", "smallest candidate, times the min-max scale", 0.0, 1.0, 0.01, 0},
+    {"beta", "largest candidate, times the min-max scale", 0.1, 4.0, 1.2, 0},
+    {"rounds", "alternating rounds over each (weight, input) pair (the paper: 3)", 1, 10, 1, 1},
+    {"search_images", "calibration images the search uses (0: all)", 0, 1 << 20, 0, 1},
+    {"eliminate", "apq-vit: fraction of the smallest error terms dropped (BBC)", 0.0, 0.99, 0.5, 0},
+};
+
+static vitq_status configure_common(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const char *softmax) {
+    cfg->scheme = vitq_i_builtin_scheme("minmax");
+    cfg->symmetric = 1;
+    cfg->granularity = VITQ_GRAN_TENSOR;
+    if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = vitq_i_builtin_scheme(softmax), cfg->symmetric = 0;
+    if (d->role == VITQ_ROLE_POST_GELU) cfg->scheme = vitq_i_builtin_scheme("twin-gelu");
+    if (!cfg->scheme) return VITQ_ERR_UNKNOWN_NAME;
+    vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
+    return VITQ_OK;
+}
+
+static vitq_status configure_ptq4vit(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
+    (void)opts;
+    return configure_common(d, cfg, "twin-softmax");
+}
+
+static vitq_status configure_apq(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
+    (void)opts;
+    return configure_common(d, cfg, "mpq");
+}
+
+static vitq_i_block_search_options search_options(const vitq_i_run *r, int apq) {
+    const double *o = r->method_options;
+    vitq_i_block_search_options s = {apq, o[OPT_ELIMINATE], apq, (int)o[OPT_GRID], o[OPT_ALPHA], o[OPT_BETA],
+                             (int)o[OPT_ROUNDS], (size_t)o[OPT_IMAGES]};
+    return s;
+}
+
+static vitq_status refine_ptq4vit(vitq_i_run *r) {
+    vitq_i_block_search_options s = search_options(r, 0);
+    return vitq_i_block_search(r, &s);
+}
+
+static vitq_status refine_apq(vitq_i_run *r) {
+    vitq_i_block_search_options s = search_options(r, 1);
+    return vitq_i_block_search(r, &s);
+}
+
+/* Both change the packed weights of their private copy during the search. */
+const vitq_i_method vitq_i_method_ptq4vit = {
+    "ptq4vit", "PTQ4ViT: twin uniform softmax/GELU quantizers, Hessian-guided scale search per layer", 1, 5,
+    ptq4vit_options, configure_ptq4vit, refine_ptq4vit};
+
+const vitq_i_method vitq_i_method_apq = {
+    "apq-vit", "APQ-ViT: blockwise bottom-eliminated scale search (BBC), Matthew-effect preserving softmax quantizer",
+    1, 6, ptq4vit_options, configure_apq, refine_apq};

@@ -1,0 +1,85 @@
+/* RepQ-ViT (ICCV 2023, docs/methods.md): calibrate post-LayerNorm activations per channel and the
+ * attention probabilities with a log-sqrt2 quantizer, then reparameterise the per-channel scales into
+ * the LayerNorm affine parameters and the next linear layer's weights and bias so that the deployed
+ * quantizer is per tensor; the changed weights are calibrated again afterwards.
+ *
+ * Quantizers: every range is RepQ-ViT's: the best of three percentiles by squared error
+ * ("percentile-mse"), per tensor, per channel for post-LayerNorm activations and weights (asymmetric). */
+#include <string.h>
+
+#include "calib/method.h"
+#include "quant/reparam.h"
+
+static const vitq_scheme_option options[] = {
+    {"reparam", "1: fold the per-channel post-LayerNorm scales into LayerNorm and the next layer (deployable); "
+                "0: keep per-channel activation quantizers (the model the reparameterisation must equal)",
+     0, 1, 1, 1},
+};
+
+static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
+    (void)opts;
+    cfg->scheme = vitq_i_builtin_scheme("percentile-mse");
+    cfg->symmetric = 0;
+    cfg->granularity = d->kind == VITQ_POINT_WEIGHT ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
+    if (d->role == VITQ_ROLE_POST_LAYERNORM && !d->edge) cfg->granularity = VITQ_GRAN_CHANNEL;
+    if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = vitq_i_builtin_scheme("log-sqrt2");
+    if (!cfg->scheme) return VITQ_ERR_UNKNOWN_NAME;
+    vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
+    return VITQ_OK;
+}
+
+/* Fold the per-channel quantizer of point p (the output of `ln`, read by `next`) and make it per tensor. */
+static vitq_status fold(vitq_i_run *r, int p, vitq_i_layernorm_params *ln, vitq_i_linear *next) {
+    vitq_i_qpoint *qp = vitq_i_run_qpoint(r, p);
+    if (!qp || qp->inst.config.granularity != VITQ_GRAN_CHANNEL) return VITQ_OK;
+    const vitq_scheme *s = &qp->inst.scheme;
+    const float *scale = NULL, *zero = NULL;
+    for (int32_t k = 0; k < s->param_count(qp->inst.state); k++) {
+        const char *name;
+        const float *values;
+        int64_t count;
+        vitq_status st = s->get_param(qp->inst.state, k, &name, &values, &count);
+        if (st) return st;
+        if (count != (int64_t)next->in) continue;
+        if (strcmp(name, "scale") == 0) scale = values;
+        if (strcmp(name, "zero_point") == 0) zero = values;
+    }
+    if (!scale || !zero)
+        return vitq_i_fail(VITQ_ERR_CONFIG, "%s: repq-vit folds a per-channel uniform quantizer (scale, zero_point); "
+                           "scheme '%s' is not one", qp->inst.name, s->name);
+    float tensor_scale, tensor_zero;
+    vitq_i_linear *const nexts[1] = {next};
+    vitq_status st = vitq_i_repq_fold(r->alloc, ln, next->in, nexts, 1, scale, zero, &tensor_scale, &tensor_zero);
+    if (st) return st;
+    vitq_point_config cfg = qp->inst.config;
+    cfg.granularity = VITQ_GRAN_TENSOR;
+    if ((st = vitq_i_run_recreate(r, p, s, &cfg))) return st;
+    const vitq_scheme *ns = &qp->inst.scheme;
+    if ((st = ns->set_param(qp->inst.state, "scale", &tensor_scale, 1))) return st;
+    if ((st = ns->set_param(qp->inst.state, "zero_point", &tensor_zero, 1))) return st;
+    /* the weights changed: a fresh quantizer sees them (RepQ-ViT's second calibration) */
+    vitq_i_qpoint *wp = vitq_i_run_qpoint(r, p + 1);
+    if (!wp) return VITQ_OK;
+    vitq_point_config wcfg = wp->inst.config;
+    if ((st = vitq_i_run_recreate(r, p + 1, &wp->inst.scheme, &wcfg))) return st;
+    return vitq_i_run_calibrate_weight(r, p + 1);
+}
+
+static vitq_status refine(vitq_i_run *r) {
+    if (!r->method_options[0]) return VITQ_OK;
+    vitq_model *m = r->model;
+    const vitq_i_sites *sites = &r->list->sites;
+    vitq_status st = VITQ_OK;
+    for (int b = 0; !st && b < m->info.depth; b++) {
+        vitq_i_block *blk = &m->blocks[b];
+        st = fold(r, sites->blocks[b].qkv_in, &blk->norm1, &blk->qkv);
+        if (!st) st = fold(r, sites->blocks[b].fc1_in, &blk->norm2, &blk->fc1);
+    }
+    for (int s = 1; !st && s < m->info.num_stages; s++)
+        st = fold(r, sites->stages[s].merge_in, &m->stages[s].merge_norm, &m->stages[s].merge);
+    return st;
+}
+
+const vitq_i_method vitq_i_method_repq = {
+    "repq-vit", "RepQ-ViT: per-channel post-LayerNorm scales folded into LayerNorm, log-sqrt2 attention", 1,
+    (int32_t)(sizeof options / sizeof options[0]), options, configure, refine};

@@ -1,0 +1,63 @@
+/* What a calibration run shares with the PTQ methods that refine it (method.h).
+ *
+ * A run: configure every point (generic defaults, then the method's, then the caller's
+ * vitq_calibrator_set), create the quantizers, observe and finalize the weights and the activations
+ * of the float network, let the method refine the parameters (searches, reparameterisation, noisy
+ * bias), encode the weights, serialise. Methods that change the network (RepQ-ViT folds scales into
+ * LayerNorm and linear layers) work on a private copy of the float model, never on the caller's. */
+#ifndef VITQ_CALIB_RUN_H
+#define VITQ_CALIB_RUN_H
+
+#include "quant/qmodel.h"
+#include "quant/registry.h"
+
+/* Configuration of one point before its quantizer exists. */
+typedef struct vitq_i_point_cfg {
+    const vitq_scheme *scheme;
+    int32_t bits, granularity, symmetric;
+    int32_t noisy; /* NoisyQuant: a fixed noisy bias is added before the quantizer (linear inputs only) */
+    double options[VITQ_I_MAX_SCHEME_OPTIONS];
+} vitq_i_point_cfg;
+
+#define VITQ_I_MAX_METHOD_OPTIONS 16
+
+typedef struct vitq_i_method vitq_i_method;
+
+typedef struct vitq_i_run {
+    const vitq_allocator *alloc;       /* counted by the calibrator */
+    const vitq_calibrator_options *opts;
+    vitq_model *model;                 /* the float network being quantized (a private copy if the method changes it) */
+    vitq_i_point_list *list;           /* points of `model` */
+    vitq_i_point_cfg *cfg;             /* [list->count] */
+    vitq_i_qmodel *q;                  /* quantizers of the active points (q->list is *list, borrowed) */
+    const float *images;               /* calibration images, per_image floats each */
+    size_t num_images, per_image;
+    const vitq_i_method *method;       /* NULL: none */
+    const double *method_options;      /* [method->num_options] */
+    int64_t progress_done, progress_total;
+} vitq_i_run;
+
+/* Forward pass of images [first, first + n) of the run's calibration set with `taps` (NULL: none) on the
+ * run's float network; logits (n x classes) may be NULL. */
+vitq_status vitq_i_run_forward(vitq_i_run *r, size_t first, size_t n, vitq_i_taps *taps, float *logits);
+
+/* Report one unit of progress under `stage`; VITQ_ERR_CANCELLED when the callback asks to stop. */
+vitq_status vitq_i_run_progress(vitq_i_run *r, const char *stage);
+
+/* The quantizer of point p (NULL when p is not quantized). */
+static inline vitq_i_qpoint *vitq_i_run_qpoint(const vitq_i_run *r, int p) {
+    return p >= 0 && r->q->of_point[p] >= 0 ? &r->q->qpoints[r->q->of_point[p]] : NULL;
+}
+
+/* Replace the quantizer of point p by a new one of `scheme` with config `cfg` (its name, options and
+ * groups as given); the old one is destroyed. */
+vitq_status vitq_i_run_recreate(vitq_i_run *r, int p, const vitq_scheme *scheme, vitq_point_config *cfg);
+
+/* Observe (every pass the scheme asks for) and finalize the weight quantizer of point p from the
+ * current weights of the run's network. */
+vitq_status vitq_i_run_calibrate_weight(vitq_i_run *r, int p);
+
+/* Fake-quantize the weight of point p (a copy of the layer's weight in `out`, channels x inner). */
+vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out);
+
+#endif

@@ -1,0 +1,373 @@
+/* The whole model's backward (see backward.h). Per chunk of images: a forward pass that keeps each
+ * block's input (and each stage's output, which patch merging and the final norm need), the
+ * cross-entropy loss and its gradient at the logits, then the way back: classifier, final LayerNorm
+ * (ViT: on the prefix tokens only; Swin: under the mean pooling), and the blocks from the last,
+ * crossing Swin's patch merging between stages. The embedding is not differentiated (no block is
+ * below it). The forward uses the forward pass's kernels in its order, so its logits are
+ * bit-identical to vitq_i_model_forward_taps without taps. */
+#include <math.h>
+#include <string.h>
+
+#include "grad/backward.h"
+#include "kernels/parallel.h"
+#include "model/forward_common.h"
+#include "model/swin_geometry.h"
+
+#define CHUNK_ROWS 2048
+/* timm and HF use PyTorch's default eps for Swin's patch-embedding and patch-merging norms (as
+ * swin_forward.c). */
+#define PATCH_AND_MERGE_EPS 1e-5f
+
+typedef struct model_ws {
+    vitq_i_block_ws blk;
+    int nthreads;
+    float *cache;           /* every block's input, block b at block_cache() */
+    float *stage_out;       /* every stage's output, stage s at stage_cache() */
+    float *x, *dx, *dprev;  /* residual stream and its gradients, the widest stage */
+    float *gather, *dgather; /* patch merging input [rows][4 d], Swin's final norm, ViT's patch embedding */
+    float *patches;         /* im2col of the patch embedding */
+    float *feat, *feat_ln;  /* ViT: the prefix-token rows before / after the final norm; Swin: pooled */
+    float *dfeat;
+    float *logits, *logits_dist, *dlogits;
+    float *wt_merge;        /* a merge reduction weight packed transposed */
+    float *block;
+} model_ws;
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Tokens per image of stage s (ViT: prefix tokens + patches). */
+static size_t stage_tokens(const vitq_model *m, int s) {
+    const vitq_model_info *i = &m->info;
+    if (i->arch != VITQ_ARCH_SWIN) return (size_t)i->num_tokens;
+    return (size_t)i->stage_grid[s] * (size_t)i->stage_grid[s];
+}
+
+static int stage_first_block(const vitq_model *m, int s) {
+    int b = 0;
+    for (int p = 0; p < s; p++) b += m->info.stage_depth[p];
+    return b;
+}
+
+/* Floats of the per-image activation of stage s. */
+static size_t stage_floats(const vitq_model *m, int s) { return stage_tokens(m, s) * (size_t)m->info.stage_dim[s]; }
+
+static float *block_cache(const vitq_model *m, const model_ws *w, size_t images, int b) {
+    size_t at = 0;
+    for (int s = 0, k = 0; s < m->info.num_stages; s++)
+        for (int j = 0; j < m->info.stage_depth[s]; j++, k++)
+            if (k < b) at += images * stage_floats(m, s);
+    return w->cache + at;
+}
+
+static float *stage_cache(const vitq_model *m, const model_ws *w, size_t images, int s) {
+    size_t at = 0;
+    for (int p = 0; p < s; p++) at += images * stage_floats(m, p);
+    return w->stage_out + at;
+}
+
+static vitq_status ws_alloc(const vitq_model *m, size_t images, model_ws *w) {
+    const vitq_model_info *i = &m->info;
+    size_t cache = 0, stages = 0, widest = 0, merge = 0;
+    for (int s = 0; s < i->num_stages; s++) {
+        size_t f = images * stage_floats(m, s);
+        cache += (size_t)i->stage_depth[s] * f;
+        stages += f;
+        widest = max_size(widest, f);
+        if (s > 0)
+            merge = max_size(merge, vitq_i_transposed_floats((size_t)i->stage_dim[s], 4 * (size_t)i->stage_dim[s - 1]));
+    }
+    size_t patch_in = (size_t)i->in_channels * (size_t)i->patch_size * (size_t)i->patch_size;
+    size_t patches = stage_tokens(m, 0) - (size_t)i->num_prefix_tokens;
+    size_t last = (size_t)i->stage_dim[i->num_stages - 1], feat = images * 2 * last;
+    size_t k = images * (size_t)i->num_classes;
+    size_t sizes[14] = {cache, stages, widest, widest, widest, widest, widest, images * patches * patch_in,
+                        feat,  feat,   feat,   k,      k,      k};
+    float **slots[14] = {&w->cache, &w->stage_out, &w->x,    &w->dx,      &w->dprev,      &w->gather,  &w->dgather,
+                         &w->patches, &w->feat,    &w->feat_ln, &w->dfeat, &w->logits, &w->logits_dist, &w->dlogits};
+    memset(w, 0, sizeof *w);
+    w->nthreads = vitq_i_resolve_threads(m->num_threads);
+    vitq_status st = vitq_i_carve_workspace(&m->alloc, sizes, slots, 14, &w->block);
+    float *wt = NULL;
+    if (!st) {
+        wt = vitq_i_alloc_array(&m->alloc, merge ? merge : 1, sizeof(float));
+        if (!wt) st = vitq_i_oom("patch merging weights", merge * sizeof(float));
+    }
+    w->wt_merge = wt;
+    if (!st) st = vitq_i_block_ws_alloc(m, images, &w->blk);
+    if (st) vitq_i_error_prefix("model backward (%zu images per chunk)", images);
+    return st;
+}
+
+static void ws_free(const vitq_model *m, model_ws *w) {
+    vitq_i_block_ws_free(m, &w->blk);
+    vitq_i_free(&m->alloc, w->wt_merge);
+    vitq_i_free(&m->alloc, w->block);
+}
+
+/* ---- forward ------------------------------------------------------------------------------------- */
+
+/* ViT / DeiT: patch embedding, prefix tokens and position embeddings into w->x (as vit_forward.c). */
+static void vit_embed(const vitq_model *m, const float *images, size_t n, model_ws *w) {
+    const vitq_model_info *i = &m->info;
+    size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, pre = (size_t)i->num_prefix_tokens;
+    size_t patches = t - pre;
+    vitq_i_patch_embed(m, images, n, w->patches, w->gather, w->nthreads, NULL);
+    for (size_t b = 0; b < n; b++) {
+        float *x = w->x + b * t * d;
+        for (size_t j = 0; j < d; j++) {
+            x[j] = m->cls_token[j] + m->pos_embed[j];
+            if (pre == 2) x[d + j] = m->dist_token[j] + m->pos_embed[d + j];
+        }
+        for (size_t k = 0; k < patches; k++)
+            for (size_t j = 0; j < d; j++)
+                x[(pre + k) * d + j] = w->gather[(b * patches + k) * d + j] + m->pos_embed[(pre + k) * d + j];
+    }
+}
+
+static void swin_embed(const vitq_model *m, const float *images, size_t n, model_ws *w) {
+    size_t rows = n * (size_t)m->info.num_tokens, d = (size_t)m->info.embed_dim;
+    vitq_i_patch_embed(m, images, n, w->patches, w->x, w->nthreads, NULL);
+    if (m->patch_norm.gamma)
+        vitq_i_layernorm(w->x, rows, d, m->patch_norm.gamma, m->patch_norm.beta, PATCH_AND_MERGE_EPS, w->x,
+                         w->nthreads);
+}
+
+/* Swin patch merging of stage s from the previous stage's output into w->x. */
+static void merge_forward(const vitq_model *m, int s, size_t n, model_ws *w) {
+    const vitq_model_info *i = &m->info;
+    const vitq_i_stage *st = &m->stages[s];
+    size_t in = 4 * (size_t)i->stage_dim[s - 1], rows = n * stage_tokens(m, s);
+    vitq_i_swin_merge_gather(stage_cache(m, w, n, s - 1), n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1],
+                             w->gather);
+    vitq_i_layernorm(w->gather, rows, in, st->merge_norm.gamma, st->merge_norm.beta, PATCH_AND_MERGE_EPS, w->gather,
+                     w->nthreads);
+    vitq_i_gemm(w->gather, in, rows, &st->merge.packed, st->merge.bias, w->x, (size_t)i->stage_dim[s],
+                VITQ_I_EPI_NONE, w->nthreads);
+}
+
+/* ViT: final norm of prefix token `token` of each image into feat_ln rows [token*n ..), then `head`. */
+static void vit_classify_token(const vitq_model *m, size_t n, size_t token, const vitq_i_linear *head,
+                               float *logits, model_ws *w) {
+    size_t d = (size_t)m->info.embed_dim, t = (size_t)m->info.num_tokens;
+    float *in = w->feat + token * n * d, *out = w->feat_ln + token * n * d;
+    for (size_t b = 0; b < n; b++) memcpy(in + b * d, w->x + (b * t + token) * d, d * sizeof(float));
+    vitq_i_layernorm(in, n, d, m->norm.gamma, m->norm.beta, m->info.layer_norm_eps, out, w->nthreads);
+    vitq_i_gemm(out, d, n, &head->packed, head->bias, logits, (size_t)m->info.num_classes, VITQ_I_EPI_NONE,
+                w->nthreads);
+}
+
+static void vit_classify(const vitq_model *m, size_t n, model_ws *w) {
+    size_t k = (size_t)m->info.num_classes;
+    vit_classify_token(m, n, 0, &m->head, w->logits, w);
+    if (m->info.num_prefix_tokens < 2) return;
+    vit_classify_token(m, n, 1, &m->head_dist, w->logits_dist, w);
+    for (size_t j = 0; j < n * k; j++) w->logits[j] = (w->logits[j] + w->logits_dist[j]) / 2.0f;
+}
+
+/* Swin: final norm of every token into w->gather, mean over tokens into feat, then the head. */
+static void swin_classify(const vitq_model *m, size_t n, model_ws *w) {
+    int last = m->info.num_stages - 1;
+    size_t d = (size_t)m->info.stage_dim[last], tokens = stage_tokens(m, last);
+    vitq_i_layernorm(w->x, n * tokens, d, m->norm.gamma, m->norm.beta, m->info.layer_norm_eps, w->gather,
+                     w->nthreads);
+    for (size_t b = 0; b < n; b++)
+        for (size_t k = 0; k < d; k++) {
+            double sum = 0.0;
+            for (size_t t = 0; t < tokens; t++) sum += w->gather[(b * tokens + t) * d + k];
+            w->feat[b * d + k] = (float)(sum / (double)tokens);
+        }
+    vitq_i_gemm(w->feat, d, n, &m->head.packed, m->head.bias, w->logits, (size_t)m->info.num_classes,
+                VITQ_I_EPI_NONE, w->nthreads);
+}
+
+/* Forward of n images to w->logits, keeping block inputs and stage outputs. */
+static void forward_chunk(const vitq_model *m, const float *images, size_t n, model_ws *w) {
+    const vitq_model_info *i = &m->info;
+    int swin = i->arch == VITQ_ARCH_SWIN;
+    if (swin) swin_embed(m, images, n, w);
+    else vit_embed(m, images, n, w);
+    for (int s = 0, b = 0; s < i->num_stages; s++) {
+        if (s > 0) merge_forward(m, s, n, w);
+        size_t count = n * stage_floats(m, s);
+        for (int j = 0; j < i->stage_depth[s]; j++, b++) {
+            memcpy(block_cache(m, w, n, b), w->x, count * sizeof(float));
+            vitq_i_block_forward(m, b, w->x, n, &w->blk);
+        }
+        memcpy(stage_cache(m, w, n, s), w->x, count * sizeof(float));
+    }
+    if (swin) swin_classify(m, n, w);
+    else vit_classify(m, n, w);
+}
+
+/* ---- loss ---------------------------------------------------------------------------------------- */
+
+static int32_t argmax(const float *x, size_t k) {
+    size_t best = 0;
+    for (size_t c = 1; c < k; c++)
+        if (x[c] > x[best]) best = c;
+    return (int32_t)best;
+}
+
+/* Cross-entropy of one image's logits against `target`, its gradient into d = softmax - onehot. */
+static double cross_entropy(const float *logits, size_t k, int32_t target, float *d) {
+    float max = logits[argmax(logits, k)];
+    double sum = 0.0;
+    for (size_t c = 0; c < k; c++) sum += exp((double)logits[c] - max);
+    for (size_t c = 0; c < k; c++) d[c] = (float)(exp((double)logits[c] - max) / sum) - (c == (size_t)target);
+    return (double)max + log(sum) - (double)logits[target];
+}
+
+static double loss_chunk(const vitq_model *m, const int32_t *targets, size_t n, model_ws *w) {
+    size_t k = (size_t)m->info.num_classes;
+    double loss = 0.0;
+    for (size_t b = 0; b < n; b++) {
+        const float *l = w->logits + b * k;
+        loss += cross_entropy(l, k, targets ? targets[b] : argmax(l, k), w->dlogits + b * k);
+    }
+    return loss;
+}
+
+/* ---- backward ------------------------------------------------------------------------------------ */
+
+/* d_in[n][in] = scale * d_out[n][out] . W (a classifier: small, a plain loop will do). */
+static void head_backward(const vitq_i_linear *l, const float *d_out, size_t n, float scale, float *d_in) {
+    for (size_t b = 0; b < n; b++) {
+        float *dst = d_in + b * l->in;
+        memset(dst, 0, l->in * sizeof(float));
+        for (size_t c = 0; c < l->out; c++) {
+            float g = d_out[b * l->out + c] * scale;
+            const float *row = l->weight + c * l->in;
+            for (size_t j = 0; j < l->in; j++) dst[j] += g * row[j];
+        }
+    }
+}
+
+/* ViT: dlogits -> w->dx, the gradient at the last block's output (zero but on the prefix tokens).
+ * Distilled logits are (cls + dist) / 2, so each head gets half the gradient. */
+static void vit_head_backward(const vitq_model *m, size_t n, model_ws *w) {
+    const vitq_model_info *i = &m->info;
+    size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, pre = (size_t)i->num_prefix_tokens;
+    float scale = pre == 2 ? 0.5f : 1.0f;
+    head_backward(&m->head, w->dlogits, n, scale, w->dfeat);
+    if (pre == 2) head_backward(&m->head_dist, w->dlogits, n, scale, w->dfeat + n * d);
+    vitq_i_layernorm_backward(w->feat, w->dfeat, pre * n, d, m->norm.gamma, i->layer_norm_eps, w->dfeat, 0,
+                              w->nthreads);
+    memset(w->dx, 0, n * t * d * sizeof(float));
+    for (size_t tok = 0; tok < pre; tok++)
+        for (size_t b = 0; b < n; b++)
+            memcpy(w->dx + (b * t + tok) * d, w->dfeat + (tok * n + b) * d, d * sizeof(float));
+}
+
+/* Swin: dlogits -> pooled features -> every token's final-norm output (1/tokens each) -> w->dx. */
+static void swin_head_backward(const vitq_model *m, size_t n, model_ws *w) {
+    int last = m->info.num_stages - 1;
+    size_t d = (size_t)m->info.stage_dim[last], tokens = stage_tokens(m, last);
+    head_backward(&m->head, w->dlogits, n, 1.0f, w->dfeat);
+    float inv = (float)(1.0 / (double)tokens);
+    for (size_t b = 0; b < n; b++)
+        for (size_t t = 0; t < tokens; t++)
+            for (size_t k = 0; k < d; k++) w->dgather[(b * tokens + t) * d + k] = w->dfeat[b * d + k] * inv;
+    vitq_i_layernorm_backward(stage_cache(m, w, n, last), w->dgather, n * tokens, d, m->norm.gamma,
+                              m->info.layer_norm_eps, w->dx, 0, w->nthreads);
+}
+
+/* The adjoint of vitq_i_swin_merge_gather (a permutation): out[image][2y+dy][2x+dx] = the slice of
+ * in[image][y][x] the gather took from there. */
+static void merge_scatter(const float *in, size_t images, int grid, size_t dim, float *out) {
+    size_t half = (size_t)grid / 2, g = (size_t)grid;
+    static const size_t offsets[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}}; /* (dy, dx), as the gather */
+    for (size_t b = 0; b < images; b++)
+        for (size_t y = 0; y < half; y++)
+            for (size_t x = 0; x < half; x++) {
+                const float *src = in + ((b * half + y) * half + x) * 4 * dim;
+                for (int q = 0; q < 4; q++) {
+                    size_t sy = 2 * y + offsets[q][0], sx = 2 * x + offsets[q][1];
+                    memcpy(out + ((b * g + sy) * g + sx) * dim, src + (size_t)q * dim, dim * sizeof(float));
+                }
+            }
+}
+
+/* Swin patch merging of stage s: w->dx (w.r.t. its output) -> w->dprev (w.r.t. the previous stage's
+ * output). The LayerNorm input is re-gathered from the cached stage output. */
+static void merge_backward(const vitq_model *m, int s, size_t n, model_ws *w) {
+    const vitq_model_info *i = &m->info;
+    const vitq_i_stage *st = &m->stages[s];
+    size_t in = 4 * (size_t)i->stage_dim[s - 1], rows = n * stage_tokens(m, s);
+    vitq_i_packed wt;
+    vitq_i_pack_transposed(st->merge.weight, st->merge.out, st->merge.in, w->wt_merge, &wt);
+    vitq_i_linear_backward(&wt, w->dx, rows, w->dgather, 0, w->nthreads);
+    vitq_i_swin_merge_gather(stage_cache(m, w, n, s - 1), n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1],
+                             w->gather);
+    vitq_i_layernorm_backward(w->gather, w->dgather, rows, in, st->merge_norm.gamma, PATCH_AND_MERGE_EPS, w->dgather,
+                              0, w->nthreads);
+    merge_scatter(w->dgather, n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1], w->dprev);
+}
+
+static void swap(float **a, float **b) {
+    float *t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* From w->dlogits down to block 0, calling fn on every block, last first. */
+static vitq_status backward_chunk(const vitq_model *m, size_t first, size_t n, model_ws *w,
+                                  vitq_i_block_grad_fn fn, void *ctx) {
+    const vitq_model_info *i = &m->info;
+    if (i->arch == VITQ_ARCH_SWIN) swin_head_backward(m, n, w);
+    else vit_head_backward(m, n, w);
+    for (int s = i->num_stages - 1; s >= 0; s--) {
+        int lo = stage_first_block(m, s);
+        for (int b = lo + i->stage_depth[s] - 1; b >= lo; b--) {
+            const float *x_in = block_cache(m, w, n, b);
+            if (fn(ctx, b, first, n, x_in, w->dx))
+                return vitq_i_fail(VITQ_ERR_CANCELLED, "model backward: cancelled by the callback at block %d "
+                                   "(images %zu..%zu)", b, first, first + n - 1);
+            if (b == 0) return VITQ_OK; /* nothing below wants a gradient */
+            vitq_i_block_backward_ws(m, b, x_in, w->dx, n, NULL, w->dprev, &w->blk);
+            swap(&w->dx, &w->dprev);
+        }
+        if (s > 0) {
+            merge_backward(m, s, n, w);
+            swap(&w->dx, &w->dprev);
+        }
+    }
+    return VITQ_OK;
+}
+
+static vitq_status check_arguments(const vitq_model *m, const float *images, size_t n, const int32_t *targets) {
+    if (!m || !images)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_model_backward: NULL %s", !m ? "model" : "images");
+    if (n == 0) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_model_backward: no images");
+    for (size_t b = 0; targets && b < n; b++)
+        if (targets[b] < 0 || targets[b] >= m->info.num_classes)
+            return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT,
+                               "vitq_i_model_backward: target %ld of image %zu is not a class of %s (0..%d)",
+                               (long)targets[b], b, m->name ? m->name : "the model", (int)m->info.num_classes - 1);
+    const vitq_model_info *i = &m->info;
+    size_t per_image = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size;
+    return vitq_i_check_finite(images, n * per_image, per_image);
+}
+
+vitq_status vitq_i_model_backward(const vitq_model *m, const float *images, size_t n, const int32_t *targets,
+                                  double *loss, vitq_i_block_grad_fn fn, void *ctx) {
+    vitq_status st = check_arguments(m, images, n, targets);
+    if (st) return st;
+    const vitq_model_info *i = &m->info;
+    size_t per_image = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size;
+    size_t chunk = vitq_i_chunk_images(CHUNK_ROWS, stage_tokens(m, 0), n);
+    model_ws w;
+    if ((st = ws_alloc(m, chunk, &w))) {
+        ws_free(m, &w);
+        return st;
+    }
+    double total = 0.0;
+    for (size_t first = 0; first < n && !st; first += chunk) {
+        size_t count = n - first < chunk ? n - first : chunk;
+        forward_chunk(m, images + first * per_image, count, &w);
+        total += loss_chunk(m, targets ? targets + first : NULL, count, &w);
+        if (fn) st = backward_chunk(m, first, count, &w, fn, ctx);
+    }
+    ws_free(m, &w);
+    if (!st && loss) *loss = total;
+    return st;
+}

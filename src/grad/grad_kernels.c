@@ -1,0 +1,206 @@
+/* Backward of the forward kernels (see backward.h). Loops are written so that the inner one is a
+ * contiguous axpy over a row: the build has no -ffast-math, so float sum reductions would not be
+ * vectorised, while axpy sweeps are. */
+#include <math.h>
+#include <string.h>
+
+#include "grad/backward.h"
+#include "kernels/parallel.h"
+
+void vitq_i_layernorm_backward(const float *x, const float *dy, size_t rows, size_t dim, const float *gamma,
+                               float eps, float *dx, int accumulate, int nthreads) {
+    (void)nthreads;
+    VITQ_I_PARALLEL_FOR(nthreads)
+    for (long r = 0; r < (long)rows; r++) {
+        const float *xr = x + (size_t)r * dim, *gr = dy + (size_t)r * dim;
+        float *out = dx + (size_t)r * dim;
+        /* the statistics as vitq_i_layernorm computes them */
+        double sum = 0.0, sq = 0.0;
+        for (size_t i = 0; i < dim; i++) sum += xr[i];
+        double mean = sum / (double)dim;
+        for (size_t i = 0; i < dim; i++) sq += (xr[i] - mean) * (xr[i] - mean);
+        double rstd = 1.0 / sqrt(sq / (double)dim + (double)eps);
+        /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma */
+        double g_sum = 0.0, gx_sum = 0.0;
+        for (size_t i = 0; i < dim; i++) {
+            double g = (double)gr[i] * gamma[i];
+            g_sum += g;
+            gx_sum += g * (xr[i] - mean) * rstd;
+        }
+        double g_mean = g_sum / (double)dim, gx_mean = gx_sum / (double)dim;
+        for (size_t i = 0; i < dim; i++) {
+            double xhat = (xr[i] - mean) * rstd;
+            float v = (float)(rstd * ((double)gr[i] * gamma[i] - g_mean - xhat * gx_mean));
+            out[i] = accumulate ? out[i] + v : v;
+        }
+    }
+}
+
+/* d/dx of 0.5 x (1 + erf(x / sqrt 2)) = Phi(x) + x phi(x). */
+static float gelu_erf_slope(float x) {
+    const float inv_sqrt2 = 0.70710678118654752f, inv_sqrt_2pi = 0.39894228040143268f;
+    return 0.5f * (1.0f + erff(x * inv_sqrt2)) + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+}
+
+/* d/dx of 0.5 x (1 + tanh(u)), u = k (x + c x^3). */
+static float gelu_tanh_slope(float x) {
+    const float k = 0.79788456080286536f, c = 0.044715f;
+    float t = tanhf(k * (x + c * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * c * x * x);
+}
+
+void vitq_i_gelu_backward(const float *x, const float *dy, size_t count, int gelu, float *dx, int nthreads) {
+    const long block = 4096; /* elements per task: the call is memory-bound, tasks only need to be coarse */
+    long tasks = (long)((count + (size_t)block - 1) / (size_t)block);
+    (void)nthreads;
+    VITQ_I_PARALLEL_FOR(nthreads)
+    for (long t = 0; t < tasks; t++) {
+        size_t lo = (size_t)t * (size_t)block, hi = lo + (size_t)block < count ? lo + (size_t)block : count;
+        if (gelu == VITQ_GELU_TANH)
+            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * gelu_tanh_slope(x[i]);
+        else
+            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * gelu_erf_slope(x[i]);
+    }
+}
+
+void vitq_i_softmax_backward(const float *p, const float *dp, size_t n, float *dz) {
+    double dot = 0.0;
+    for (size_t i = 0; i < n; i++) dot += (double)p[i] * dp[i];
+    float s = (float)dot;
+    for (size_t i = 0; i < n; i++) dz[i] = p[i] * (dp[i] - s);
+}
+
+size_t vitq_i_transposed_floats(size_t out, size_t in) {
+    return (in + VITQ_I_GEMM_NR - 1) / VITQ_I_GEMM_NR * VITQ_I_GEMM_NR * out;
+}
+
+/* The GEMM's panel layout (kernels.h) for the weight wt[in][out] = w^T: panel q holds output features
+ * q*NR.. of wt, k-major, so row kk of panel q is w[kk][q*NR .. q*NR+NR): a plain copy of a row
+ * segment of w, no transposition needed. */
+void vitq_i_pack_transposed(const float *w, size_t out, size_t in, float *panels, vitq_i_packed *p) {
+    const size_t nr = VITQ_I_GEMM_NR;
+    size_t count = (in + nr - 1) / nr;
+    for (size_t q = 0; q < count; q++) {
+        size_t width = in - q * nr < nr ? in - q * nr : nr;
+        float *dst = panels + q * out * nr;
+        for (size_t kk = 0; kk < out; kk++) {
+            memcpy(dst + kk * nr, w + kk * in + q * nr, width * sizeof(float));
+            for (size_t j = width; j < nr; j++) dst[kk * nr + j] = 0.0f;
+        }
+    }
+    p->n = in;
+    p->k = out;
+    p->panels = panels;
+}
+
+void vitq_i_linear_backward(const vitq_i_packed *wt, const float *dy, size_t rows, float *dx, int accumulate,
+                            int nthreads) {
+    vitq_i_gemm(dy, wt->k, rows, wt, NULL, dx, wt->n, accumulate ? VITQ_I_EPI_RESIDUAL : VITQ_I_EPI_NONE,
+                nthreads);
+}
+
+/* ---- attention ----------------------------------------------------------------------------------- */
+
+size_t vitq_i_attention_backward_scratch_floats(size_t tokens, size_t head_dim) {
+    return 4 * tokens * head_dim + 2 * tokens + 2 * head_dim;
+}
+
+typedef struct attn_scratch {
+    float *k;      /* [tokens][head_dim] */
+    float *vt;     /* [head_dim][tokens] */
+    float *dk, *dv; /* [tokens][head_dim] accumulators */
+    float *dp, *ds; /* [tokens]: one row of d_probs / d_scores */
+    float *qs, *dq; /* [head_dim] */
+} attn_scratch;
+
+static attn_scratch carve(float *s, size_t t, size_t hd) {
+    attn_scratch a;
+    a.k = s;
+    a.vt = a.k + t * hd;
+    a.dk = a.vt + hd * t;
+    a.dv = a.dk + t * hd;
+    a.dp = a.dv + t * hd;
+    a.ds = a.dp + t;
+    a.qs = a.ds + t;
+    a.dq = a.qs + hd;
+    return a;
+}
+
+/* K and V of head h of one sequence: K row-major, V transposed (dp is a sweep over tokens). */
+static void gather_kv(const float *seq, size_t t, size_t dim, size_t hd, size_t h, attn_scratch *a) {
+    for (size_t j = 0; j < t; j++) {
+        const float *row = seq + j * 3 * dim;
+        memcpy(a->k + j * hd, row + dim + h * hd, hd * sizeof(float));
+        for (size_t d = 0; d < hd; d++) a->vt[d * t + j] = row[2 * dim + h * hd + d];
+    }
+    memset(a->dk, 0, t * hd * sizeof(float));
+    memset(a->dv, 0, t * hd * sizeof(float));
+}
+
+/* Instruction-set clones picked at load time, as gemm.c does for its micro-kernel (the same C code;
+ * off where glibc's ifunc is not available or under the sanitizers). */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) &&         \
+    !defined(VITQ_NO_IFUNC) && !defined(__SANITIZE_ADDRESS__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
+/* Query row i: dP = dO.V^T, dS = softmax backward, then dq = scale dS.K, dK += dS^T (scale q),
+ * dV += P^T dO. The forward scales q before the product, so dK takes the scaled q. */
+CLONES
+static void backward_row(const float *q, const float *p, const float *d_o, size_t t, size_t hd, attn_scratch *a,
+                         float *dq_out, float *d_probs, float *d_scores) {
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (size_t j = 0; j < t; j++) a->dp[j] = 0.0f;
+    for (size_t d = 0; d < hd; d++) {
+        float g = d_o[d];
+        const float *v = a->vt + d * t;
+        for (size_t j = 0; j < t; j++) a->dp[j] += g * v[j];
+    }
+    if (d_probs) memcpy(d_probs, a->dp, t * sizeof(float));
+    vitq_i_softmax_backward(p, a->dp, t, a->ds);
+    if (d_scores) memcpy(d_scores, a->ds, t * sizeof(float));
+    for (size_t d = 0; d < hd; d++) {
+        a->qs[d] = q[d] * scale;
+        a->dq[d] = 0.0f;
+    }
+    for (size_t j = 0; j < t; j++) {
+        float s = a->ds[j], pj = p[j];
+        const float *k = a->k + j * hd;
+        float *dk = a->dk + j * hd, *dv = a->dv + j * hd;
+        for (size_t d = 0; d < hd; d++) {
+            a->dq[d] += s * k[d];
+            dk[d] += s * a->qs[d];
+            dv[d] += pj * d_o[d];
+        }
+    }
+    for (size_t d = 0; d < hd; d++) dq_out[d] = a->dq[d] * scale;
+}
+
+void vitq_i_attention_backward(const float *qkv, const float *probs, const float *d_out, size_t seqs, size_t tokens,
+                               size_t dim, size_t heads, float *d_qkv, float *d_probs, float *d_scores,
+                               float *scratch, int nthreads) {
+    size_t hd = dim / heads, tt = tokens * tokens, per_thread = vitq_i_attention_backward_scratch_floats(tokens, hd);
+    long tasks = (long)(seqs * heads);
+    (void)nthreads;
+    /* one (sequence, head) per task: it owns its head's slices of d_qkv, so tasks never collide */
+    VITQ_I_PARALLEL_FOR(nthreads)
+    for (long task = 0; task < tasks; task++) {
+        size_t b = (size_t)task / heads, h = (size_t)task % heads;
+        attn_scratch a = carve(scratch + (size_t)vitq_i_thread_id() * per_thread, tokens, hd);
+        const float *seq = qkv + b * tokens * 3 * dim;
+        float *dseq = d_qkv + b * tokens * 3 * dim;
+        size_t at = (size_t)task * tt;
+        gather_kv(seq, tokens, dim, hd, h, &a);
+        for (size_t i = 0; i < tokens; i++)
+            backward_row(seq + i * 3 * dim + h * hd, probs + at + i * tokens, d_out + (b * tokens + i) * dim + h * hd,
+                         tokens, hd, &a, dseq + i * 3 * dim + h * hd, d_probs ? d_probs + at + i * tokens : NULL,
+                         d_scores ? d_scores + at + i * tokens : NULL);
+        for (size_t j = 0; j < tokens; j++) {
+            float *row = dseq + j * 3 * dim;
+            memcpy(row + dim + h * hd, a.dk + j * hd, hd * sizeof(float));
+            memcpy(row + 2 * dim + h * hd, a.dv + j * hd, hd * sizeof(float));
+        }
+    }
+}
