@@ -131,6 +131,34 @@ def quantize_eval_and_errors():
                rc == 1 and "VITQ_ERR_UNKNOWN_NAME" in err and "omse" in err, err)
         rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--set", "*=percentile:99", "--out", qpath)
         report("option of another scheme: VITQ_ERR_UNKNOWN_NAME", rc == 1 and "percentile" in err, err)
+        methods_from_the_cli(tmp)
+
+
+def methods_from_the_cli(tmp):
+    """Each PTQ method runs from the CLI, its options are checked, its file evaluates."""
+    qpath = os.path.join(tmp, "method.safetensors")
+    fast = {"ptq4vit": ["--opt", "grid=4", "--opt", "search_images=4"],
+            "apq-vit": ["--opt", "grid=4", "--opt", "search_images=4", "--opt", "eliminate=0.3"],
+            "repq-vit": ["--opt", "reparam=1"], "noisyquant": []}
+    for method, opts in fast.items():
+        rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--calib-n", "8", "--scheme", method,
+                           "--wbits", "6", "--abits", "6", *opts, "--out", qpath)
+        ok = rc == 0 and re.search(r"quantized \d+ points with " + method + r" .* in [0-9.]+ s; calibrator peak", out)
+        if ok:
+            rc, out2, err = run("eval", qpath, "--data", TEST, "--limit", "200")
+            m = re.search(r"top1 = ([0-9.]+)", out2)
+            ok = rc == 0 and m and float(m.group(1)) > 0.7
+            out += out2
+        report(f"quantize --scheme {method} W6A6 from the CLI; the file evaluates above 70 % on 200 images", ok,
+               out + err)
+    rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--scheme", "ptq4vit", "--opt", "grid=1",
+                       "--out", qpath)
+    report("method option out of range: VITQ_ERR_OUT_OF_RANGE naming it", rc == 1 and "grid" in err, err)
+    rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--opt", "grid=10", "--out", qpath)
+    report("--opt without a method: VITQ_ERR_UNKNOWN_NAME", rc == 1 and "VITQ_ERR_UNKNOWN_NAME" in err, err)
+    rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--set", "*.attn.q=noisy:1", "--out", qpath)
+    report("noisy on a point that is not a linear input: an error naming the point",
+           rc == 1 and "attn.q" in err, err)
 
 
 if __name__ == "__main__":
