@@ -568,7 +568,8 @@ VITQ_API void vitq_calibrator_options_init(vitq_calibrator_options *options);
 /**
  * A calibrator for `model` (a float model, which must outlive it). Default configuration: weights
  * per channel and symmetric, activations per tensor and asymmetric, with the options' bits; the
- * inputs of LayerNorm, softmax and GELU are left in float (bits 0) until configured.
+ * inputs of LayerNorm, softmax and GELU, and the image entering the patch embedding (8-bit pixels
+ * already), are left in float (bits 0) until configured.
  */
 VITQ_API vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrator_options *options,
                                             vitq_calibrator **out);

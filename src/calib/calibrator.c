@@ -67,6 +67,10 @@ static void default_config(const vitq_calibrator_options *o, const vitq_scheme *
     c->bits = weight ? o->weight_bits : o->activation_bits;
     if (d->edge && o->edge_bits) c->bits = o->edge_bits;
     if (nonlinear_input(d->role)) c->bits = 0;
+    /* The image is 8-bit pixels already: an integer pipeline takes them as they are and folds the
+     * normalisation into the patch embedding, exactly. Putting the normalised floats on a new 8-bit
+     * grid would only add error (and PTQ4ViT's code leaves it in float too). Settable like any point. */
+    if (d->role == VITQ_ROLE_IMAGE) c->bits = 0;
     c->granularity = weight ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
     c->symmetric = weight;
     vitq_i_scheme_option_defaults(scheme, c->options);

@@ -17,20 +17,12 @@
  * the error taken over a histogram of the values (16 bins per octave over [2^-64, 2^32), each bin's values
  * standing at their mean: an approximation for the bins a rounding boundary cuts). No positive value: s = 1. */
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
 
+#include "quant/component.h"
 #include "quant/schemes.h"
-#include "quant/view.h"
 
 #define SQRT2 1.41421356237309504880
 #define CANDIDATES 17
-/* Histogram: HSUB bins per octave from 2^-64 (biased exponent HLOW) up to 2^32; bin 0 holds everything
- * below (zeros and negatives too), the last bin everything above. */
-#define HSUB 16
-#define HLOW 63
-#define HBINS (96 * HSUB + 2)
 
 static const vitq_scheme_option options[] = {
     {"search", "0: scale = observed maximum; 1: scale of least squared error within an octave below it", 0.0, 1.0,
@@ -38,93 +30,20 @@ static const vitq_scheme_option options[] = {
 };
 
 typedef struct log2_state {
-    const vitq_scheme_host *host;
-    char name[96];
-    int64_t channels, groups, cpg;
-    int32_t zero; /* the code of 0: L - 1 */
-    int search, observed, fixed;
-    float *max;     /* groups: observed maximum */
-    uint64_t *cnt;  /* search: groups x HBINS counts */
-    double *sum;    /* search: groups x HBINS sums of the values */
-    float *scale;   /* groups: s */
+    vitq_i_comp base; /* first: the base's functions take the state for a vitq_i_comp */
+    int32_t zero;     /* the code of 0: L - 1 */
+    int search;       /* the base keeps the maxima, and for the search the histogram with its sums */
+    float *scale;     /* groups: s */
 } log2_state;
 
-/* ---- errors and checks ------------------------------------------------------------------------ */
-
-VITQ_I_PRINTF(4, 5)
-static vitq_status fail(const vitq_scheme_host *h, const char *point, vitq_status status, const char *fmt, ...) {
-    char msg[400], full[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s: %s", point, msg);
-    return h->fail(h, status, full);
-}
-#define FAIL(s, status, ...) fail((s)->host, (s)->name, status, __VA_ARGS__)
-
-static vitq_status check_config(const vitq_point_config *c, const vitq_scheme_host *h, void **out) {
-    const vitq_scheme *sc = &vitq_i_scheme_log2;
-    if (!out) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "scheme %s: create: state is NULL", sc->name);
-    *out = NULL;
-    if (!h || !h->alloc || !h->free || !h->fail || h->struct_size != sizeof *h)
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "scheme %s: create: host is NULL, incomplete or of another "
-                           "size", sc->name);
-    if (!c || c->struct_size != sizeof *c)
-        return fail(h, sc->name, c ? VITQ_ERR_ABI_MISMATCH : VITQ_ERR_INVALID_ARGUMENT,
-                    "create: config is NULL or its struct_size is not %zu", sizeof *c);
-    const char *p = c->name ? c->name : "quantizer";
-    if (c->kind != VITQ_POINT_ACTIVATION)
-        return fail(h, p, VITQ_ERR_OUT_OF_RANGE, "scheme %s quantizes activations (attention probabilities), "
-                    "not kind %d", sc->name, (int)c->kind);
-    if (c->bits < sc->min_bits || c->bits > sc->max_bits)
-        return fail(h, p, VITQ_ERR_OUT_OF_RANGE, "scheme %s implements %d..%d bits, not %d", sc->name,
-                    (int)sc->min_bits, (int)sc->max_bits, (int)c->bits);
-    if (c->symmetric != 0)
-        return fail(h, p, c->symmetric == 1 ? VITQ_ERR_OUT_OF_RANGE : VITQ_ERR_INVALID_ARGUMENT,
-                    "scheme %s has unsigned codes for values >= 0: symmetric must be 0, not %d", sc->name,
-                    (int)c->symmetric);
-    if (c->channels < 1 || c->groups < 1 || c->channels_per_group < 1 || c->groups * c->channels_per_group != c->channels)
-        return fail(h, p, VITQ_ERR_SHAPE, "%lld channels do not form %lld groups of %lld", (long long)c->channels,
-                    (long long)c->groups, (long long)c->channels_per_group);
-    for (int32_t i = 0; i < sc->num_options; i++) {
-        const vitq_scheme_option *o = &sc->options[i];
-        double v = c->options ? c->options[i] : o->default_value;
-        if (!(v >= o->min_value && v <= o->max_value) || (o->is_integer && v != floor(v)))
-            return fail(h, p, VITQ_ERR_OUT_OF_RANGE, "option %s = %g is not %s in [%g, %g]", o->name, v,
-                        o->is_integer ? "a whole number" : "a number", o->min_value, o->max_value);
-    }
-    return VITQ_OK;
-}
-
-static vitq_status check_finite(const log2_state *s, const vitq_tensor_view *x, const char *what) {
-    for (int64_t o = 0; o < x->outer; o++)
-        for (int64_t c = 0; c < x->channels; c++) {
-            const float *p = vitq_i_view_at(x, o, c);
-            for (int64_t i = 0; i < x->inner; i++)
-                if (!isfinite(p[i]))
-                    return FAIL(s, VITQ_ERR_NON_FINITE, "%s %g at (outer %lld, channel %lld, inner %lld)", what,
-                                (double)p[i], (long long)o, (long long)c, (long long)i);
-        }
-    return VITQ_OK;
-}
-
 /* ---- the grid --------------------------------------------------------------------------------- */
-
-/* The fields of a double: r = (1 + frac / 2^52) 2^(exp - 1023) for a normal r, which x / s always is. */
-static inline uint64_t bits_of(double r) {
-    uint64_t b;
-    memcpy(&b, &r, sizeof b);
-    return b;
-}
-#define FRAC(b) ((b) & 0xFFFFFFFFFFFFFull)
 
 static inline int32_t code_of(float x, float s, int32_t zero) {
     if (!(x > 0.0f)) return zero;
     /* frexp without the call: x / s = m 2^e, m = (1 + frac / 2^52) / 2, and m < 1/sqrt 2 iff the mantissa
      * is below that of sqrt 2 */
-    uint64_t b = bits_of((double)x / (double)s);
-    int64_t e = (int64_t)(b >> 52) - 1022, q = -e + (FRAC(b) < FRAC(bits_of(SQRT2)));
+    uint64_t b = vitq_i_bits_of((double)x / (double)s); /* a normal double: x / s always is */
+    int64_t e = (int64_t)(b >> 52) - 1022, q = -e + (VITQ_I_FRAC(b) < VITQ_I_FRAC(vitq_i_bits_of(SQRT2)));
     return q < 0 ? 0 : q >= zero ? zero : (int32_t)q;
 }
 
@@ -137,225 +56,57 @@ static inline float value_of(int32_t code, float s, int32_t zero) {
     return (float)((double)s * p);
 }
 
-/* Histogram bin of x: its exponent and top 4 mantissa bits, read off the float's bits. */
-static size_t hist_bin(float x) {
-    if (!(x >= 0x1p-64f)) return 0;
-    if (x >= 0x1p32f) return HBINS - 1;
-    uint32_t b;
-    memcpy(&b, &x, sizeof b);
-    return 1 + (b >> (23 - 4)) - (size_t)HLOW * HSUB;
+static float fake_of(float x, float s, int32_t zero) { return value_of(code_of(x, s, zero), s, zero); }
+
+/* The grid of group g, element by element (the kernels of the base inline these). */
+static inline int32_t log2_code(const vitq_i_comp *b, int64_t g, float x) {
+    const log2_state *s = (const log2_state *)b;
+    return code_of(x, s->scale[g], s->zero);
 }
 
-/* ---- vtable ----------------------------------------------------------------------------------- */
-
-static void log2_destroy(void *state) {
-    log2_state *s = state;
-    if (!s) return;
-    const vitq_scheme_host *h = s->host;
-    if (s->max) h->free(h, s->max);
-    if (s->cnt) h->free(h, s->cnt);
-    if (s->sum) h->free(h, s->sum);
-    if (s->scale) h->free(h, s->scale);
-    h->free(h, s);
+static inline float log2_value(const vitq_i_comp *b, int64_t g, int32_t code) {
+    const log2_state *s = (const log2_state *)b;
+    return value_of(code, s->scale[g], s->zero);
 }
 
-static void *alloc_array(const vitq_scheme_host *h, int64_t count, size_t elem) {
-    size_t bytes;
-    return vitq_i_mul_size((size_t)count, elem, &bytes) ? h->alloc(h, bytes) : NULL;
-}
+/* ---- calibration ------------------------------------------------------------------------------ */
 
-static vitq_status log2_create(const vitq_point_config *c, const vitq_scheme_host *h, void **out) {
-    vitq_status st = check_config(c, h, out);
-    if (st) return st;
-    log2_state *s = h->alloc(h, sizeof *s);
-    if (!s) return fail(h, c->name ? c->name : "quantizer", VITQ_ERR_OUT_OF_MEMORY, "cannot allocate the quantizer");
-    memset(s, 0, sizeof *s);
-    s->host = h;
-    snprintf(s->name, sizeof s->name, "%s", c->name ? c->name : "quantizer");
-    s->channels = c->channels, s->groups = c->groups, s->cpg = c->channels_per_group;
+static void log2_init(vitq_i_comp *b, const vitq_point_config *c) {
+    log2_state *s = (log2_state *)b;
     s->zero = (1 << c->bits) - 1;
-    s->search = c->options ? (int)c->options[0] : 0;
-    s->max = alloc_array(h, s->groups, sizeof(float));
-    s->scale = alloc_array(h, s->groups, sizeof(float));
-    if (s->search) {
-        s->cnt = alloc_array(h, s->groups, HBINS * sizeof(uint64_t));
-        s->sum = alloc_array(h, s->groups, HBINS * sizeof(double));
-    }
-    if (!s->max || !s->scale || (s->search && (!s->cnt || !s->sum))) {
-        log2_destroy(s);
-        return fail(h, c->name ? c->name : "quantizer", VITQ_ERR_OUT_OF_MEMORY,
-                    "cannot allocate the log2 quantizer of %lld groups", (long long)c->groups);
-    }
-    for (int64_t g = 0; g < s->groups; g++) s->max[g] = 0.0f;
-    if (s->search) {
-        memset(s->cnt, 0, (size_t)s->groups * HBINS * sizeof(uint64_t));
-        memset(s->sum, 0, (size_t)s->groups * HBINS * sizeof(double));
-    }
-    *out = s;
-    return VITQ_OK;
+    s->search = (int)vitq_i_comp_option(b, c, 0);
+    b->code_min = 0, b->code_max = s->zero;
+    /* the histogram serves the search only */
+    vitq_i_comp_track(b, VITQ_I_COMP_MAX | (s->search ? VITQ_I_COMP_COUNTS | VITQ_I_COMP_SUMS : 0u));
+    s->scale = vitq_i_comp_alloc(b, sizeof(float));
 }
 
-static vitq_status log2_observe(void *state, int32_t pass, const vitq_tensor_view *x) {
-    log2_state *s = state;
-    if (!s) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "observe: state is NULL");
-    if (pass != 0) return FAIL(s, VITQ_ERR_INVALID_ARGUMENT, "pass %d, but scheme log2 has 1 pass", (int)pass);
-    if (s->fixed) return FAIL(s, VITQ_ERR_BAD_STATE, "observe after the parameters were set");
-    vitq_status st = vitq_i_view_check(x, s->channels, s->name);
-    if (!st) st = check_finite(s, x, "observed");
-    if (st) return st;
-    for (int64_t o = 0; o < x->outer; o++)
-        for (int64_t c = 0; c < x->channels; c++) {
-            const float *p = vitq_i_view_at(x, o, c);
-            int64_t g = c / s->cpg;
-            float m = s->max[g];
-            for (int64_t i = 0; i < x->inner; i++) m = p[i] > m ? p[i] : m;
-            s->max[g] = m;
-            if (!s->search) continue;
-            uint64_t *cnt = s->cnt + g * HBINS;
-            double *sum = s->sum + g * HBINS;
-            for (int64_t i = 0; i < x->inner; i++) {
-                size_t b = hist_bin(p[i]);
-                cnt[b]++;
-                sum[b] += p[i];
-            }
-        }
-    s->observed = 1;
-    return VITQ_OK;
-}
-
-/* Squared error of scale s on group g's histogram, each bin's values at their mean (the spread inside a
- * bin adds the same to every candidate whose levels do not cut the bin). */
-static double hist_error(const log2_state *s, int64_t g, float scale) {
-    const uint64_t *cnt = s->cnt + g * HBINS;
-    const double *sum = s->sum + g * HBINS;
-    double e = 0.0;
-    for (size_t b = 0; b < HBINS; b++) {
-        if (!cnt[b]) continue;
-        double mean = sum[b] / (double)cnt[b], d = mean - value_of(code_of((float)mean, scale, s->zero), scale, s->zero);
-        e += (double)cnt[b] * d * d;
-    }
-    return e;
-}
-
-static void fix(log2_state *s) {
-    const vitq_scheme_host *h = s->host;
-    if (s->cnt) h->free(h, s->cnt);
-    if (s->sum) h->free(h, s->sum);
-    s->cnt = NULL, s->sum = NULL;
-    s->fixed = 1;
-}
-
-static vitq_status log2_finalize(void *state) {
-    log2_state *s = state;
-    if (!s) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "finalize: state is NULL");
-    if (s->fixed) return FAIL(s, VITQ_ERR_BAD_STATE, "finalize after the parameters were set (or twice)");
-    if (!s->observed) return FAIL(s, VITQ_ERR_BAD_STATE, "finalize before any data was observed");
-    for (int64_t g = 0; g < s->groups; g++) {
-        float max = s->max[g];
+/* The maximum, or with search the candidate below it of least error on the histogram. */
+static void log2_choose(vitq_i_comp *b) {
+    log2_state *s = (log2_state *)b;
+    for (int64_t g = 0; g < b->groups; g++) {
+        float max = b->max[g];
         s->scale[g] = max > 0.0f ? max : 1.0f;
         if (!s->search || !(max > 0.0f)) continue;
-        double best = hist_error(s, g, max); /* ties keep the larger scale: nothing clipped */
+        double best = vitq_i_comp_hist_error(b, g, fake_of, max, s->zero); /* ties keep the larger: nothing clipped */
         for (int j = 1; j < CANDIDATES; j++) {
             float cand = (float)((double)max * exp2(-j / 16.0));
-            double e = cand > 0.0f ? hist_error(s, g, cand) : INFINITY;
+            double e = cand > 0.0f ? vitq_i_comp_hist_error(b, g, fake_of, cand, s->zero) : INFINITY;
             if (e < best) best = e, s->scale[g] = cand;
         }
     }
-    fix(s);
-    return VITQ_OK;
 }
 
-static vitq_status ready(const log2_state *s, const vitq_tensor_view *x, const char *what) {
-    if (!s) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: state is NULL", what);
-    if (!s->fixed) return FAIL(s, VITQ_ERR_BAD_STATE, "%s before finalize (or set_param of scale)", what);
-    return vitq_i_view_check(x, s->channels, s->name);
-}
+/* A calibration method searches the scale by setting it (FQ-ViT's own choice is s = 1). */
+static const vitq_i_comp_param params[] = {{"scale", offsetof(log2_state, scale), vitq_i_comp_check_scale}};
 
-static vitq_status log2_fake_quant(void *state, const vitq_tensor_view *x) {
-    log2_state *s = state;
-    vitq_status st = ready(s, x, "fake_quant");
-    if (!st) st = check_finite(s, x, "fake_quant of");
-    if (st) return st;
-    for (int64_t o = 0; o < x->outer; o++)
-        for (int64_t c = 0; c < x->channels; c++) {
-            float *p = vitq_i_view_at(x, o, c), sc = s->scale[c / s->cpg];
-            for (int64_t i = 0; i < x->inner; i++) p[i] = value_of(code_of(p[i], sc, s->zero), sc, s->zero);
-        }
-    return VITQ_OK;
-}
+static const vitq_i_comp_spec spec = {
+    .scheme = &vitq_i_scheme_log2, .size = sizeof(log2_state), .inputs = "attention probabilities", .symmetric = 0,
+    .codes = "unsigned codes for values >= 0", .range_flag = 0, .holds = "quantizer", .num_params = 1,
+    .params = params,
+    .init = log2_init, .observe = NULL, .choose = log2_choose, .derive = NULL, .drop = NULL,
+};
 
-static vitq_status log2_quantize(void *state, const vitq_tensor_view *x, int32_t *codes) {
-    log2_state *s = state;
-    vitq_status st = ready(s, x, "quantize");
-    if (!st && !codes) st = FAIL(s, VITQ_ERR_INVALID_ARGUMENT, "quantize: codes is NULL");
-    if (!st) st = check_finite(s, x, "quantize of");
-    if (st) return st;
-    for (int64_t o = 0; o < x->outer; o++)
-        for (int64_t c = 0; c < x->channels; c++) {
-            const float *p = vitq_i_view_at(x, o, c);
-            float sc = s->scale[c / s->cpg];
-            for (int64_t i = 0; i < x->inner; i++) *codes++ = code_of(p[i], sc, s->zero);
-        }
-    return VITQ_OK;
-}
-
-static vitq_status log2_dequantize(void *state, const int32_t *codes, const vitq_tensor_view *out) {
-    log2_state *s = state;
-    vitq_status st = ready(s, out, "dequantize");
-    if (!st && !codes) st = FAIL(s, VITQ_ERR_INVALID_ARGUMENT, "dequantize: codes is NULL");
-    if (st) return st;
-    int64_t count = vitq_i_view_count(out);
-    for (int64_t i = 0; i < count; i++)
-        if (codes[i] < 0 || codes[i] > s->zero)
-            return FAIL(s, VITQ_ERR_OUT_OF_RANGE, "dequantize: code %d at index %lld is outside [0, %d]", (int)codes[i],
-                        (long long)i, (int)s->zero);
-    for (int64_t o = 0; o < out->outer; o++)
-        for (int64_t c = 0; c < out->channels; c++) {
-            float *p = vitq_i_view_at(out, o, c), sc = s->scale[c / s->cpg];
-            for (int64_t i = 0; i < out->inner; i++) p[i] = value_of(*codes++, sc, s->zero);
-        }
-    return VITQ_OK;
-}
-
-static int32_t log2_param_count(void *state) {
-    (void)state;
-    return 1;
-}
-
-static vitq_status log2_get_param(void *state, int32_t index, const char **name, const float **values,
-                                  int64_t *count) {
-    log2_state *s = state;
-    if (!s) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "get_param: state is NULL");
-    if (!name || !values || !count)
-        return FAIL(s, VITQ_ERR_INVALID_ARGUMENT, "get_param: name, values and count must be set");
-    if (index != 0) return FAIL(s, VITQ_ERR_INVALID_ARGUMENT, "get_param: index %d, but there is 1 parameter", (int)index);
-    if (!s->fixed) return FAIL(s, VITQ_ERR_BAD_STATE, "get_param before finalize");
-    *name = "scale", *values = s->scale, *count = s->groups;
-    return VITQ_OK;
-}
-
-/* Any time: a saved model loads this way, and a calibration method searches the scale by setting it. */
-static vitq_status log2_set_param(void *state, const char *name, const float *values, int64_t count) {
-    log2_state *s = state;
-    if (!s) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "set_param: state is NULL");
-    if (!name) return FAIL(s, VITQ_ERR_INVALID_ARGUMENT, "set_param: name is NULL");
-    if (strcmp(name, "scale") != 0)
-        return FAIL(s, VITQ_ERR_UNKNOWN_NAME, "scheme log2 has no parameter '%s' (scale)", name);
-    if (!values) return FAIL(s, VITQ_ERR_INVALID_ARGUMENT, "set_param scale: values is NULL");
-    if (count != s->groups)
-        return FAIL(s, VITQ_ERR_SHAPE, "set_param scale: %lld values, expected %lld (one per group)", (long long)count,
-                    (long long)s->groups);
-    for (int64_t g = 0; g < count; g++)
-        if (!isfinite(values[g]) || !(values[g] > 0.0f))
-            return FAIL(s, VITQ_ERR_OUT_OF_RANGE, "scale[%lld] = %g is not a finite positive scale", (long long)g,
-                        (double)values[g]);
-    memcpy(s->scale, values, (size_t)count * sizeof(float));
-    fix(s);
-    return VITQ_OK;
-}
-
-const vitq_scheme vitq_i_scheme_log2 = {
-    sizeof(vitq_scheme), VITQ_SCHEME_ABI_VERSION, "log2",
-    "FQ-ViT log2 for attention probabilities: levels s 2^-q and an exact zero", 1, 2, 8,
-    (int32_t)(sizeof options / sizeof options[0]), options, log2_create, log2_destroy, log2_observe, log2_finalize,
-    log2_fake_quant, log2_quantize, log2_dequantize, log2_param_count, log2_get_param, log2_set_param, NULL};
+VITQ_I_COMPONENT(vitq_i_scheme_log2, spec, "log2",
+                 "FQ-ViT log2 for attention probabilities: levels s 2^-q and an exact zero", 1, 2,
+                 (int32_t)(sizeof options / sizeof options[0]), options, log2_code, log2_value);
