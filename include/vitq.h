@@ -609,8 +609,10 @@ VITQ_API vitq_status vitq_calibrator_set(vitq_calibrator *calibrator, const char
 
 /**
  * Set an option of the calibrator's PTQ method (options.scheme naming a method such as "repq-vit",
- * docs/quantization.md lists them and their options), e.g. ("reparam", "0"). VITQ_ERR_UNKNOWN_NAME
- * for an unknown key or when no method runs, VITQ_ERR_OUT_OF_RANGE for a bad value.
+ * docs/quantization.md lists them and their options), e.g. ("reparam", "0"). Options that choose
+ * quantizers (repq-vit's post_gelu) configure again every point not changed by vitq_calibrator_set,
+ * so set method options first. VITQ_ERR_UNKNOWN_NAME for an unknown key or when no method runs,
+ * VITQ_ERR_OUT_OF_RANGE for a bad value.
  */
 VITQ_API vitq_status vitq_calibrator_set_option(vitq_calibrator *calibrator, const char *key, const char *value);
 

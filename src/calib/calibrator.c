@@ -76,6 +76,14 @@ static void default_config(const vitq_calibrator_options *o, const vitq_scheme *
     vitq_i_scheme_option_defaults(scheme, c->options);
 }
 
+/* A point's configuration from the options and the method (not from vitq_calibrator_set). */
+static vitq_status configure_point(vitq_calibrator *c, int p) {
+    const vitq_scheme *scheme = c->method ? vitq_i_builtin_scheme("minmax") : c->scheme;
+    default_config(&c->opts, scheme, &c->list.points[p], &c->cfg[p]);
+    if (!c->method || !c->cfg[p].bits) return VITQ_OK;
+    return c->method->configure(&c->list.points[p], &c->cfg[p], c->method_options);
+}
+
 static vitq_status check_bits(int32_t bits, const char *what) {
     if (bits != 0 && (bits < 2 || bits > 8))
         return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s = %d: 0 (float) or 2..8", what, (int)bits);
@@ -122,6 +130,7 @@ vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrato
     c->opts = o;
     c->opts.scheme = NULL; /* the caller's string need not outlive this call */
     c->method = method;
+    c->scheme = scheme;
     for (int k = 0; method && k < method->num_options; k++) c->method_options[k] = method->options[k].default_value;
     const vitq_model_info *i = &model->info;
     c->per_image = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size;
@@ -133,10 +142,9 @@ vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrato
         c->observed = vitq_i_calloc(&c->alloc, 2 * (size_t)c->list.count, sizeof(float));
         if (!c->cfg || !c->observed) st = vitq_i_oom("calibrator points", (size_t)c->list.count * sizeof *c->cfg);
     }
-    for (int p = 0; !st && p < c->list.count; p++) {
-        default_config(&o, scheme, &c->list.points[p], &c->cfg[p]);
-        if (method && c->cfg[p].bits) st = method->configure(&c->list.points[p], &c->cfg[p], c->method_options);
-    }
+    if (!st && !(c->user_set = vitq_i_calloc(&c->alloc, (size_t)c->list.count, 1)))
+        st = vitq_i_oom("calibrator points", (size_t)c->list.count);
+    for (int p = 0; !st && p < c->list.count; p++) st = configure_point(c, p);
     if (st) {
         vitq_calibrator_free(c);
         return st;
@@ -150,6 +158,7 @@ void vitq_calibrator_free(vitq_calibrator *c) {
     vitq_allocator user = c->user_alloc;
     vitq_i_free(&c->alloc, c->images);
     vitq_i_free(&c->alloc, c->cfg);
+    vitq_i_free(&c->alloc, c->user_set);
     vitq_i_free(&c->alloc, c->observed);
     vitq_i_points_free(&c->alloc, &c->list);
     vitq_i_free(&user, c);
@@ -229,6 +238,7 @@ vitq_status vitq_calibrator_set(vitq_calibrator *c, const char *pattern, const c
     for (int p = 0; p < c->list.count; p++) {
         if (!vitq_i_glob_match(pattern, c->list.points[p].name)) continue;
         matched++;
+        c->user_set[p] = 1;
         vitq_status st = set_one(c, p, key, value);
         if (st) return st;
     }
@@ -254,7 +264,12 @@ vitq_status vitq_calibrator_set_option(vitq_calibrator *c, const char *key, cons
             return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "method %s: option %s = '%s': %s in [%g, %g]", c->method->name,
                                key, value, o->is_integer ? "a whole number" : "a number", o->min_value, o->max_value);
         c->method_options[k] = v;
-        return VITQ_OK;
+        /* options may choose quantizers (repq-vit's post_gelu): configure again, except where the
+         * caller has configured a point by hand */
+        vitq_status st = VITQ_OK;
+        for (int p = 0; !st && p < c->list.count; p++)
+            if (!c->user_set[p]) st = configure_point(c, p);
+        return st;
     }
     char known[256] = "";
     size_t used = 0;

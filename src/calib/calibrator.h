@@ -13,9 +13,11 @@ struct vitq_calibrator {
     const vitq_model *model;
     vitq_calibrator_options opts;
     const vitq_i_method *method; /* NULL: the scheme of opts names every point's quantizer */
+    const vitq_scheme *scheme;   /* that scheme (no method) */
     double method_options[VITQ_I_MAX_METHOD_OPTIONS];
     vitq_i_point_list list;
     vitq_i_point_cfg *cfg;
+    unsigned char *user_set; /* [points]: changed by vitq_calibrator_set, kept when method options change */
     float *observed; /* [2 * points]: min, max of the last run */
     float *images;
     size_t num_images, capacity, per_image;

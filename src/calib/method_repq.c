@@ -14,17 +14,22 @@ static const vitq_scheme_option options[] = {
     {"reparam", "1: fold the per-channel post-LayerNorm scales into LayerNorm and the next layer (deployable); "
                 "0: keep per-channel activation quantizers (the model the reparameterisation must equal)",
      0, 1, 1, 1},
+    {"post_gelu", "0: uniform per-tensor quantizer for the post-GELU activations (RepQ-ViT's own); 1: PTQ4ViT's "
+                  "twin-uniform quantizer (twin-gelu) there instead, a composition of the two papers' components",
+     0, 1, 0, 1},
 };
 
 static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
-    (void)opts;
     cfg->scheme = vitq_i_builtin_scheme("percentile-mse");
     cfg->symmetric = 0;
     cfg->granularity = d->kind == VITQ_POINT_WEIGHT ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
     if (d->role == VITQ_ROLE_POST_LAYERNORM && !d->edge) cfg->granularity = VITQ_GRAN_CHANNEL;
     if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = vitq_i_builtin_scheme("log-sqrt2");
+    int twin = d->role == VITQ_ROLE_POST_GELU && opts[1] != 0;
+    if (twin) cfg->scheme = vitq_i_builtin_scheme("twin-gelu");
     if (!cfg->scheme) return VITQ_ERR_UNKNOWN_NAME;
     vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
+    if (twin) cfg->symmetric = 1; /* its codes are signed: one bit tells the two ranges apart */
     return VITQ_OK;
 }
 

@@ -97,6 +97,36 @@ static void test_repq_reparam_equals_per_channel(void) {
     check_reparam_identity("models/fmnist-swin");
 }
 
+/* repq-vit post_gelu 1: the post-GELU points take PTQ4ViT's twin-uniform quantizer, the rest stays RepQ-ViT's,
+ * and the result reloads bit for bit. */
+static void test_repq_twin_post_gelu(void) {
+    static const char *const twin[] = {"post_gelu", "1"};
+    vitq_model *fp = load("models/fmnist-vit");
+    if (!fp) return;
+    vitq_model *q = quantize_with(fp, NULL, "repq-vit", 4, 4, NULL, 0, twin, 1, 16);
+    if (q) {
+        vitq_model_info info;
+        vitq_model_info_init(&info);
+        CHECK_STATUS(vitq_model_get_info(q, &info), VITQ_OK);
+        int twins = 0, fc2 = 0, others = 0;
+        for (int32_t i = 0; i < info.num_quantized_points; i++) {
+            vitq_point_info p;
+            vitq_point_info_init(&p);
+            CHECK_STATUS(vitq_model_point_info(q, i, &p), VITQ_OK);
+            int is_fc2 = strstr(p.name, ".fc2.input") != NULL;
+            fc2 += is_fc2;
+            twins += is_fc2 && strcmp(p.scheme, "twin-gelu") == 0 && p.symmetric;
+            others += !is_fc2 && strcmp(p.scheme, "twin-gelu") == 0;
+        }
+        printf("    %d fc2 inputs, %d twin-gelu symmetric, %d other twin-gelu points, depth %d\n", fc2, twins, others, (int)info.depth);
+        CHECK(fc2 == info.depth && twins == fc2);
+        CHECK(others == 0);
+        check_reload(q, 8);
+    }
+    vitq_model_free(q);
+    vitq_model_free(fp);
+}
+
 /* noisy = 1 on another scheme's points: calibrates, saves the noise, reloads bit for bit. */
 static void test_noisy_wraps_any_scheme(void) {
     static const char *const sets[] = {"*.fc2.input", "noisy", "1", "*.attn.proj.input", "noisy", "1"};
@@ -142,6 +172,7 @@ int main(void) {
     RUN(test_method_option_errors);
     RUN(test_noisy_wraps_any_scheme);
     RUN(test_repq_reparam_equals_per_channel);
+    RUN(test_repq_twin_post_gelu);
     RUN(test_methods_vit);
     RUN(test_methods_deit);
     RUN(test_methods_swin);
