@@ -91,7 +91,7 @@ $(BUILD)/bin/vitq: $(CLI_OBJS) $(STATIC)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(STATIC) $(LDLIBS_LIB)
 bin/vitq: $(BUILD)/bin/vitq
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@  # a rename, so a running vitq keeps its file
 
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -134,6 +134,33 @@ LIMIT ?= 10000
 results: all
 	$(PYTHON) tools/results.py --limit $(LIMIT) $(if $(IMAGENET),--imagenet $(IMAGENET)) \
 		--imagenet-opt ptq4vit:search_images=8 --imagenet-opt apq-vit:search_images=8
+
+# make bench: vitq against ONNX Runtime and PyTorch on random DeiT-T, DeiT-S and ViT-B, one table per
+# model (docs/performance.md). It builds the OpenMP library itself. BENCH_ARGS=--quick: a few minutes.
+.PHONY: bench
+BENCH_ARGS ?=
+bench:
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+# make bench-kernels: the FP32 kernels' GFLOP/s against the measured FMA peak (bench/bench_kernels.c,
+# an internal benchmark linked against the static library). BENCH_KERNELS_ARGS=--quick: fewer runs.
+.PHONY: bench-kernels
+BENCH_KERNELS_ARGS ?=
+bench-kernels: $(BUILD)/bench/bench_kernels
+	$(BUILD)/bench/bench_kernels $(BENCH_KERNELS_ARGS)
+$(BUILD)/bench/bench_kernels: bench/bench_kernels.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
+
+# make bench-igemm: the integer GEMM's GOP/s per kernel against the measured vpdpbusd peak, and the
+# activation quantization (bench/bench_igemm.c, internal, static library). BENCH_IGEMM_ARGS=--quick.
+.PHONY: bench-igemm
+BENCH_IGEMM_ARGS ?=
+bench-igemm: $(BUILD)/bench/bench_igemm
+	$(BUILD)/bench/bench_igemm $(BENCH_IGEMM_ARGS)
+$(BUILD)/bench/bench_igemm: bench/bench_igemm.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 
 install: all
 	mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

@@ -96,6 +96,13 @@ int cli_parse(int argc, char **argv, cli_args *a) {
                 fprintf(stderr, "vitq: --gelu: '%s' is neither erf nor tanh\n", val);
                 rc = -1;
             }
+        } else if (!strcmp(opt, "--execution")) {
+            if (!strcmp(val, "auto")) a->options.execution = VITQ_EXECUTION_AUTO;
+            else if (!strcmp(val, "simulated")) a->options.execution = VITQ_EXECUTION_SIMULATED;
+            else {
+                fprintf(stderr, "vitq: --execution: '%s' is neither auto nor simulated\n", val);
+                rc = -1;
+            }
         } else if (!strcmp(opt, "--scheme")) a->scheme = val;
         else if (!strcmp(opt, "--calib")) a->calib = val;
         else if (!strcmp(opt, "--quantized")) a->quantized = val;

@@ -23,13 +23,14 @@ static void usage(FILE *f) {
             "       [--set 'POINT_GLOB=key:value[,key:value]' ...]   keys: bits, granularity, symmetric, scheme,\n"
             "       noisy, and the scheme's options (e.g. percentile:99.9); eval and logits accept QMODEL\n"
             "       schemes: minmax percentile omse twin-softmax twin-gelu log2 log-sqrt2 mpq (per point);\n"
-            "       methods: repq-vit noisyquant (choose every point's scheme; --opt sets their options)\n"
+            "       methods: ptq4vit apq-vit repq-vit noisyquant (choose every point's scheme; --opt sets their options)\n"
             "  vitq report MODEL (--calib IMAGES [quantize options] | --quantized QMODEL) --data IMAGES\n"
             "       [--limit 64] [--csv FILE]   per-point SQNR, range and output cosine, worst first\n"
             "MODEL is a .safetensors file or a folder holding model.safetensors (config.json and\n"
             "preprocessor_config.json beside it are read). IMAGES is an IDX or .npy file, optionally gzipped.\n"
             "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
-            "                 --mean M[,M,M]  --std S[,S,S]\n",
+            "                 --mean M[,M,M]  --std S[,S,S]\n"
+            "quantized models: --execution auto (integer kernels where the quantizers allow, default) | simulated\n",
             vitq_version_string());
 }
 

@@ -29,7 +29,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 1
+#define VITQ_VERSION_MINOR 2
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -186,6 +186,16 @@ VITQ_API const char *vitq_source_string(vitq_source source);
 #define VITQ_MAX_CHANNELS 4
 #define VITQ_MAX_STAGES 8 /**< most stages of a hierarchical model (Swin has 4) */
 
+/** How a quantized model runs (vitq_model_options.execution). */
+typedef enum vitq_execution {
+    /** Integer kernels for every linear layer whose input and weight quantizers are uniform grids of
+     *  at most 8 bits (uint8 activations x int8 / int4 weights, int32 accumulation); everything else
+     *  as VITQ_EXECUTION_SIMULATED. Logits match the simulation up to float rounding of its sums. */
+    VITQ_EXECUTION_AUTO = 0,
+    /** Fake quantization in float everywhere (the model calibration sees; slower). */
+    VITQ_EXECUTION_SIMULATED = 1
+} vitq_execution;
+
 /** Options for loading a model. Zero / NULL members mean "decide from the checkpoint". */
 typedef struct vitq_model_options {
     uint32_t struct_size;             /**< set by vitq_model_options_init() */
@@ -207,6 +217,8 @@ typedef struct vitq_model_options {
     /** Schemes a quantized model file may use beyond the built-ins (NULL: built-ins only). A model
      *  loaded with it keeps copies of the scheme tables, not the registry. */
     const vitq_registry *registry;
+    /** A vitq_execution: how a quantized model runs (ignored for float models). Since 0.2. */
+    int32_t execution;
 } vitq_model_options;
 
 /** Fill `options` with defaults and its struct_size. */
@@ -262,6 +274,8 @@ typedef struct vitq_model_info {
     /** Number of quantization points whose quantizers a quantized model applies (simulated
      *  quantization, see vitq_calibrator_run); 0 for a float model. */
     int32_t num_quantized_points;
+    /** Linear layers a quantized model runs with integer kernels (vitq_execution). Since 0.2. */
+    int32_t num_integer_layers;
 } vitq_model_info;
 
 VITQ_API void vitq_model_info_init(vitq_model_info *info);

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-VITQ = os.path.join("bin", "vitq")
+VITQ = os.environ.get("VITQ_BIN", os.path.join("bin", "vitq"))
 FMNIST = "data/fashion-mnist"
 MODELS = [("models/fmnist-vit", "ViT (timm)"), ("models/fmnist-deit-distilled", "DeiT distilled (timm)"),
           ("models/fmnist-swin", "Swin (timm)")]
@@ -176,9 +176,11 @@ def table(title, rows, fp32):
     return lines + [""]
 
 
-def run_model(model, schemes, seeds, calib, data, labels, limit, tmp, log, seeds_for=None, on_row=None):
+def run_model(model, schemes, seeds, calib, data, labels, limit, tmp, log, seeds_for=None, on_row=None,
+              widths=None):
     """Rows (scheme, cells, values per width); calib is a path or seed -> (calib, data, labels).
-    seeds_for: scheme -> its own seed list; on_row(rows) after each scheme (partial results)."""
+    seeds_for: scheme -> its own seed list; on_row(rows) after each scheme (partial results);
+    widths: the "WxAy" names to run (None: all; the others are left empty)."""
     rows = []
     all_seeds = seeds
     for scheme in schemes:
@@ -186,6 +188,10 @@ def run_model(model, schemes, seeds, calib, data, labels, limit, tmp, log, seeds
         cells, per_width = [], []
         for wbits, abits in WIDTHS:
             values = []
+            if widths and f"W{wbits}A{abits}" not in widths:
+                cells.append(cell(values))
+                per_width.append(values)
+                continue
             for seed in seeds:
                 c, d, l = calib(seed) if callable(calib) else (calib, data, labels)
                 values.append(quantized_top1(model, scheme, wbits, abits, seed, c, d, l, limit, tmp))
@@ -210,6 +216,9 @@ def main():
                     help="SCHEME=N: N seeds for that scheme on ImageNet (default: --imagenet-seeds)")
     ap.add_argument("--opt", action="append", default=[], help="SCHEME:KEY=VALUE, a method option")
     ap.add_argument("--imagenet-opt", action="append", default=[], help="SCHEME:KEY=VALUE, on ImageNet only")
+    ap.add_argument("--models", default=",".join(m for m, _ in MODELS),
+                    help="the Fashion-MNIST models to run (comma-separated; empty: none)")
+    ap.add_argument("--imagenet-widths", default="", help="e.g. W6A6,W4A4: only these on ImageNet (default: all)")
     ap.add_argument("--out", default="docs/results.md")
     args = ap.parse_args()
     schemes, seeds = args.schemes.split(","), list(range(args.seeds))
@@ -251,7 +260,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         set_opts(args.opt)
-        for model, name in MODELS:
+        for model, name in [(m, n) for m, n in MODELS if m in args.models.split(",")]:
             fp32 = top1(model, test, None, args.limit)
             log(f"{model} FP32 {fp32:.2f}")
             rows = run_model(model, schemes, seeds, calib, test, None, args.limit, tmp, log)
@@ -296,7 +305,8 @@ def main():
                 doc[:] = base + head + table("DeiT-Tiny (timm)", rows, statistics.mean(fp))
                 save()
 
-            rows = run_model(model_dir, inet_schemes, seeds, split, None, None, None, tmp, log, seeds_for, partial)
+            rows = run_model(model_dir, inet_schemes, seeds, split, None, None, None, tmp, log, seeds_for, partial,
+                             args.imagenet_widths.split(",") if args.imagenet_widths else None)
             doc[:] = base
             checks.append(w8a8_line("ImageNet DeiT-Tiny (468 images per seed; one image is 0.21 points)", rows,
                                     statistics.mean(fp)))

@@ -70,27 +70,12 @@ void vitq_i_softmax_backward(const float *p, const float *dp, size_t n, float *d
     for (size_t i = 0; i < n; i++) dz[i] = p[i] * (dp[i] - s);
 }
 
-size_t vitq_i_transposed_floats(size_t out, size_t in) {
-    return (in + VITQ_I_GEMM_NR - 1) / VITQ_I_GEMM_NR * VITQ_I_GEMM_NR * out;
-}
+size_t vitq_i_transposed_floats(size_t out, size_t in) { return vitq_i_gemm_packed_floats(in, out); }
 
-/* The GEMM's panel layout (kernels.h) for the weight wt[in][out] = w^T: panel q holds output features
- * q*NR.. of wt, k-major, so row kk of panel q is w[kk][q*NR .. q*NR+NR): a plain copy of a row
- * segment of w, no transposition needed. */
+/* The GEMM's panels (kernels.h) of the weight wt[in][out] = w^T: element (j, kk) of wt is
+ * w[kk * in + j], so the packing reads w with strides (1, in), no transposed copy needed. */
 void vitq_i_pack_transposed(const float *w, size_t out, size_t in, float *panels, vitq_i_packed *p) {
-    const size_t nr = VITQ_I_GEMM_NR;
-    size_t count = (in + nr - 1) / nr;
-    for (size_t q = 0; q < count; q++) {
-        size_t width = in - q * nr < nr ? in - q * nr : nr;
-        float *dst = panels + q * out * nr;
-        for (size_t kk = 0; kk < out; kk++) {
-            memcpy(dst + kk * nr, w + kk * in + q * nr, width * sizeof(float));
-            for (size_t j = width; j < nr; j++) dst[kk * nr + j] = 0.0f;
-        }
-    }
-    p->n = in;
-    p->k = out;
-    p->panels = panels;
+    vitq_i_gemm_pack_strided(w, 1, in, in, out, panels, p);
 }
 
 void vitq_i_linear_backward(const vitq_i_packed *wt, const float *dy, size_t rows, float *dx, int accumulate,

@@ -1,72 +1,149 @@
-/* Multi-head scaled dot-product attention, one (sequence, head) pair per task. Only one row of
- * scores exists at a time: the T x T matrix is never materialised. K is transposed into scratch so
- * that a row of scores is a vectorisable sweep over tokens. Swin's relative position bias and shifted
- * window mask are added to the scores in that order, each rounded, as timm and torchvision do.
+/* Multi-head scaled dot-product attention, one (sequence, head) pair per task, blocked on the GEMM
+ * micro-kernel of the active path. K is laid out as GEMM panels (32 tokens x head_dim, k-major) once
+ * per task; V is read in place (copied into rows padded to 32 columns when head_dim is not a
+ * multiple of 32). Then for each block of up to VITQ_I_GEMM_MR query rows: scores = (q * scale) .
+ * K^T (micro-kernel over head_dim), + head bias, + mask (each rounded, as timm and torchvision do),
+ * row softmax, and out = P . V (micro-kernel over the tokens). Only one block of scores exists at a
+ * time: the T x T matrix is never materialised.
  *
- * The staged variant (vitq_i_attention_staged) materialises scores and probabilities so that
- * simulated quantization can reach them; it runs the same per-row arithmetic, so without changes
- * between its stages it gives the fused kernel's results bit for bit. */
+ * The staged variant (scores, softmax, apply) materialises scores and probabilities so that simulated
+ * quantization can reach them; it runs the same micro-kernel calls and the same row softmax on the
+ * same values, so without changes between its stages it gives the fused kernel's results bit for
+ * bit. Each score and output element is one accumulator in a fixed order: results do not depend on
+ * the row block a query falls in or on threads. */
 #include <math.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/isa.h"
 #include "kernels/parallel.h"
 
+#define NR VITQ_I_GEMM_NR
+#define ROWS VITQ_I_GEMM_MR
+
+static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+typedef struct attn_geom {
+    size_t tokens, dim, heads, hd; /* hd: head_dim */
+    size_t tp, hp;                 /* tokens and head_dim rounded up to 32 */
+    size_t tt;                     /* tokens * tokens */
+    float scale;
+} attn_geom;
+
+/* One task's share of scratch, every part 64-byte aligned relative to the start. */
+typedef struct attn_scratch {
+    float *kp; /* [tp / 32][hd][32]: K as GEMM panels, padding tokens zero */
+    float *v;  /* [tokens][hp]: V, padding columns zero */
+    float *q;  /* [ROWS][hd]: scaled queries of the block */
+    float *s;  /* [ROWS][tp]: scores, then probabilities, of the block */
+    float *o;  /* [ROWS][hp]: outputs of the block */
+} attn_scratch;
+
+static attn_geom geometry(size_t tokens, size_t dim, size_t heads) {
+    attn_geom g;
+    g.tokens = tokens;
+    g.dim = dim;
+    g.heads = heads;
+    g.hd = dim / heads;
+    g.tp = round_up(tokens, NR);
+    g.hp = round_up(g.hd, NR);
+    g.tt = tokens * tokens;
+    g.scale = 1.0f / sqrtf((float)g.hd);
+    return g;
+}
+
+static size_t part_sizes(size_t tokens, size_t hd, size_t sizes[5]) {
+    size_t tp = round_up(tokens, NR), hp = round_up(hd, NR);
+    sizes[0] = round_up(tp * hd, 16);
+    sizes[1] = round_up(tokens * hp, 16);
+    sizes[2] = round_up(ROWS * hd, 16);
+    sizes[3] = round_up(ROWS * tp, 16);
+    sizes[4] = round_up(ROWS * hp, 16);
+    return sizes[0] + sizes[1] + sizes[2] + sizes[3] + sizes[4];
+}
+
 size_t vitq_i_attention_scratch_floats(size_t tokens, size_t head_dim) {
-    return 2 * tokens * head_dim + tokens + head_dim;
+    size_t sizes[5];
+    return part_sizes(tokens, head_dim, sizes);
 }
 
-/* K of head h transposed into kt [head_dim][tokens] and V copied into v [tokens][head_dim]. */
-static void gather_kv(const float *qkv, size_t tokens, size_t dim, size_t head_dim, size_t h, float *kt, float *v) {
-    size_t ld = 3 * dim;
-    for (size_t t = 0; t < tokens; t++) {
-        const float *krow = qkv + t * ld + dim + h * head_dim;
-        const float *vrow = qkv + t * ld + 2 * dim + h * head_dim;
-        for (size_t d = 0; d < head_dim; d++) kt[d * tokens + t] = krow[d];
-        memcpy(v + t * head_dim, vrow, head_dim * sizeof(float));
+static attn_scratch carve(const attn_geom *g, float *scratch) {
+    size_t sizes[5], per_thread = part_sizes(g->tokens, g->hd, sizes);
+    attn_scratch s;
+    s.kp = scratch + (size_t)vitq_i_thread_id() * per_thread;
+    s.v = s.kp + sizes[0];
+    s.q = s.v + sizes[1];
+    s.s = s.q + sizes[2];
+    s.o = s.s + sizes[3];
+    return s;
+}
+
+static void prefetch(const float *p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
+/* V of head h can be read in place (and outputs written in place) when head_dim is a multiple of the
+ * micro-kernel's 32 columns; otherwise V is copied into rows padded to 32 and outputs go through o. */
+static int in_place(const attn_geom *g) { return g->hd % NR == 0; }
+
+/* K (as panels) and/or V (when it is copied) of head h of the sequence `seq`. */
+static void gather(const attn_geom *g, const float *seq, size_t h, int want_k, int want_v, attn_scratch *s) {
+    size_t ld = 3 * g->dim;
+    want_v = want_v && !in_place(g);
+    for (size_t t = 0; t < g->tokens; t++) {
+        const float *krow = seq + t * ld + g->dim + h * g->hd, *vrow = krow + g->dim;
+        if (want_k && t + 8 < g->tokens) /* rows are pages apart: the hardware does not run ahead */
+            for (size_t d = 0; d < g->hd; d += 16) prefetch(krow + 8 * ld + d);
+        if (want_k) {
+            float *dst = s->kp + (t / NR) * g->hd * NR + t % NR;
+            for (size_t d = 0; d < g->hd; d++) dst[d * NR] = krow[d];
+        }
+        if (want_v) {
+            memcpy(s->v + t * g->hp, vrow, g->hd * sizeof(float));
+            memset(s->v + t * g->hp + g->hd, 0, (g->hp - g->hd) * sizeof(float));
+        }
+    }
+    if (want_k)
+        for (size_t t = g->tokens; t < g->tp; t++)
+            for (size_t d = 0; d < g->hd; d++) s->kp[(t / NR) * g->hd * NR + d * NR + t % NR] = 0.0f;
+}
+
+/* Scores of query rows i0 .. i0+rows into s->s (row stride tp): (q * scale) . k + bias + mask. */
+static void score_block(const vitq_i_isa_kernels *isa, const attn_geom *g, const float *seq, size_t h, size_t i0,
+                        size_t rows, const float *hb, const float *mk, attn_scratch *s) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *q = seq + (i0 + r) * 3 * g->dim + h * g->hd;
+        if (i0 + rows + r < g->tokens) /* the next block's query row */
+            for (size_t d = 0; d < g->hd; d += 16) prefetch(q + rows * 3 * g->dim + d);
+        for (size_t d = 0; d < g->hd; d++) s->q[r * g->hd + d] = q[d] * g->scale;
+    }
+    for (size_t p = 0; p < g->tp / NR; p++)
+        isa->tile(rows, g->hd, s->q, g->hd, s->kp + p * g->hd * NR, NR, s->s + p * NR, g->tp, 0);
+    for (size_t r = 0; r < rows; r++) {
+        float *row = s->s + r * g->tp;
+        if (hb)
+            for (size_t t = 0; t < g->tokens; t++) row[t] += hb[(i0 + r) * g->tokens + t];
+        if (mk)
+            for (size_t t = 0; t < g->tokens; t++) row[t] += mk[(i0 + r) * g->tokens + t];
     }
 }
 
-/* scores[t] = (q * scale) . k_t + bias_row[t] + mask_row[t] (either row may be NULL). */
-static void score_row(const float *q, const float *kt, size_t tokens, size_t head_dim, const float *bias_row,
-                      const float *mask_row, float *scores) {
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    for (size_t t = 0; t < tokens; t++) scores[t] = 0.0f;
-    for (size_t d = 0; d < head_dim; d++) {
-        float qd = q[d] * scale;
-        const float *kd = kt + d * tokens;
-        for (size_t t = 0; t < tokens; t++) scores[t] += qd * kd[t];
+/* out rows i0 .. i0+rows (head h's slice) = probs (rows x tokens, row stride ld) . V. */
+static void apply_block(const vitq_i_isa_kernels *isa, const attn_geom *g, const float *probs, size_t ld,
+                        const float *seq, size_t h, size_t i0, size_t rows, float *out_seq, attn_scratch *s) {
+    float *out = out_seq + i0 * g->dim + h * g->hd;
+    if (in_place(g)) {
+        const float *v = seq + 2 * g->dim + h * g->hd;
+        for (size_t cb = 0; cb < g->hd / NR; cb++)
+            isa->tile(rows, g->tokens, probs, ld, v + cb * NR, 3 * g->dim, out + cb * NR, g->dim, 0);
+        return;
     }
-    if (bias_row)
-        for (size_t t = 0; t < tokens; t++) scores[t] += bias_row[t];
-    if (mask_row)
-        for (size_t t = 0; t < tokens; t++) scores[t] += mask_row[t];
-}
-
-/* out[0..head_dim) = sum_t p[t] v[t]. */
-static void weighted_sum(const float *p, const float *v, size_t tokens, size_t head_dim, float *acc, float *out) {
-    for (size_t d = 0; d < head_dim; d++) acc[d] = 0.0f;
-    for (size_t t = 0; t < tokens; t++) {
-        float pt = p[t];
-        const float *vt = v + t * head_dim;
-        for (size_t d = 0; d < head_dim; d++) acc[d] += pt * vt[d];
-    }
-    memcpy(out, acc, head_dim * sizeof(float));
-}
-
-static void attend_one(const float *qkv, size_t tokens, size_t dim, size_t head_dim, size_t h,
-                       const float *bias, const float *mask, float *out, float *scratch) {
-    float *kt = scratch;                   /* [head_dim][tokens] */
-    float *v = kt + head_dim * tokens;     /* [tokens][head_dim] */
-    float *scores = v + tokens * head_dim; /* [tokens] */
-    float *acc = scores + tokens;          /* [head_dim] */
-    gather_kv(qkv, tokens, dim, head_dim, h, kt, v);
-    for (size_t i = 0; i < tokens; i++) {
-        score_row(qkv + i * 3 * dim + h * head_dim, kt, tokens, head_dim, bias ? bias + i * tokens : NULL,
-                  mask ? mask + i * tokens : NULL, scores);
-        vitq_i_softmax(scores, tokens);
-        weighted_sum(scores, v, tokens, head_dim, acc, out + i * dim + h * head_dim);
-    }
+    for (size_t cb = 0; cb < g->hp / NR; cb++)
+        isa->tile(rows, g->tokens, probs, ld, s->v + cb * NR, g->hp, s->o + cb * NR, g->hp, 0);
+    for (size_t r = 0; r < rows; r++) memcpy(out + r * g->dim, s->o + r * g->hp, g->hd * sizeof(float));
 }
 
 /* The head bias of head h and the mask of sequence b (NULL where absent). */
@@ -78,17 +155,24 @@ static void bias_rows(const vitq_i_attn_bias *bias, size_t b, size_t h, size_t t
 
 void vitq_i_attention_biased(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
                              const vitq_i_attn_bias *bias, float *out, float *scratch, int nthreads) {
-    size_t head_dim = dim / heads, per_thread = vitq_i_attention_scratch_floats(tokens, head_dim);
-    size_t tt = tokens * tokens;
+    attn_geom g = geometry(tokens, dim, heads);
+    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
     long tasks = (long)(batch * heads);
+    nthreads = vitq_i_resolve_threads(nthreads);
     (void)nthreads;
     VITQ_I_PARALLEL_FOR(nthreads)
     for (long task = 0; task < tasks; task++) {
         size_t b = (size_t)task / heads, h = (size_t)task % heads;
-        float *mine = scratch + (size_t)vitq_i_thread_id() * per_thread;
-        const float *hb, *mk;
-        bias_rows(bias, b, h, tt, &hb, &mk);
-        attend_one(qkv + b * tokens * 3 * dim, tokens, dim, head_dim, h, hb, mk, out + b * tokens * dim, mine);
+        attn_scratch s = carve(&g, scratch);
+        const float *seq = qkv + b * tokens * 3 * dim, *hb, *mk;
+        bias_rows(bias, b, h, g.tt, &hb, &mk);
+        gather(&g, seq, h, 1, 1, &s);
+        for (size_t i0 = 0; i0 < tokens; i0 += isa->mr) {
+            size_t rows = tokens - i0 < isa->mr ? tokens - i0 : isa->mr;
+            score_block(isa, &g, seq, h, i0, rows, hb, mk, &s);
+            for (size_t r = 0; r < rows; r++) isa->softmax(s.s + r * g.tp, tokens);
+            apply_block(isa, &g, s.s, g.tp, seq, h, i0, rows, out + b * tokens * dim, &s);
+        }
     }
 }
 
@@ -99,46 +183,54 @@ void vitq_i_attention(const float *qkv, size_t batch, size_t tokens, size_t dim,
 
 void vitq_i_attention_scores(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
                              const vitq_i_attn_bias *bias, float *scores, float *scratch, int nthreads) {
-    size_t head_dim = dim / heads, per_thread = vitq_i_attention_scratch_floats(tokens, head_dim);
-    size_t tt = tokens * tokens;
+    attn_geom g = geometry(tokens, dim, heads);
+    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
     long tasks = (long)(batch * heads);
+    nthreads = vitq_i_resolve_threads(nthreads);
     (void)nthreads;
     VITQ_I_PARALLEL_FOR(nthreads)
     for (long task = 0; task < tasks; task++) {
         size_t b = (size_t)task / heads, h = (size_t)task % heads;
-        float *kt = scratch + (size_t)vitq_i_thread_id() * per_thread, *v = kt + head_dim * tokens;
-        const float *hb, *mk;
-        bias_rows(bias, b, h, tt, &hb, &mk);
-        const float *seq = qkv + b * tokens * 3 * dim;
-        float *dst = scores + (size_t)task * tt;
-        gather_kv(seq, tokens, dim, head_dim, h, kt, v);
-        for (size_t i = 0; i < tokens; i++)
-            score_row(seq + i * 3 * dim + h * head_dim, kt, tokens, head_dim, hb ? hb + i * tokens : NULL,
-                      mk ? mk + i * tokens : NULL, dst + i * tokens);
+        attn_scratch s = carve(&g, scratch);
+        const float *seq = qkv + b * tokens * 3 * dim, *hb, *mk;
+        float *dst = scores + (size_t)task * g.tt;
+        bias_rows(bias, b, h, g.tt, &hb, &mk);
+        gather(&g, seq, h, 1, 0, &s);
+        for (size_t i0 = 0; i0 < tokens; i0 += isa->mr) {
+            size_t rows = tokens - i0 < isa->mr ? tokens - i0 : isa->mr;
+            score_block(isa, &g, seq, h, i0, rows, hb, mk, &s);
+            for (size_t r = 0; r < rows; r++) memcpy(dst + (i0 + r) * tokens, s.s + r * g.tp, tokens * sizeof(float));
+        }
     }
 }
 
 void vitq_i_attention_softmax(float *scores, size_t rows, size_t tokens, int nthreads) {
-    long n = (long)rows;
+    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
+    size_t block = 32, blocks = (rows + block - 1) / block; /* rows handed out in blocks */
+    nthreads = vitq_i_resolve_threads(nthreads);
     (void)nthreads;
     VITQ_I_PARALLEL_FOR(nthreads)
-    for (long r = 0; r < n; r++) vitq_i_softmax(scores + (size_t)r * tokens, tokens);
+    for (long b = 0; b < (long)blocks; b++)
+        for (size_t r = (size_t)b * block; r < rows && r < (size_t)(b + 1) * block; r++)
+            isa->softmax(scores + r * tokens, tokens);
 }
 
 void vitq_i_attention_apply(const float *probs, const float *qkv, size_t batch, size_t tokens, size_t dim,
                             size_t heads, float *out, float *scratch, int nthreads) {
-    size_t head_dim = dim / heads, per_thread = vitq_i_attention_scratch_floats(tokens, head_dim);
-    size_t tt = tokens * tokens;
+    attn_geom g = geometry(tokens, dim, heads);
+    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
     long tasks = (long)(batch * heads);
+    nthreads = vitq_i_resolve_threads(nthreads);
     (void)nthreads;
     VITQ_I_PARALLEL_FOR(nthreads)
     for (long task = 0; task < tasks; task++) {
         size_t b = (size_t)task / heads, h = (size_t)task % heads;
-        float *kt = scratch + (size_t)vitq_i_thread_id() * per_thread, *v = kt + head_dim * tokens;
-        float *acc = v + tokens * head_dim + tokens;
-        gather_kv(qkv + b * tokens * 3 * dim, tokens, dim, head_dim, h, kt, v);
-        for (size_t i = 0; i < tokens; i++)
-            weighted_sum(probs + (size_t)task * tt + i * tokens, v, tokens, head_dim, acc,
-                         out + (b * tokens + i) * dim + h * head_dim);
+        attn_scratch s = carve(&g, scratch);
+        const float *p = probs + (size_t)task * g.tt, *seq = qkv + b * tokens * 3 * dim;
+        gather(&g, seq, h, 0, 1, &s);
+        for (size_t i0 = 0; i0 < tokens; i0 += isa->mr) {
+            size_t rows = tokens - i0 < isa->mr ? tokens - i0 : isa->mr;
+            apply_block(isa, &g, p + i0 * tokens, tokens, seq, h, i0, rows, out + b * tokens * dim, &s);
+        }
     }
 }

@@ -1,26 +1,18 @@
-/* LayerNorm over the last dimension. */
-#include <math.h>
-
-#include "kernels/kernels.h"
+/* LayerNorm over the last dimension: rows in parallel, each row by the active path's row kernel
+ * (statistics in double, summed in the canonical lane order of isa.h, so every path agrees). */
+#include "kernels/isa.h"
 #include "kernels/parallel.h"
 
 void vitq_i_layernorm(const float *x, size_t rows, size_t dim, const float *gamma, const float *beta,
                       float eps, float *out, int nthreads) {
+    if (dim == 0) return;
+    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
+    nthreads = vitq_i_resolve_threads(nthreads);
     (void)nthreads;
+    /* blocks of rows: one row is too little work to hand out on its own */
+    size_t block = 16, blocks = (rows + block - 1) / block;
     VITQ_I_PARALLEL_FOR(nthreads)
-    for (long r = 0; r < (long)rows; r++) {
-        const float *xr = x + (size_t)r * dim;
-        float *yr = out + (size_t)r * dim;
-        double sum = 0.0, sq = 0.0;
-        for (size_t i = 0; i < dim; i++) sum += xr[i];
-        double mean = sum / (double)dim;
-        for (size_t i = 0; i < dim; i++) {
-            double d = xr[i] - mean;
-            sq += d * d;
-        }
-        /* Biased variance, as torch.nn.LayerNorm. */
-        double rstd = 1.0 / sqrt(sq / (double)dim + (double)eps);
-        for (size_t i = 0; i < dim; i++)
-            yr[i] = (float)((xr[i] - mean) * rstd) * gamma[i] + beta[i];
-    }
+    for (long b = 0; b < (long)blocks; b++)
+        for (size_t r = (size_t)b * block; r < rows && r < (size_t)(b + 1) * block; r++)
+            isa->layernorm(x + r * dim, dim, gamma, beta, eps, out + r * dim);
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "model/forward_common.h"
+#include "quant/integer.h"
 
 vitq_status vitq_i_check_finite(const float *input, size_t count, size_t per_image) {
     for (size_t i = 0; i < count; i++)
@@ -26,6 +27,25 @@ vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes,
     return VITQ_OK;
 }
 
+void vitq_i_linear_tapped(vitq_i_taps *taps, int site, const vitq_i_linear *l, float *in, size_t lda, size_t rows,
+                          float *out, size_t ldc, vitq_i_epilogue e, int nthreads) {
+    if (taps && site >= 0 && taps->linear && !taps->status &&
+        taps->linear(taps, site, l, in, lda, rows, out, ldc, (int)e, nthreads))
+        return;
+    vitq_i_tap(taps, site, in, (int64_t)rows, (int64_t)l->in, 1, (int64_t)lda);
+    if (!l->integer) {
+        vitq_i_gemm(in, lda, rows, &l->packed, l->bias, out, ldc, e, nthreads);
+        return;
+    }
+    /* An integer-only layer under other taps (a report's measurement): the tapped input goes through the
+     * integer kernels (quantizing an already fake-quantized value gives its code again). */
+    void *scratch = NULL;
+    size_t bytes = 0;
+    vitq_status st = vitq_i_integer_run(l->integer, in, lda, rows, out, ldc, (int)e, nthreads, &scratch, &bytes);
+    vitq_i_free(&l->integer->alloc, scratch);
+    if (taps && !taps->status) taps->status = st;
+}
+
 void vitq_i_patch_embed(const vitq_model *m, const float *images, size_t n, float *patches, float *out,
                         int nthreads, vitq_i_taps *taps) {
     const vitq_model_info *i = &m->info;
@@ -41,10 +61,8 @@ void vitq_i_patch_embed(const vitq_model *m, const float *images, size_t n, floa
                         memcpy(dst + (ch * p + ky) * p, images + ((b * c + ch) * s + gy * p + ky) * s + gx * p,
                                p * sizeof(float));
             }
-    vitq_i_tap(taps, VITQ_I_SITE(taps, taps->sites, patch_in), patches, (int64_t)(n * tokens), (int64_t)patch_in, 1,
-               (int64_t)patch_in);
-    vitq_i_gemm(patches, patch_in, n * tokens, &m->patch_embed.packed, m->patch_embed.bias, out,
-                (size_t)i->embed_dim, VITQ_I_EPI_NONE, nthreads);
+    vitq_i_linear_tapped(taps, VITQ_I_SITE(taps, taps->sites, patch_in), &m->patch_embed, patches, patch_in, n * tokens,
+                         out, (size_t)i->embed_dim, VITQ_I_EPI_NONE, nthreads);
 }
 
 void vitq_i_layernorm_tapped(vitq_i_taps *taps, int site, float *x, size_t rows, size_t d,
@@ -62,20 +80,22 @@ void vitq_i_mlp_residual(const vitq_i_block *blk, float *x, float *ln, float *hi
     size_t hidden = blk->fc1.out;
     int64_t r = (int64_t)rows, h = (int64_t)hidden;
     vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, sites, norm2_in), x, rows, d, &blk->norm2, eps, ln, nthreads);
-    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, fc1_in), ln, r, (int64_t)d, 1, (int64_t)d);
-    int gelu_site = VITQ_I_SITE(taps, sites, gelu_in);
+    int fc1_site = VITQ_I_SITE(taps, sites, fc1_in), gelu_site = VITQ_I_SITE(taps, sites, gelu_in);
+    int fc2_site = VITQ_I_SITE(taps, sites, fc2_in);
+    vitq_i_epilogue act = gelu == VITQ_GELU_TANH ? VITQ_I_EPI_GELU_TANH : VITQ_I_EPI_GELU_ERF;
+    if (taps && taps->mlp && gelu_site < 0 && fc1_site >= 0 && fc2_site >= 0 && !taps->status &&
+        taps->mlp(taps, fc1_site, fc2_site, &blk->fc1, &blk->fc2, ln, rows, x, (int)act, nthreads))
+        return;
     if (gelu_site >= 0) {
         /* unfused: the GELU input is tapped between the product and the activation */
-        vitq_i_gemm(ln, d, rows, &blk->fc1.packed, blk->fc1.bias, hid, hidden, VITQ_I_EPI_NONE, nthreads);
+        vitq_i_linear_tapped(taps, fc1_site, &blk->fc1, ln, d, rows, hid, hidden, VITQ_I_EPI_NONE, nthreads);
         vitq_i_tap(taps, gelu_site, hid, r, h, 1, h);
         for (size_t k = 0; k < rows * hidden; k++)
             hid[k] = gelu == VITQ_GELU_TANH ? vitq_i_gelu_tanh(hid[k]) : vitq_i_gelu_erf(hid[k]);
     } else {
-        vitq_i_gemm(ln, d, rows, &blk->fc1.packed, blk->fc1.bias, hid, hidden,
-                    gelu == VITQ_GELU_TANH ? VITQ_I_EPI_GELU_TANH : VITQ_I_EPI_GELU_ERF, nthreads);
+        vitq_i_linear_tapped(taps, fc1_site, &blk->fc1, ln, d, rows, hid, hidden, act, nthreads);
     }
-    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, fc2_in), hid, r, h, 1, h);
-    vitq_i_gemm(hid, hidden, rows, &blk->fc2.packed, blk->fc2.bias, x, d, VITQ_I_EPI_RESIDUAL, nthreads);
+    vitq_i_linear_tapped(taps, fc2_site, &blk->fc2, hid, hidden, rows, x, d, VITQ_I_EPI_RESIDUAL, nthreads);
 }
 
 void vitq_i_attention_tapped(vitq_i_taps *taps, const vitq_i_block_sites *sites, float *qkv, size_t seqs,

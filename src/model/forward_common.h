@@ -16,6 +16,12 @@ vitq_status vitq_i_check_finite(const float *input, size_t count, size_t per_ima
 vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes, float **const *slots, int count,
                                    float **block);
 
+/* Linear layer l on `rows` rows of `in` (row stride lda) whose input is tap site `site`: the taps' own
+ * implementation when they have one for it (integer kernels of a quantized model), else the tap (which
+ * may change `in` in place) and the float GEMM. */
+void vitq_i_linear_tapped(vitq_i_taps *taps, int site, const vitq_i_linear *l, float *in, size_t lda, size_t rows,
+                          float *out, size_t ldc, vitq_i_epilogue e, int nthreads);
+
 /* The patch embedding (a p x p convolution of stride p) of n NCHW images as im2col + GEMM:
  * out[image][grid y][grid x][embed_dim]. `patches` holds n * tokens * C*p*p floats of scratch. */
 void vitq_i_patch_embed(const vitq_model *m, const float *images, size_t n, float *patches, float *out,

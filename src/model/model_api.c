@@ -4,6 +4,7 @@
 
 #include "io/safetensors.h"
 #include "model/vit_build.h"
+#include "quant/integer.h"
 #include "quant/qmodel.h"
 #include "util/json.h"
 
@@ -57,6 +58,9 @@ static vitq_status read_options(const vitq_model_options *in, vitq_model_options
     if (out->num_heads < 0 || out->image_size < 0 || out->num_threads < 0 || out->num_mean < 0 ||
         out->num_std < 0 || !(out->layer_norm_eps >= 0))
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: negative or NaN override");
+    if (out->execution != VITQ_EXECUTION_AUTO && out->execution != VITQ_EXECUTION_SIMULATED)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: execution %d is not a vitq_execution",
+                           (int)out->execution);
     return VITQ_OK;
 }
 
@@ -110,6 +114,10 @@ static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, siz
         st = vitq_i_vit_build(&ckpt, &in, out);
     if (!st && quantized) {
         st = vitq_i_qload_attach(&prep, *out);
+        if (!st && opts->execution != VITQ_EXECUTION_SIMULATED) {
+            st = vitq_i_integer_build(*out, (*out)->quant, 1);
+            (*out)->info.num_integer_layers = (*out)->quant->num_ints;
+        }
         if (st) {
             vitq_i_model_destroy(*out);
             *out = NULL;
@@ -273,7 +281,9 @@ vitq_status vitq_model_forward(const vitq_model *model, const float *input, size
     if (n == 0) return VITQ_OK;
     if (!model->quant) return vitq_i_model_forward_taps(model, input, n, logits, NULL);
     vitq_i_taps taps = vitq_i_qmodel_taps(model->quant);
-    return vitq_i_model_forward_taps(model, input, n, logits, &taps);
+    vitq_status st = vitq_i_model_forward_taps(model, input, n, logits, &taps);
+    vitq_i_qmodel_taps_release(model->quant, &taps);
+    return st;
 }
 
 vitq_status vitq_i_model_forward_taps(const vitq_model *m, const float *input, size_t n, float *logits,

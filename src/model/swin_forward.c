@@ -69,9 +69,8 @@ static void merge(const vitq_model *m, int s, size_t n, workspace *w, int nthrea
     const vitq_i_stage_sites *sites = taps ? &taps->sites->stages[s] : NULL;
     vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, sites, merge_norm_in), w->tmp, rows, in, &stage->merge_norm,
                             PATCH_AND_MERGE_EPS, w->tmp, nthreads);
-    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, merge_in), w->tmp, (int64_t)rows, (int64_t)in, 1, (int64_t)in);
-    vitq_i_gemm(w->tmp, in, rows, &stage->merge.packed, stage->merge.bias, w->x, (size_t)i->stage_dim[s],
-                VITQ_I_EPI_NONE, nthreads);
+    vitq_i_linear_tapped(taps, VITQ_I_SITE(taps, sites, merge_in), &stage->merge, w->tmp, in, rows, w->x,
+                         (size_t)i->stage_dim[s], VITQ_I_EPI_NONE, nthreads);
 }
 
 static void run_block(const vitq_model *m, int s, int b, size_t n, workspace *w, int nthreads, vitq_i_taps *taps) {
@@ -86,14 +85,14 @@ static void run_block(const vitq_model *m, int s, int b, size_t n, workspace *w,
     vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, sites, norm1_in), w->x, rows, d, &blk->norm1, eps, w->att,
                             nthreads);
     vitq_i_swin_partition(w->att, n, grid, win, blk->shift, d, w->ln);
-    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, qkv_in), w->ln, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
-    vitq_i_gemm(w->ln, d, rows, &blk->qkv.packed, blk->qkv.bias, w->qkv, 3 * d, VITQ_I_EPI_NONE, nthreads);
+    vitq_i_linear_tapped(taps, VITQ_I_SITE(taps, sites, qkv_in), &blk->qkv, w->ln, d, rows, w->qkv, 3 * d,
+                         VITQ_I_EPI_NONE, nthreads);
     vitq_i_attn_bias bias = {blk->attn_bias, blk->shift ? m->stages[s].mask : NULL,
                              windows / n};
     vitq_i_attention_tapped(taps, sites, w->qkv, windows, tokens, d, (size_t)i->stage_heads[s], &bias, w->att,
                             w->scratch, w->probs, nthreads);
-    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, proj_in), w->att, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
-    vitq_i_gemm(w->att, d, rows, &blk->proj.packed, blk->proj.bias, w->tmp, d, VITQ_I_EPI_NONE, nthreads);
+    vitq_i_linear_tapped(taps, VITQ_I_SITE(taps, sites, proj_in), &blk->proj, w->att, d, rows, w->tmp, d,
+                         VITQ_I_EPI_NONE, nthreads);
     vitq_i_swin_unpartition_add(w->tmp, n, grid, win, blk->shift, d, w->x);
     vitq_i_mlp_residual(blk, w->x, w->ln, w->hid, rows, d, eps, i->gelu, nthreads, taps, sites);
 }
@@ -110,9 +109,8 @@ static void classify(const vitq_model *m, size_t n, workspace *w, float *logits,
             for (size_t t = 0; t < tokens; t++) sum += w->ln[(b * tokens + t) * d + k];
             w->pooled[b * d + k] = (float)(sum / (double)tokens);
         }
-    vitq_i_tap(taps, VITQ_I_SITE(taps, taps->sites, head_in), w->pooled, (int64_t)n, (int64_t)d, 1, (int64_t)d);
-    vitq_i_gemm(w->pooled, d, n, &m->head.packed, m->head.bias, logits, (size_t)i->num_classes, VITQ_I_EPI_NONE,
-                nthreads);
+    vitq_i_linear_tapped(taps, VITQ_I_SITE(taps, taps->sites, head_in), &m->head, w->pooled, d, n, logits,
+                         (size_t)i->num_classes, VITQ_I_EPI_NONE, nthreads);
 }
 
 vitq_status vitq_i_swin_forward(const vitq_model *m, const float *input, size_t n, float *logits,

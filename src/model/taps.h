@@ -22,12 +22,25 @@ typedef struct vitq_i_sites {
 } vitq_i_sites;
 
 typedef struct vitq_i_taps vitq_i_taps;
+struct vitq_i_linear;
 struct vitq_i_taps {
     const vitq_i_sites *sites;
     /* Observe or replace the view of point `point` in place. */
     vitq_status (*apply)(vitq_i_taps *t, int point, const vitq_tensor_view *v);
     void *ctx;
     vitq_status status; /* first failure; later taps are skipped */
+    /* Optional: run the linear layer whose input is point `point` in its own way (integer kernels)
+     * instead of tapping the input and running the float GEMM. Returns 1 when it did (failures go to
+     * status), 0 to let the caller go on as usual. */
+    int (*linear)(vitq_i_taps *t, int point, const struct vitq_i_linear *layer, const float *in, size_t lda,
+                  size_t rows, float *out, size_t ldc, int epilogue, int nthreads);
+    /* Optional: the MLP fc2(gelu(fc1(in))) added to out, fc1's input tapped at `fc1_point` and fc2's at
+     * `fc2_point` (the GELU input not tapped), in its own way; returns 1 when it did. */
+    int (*mlp)(vitq_i_taps *t, int fc1_point, int fc2_point, const struct vitq_i_linear *fc1,
+               const struct vitq_i_linear *fc2, const float *in, size_t rows, float *out, int gelu_epilogue,
+               int nthreads);
+    void *scratch; /* per forward pass, for `linear` and `mlp` (freed by whoever made the taps) */
+    size_t scratch_bytes;
 };
 
 static inline void vitq_i_tap(vitq_i_taps *t, int point, float *data, int64_t outer, int64_t channels, int64_t inner,

@@ -61,12 +61,12 @@ static void run_block(const vitq_model *m, int b, size_t rows, size_t n, workspa
     float eps = i->layer_norm_eps;
     vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, sites, norm1_in), w->x, rows, d, &blk->norm1, eps, w->ln,
                             nthreads);
-    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, qkv_in), w->ln, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
-    vitq_i_gemm(w->ln, d, rows, &blk->qkv.packed, blk->qkv.bias, w->qkv, 3 * d, VITQ_I_EPI_NONE, nthreads);
+    vitq_i_linear_tapped(taps, VITQ_I_SITE(taps, sites, qkv_in), &blk->qkv, w->ln, d, rows, w->qkv, 3 * d,
+                         VITQ_I_EPI_NONE, nthreads);
     vitq_i_attention_tapped(taps, sites, w->qkv, n, (size_t)i->num_tokens, d, (size_t)i->num_heads, NULL, w->att,
                             w->scratch, w->probs, nthreads);
-    vitq_i_tap(taps, VITQ_I_SITE(taps, sites, proj_in), w->att, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
-    vitq_i_gemm(w->att, d, rows, &blk->proj.packed, blk->proj.bias, w->x, d, VITQ_I_EPI_RESIDUAL, nthreads);
+    vitq_i_linear_tapped(taps, VITQ_I_SITE(taps, sites, proj_in), &blk->proj, w->att, d, rows, w->x, d,
+                         VITQ_I_EPI_RESIDUAL, nthreads);
     vitq_i_mlp_residual(blk, w->x, w->ln, w->hid, rows, d, eps, i->gelu, nthreads, taps, sites);
 }
 
@@ -79,8 +79,7 @@ static void classify_token(const vitq_model *m, size_t n, size_t token, const vi
     for (size_t b = 0; b < n; b++) memcpy(out + b * d, w->x + (b * t + token) * d, d * sizeof(float));
     vitq_i_layernorm_tapped(taps, VITQ_I_SITE(taps, taps->sites, norm_in), out, n, d, &m->norm, i->layer_norm_eps,
                             out, nthreads);
-    vitq_i_tap(taps, head_site, out, (int64_t)n, (int64_t)d, 1, (int64_t)d);
-    vitq_i_gemm(out, d, n, &head->packed, head->bias, logits, k, VITQ_I_EPI_NONE, nthreads);
+    vitq_i_linear_tapped(taps, head_site, head, out, d, n, logits, k, VITQ_I_EPI_NONE, nthreads);
 }
 
 /* Final LayerNorm on the prefix tokens only (the others are not used) and the classifier(s). */

@@ -1,12 +1,14 @@
 /* The simulated quantization of a quantized model (see qmodel.h). */
 #include <string.h>
 
+#include "quant/integer.h"
 #include "quant/noisy.h"
 #include "quant/qmodel.h"
 
 void vitq_i_qmodel_free(vitq_i_qmodel *q) {
     if (!q) return;
     vitq_allocator a = q->alloc;
+    vitq_i_integer_free(q);
     for (int i = 0; q->qpoints && i < q->count; i++) {
         vitq_i_instance_destroy(&q->qpoints[i].inst);
         vitq_i_free(&a, q->qpoints[i].codes);
@@ -34,8 +36,15 @@ static vitq_status apply_fake_quant(vitq_i_taps *t, int point, const vitq_tensor
 }
 
 vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q) {
-    vitq_i_taps t = {&q->sites, apply_fake_quant, (void *)q, VITQ_OK};
+    vitq_i_taps t = {&q->sites, apply_fake_quant, (void *)q, VITQ_OK, q->num_ints ? vitq_i_integer_linear : NULL,
+                     q->num_ints ? vitq_i_integer_mlp : NULL, NULL, 0};
     return t;
+}
+
+void vitq_i_qmodel_taps_release(const vitq_i_qmodel *q, vitq_i_taps *t) {
+    vitq_i_free(&q->alloc, t->scratch); /* vitq_i_integer_run grew it from the same allocator */
+    t->scratch = NULL;
+    t->scratch_bytes = 0;
 }
 
 void vitq_i_qmodel_point_info(const vitq_i_qmodel *q, int index, vitq_point_info *info) {

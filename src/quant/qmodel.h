@@ -27,13 +27,17 @@ typedef struct vitq_i_qmodel {
     int count;
     int *of_point;          /* [list.count]: index into qpoints, or -1 */
     vitq_i_sites sites;     /* activation sites of the active points */
+    struct vitq_i_int_linear **ints; /* [list.count] by input point: integer layers (integer.h), or NULL */
+    int num_ints;
 } vitq_i_qmodel;
 
 /* Free everything (instances included); q itself too. NULL is a no-op. */
 void vitq_i_qmodel_free(vitq_i_qmodel *q);
 
-/* Fake-quantization taps of q for one forward pass. */
+/* Taps of q for one forward pass: fake quantization, and the integer layers when q has them.
+ * vitq_i_qmodel_taps_release frees what the pass allocated. */
 vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q);
+void vitq_i_qmodel_taps_release(const vitq_i_qmodel *q, vitq_i_taps *t);
 
 /* Description of qpoint `index` (strings owned by q). */
 void vitq_i_qmodel_point_info(const vitq_i_qmodel *q, int index, vitq_point_info *info);

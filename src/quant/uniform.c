@@ -47,8 +47,7 @@ void vitq_i_uniform_fake_quant(const vitq_i_uniform *u, const float *scale, cons
     for (int64_t o = 0; o < x->outer; o++) {
         if (channels_per_group >= x->channels) {
             /* one group: the slice is one contiguous run (the hot path of per-tensor activations) */
-            float *p = x->data + o * x->outer_stride, s = scale[0], z = zero_point[0];
-            for (int64_t i = 0; i < row; i++) p[i] = vitq_i_uniform_fq(u, p[i], s, z);
+            vitq_i_uniform_fq_run(u, x->data + o * x->outer_stride, row, scale[0], zero_point[0]);
             continue;
         }
         for (int64_t c = 0; c < x->channels; c++) {

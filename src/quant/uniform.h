@@ -52,6 +52,9 @@ static inline float vitq_i_uniform_fq(const vitq_i_uniform *u, float x, float sc
     return vitq_i_uniform_value(vitq_i_uniform_code(u, x, scale, zero_point), scale, zero_point);
 }
 
+/* p[i] = vitq_i_uniform_fq(p[i]) for i < n, vectorized where the CPU allows (same results). */
+void vitq_i_uniform_fq_run(const vitq_i_uniform *u, float *p, int64_t n, float scale, float zero_point);
+
 /* View-level operations; channel c uses scale[c / channels_per_group], zero_point[c / channels_per_group].
  * The view must already be checked (vitq_i_view_check). Codes are dense in (outer, channel, inner) order;
  * dequantize expects codes within [qmin, qmax]. Elements between slices (outer_stride gap) are untouched. */

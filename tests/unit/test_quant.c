@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "calib/metrics.h"
+#include "kernels/cpu.h"
 #include "harness.h"
 #include "quant/range_scheme.h"
 #include "quant/schemes.h"
@@ -764,7 +765,43 @@ static void test_metrics(void) {
     free(r), free(q);
 }
 
+/* The vectorized run (vitq_i_uniform_fq_run) equals the scalar fake quantization bit for bit, on every
+ * instruction-set path, for odd lengths, rounding ties, clamped and huge values, infinities and NaN. */
+static void test_uniform_fq_run_paths(void) {
+    const size_t n = 1031;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    uint32_t r = 12345;
+    for (size_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * 12.0f;
+    }
+    const float specials[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, 1e30f, -1e30f, 3e38f, INFINITY, -INFINITY,
+                              NAN, 1e-40f, 0.25f, 0.75f, 127.5f, -128.5f};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) x[i * 7] = specials[i];
+    for (int sym = 0; sym < 2; sym++)
+        for (int bits = 2; bits <= 8; bits += 2) {
+            vitq_i_uniform u = vitq_i_uniform_grid(bits, sym);
+            float scale = 0.05f * (float)bits, zero = sym ? 0.0f : (float)(1 << (bits - 1));
+            float *want = malloc(n * sizeof(float));
+            for (size_t i = 0; i < n; i++) want[i] = vitq_i_uniform_fq(&u, x[i], scale, zero);
+            for (int isa = 0; isa <= VITQ_I_ISA_AVX512; isa++) {
+                vitq_i_isa_force(isa);
+                for (size_t len = 0; len <= n; len += len < 40 ? 1 : 97) {
+                    memcpy(y, x, n * sizeof(float));
+                    vitq_i_uniform_fq_run(&u, y, (int64_t)len, scale, zero);
+                    CHECK(memcmp(y, want, len * sizeof(float)) == 0);
+                    CHECK(memcmp(y + len, x + len, (n - len) * sizeof(float)) == 0); /* nothing past n */
+                }
+            }
+            vitq_i_isa_force(-1);
+            free(want);
+        }
+    free(x);
+    free(y);
+}
+
 int main(void) {
+    RUN(test_uniform_fq_run_paths);
     RUN(test_uniform_params);
     RUN(test_uniform_round_trip);
     RUN(test_minmax_per_channel);

@@ -565,7 +565,7 @@ static void test_noisy_denoise(void) {
     CHECK_STATUS(vitq_i_noisy_fake_quant(uq_fake_quant, &q, noise, &v), VITQ_OK);
     vitq_i_noisy_denoise_bias(wq, bias, out, in, noise, b2);
 
-    vitq_i_linear l_noisy = {in, out, wq, bias, {0, 0, NULL}}, l_denoised = {in, out, wq, b2, {0, 0, NULL}};
+    vitq_i_linear l_noisy = {in, out, wq, bias, {0, 0, NULL}, NULL}, l_denoised = {in, out, wq, b2, {0, 0, NULL}, NULL};
     double *left = linear_ref(x, rows, &l_noisy), *right = linear_ref(xn, rows, &l_denoised);
     double err = rel_error(left, right, rows, out, NULL);
     CHECK(err <= 1e-5);

@@ -1,0 +1,260 @@
+/* AVX-512 kernels of the integer GEMM (see igemm.h), and the AVX-512 activation quantizer.
+ *
+ * VNNI: an 8-row x 48-channel tile keeps 24 zmm accumulators. Each k-quad loads the panel's three
+ * 64-byte groups once and broadcasts four activation bytes per row; vpdpbusd multiplies unsigned
+ * activation bytes by signed weight bytes and adds the four products of each lane into its int32
+ * without saturation. 4-bit panels hold two quads per load: the low nibbles (vpand) are the first
+ * quad, the high nibbles (vpsrlw 4 + vpand) the second; nibbles are unsigned 0..15, so they are valid
+ * signed bytes as they are.
+ * Without VNNI (AVX-512BW, 4 x 48; 2 x 48 for 4-bit weights): weight bytes are sign-extended and
+ * activation bytes zero-extended to 16 bits, and vpmaddwd adds products in pairs (exact: |pair| <=
+ * 2 * 255 * 128 < 2^31, unlike vpmaddubsw, which saturates at 2^15). The pair sums are folded into
+ * channel sums once, after the k loop. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/igemm.h"
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define TVNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+#define INLINE static inline __attribute__((always_inline))
+
+static inline int32_t load4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The epilogue of igemm.h for one row of 48 accumulators. */
+T512 INLINE void finish_row(const vitq_i_qtile *t, size_t r, __m512i a0, __m512i a1, __m512i a2) {
+    if (r >= t->nrows) return;
+    __m512i acc[3] = {a0, a1, a2};
+    __m512i rs = _mm512_set1_epi32(t->need_row_sums ? t->row_sum[r] : 0);
+    float *o = t->out + r * t->ldo;
+    for (size_t g = 0; g < 3 && 16 * g < t->ncols; g++) {
+        size_t j0 = 16 * g, left = t->ncols - j0;
+        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512i v = _mm512_add_epi32(acc[g], _mm512_loadu_si512(t->col_add + j0));
+        if (t->need_row_sums) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_loadu_si512(t->col_zero + j0), rs));
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(t->col_scale + j0));
+        f = _mm512_add_ps(f, _mm512_loadu_ps(t->col_bias + j0));
+        if (t->accumulate) f = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o + j0), f);
+        _mm512_mask_storeu_ps(o + j0, m, f);
+    }
+}
+
+/* ---- AVX512-VNNI, 8 x 48 ---- */
+
+#define DP_ROW(c0, c1, c2, p)                                                                                 \
+    do {                                                                                                       \
+        __m512i a_ = _mm512_set1_epi32(load4(p));                                                              \
+        c0 = _mm512_dpbusd_epi32(c0, a_, w0);                                                                  \
+        c1 = _mm512_dpbusd_epi32(c1, a_, w1);                                                                  \
+        c2 = _mm512_dpbusd_epi32(c2, a_, w2);                                                                  \
+    } while (0)
+
+/* One k-quad of all 8 rows: row r's four bytes at p[r] + off. */
+#define DP_QUAD(p, off)                                                                                        \
+    do {                                                                                                       \
+        DP_ROW(c00, c01, c02, p[0] + (off));                                                                   \
+        DP_ROW(c10, c11, c12, p[1] + (off));                                                                   \
+        DP_ROW(c20, c21, c22, p[2] + (off));                                                                   \
+        DP_ROW(c30, c31, c32, p[3] + (off));                                                                   \
+        DP_ROW(c40, c41, c42, p[4] + (off));                                                                   \
+        DP_ROW(c50, c51, c52, p[5] + (off));                                                                   \
+        DP_ROW(c60, c61, c62, p[6] + (off));                                                                   \
+        DP_ROW(c70, c71, c72, p[7] + (off));                                                                   \
+    } while (0)
+
+#define DECLARE_ACC                                                                                            \
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00, c20 = c00,   \
+            c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00, c40 = c00, c41 = c00, c42 = c00, c50 = c00, \
+            c51 = c00, c52 = c00, c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;            \
+    __m512i w0, w1, w2
+
+#define FINISH_8                                                                                               \
+    do {                                                                                                       \
+        finish_row(t, 0, c00, c01, c02);                                                                       \
+        finish_row(t, 1, c10, c11, c12);                                                                       \
+        finish_row(t, 2, c20, c21, c22);                                                                       \
+        finish_row(t, 3, c30, c31, c32);                                                                       \
+        finish_row(t, 4, c40, c41, c42);                                                                       \
+        finish_row(t, 5, c50, c51, c52);                                                                       \
+        finish_row(t, 6, c60, c61, c62);                                                                       \
+        finish_row(t, 7, c70, c71, c72);                                                                       \
+    } while (0)
+
+TVNNI static void tile8_vnni(const vitq_i_qtile *t) {
+    DECLARE_ACC;
+    const uint8_t *rows[8], *tails[8];
+    for (int r = 0; r < 8; r++) rows[r] = t->rows[r], tails[r] = t->tail + 8 * r;
+    const uint8_t *b = t->panel;
+    size_t quads = t->kdirect / 4, tail_quads = t->kpad / 4 - quads;
+    for (size_t q = 0; q < quads; q++, b += 192) {
+        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
+        DP_QUAD(rows, 4 * q);
+    }
+    for (size_t q = 0; q < tail_quads; q++, b += 192) {
+        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
+        DP_QUAD(tails, 4 * q);
+    }
+    FINISH_8;
+}
+
+/* Two quads from one 4-bit octet: low nibbles, then high nibbles. */
+#define DP_OCTET(p, off)                                                                                       \
+    do {                                                                                                       \
+        __m512i x0_ = _mm512_loadu_si512(b), x1_ = _mm512_loadu_si512(b + 64), x2_ = _mm512_loadu_si512(b + 128); \
+        w0 = _mm512_and_si512(x0_, low), w1 = _mm512_and_si512(x1_, low), w2 = _mm512_and_si512(x2_, low);     \
+        DP_QUAD(p, off);                                                                                       \
+        w0 = _mm512_and_si512(_mm512_srli_epi16(x0_, 4), low);                                                 \
+        w1 = _mm512_and_si512(_mm512_srli_epi16(x1_, 4), low);                                                 \
+        w2 = _mm512_and_si512(_mm512_srli_epi16(x2_, 4), low);                                                 \
+        DP_QUAD(p, (off) + 4);                                                                                 \
+    } while (0)
+
+TVNNI static void tile4_vnni(const vitq_i_qtile *t) {
+    DECLARE_ACC;
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    const uint8_t *rows[8], *tails[8];
+    for (int r = 0; r < 8; r++) rows[r] = t->rows[r], tails[r] = t->tail + 8 * r;
+    const uint8_t *b = t->panel;
+    size_t octets = t->kdirect / 8, tail_octets = t->kpad / 8 - octets;
+    for (size_t o = 0; o < octets; o++, b += 192) DP_OCTET(rows, 8 * o);
+    for (size_t o = 0; o < tail_octets; o++, b += 192) DP_OCTET(tails, 0);
+    FINISH_8;
+}
+
+/* ---- AVX-512BW without VNNI, 4 x 48 ---- */
+
+/* Channel sums of one 16-channel group from the pair sums of channels 0-7 (h0) and 8-15 (h1). */
+T512 INLINE __m512i fold_pairs(__m512i h0, __m512i h1) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(h0, even, h1), _mm512_permutex2var_epi32(h0, odd, h1));
+}
+
+#define MADD_ROW(c, p)                                                                                         \
+    do {                                                                                                       \
+        __m512i a_ = _mm512_cvtepu8_epi16(_mm256_set1_epi32(load4(p)));                                        \
+        c##0 = _mm512_add_epi32(c##0, _mm512_madd_epi16(a_, v0));                                              \
+        c##1 = _mm512_add_epi32(c##1, _mm512_madd_epi16(a_, v1));                                              \
+        c##2 = _mm512_add_epi32(c##2, _mm512_madd_epi16(a_, v2));                                              \
+        c##3 = _mm512_add_epi32(c##3, _mm512_madd_epi16(a_, v3));                                              \
+        c##4 = _mm512_add_epi32(c##4, _mm512_madd_epi16(a_, v4));                                              \
+        c##5 = _mm512_add_epi32(c##5, _mm512_madd_epi16(a_, v5));                                              \
+    } while (0)
+
+/* One quad of 4 rows with weight bytes w0..w2 (three 64-byte groups). */
+#define MADD_QUAD(p, off)                                                                                      \
+    do {                                                                                                       \
+        __m512i v0 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(w0));                                         \
+        __m512i v1 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(w0, 1));                                   \
+        __m512i v2 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(w1));                                         \
+        __m512i v3 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(w1, 1));                                   \
+        __m512i v4 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(w2));                                         \
+        __m512i v5 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(w2, 1));                                   \
+        MADD_ROW(d0, p[0] + (off));                                                                            \
+        MADD_ROW(d1, p[1] + (off));                                                                            \
+        MADD_ROW(d2, p[2] + (off));                                                                            \
+        MADD_ROW(d3, p[3] + (off));                                                                            \
+    } while (0)
+
+#define DECLARE_BW                                                                                             \
+    __m512i d00 = _mm512_setzero_si512(), d01 = d00, d02 = d00, d03 = d00, d04 = d00, d05 = d00, d10 = d00,   \
+            d11 = d00, d12 = d00, d13 = d00, d14 = d00, d15 = d00, d20 = d00, d21 = d00, d22 = d00, d23 = d00, \
+            d24 = d00, d25 = d00, d30 = d00, d31 = d00, d32 = d00, d33 = d00, d34 = d00, d35 = d00;            \
+    __m512i w0, w1, w2
+
+#define FINISH_BW_ROW(r, c) finish_row(t, r, fold_pairs(c##0, c##1), fold_pairs(c##2, c##3), fold_pairs(c##4, c##5))
+#define FINISH_BW                                                                                              \
+    do {                                                                                                       \
+        FINISH_BW_ROW(0, d0);                                                                                  \
+        FINISH_BW_ROW(1, d1);                                                                                  \
+        FINISH_BW_ROW(2, d2);                                                                                  \
+        FINISH_BW_ROW(3, d3);                                                                                  \
+    } while (0)
+
+T512 static void tile8_bw(const vitq_i_qtile *t) {
+    DECLARE_BW;
+    const uint8_t *rows[4], *tails[4];
+    for (int r = 0; r < 4; r++) rows[r] = t->rows[r], tails[r] = t->tail + 8 * r;
+    const uint8_t *b = t->panel;
+    size_t quads = t->kdirect / 4, tail_quads = t->kpad / 4 - quads;
+    for (size_t q = 0; q < quads; q++, b += 192) {
+        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
+        MADD_QUAD(rows, 4 * q);
+    }
+    for (size_t q = 0; q < tail_quads; q++, b += 192) {
+        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
+        MADD_QUAD(tails, 4 * q);
+    }
+    FINISH_BW;
+}
+
+/* 4-bit: 2 rows, leaving registers for the packed weights and the nibble mask. */
+#define MADD_QUAD2(p, off)                                                                                     \
+    do {                                                                                                       \
+        __m512i v0 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(w0));                                         \
+        __m512i v1 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(w0, 1));                                   \
+        __m512i v2 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(w1));                                         \
+        __m512i v3 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(w1, 1));                                   \
+        __m512i v4 = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(w2));                                         \
+        __m512i v5 = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(w2, 1));                                   \
+        MADD_ROW(d0, p[0] + (off));                                                                            \
+        MADD_ROW(d1, p[1] + (off));                                                                            \
+    } while (0)
+
+#define MADD_OCTET(p, off)                                                                                     \
+    do {                                                                                                       \
+        __m512i x0_ = _mm512_loadu_si512(b), x1_ = _mm512_loadu_si512(b + 64), x2_ = _mm512_loadu_si512(b + 128); \
+        w0 = _mm512_and_si512(x0_, low), w1 = _mm512_and_si512(x1_, low), w2 = _mm512_and_si512(x2_, low);     \
+        MADD_QUAD2(p, off);                                                                                    \
+        w0 = _mm512_and_si512(_mm512_srli_epi16(x0_, 4), low);                                                 \
+        w1 = _mm512_and_si512(_mm512_srli_epi16(x1_, 4), low);                                                 \
+        w2 = _mm512_and_si512(_mm512_srli_epi16(x2_, 4), low);                                                 \
+        MADD_QUAD2(p, (off) + 4);                                                                              \
+    } while (0)
+
+T512 static void tile4_bw(const vitq_i_qtile *t) {
+    __m512i d00 = _mm512_setzero_si512(), d01 = d00, d02 = d00, d03 = d00, d04 = d00, d05 = d00, d10 = d00,
+            d11 = d00, d12 = d00, d13 = d00, d14 = d00, d15 = d00;
+    __m512i w0, w1, w2;
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    const uint8_t *rows[2] = {t->rows[0], t->rows[1]}, *tails[2] = {t->tail, t->tail + 8};
+    const uint8_t *b = t->panel;
+    size_t octets = t->kdirect / 8, tail_octets = t->kpad / 8 - octets;
+    for (size_t o = 0; o < octets; o++, b += 192) MADD_OCTET(rows, 8 * o);
+    for (size_t o = 0; o < tail_octets; o++, b += 192) MADD_OCTET(tails, 0);
+    FINISH_BW_ROW(0, d0);
+    FINISH_BW_ROW(1, d1);
+}
+
+/* ---- activation quantization: vitq_i_uniform_code on 16 lanes ---- */
+
+T512 static void quantize_avx512(const float *x, size_t n, const vitq_i_qrow *p, uint8_t *out) {
+    const __m512 scale = _mm512_set1_ps(p->scale), zero = _mm512_set1_ps(p->zero);
+    const __m512 limit = _mm512_set1_ps(4194304.0f), nlimit = _mm512_set1_ps(-4194304.0f);
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    const __m512 qmin = _mm512_set1_ps((float)p->grid.qmin), qmax = _mm512_set1_ps((float)p->grid.qmax);
+    const __m512i izero = _mm512_set1_epi32((int32_t)p->zero), offset = _mm512_set1_epi32(p->offset);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 t = _mm512_div_ps(_mm512_loadu_ps(x + i), scale);
+        __mmask16 nan = _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q);
+        t = _mm512_min_ps(_mm512_max_ps(t, nlimit), limit);
+        __m512 v = _mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(t, magic), magic), zero);
+        v = _mm512_min_ps(_mm512_max_ps(v, qmin), qmax); /* integral: the conversion is exact */
+        __m512i c = _mm512_mask_mov_epi32(_mm512_cvtps_epi32(v), nan, izero);
+        _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(_mm512_add_epi32(c, offset)));
+    }
+    for (; i < n; i++) out[i] = vitq_i_qrow_code(p, x[i]);
+}
+
+const vitq_i_qimpl vitq_i_qimpl_avx512_vnni = {8, 8, tile8_vnni, tile4_vnni, quantize_avx512};
+const vitq_i_qimpl vitq_i_qimpl_avx512bw = {4, 2, tile8_bw, tile4_bw, quantize_avx512};
+
+#else
+typedef int vitq_i_igemm_avx512_unused; /* an empty translation unit is not ISO C */
+#endif

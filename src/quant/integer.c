@@ -1,0 +1,156 @@
+/* Integer execution of the linear layers of a quantized model (see integer.h). */
+#include <string.h>
+
+#include "model/vit.h"
+#include "quant/codes.h"
+#include "quant/integer.h"
+#include "quant/range_scheme.h"
+
+/* The range state of a uniform quantizer (minmax, percentile, omse, percentile-mse), or NULL when the
+ * point uses another kind of quantizer (log, twin, ...) whose codes are not one uniform grid. */
+static const vitq_i_range_state *uniform_state(const vitq_i_qpoint *qp) {
+    if (qp->inst.scheme.fake_quant != vitq_i_range_fake_quant) return NULL;
+    const vitq_i_range_state *s = qp->inst.state;
+    return s && s->scale && s->zero_point ? s : NULL;
+}
+
+/* The input grid of a layer, when the kernels can take it: one group, at most 8 bits, no noise. */
+static int input_grid(const vitq_i_qpoint *qp, vitq_i_qact *act) {
+    const vitq_i_range_state *s = uniform_state(qp);
+    if (!s || qp->noise || s->config.groups != 1 || s->grid.bits > 8) return 0;
+    act->scale = s->scale[0];
+    act->zero = (int32_t)s->zero_point[0];
+    act->qmin = s->grid.qmin;
+    act->qmax = s->grid.qmax;
+    if ((float)act->zero != s->zero_point[0]) return 0;
+    vitq_status st = vitq_i_qact_check(act);
+    vitq_i_error_clear();
+    return st == VITQ_OK;
+}
+
+/* Pack the weight codes of qp for layer l. VITQ_ERR_UNSUPPORTED when the kernels cannot take them (the
+ * layer then stays simulated). */
+static vitq_status pack_weight(const vitq_allocator *a, const vitq_i_qpoint *qp, const vitq_i_linear *l,
+                               vitq_i_qpacked *out) {
+    const vitq_i_range_state *s = uniform_state(qp);
+    size_t n = l->out, k = l->in, count;
+    if (!s || !qp->codes || s->grid.bits > 8 || (size_t)qp->inst.config.channels != n) return VITQ_ERR_UNSUPPORTED;
+    if (!vitq_i_mul_size(n, k, &count)) return vitq_i_oom("integer weights", SIZE_MAX);
+    int32_t *codes = vitq_i_alloc_array(a, count, sizeof(int32_t));
+    float *scale = vitq_i_alloc_array(a, n, sizeof(float));
+    int32_t *zero = vitq_i_alloc_array(a, n, sizeof(int32_t));
+    vitq_status st = codes && scale && zero ? VITQ_OK : vitq_i_oom("integer weights", count * sizeof(int32_t));
+    if (!st) {
+        vitq_i_codes_unpack(qp->codes, (int64_t)n, (int64_t)k, s->grid.bits, s->grid.symmetric, codes);
+        int64_t per = s->config.channels_per_group > 0 ? s->config.channels_per_group : (int64_t)n;
+        for (size_t j = 0; j < n; j++) {
+            scale[j] = s->scale[(int64_t)j / per];
+            float z = s->zero_point[(int64_t)j / per];
+            zero[j] = (int32_t)z;
+            if ((float)zero[j] != z) st = VITQ_ERR_UNSUPPORTED; /* a fractional zero point is not a grid of codes */
+        }
+    }
+    if (!st) st = vitq_i_qgemm_pack(a, codes, n, k, s->grid.bits, s->grid.symmetric, scale, zero, n, 0, out);
+    vitq_i_free(a, codes);
+    vitq_i_free(a, scale);
+    vitq_i_free(a, zero);
+    return st;
+}
+
+void vitq_i_integer_free(vitq_i_qmodel *q) {
+    if (!q || !q->ints) return;
+    for (int p = 0; p < q->list.count; p++)
+        if (q->ints[p]) {
+            vitq_i_qpacked_free(&q->alloc, &q->ints[p]->weight);
+            vitq_i_free(&q->alloc, q->ints[p]);
+        }
+    vitq_i_free(&q->alloc, q->ints);
+    q->ints = NULL;
+    q->num_ints = 0;
+}
+
+vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float) {
+    q->ints = vitq_i_calloc(&q->alloc, (size_t)q->list.count, sizeof *q->ints);
+    if (!q->ints) return vitq_i_oom("integer layers", (size_t)q->list.count * sizeof *q->ints);
+    /* A weight point follows its layer's input point in the list (points.h). */
+    for (int p = 1; p < q->list.count; p++) {
+        const vitq_i_point_desc *d = &q->list.points[p];
+        int wi = q->of_point[p], ii = q->of_point[p - 1];
+        if (d->kind != VITQ_POINT_WEIGHT || !d->weight || wi < 0 || ii < 0 ||
+            !vitq_i_role_is_linear_input(q->list.points[p - 1].role))
+            continue;
+        vitq_i_int_linear form;
+        memset(&form, 0, sizeof form);
+        if (!input_grid(&q->qpoints[ii], &form.act)) continue;
+        vitq_status st = pack_weight(&q->alloc, &q->qpoints[wi], d->weight, &form.weight);
+        if (st == VITQ_ERR_UNSUPPORTED) { /* stays simulated */
+            vitq_i_error_clear();
+            continue;
+        }
+        if (st) return st;
+        form.layer = d->weight;
+        form.alloc = q->alloc;
+        form.act_zero = form.act.zero + vitq_i_qact_offset(&form.act);
+        q->ints[p - 1] = vitq_i_alloc(&q->alloc, sizeof form);
+        if (!q->ints[p - 1]) {
+            vitq_i_qpacked_free(&q->alloc, &form.weight);
+            return vitq_i_oom("integer layers", sizeof form);
+        }
+        *q->ints[p - 1] = form;
+        q->num_ints++;
+        d->weight->integer = q->ints[p - 1];
+        if (free_float) vitq_i_gemm_packed_free(&m->alloc, &d->weight->packed);
+    }
+    return VITQ_OK;
+}
+
+/* *scratch holding at least `need` bytes (grown from `a`; the contents are not kept). */
+static vitq_status reserve(const vitq_allocator *a, size_t need, void **scratch, size_t *scratch_bytes) {
+    if (*scratch_bytes >= need) return VITQ_OK; /* grows to the largest need of the pass, then stays */
+    vitq_i_free(a, *scratch);
+    *scratch = vitq_i_alloc(a, need);
+    *scratch_bytes = *scratch ? need : 0;
+    return *scratch ? VITQ_OK : vitq_i_oom("integer activations", need);
+}
+
+vitq_status vitq_i_integer_run(const vitq_i_int_linear *f, const float *in, size_t lda, size_t rows, float *out,
+                               size_t ldc, int epilogue, int nthreads, void **scratch, size_t *scratch_bytes) {
+    size_t k = f->layer->in, need;
+    if (!vitq_i_mul_size(rows, k, &need)) return vitq_i_oom("integer activations", SIZE_MAX);
+    vitq_status st = reserve(&f->alloc, need, scratch, scratch_bytes);
+    if (st) return st;
+    uint8_t *codes = *scratch;
+    vitq_i_quantize_u8(in, lda, rows, k, &f->act, codes, k, nthreads);
+    return vitq_i_qgemm(codes, k, rows, f->act.scale, f->act_zero, &f->weight, f->layer->bias, out, ldc,
+                        (vitq_i_epilogue)epilogue, nthreads);
+}
+
+int vitq_i_integer_linear(vitq_i_taps *t, int point, const vitq_i_linear *layer, const float *in, size_t lda,
+                          size_t rows, float *out, size_t ldc, int epilogue, int nthreads) {
+    const vitq_i_qmodel *q = t->ctx;
+    const vitq_i_int_linear *f = layer->integer;
+    if (!f || !q->ints || q->ints[point] != f) return 0;
+    t->status = vitq_i_integer_run(f, in, lda, rows, out, ldc, epilogue, nthreads, &t->scratch, &t->scratch_bytes);
+    return 1;
+}
+
+int vitq_i_integer_mlp(vitq_i_taps *t, int fc1_point, int fc2_point, const vitq_i_linear *fc1, const vitq_i_linear *fc2,
+                       const float *in, size_t rows, float *out, int gelu_epilogue, int nthreads) {
+    const vitq_i_qmodel *q = t->ctx;
+    const vitq_i_int_linear *f1 = fc1->integer, *f2 = fc2->integer;
+    if (!f1 || !f2 || !q->ints || q->ints[fc1_point] != f1 || q->ints[fc2_point] != f2) return 0;
+    size_t d = fc1->in, hidden = fc1->out, a, b, need;
+    if (!vitq_i_mul_size(rows, d, &a) || !vitq_i_mul_size(rows, hidden, &b) || !vitq_i_add_size(a, b, &need)) {
+        t->status = vitq_i_oom("integer activations", SIZE_MAX);
+        return 1;
+    }
+    if ((t->status = reserve(&f1->alloc, need, &t->scratch, &t->scratch_bytes))) return 1;
+    uint8_t *codes = t->scratch, *hid = codes + a;
+    vitq_i_quantize_u8(in, d, rows, d, &f1->act, codes, d, nthreads);
+    t->status = vitq_i_qgemm_requant(codes, d, rows, f1->act.scale, f1->act_zero, &f1->weight, fc1->bias,
+                                     (vitq_i_epilogue)gelu_epilogue, &f2->act, hid, hidden, nthreads);
+    if (!t->status)
+        t->status = vitq_i_qgemm(hid, hidden, rows, f2->act.scale, f2->act_zero, &f2->weight, fc2->bias, out,
+                                 fc2->out, VITQ_I_EPI_RESIDUAL, nthreads);
+    return 1;
+}

@@ -1,0 +1,48 @@
+/* Integer execution of a quantized model: each linear layer whose input and weight quantizers are
+ * uniform grids of at most 8 bits runs as uint8 activation codes x int8 / int4 weight codes with int32
+ * accumulation (kernels/igemm.h) instead of fake quantization around a float GEMM. Everything else
+ * (LayerNorm, softmax, GELU, the attention products, layers with other quantizers) stays as the
+ * simulation runs it.
+ *
+ * The integer layer computes the same products as the simulation: the activation codes are the
+ * simulation's codes bit for bit (same division, rounding and clamping) and the weight codes are the
+ * file's. Only the summation differs: exact in int32 here, float in the simulation, so logits differ by
+ * float rounding of the simulation's sums (tests/unit/test_integer.c bounds it). */
+#ifndef VITQ_QUANT_INTEGER_H
+#define VITQ_QUANT_INTEGER_H
+
+#include "kernels/igemm.h"
+#include "quant/qmodel.h"
+
+typedef struct vitq_i_int_linear {
+    const struct vitq_i_linear *layer; /* the model's layer (bias, shapes) */
+    vitq_allocator alloc;              /* the quantized model's, for activation buffers */
+    vitq_i_qact act;                   /* the input's grid */
+    int32_t act_zero;                  /* the GEMM's zero point of the activation bytes */
+    vitq_i_qpacked weight;             /* codes packed for the kernels */
+} vitq_i_int_linear;
+
+/* Build the integer form of every eligible layer of m (m->quant set) into q->ints, indexed by the
+ * layer's input point, and point the layer at it (vitq_i_linear.integer). With `free_float` the float
+ * packed copies of those layers are released: the layer then runs only in integers, whatever taps a
+ * forward pass brings (forward_common.c). */
+vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float);
+void vitq_i_integer_free(vitq_i_qmodel *q);
+
+/* The layer on `rows` float rows: quantize them with the layer's input grid into *scratch (grown from
+ * f->alloc as needed; the caller frees it), then the integer GEMM. */
+vitq_status vitq_i_integer_run(const vitq_i_int_linear *f, const float *in, size_t lda, size_t rows, float *out,
+                               size_t ldc, int epilogue, int nthreads, void **scratch, size_t *scratch_bytes);
+
+/* The taps hook (vitq_i_taps.linear) of a quantized model with integer forms: the input is quantized
+ * straight into codes, without the fake-quantization tap. */
+int vitq_i_integer_linear(vitq_i_taps *t, int point, const struct vitq_i_linear *layer, const float *in, size_t lda,
+                          size_t rows, float *out, size_t ldc, int epilogue, int nthreads);
+
+/* The taps hook (vitq_i_taps.mlp): when fc1 and fc2 both run in integers, fc1's GELU epilogue writes
+ * fc2's input codes directly (vitq_i_qgemm_requant: the same codes as quantizing the float result). */
+int vitq_i_integer_mlp(vitq_i_taps *t, int fc1_point, int fc2_point, const struct vitq_i_linear *fc1,
+                       const struct vitq_i_linear *fc2, const float *in, size_t rows, float *out, int gelu_epilogue,
+                       int nthreads);
+
+#endif

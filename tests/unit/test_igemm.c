@@ -1,0 +1,504 @@
+/* Integer GEMM and activation quantization against plain references.
+ *
+ * The integer part of vitq_i_qgemm is exact and its float epilogue is a fixed sequence of IEEE
+ * operations, so the reference below (int64 sums, then the same float steps in the same order) must
+ * match every kernel and thread count bit for bit: all comparisons are exact, no tolerance. One
+ * additional check compares with dequantized values in double to pin down what the codes mean. */
+#include <float.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "kernels/cpu.h"
+#include "kernels/igemm.h"
+#include "quant/uniform.h"
+
+static vitq_allocator alloc;
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t next_u64(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static int32_t irand(int32_t lo, int32_t hi) { return lo + (int32_t)(next_u64() % (uint64_t)(hi - lo + 1)); }
+static float frand(float lo, float hi) { return lo + (hi - lo) * (float)((next_u64() >> 11) / 9007199254740992.0); }
+
+/* Every kernel this CPU runs, then the generic one again through vitq_i_isa_force (the automatic
+ * choice must follow the forced instruction set). */
+static int kernels[VITQ_I_QK_COUNT], nkernels;
+static void list_kernels(void) {
+    nkernels = 0;
+    for (int k = 0; k < VITQ_I_QK_COUNT; k++)
+        if (vitq_i_qkernel_available((vitq_i_qkernel)k)) kernels[nkernels++] = k;
+}
+
+/* ---- activation quantization ---- */
+
+static void check_quantize_case(const vitq_i_qact *q, const float *x, size_t rows, size_t cols, int threads) {
+    vitq_i_uniform grid = {8, q->qmin < 0, q->qmin, q->qmax};
+    int32_t off = vitq_i_qact_offset(q);
+    size_t ldx = cols + 3, ldo = cols + 5;
+    uint8_t *out = malloc(rows * ldo + 1);
+    for (int ki = 0; ki < nkernels; ki++) {
+        vitq_i_qkernel_force(kernels[ki]);
+        memset(out, 0xA5, rows * ldo);
+        vitq_i_quantize_u8(x, ldx, rows, cols, q, out, ldo, threads);
+        int bad = 0;
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t c = 0; c < cols; c++) {
+                int32_t want = vitq_i_uniform_code(&grid, x[r * ldx + c], q->scale, (float)q->zero) + off;
+                if (out[r * ldo + c] != want && bad++ < 3)
+                    printf("    %s: x = %.9g scale %g zero %d [%d, %d]: byte %d, want %d\n",
+                           vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), (double)x[r * ldx + c], (double)q->scale,
+                           (int)q->zero, (int)q->qmin, (int)q->qmax, out[r * ldo + c], (int)want);
+            }
+            for (size_t c = cols; c < ldo; c++) bad += out[r * ldo + c] != 0xA5; /* nothing written past cols */
+        }
+        if (bad) harness_check_failures++;
+    }
+    vitq_i_qkernel_force(-1);
+    free(out);
+}
+
+/* Values that probe every branch of the code function: ties at x / scale = q + 0.5 (round half to
+ * even), NaN, infinities, huge values past the +-2^22 pre-clamp, signed zeros, subnormals. */
+static float edge_value(size_t i, float scale) {
+    switch (i % 16) {
+    case 0: return NAN;
+    case 1: return INFINITY;
+    case 2: return -INFINITY;
+    case 3: return FLT_MAX;
+    case 4: return -FLT_MAX;
+    case 5: return -0.0f;
+    case 6: return 1e-45f;
+    case 7: return 5e30f;
+    case 8: return -3e9f;
+    case 9: return ((float)irand(-300, 300) + 0.5f) * scale; /* exact tie when scale is a power of 2 */
+    case 10: return (float)irand(-300, 300) * scale;
+    case 11: return 4194304.0f * scale * frand(0.99f, 1.01f);
+    case 12: return -NAN;
+    case 13: /* within an ulp of a tie for any scale: x / scale must be the one correctly rounded division */
+    case 14: {
+        float tie = ((float)irand(-300, 300) + 0.5f) * scale;
+        int step = irand(-2, 2);
+        for (; step > 0; step--) tie = nextafterf(tie, INFINITY);
+        for (; step < 0; step++) tie = nextafterf(tie, -INFINITY);
+        return tie;
+    }
+    default: return frand(-200.0f, 200.0f) * scale;
+    }
+}
+
+static void test_quantize_matches_uniform_code(void) {
+    const vitq_i_qact grids[] = {
+        {0.0625f, 0, -128, 127}, {0.0625f, 37, 0, 255}, {0.013f, 0, -8, 7},   {0.5f, 3, 0, 15},
+        {1.0f, 0, -2, 1},        {0.1f, 255, 0, 255},   {0.25f, 0, 0, 255},   {3e-4f, 100, 0, 127},
+        {0.0123f, 0, -128, 127}, {0.37f, 128, 0, 255},  {0.7f, 0, -128, 127}, {0.029f, 9, 0, 255},
+    };
+    const size_t cols_list[] = {1, 7, 8, 15, 16, 17, 33, 1000};
+    for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+        CHECK_STATUS(vitq_i_qact_check(&grids[g]), VITQ_OK);
+        for (size_t ci = 0; ci < 8; ci++) {
+            size_t cols = cols_list[ci], rows = 1 + ci % 3 * 9, ldx = cols + 3;
+            float *x = malloc(rows * ldx * sizeof(float));
+            for (size_t i = 0; i < rows * ldx; i++)
+                x[i] = (i + g) % 3 ? edge_value(i, grids[g].scale) : frand(-300.0f, 300.0f) * grids[g].scale;
+            check_quantize_case(&grids[g], x, rows, cols, 1 + (int)(ci % 2));
+            free(x);
+        }
+    }
+}
+
+static void test_qact_check(void) {
+    vitq_i_qact ok = {0.1f, 0, -128, 127};
+    CHECK(vitq_i_qact_offset(&ok) == 128);
+    vitq_i_qact bad[] = {{0.0f, 0, 0, 255},    {NAN, 0, 0, 255},  {INFINITY, 0, 0, 255},
+                         {0.1f, 0, -129, 127}, {0.1f, 0, 0, 256}, {0.1f, 256, 0, 255},
+                         {0.1f, -1, 0, 255},   {0.1f, 0, 5, 4},   {0.1f, -129, -128, 127}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_STATUS(vitq_i_qact_check(&bad[i]), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_qact_check(NULL), VITQ_ERR_INVALID_ARGUMENT);
+}
+
+/* ---- the GEMM ---- */
+
+typedef struct layer {
+    size_t n, k;
+    int bits, symmetric, store_bits;
+    size_t groups;
+    int32_t *codes, *zero;
+    float *scale, *bias;
+    vitq_i_qpacked packed;
+} layer;
+
+/* Random weight codes of a grid; `extreme` puts every code at qmin (-1), qmax (+1) or random (0). */
+static void make_layer(layer *L, size_t n, size_t k, int bits, int symmetric, int store_bits, int per_channel,
+                       int extreme, int32_t fixed_zero) {
+    memset(L, 0, sizeof *L);
+    L->n = n, L->k = k, L->bits = bits, L->symmetric = symmetric, L->store_bits = store_bits;
+    L->groups = per_channel ? n : 1;
+    vitq_i_uniform g = vitq_i_uniform_grid(bits, symmetric);
+    L->codes = malloc(n * k * sizeof(int32_t) + 4);
+    L->zero = malloc(L->groups * sizeof(int32_t));
+    L->scale = malloc(L->groups * sizeof(float));
+    L->bias = malloc(n * sizeof(float) + 4);
+    for (size_t i = 0; i < n * k; i++)
+        L->codes[i] = extreme < 0 ? g.qmin : extreme > 0 ? g.qmax : irand(g.qmin, g.qmax);
+    for (size_t j = 0; j < L->groups; j++) {
+        L->scale[j] = frand(0.001f, 0.05f);
+        L->zero[j] = fixed_zero != INT32_MIN ? fixed_zero
+                     : symmetric             ? (j % 3 == 2 ? irand(-2, 2) : 0)
+                                             : irand(g.qmin, g.qmax);
+    }
+    for (size_t j = 0; j < n; j++) L->bias[j] = frand(-1.0f, 1.0f);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, L->codes, n, k, bits, symmetric, L->scale, L->zero, L->groups, store_bits,
+                                   &L->packed),
+                 VITQ_OK);
+}
+
+static void free_layer(layer *L) {
+    vitq_i_qpacked_free(&alloc, &L->packed);
+    free(L->codes), free(L->zero), free(L->scale), free(L->bias);
+}
+
+/* The reference: int64 sums of code differences ... */
+static int64_t ref_acc(const layer *L, const uint8_t *a, size_t lda, size_t i, size_t j, int32_t a_zero) {
+    size_t g = L->groups == 1 ? 0 : j;
+    int64_t acc = 0;
+    for (size_t kk = 0; kk < L->k; kk++)
+        acc += (int64_t)((int32_t)a[i * lda + kk] - a_zero) * (L->codes[j * L->k + kk] - L->zero[g]);
+    return acc;
+}
+
+/* ... then the float steps of igemm.h in their order. */
+static float ref_epilogue(const layer *L, int64_t acc, size_t j, float a_scale, int with_bias, vitq_i_epilogue e,
+                          float old) {
+    float s = a_scale * L->scale[L->groups == 1 ? 0 : j];
+    float p = (float)acc * s;
+    float v = p + (with_bias ? L->bias[j] : 0.0f);
+    switch (e) {
+    case VITQ_I_EPI_GELU_ERF: return vitq_i_gelu_erf(v);
+    case VITQ_I_EPI_GELU_TANH: return vitq_i_gelu_tanh(v);
+    case VITQ_I_EPI_RESIDUAL: return old + v;
+    default: return v;
+    }
+}
+
+static int same_float(float x, float y) { return memcmp(&x, &y, sizeof x) == 0; }
+
+/* Every kernel, 1 and 2 threads, every epilogue: bit-identical to the reference, nothing written
+ * outside the m x n block of c. */
+static void check_gemm(const layer *L, const uint8_t *a, size_t lda, size_t m, float a_scale, int32_t a_zero,
+                       int with_bias, const char *what) {
+    size_t n = L->n, ldc = n + 3;
+    float *c = malloc(m * ldc * sizeof(float) + 4), *base = malloc(m * ldc * sizeof(float) + 4);
+    float *want = malloc(m * n * sizeof(float) + 4);
+    int64_t *acc = malloc(m * n * sizeof(int64_t) + 8), worst = 0;
+    for (size_t i = 0; i < m * ldc; i++) base[i] = frand(-2.0f, 2.0f);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            acc[i * n + j] = ref_acc(L, a, lda, i, j, a_zero);
+            worst = llabs(acc[i * n + j]) > worst ? llabs(acc[i * n + j]) : worst;
+        }
+    CHECK(worst <= INT32_MAX);
+    for (int e = 0; e < 4; e++) {
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++)
+                want[i * n + j] =
+                    ref_epilogue(L, acc[i * n + j], j, a_scale, with_bias, (vitq_i_epilogue)e, base[i * ldc + j]);
+        for (int ki = 0; ki < nkernels; ki++)
+            for (int threads = 1; threads <= 2; threads++) {
+                vitq_i_qkernel_force(kernels[ki]);
+                memcpy(c, base, m * ldc * sizeof(float));
+                CHECK_STATUS(vitq_i_qgemm(a, lda, m, a_scale, a_zero, &L->packed, with_bias ? L->bias : NULL, c, ldc,
+                                          (vitq_i_epilogue)e, threads),
+                             VITQ_OK);
+                size_t bad = 0, first = SIZE_MAX;
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < ldc; j++) {
+                        int ok = j < n ? same_float(c[i * ldc + j], want[i * n + j])
+                                       : same_float(c[i * ldc + j], base[i * ldc + j]);
+                        if (!ok && bad++ == 0) first = i * ldc + j;
+                    }
+                if (bad) {
+                    size_t i = first / ldc, j = first % ldc;
+                    printf("    %s %s, %d thread(s), epilogue %d, m %zu n %zu k %zu: %zu mismatches, first [%zu][%zu] "
+                           "%.9g want %.9g\n",
+                           what, vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), threads, e, m, n, L->k, bad, i, j,
+                           (double)c[first], j < n ? (double)want[i * n + j] : (double)base[first]);
+                    harness_check_failures++;
+                }
+            }
+    }
+    vitq_i_qkernel_force(-1);
+    free(c), free(base), free(want), free(acc);
+}
+
+/* Activation bytes of a grid: codes in [qmin, qmax] shifted by the offset, sometimes all at one end. */
+static uint8_t *make_acts(size_t m, size_t k, size_t lda, int32_t lo, int32_t hi, int extreme) {
+    uint8_t *a = malloc(m * lda + 1);
+    for (size_t i = 0; i < m * lda; i++) a[i] = (uint8_t)(extreme < 0 ? lo : extreme > 0 ? hi : irand(lo, hi));
+    (void)k;
+    return a;
+}
+
+static void test_qgemm_odd_sizes(void) {
+    static const size_t sizes[][3] = {{1, 1, 1},     {3, 7, 16},   {7, 17, 63},   {16, 63, 3},   {17, 385, 7},
+                                      {63, 49, 197}, {1, 48, 385}, {197, 96, 17}, {65, 200, 64}, {2, 3, 1536}};
+    static const int bits_list[] = {8, 6, 4, 3, 2};
+    size_t cases = sizeof sizes / sizeof sizes[0];
+    if (harness_quick()) cases = 6;
+    int idx = 0;
+    for (size_t s = 0; s < cases; s++)
+        for (int bi = 0; bi < 5; bi++)
+            for (int sym = 0; sym <= 1; sym++) {
+                int bits = bits_list[bi];
+                for (int store = 8; store >= 4; store -= 4) {
+                    if (store == 4 && bits > 4) continue;
+                    idx++;
+                    size_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2], lda = k + (size_t)(idx % 3);
+                    layer L;
+                    make_layer(&L, n, k, bits, sym, store, idx % 4 != 0, 0, INT32_MIN);
+                    /* Activations: alternate signed 8-bit (zero 128), unsigned with a random zero, narrow grids. */
+                    int kind = idx % 3;
+                    int32_t lo = kind == 2 ? 128 - 8 : 0, hi = kind == 2 ? 128 + 7 : 255;
+                    int32_t a_zero = kind == 0 ? 128 : kind == 1 ? irand(0, 255) : 128;
+                    uint8_t *a = make_acts(m, k, lda, lo, hi, 0);
+                    char what[64];
+                    snprintf(what, sizeof what, "W%d%s/%d", bits, sym ? "s" : "a", store);
+                    check_gemm(&L, a, lda, m, frand(0.005f, 0.05f), a_zero, idx % 2, what);
+                    free(a);
+                    free_layer(&L);
+                }
+            }
+}
+
+/* Codes and zero points at the ends of their ranges with k at the largest size the pack accepts:
+ * |acc| reaches 2^31 - O(k), any saturation or lost carry would show. */
+static void test_qgemm_extremes(void) {
+    struct {
+        int bits, sym, store;
+        int wext;       /* weights all qmin (-1) or qmax (+1) */
+        int32_t wzero;  /* weight zero point */
+        int32_t a_byte; /* every activation byte */
+        int32_t a_zero;
+        size_t k;
+    } cases[] = {
+        {8, 0, 8, 1, 0, 255, 0, 33025},  {8, 0, 8, -1, 255, 255, 0, 33025}, {8, 0, 8, 1, 0, 0, 255, 33025},
+        {8, 1, 8, -1, 0, 255, 0, 65793}, {8, 1, 8, -1, 0, 0, 255, 65793},   {8, 1, 8, 1, 0, 255, 0, 65793},
+        {4, 0, 4, 1, 0, 255, 0, 561433}, {4, 1, 4, -1, 0, 255, 0, 1052688}, {4, 0, 8, -1, 15, 0, 255, 561433},
+        {2, 0, 4, 1, 0, 255, 0, 200001}, {7, 0, 8, 1, 0, 255, 0, 66052},    {5, 1, 8, -1, 0, 0, 255, 100000},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t k = cases[c].k, m = 2, n = 17;
+        if (harness_quick() && k > 70000) continue;
+        layer L;
+        make_layer(&L, n, k, cases[c].bits, cases[c].sym, cases[c].store, 1, cases[c].wext, cases[c].wzero);
+        uint8_t *a = make_acts(m, k, k, cases[c].a_byte, cases[c].a_byte, 0);
+        char what[64];
+        snprintf(what, sizeof what, "extreme case %zu", c);
+        check_gemm(&L, a, k, m, 1e-6f, cases[c].a_zero, 1, what);
+        /* One more k overflows: the pack refuses it. */
+        vitq_i_qpacked p;
+        CHECK_STATUS(vitq_i_qgemm_pack(&alloc, L.codes, 1, k + 1 <= k ? k : k + 1, cases[c].bits, cases[c].sym, L.scale,
+                                       L.zero, 1, cases[c].store, &p),
+                     c == 9 || c >= 10 ? VITQ_OK : VITQ_ERR_UNSUPPORTED);
+        vitq_i_qpacked_free(&alloc, &p);
+        free(a);
+        free_layer(&L);
+    }
+}
+
+/* The codes mean values: c = sum_k a_value * w_value + bias, to float rounding. The bound: the int32
+ * accumulation is exact, so the only differences are the float roundings of the scale product, the
+ * conversion of acc (relative 2^-24 each) and the final multiply and add: a few ulps of the largest
+ * term, sum |a_value * w_value| + |bias|. */
+static void test_qgemm_values(void) {
+    size_t m = 9, n = 50, k = 77;
+    layer L;
+    make_layer(&L, n, k, 4, 0, 4, 1, 0, INT32_MIN);
+    vitq_i_qact act = {0.03f, 0, -128, 127};
+    int32_t a_zero = act.zero + vitq_i_qact_offset(&act);
+    uint8_t *a = make_acts(m, k, k, 0, 255, 0);
+    float *c = malloc(m * n * sizeof(float));
+    CHECK_STATUS(vitq_i_qgemm(a, k, m, act.scale, a_zero, &L.packed, L.bias, c, n, VITQ_I_EPI_NONE, 2), VITQ_OK);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = L.bias[j], mag = fabs(L.bias[j]);
+            for (size_t kk = 0; kk < k; kk++) {
+                double av = vitq_i_uniform_value((int32_t)a[i * k + kk] - 128, act.scale, (float)act.zero);
+                double wv = vitq_i_uniform_value(L.codes[j * k + kk], L.scale[j], (float)L.zero[j]);
+                s += av * wv;
+                mag += fabs(av * wv);
+            }
+            CHECK_NEAR(c[i * n + j], s, 4 * FLT_EPSILON * mag);
+        }
+    free(a), free(c);
+    free_layer(&L);
+}
+
+/* qgemm_requant gives the bytes of quantizing qgemm's float output, for every kernel and epilogue. */
+static void test_qgemm_requant(void) {
+    size_t m = 37, n = 113, k = 61;
+    layer L;
+    make_layer(&L, n, k, 8, 1, 8, 1, 0, INT32_MIN);
+    uint8_t *a = make_acts(m, k, k, 0, 255, 0);
+    float *c = malloc(m * n * sizeof(float));
+    size_t ldq = n + 2;
+    uint8_t *want = malloc(m * n), *q = malloc(m * ldq);
+    const vitq_i_qact nexts[] = {{0.02f, 0, -128, 127}, {0.01f, 17, 0, 255}, {0.1f, 3, 0, 15}};
+    for (int e = 0; e < 3; e++)
+        for (int g = 0; g < 3; g++) {
+            vitq_i_qkernel_force(VITQ_I_QK_GENERIC);
+            CHECK_STATUS(vitq_i_qgemm(a, k, m, 0.02f, 140, &L.packed, L.bias, c, n, (vitq_i_epilogue)e, 1), VITQ_OK);
+            vitq_i_quantize_u8(c, n, m, n, &nexts[g], want, n, 1);
+            for (int ki = 0; ki < nkernels; ki++) {
+                vitq_i_qkernel_force(kernels[ki]);
+                memset(q, 0xEE, m * ldq);
+                CHECK_STATUS(vitq_i_qgemm_requant(a, k, m, 0.02f, 140, &L.packed, L.bias, (vitq_i_epilogue)e, &nexts[g],
+                                                  q, ldq, 2),
+                             VITQ_OK);
+                size_t bad = 0;
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < ldq; j++) bad += q[i * ldq + j] != (j < n ? want[i * n + j] : 0xEE);
+                if (bad) {
+                    printf("    requant %s epilogue %d grid %d: %zu bytes differ\n",
+                           vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), e, g, bad);
+                    harness_check_failures++;
+                }
+            }
+        }
+    vitq_i_qkernel_force(-1);
+    CHECK_STATUS(
+        vitq_i_qgemm_requant(a, k, m, 0.02f, 140, &L.packed, L.bias, VITQ_I_EPI_RESIDUAL, &nexts[0], q, ldq, 1),
+        VITQ_ERR_INVALID_ARGUMENT);
+    vitq_i_qact badq = {0.0f, 0, 0, 255};
+    CHECK_STATUS(vitq_i_qgemm_requant(a, k, m, 0.02f, 140, &L.packed, L.bias, VITQ_I_EPI_NONE, &badq, q, ldq, 1),
+                 VITQ_ERR_OUT_OF_RANGE);
+    free(a), free(c), free(want), free(q);
+    free_layer(&L);
+}
+
+/* A row gives the same bits alone as inside a batch, whatever the batch size and thread count. */
+static void test_qgemm_position_invariance(void) {
+    size_t m = 150, n = 100, k = 91;
+    layer L;
+    make_layer(&L, n, k, 4, 1, 4, 1, 0, INT32_MIN);
+    uint8_t *a = make_acts(m, k, k, 0, 255, 0);
+    float *all = malloc(m * n * sizeof(float)), *one = malloc(n * sizeof(float));
+    CHECK_STATUS(vitq_i_qgemm(a, k, m, 0.01f, 128, &L.packed, L.bias, all, n, VITQ_I_EPI_GELU_ERF, 2), VITQ_OK);
+    int same = 1;
+    for (size_t r = 0; r < m; r += 7) {
+        CHECK_STATUS(vitq_i_qgemm(a + r * k, k, 1, 0.01f, 128, &L.packed, L.bias, one, n, VITQ_I_EPI_GELU_ERF, 1),
+                     VITQ_OK);
+        same &= memcmp(all + r * n, one, n * sizeof(float)) == 0;
+    }
+    CHECK(same);
+    free(a), free(all), free(one);
+    free_layer(&L);
+}
+
+static void test_pack_errors(void) {
+    int32_t codes[12] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3};
+    float scale[3] = {0.1f, 0.2f, 0.3f};
+    int32_t zero[3] = {0, 0, 0};
+    vitq_i_qpacked p;
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 1, 0, scale, zero, 3, 0, &p), VITQ_ERR_UNSUPPORTED);
+    CHECK(p.data == NULL && p.n == 0);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 9, 0, scale, zero, 3, 0, &p), VITQ_ERR_UNSUPPORTED);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 16, 1, scale, zero, 3, 0, &p), VITQ_ERR_UNSUPPORTED);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 5, 0, scale, zero, 3, 4, &p), VITQ_ERR_UNSUPPORTED);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 4, 0, scale, zero, 3, 3, &p), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 4, 0, scale, zero, 2, 0, &p), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, NULL, 3, 4, 4, 0, scale, zero, 3, 0, &p), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 4, 0, NULL, zero, 3, 0, &p), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 4, 0, scale, zero, 3, 0, NULL), VITQ_ERR_INVALID_ARGUMENT);
+    /* Codes outside the grid: 3 bits unsigned stops at 7, 3 bits signed at 3, 2 bits unsigned at 3. */
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 3, 0, scale, zero, 3, 0, &p), VITQ_OK);
+    vitq_i_qpacked_free(&alloc, &p);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 3, 1, scale, zero, 3, 0, &p), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 2, 0, scale, zero, 3, 8, &p), VITQ_ERR_OUT_OF_RANGE);
+    int32_t neg[4] = {0, -1, 0, 0}, big[4] = {256, 0, 0, 0};
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, neg, 1, 4, 8, 0, scale, zero, 1, 0, &p), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, big, 1, 4, 8, 0, scale, zero, 1, 0, &p), VITQ_ERR_OUT_OF_RANGE);
+    big[0] = 128;
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, big, 1, 4, 8, 1, scale, zero, 1, 0, &p), VITQ_ERR_OUT_OF_RANGE);
+    /* Scales must be finite and positive. */
+    float bad_scale[3] = {0.1f, 0.0f, 0.1f};
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 8, 0, bad_scale, zero, 3, 0, &p), VITQ_ERR_OUT_OF_RANGE);
+    bad_scale[1] = NAN;
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 4, 8, 0, bad_scale, zero, 3, 0, &p), VITQ_ERR_OUT_OF_RANGE);
+    /* A zero point far outside the grid makes even a short k overflow. */
+    int32_t far[1] = {2000000000};
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 1, 4, 8, 0, scale, far, 1, 0, &p), VITQ_ERR_UNSUPPORTED);
+    /* Empty layers pack and multiply to nothing. */
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 0, 4, 8, 0, scale, zero, 1, 0, &p), VITQ_OK);
+    float c[4] = {1, 2, 3, 4};
+    uint8_t a[4] = {1, 2, 3, 4};
+    CHECK_STATUS(vitq_i_qgemm(a, 4, 1, 0.1f, 0, &p, NULL, c, 4, VITQ_I_EPI_NONE, 1), VITQ_OK);
+    vitq_i_qpacked_free(&alloc, &p);
+    /* k = 0: every output is the bias. */
+    CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, 3, 0, 8, 0, scale, zero, 3, 0, &p), VITQ_OK);
+    CHECK_STATUS(vitq_i_qgemm(a, 0, 1, 0.1f, 7, &p, scale, c, 4, VITQ_I_EPI_NONE, 1), VITQ_OK);
+    CHECK(c[0] == scale[0] && c[1] == scale[1] && c[2] == scale[2] && c[3] == 4);
+    /* GEMM argument errors leave c alone. */
+    CHECK_STATUS(vitq_i_qgemm(a, 4, 1, 0.1f, 256, &p, NULL, c, 4, VITQ_I_EPI_NONE, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm(a, 4, 1, 0.1f, -1, &p, NULL, c, 4, VITQ_I_EPI_NONE, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm(a, 4, 1, 0.1f, 0, &p, NULL, c, 4, (vitq_i_epilogue)9, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm(a, 4, 1, 0.1f, 0, &p, NULL, c, 2, VITQ_I_EPI_NONE, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm(a, 4, 1, 0.1f, 0, NULL, NULL, c, 4, VITQ_I_EPI_NONE, 1), VITQ_ERR_INVALID_ARGUMENT);
+    vitq_i_qpacked_free(&alloc, &p);
+}
+
+/* The automatic choice follows the forced instruction set and never exceeds the CPU. */
+static void test_kernel_choice(void) {
+    vitq_i_isa_force(VITQ_I_ISA_GENERIC);
+    CHECK(vitq_i_qkernel_active() == VITQ_I_QK_GENERIC);
+    vitq_i_isa_force(VITQ_I_ISA_AVX2);
+    vitq_i_qkernel k = vitq_i_qkernel_active();
+    CHECK(k == VITQ_I_QK_GENERIC || k == VITQ_I_QK_AVX2 || k == VITQ_I_QK_AVX2_VNNI);
+    vitq_i_isa_force(-1);
+    CHECK(vitq_i_qkernel_available(vitq_i_qkernel_active()));
+    vitq_i_qkernel_force(VITQ_I_QK_GENERIC);
+    CHECK(vitq_i_qkernel_active() == VITQ_I_QK_GENERIC);
+    vitq_i_qkernel_force(-1);
+    printf("    kernels on this CPU:");
+    for (int i = 0; i < nkernels; i++) printf(" %s", vitq_i_qkernel_name((vitq_i_qkernel)kernels[i]));
+    printf("; automatic: %s\n", vitq_i_qkernel_name(vitq_i_qkernel_active()));
+}
+
+/* The GEMM through vitq_i_isa_force rather than the kernel override: the same bits. */
+static void test_isa_force_paths(void) {
+    size_t m = 23, n = 70, k = 45;
+    layer L;
+    make_layer(&L, n, k, 8, 0, 8, 1, 0, INT32_MIN);
+    uint8_t *a = make_acts(m, k, k, 0, 255, 0);
+    float *ref = malloc(m * n * sizeof(float)), *c = malloc(m * n * sizeof(float));
+    vitq_i_isa_force(VITQ_I_ISA_GENERIC);
+    CHECK_STATUS(vitq_i_qgemm(a, k, m, 0.01f, 77, &L.packed, L.bias, ref, n, VITQ_I_EPI_GELU_TANH, 1), VITQ_OK);
+    for (int isa = VITQ_I_ISA_AVX2; isa <= VITQ_I_ISA_AVX512; isa++) {
+        vitq_i_isa_force(isa);
+        CHECK_STATUS(vitq_i_qgemm(a, k, m, 0.01f, 77, &L.packed, L.bias, c, n, VITQ_I_EPI_GELU_TANH, 2), VITQ_OK);
+        CHECK(memcmp(ref, c, m * n * sizeof(float)) == 0);
+    }
+    vitq_i_isa_force(-1);
+    free(a), free(ref), free(c);
+    free_layer(&L);
+}
+
+int main(void) {
+    CHECK_STATUS(vitq_i_allocator_resolve(NULL, &alloc), VITQ_OK);
+    list_kernels();
+    RUN(test_kernel_choice);
+    RUN(test_qact_check);
+    RUN(test_quantize_matches_uniform_code);
+    RUN(test_pack_errors);
+    RUN(test_qgemm_odd_sizes);
+    RUN(test_qgemm_extremes);
+    RUN(test_qgemm_values);
+    RUN(test_qgemm_requant);
+    RUN(test_qgemm_position_invariance);
+    RUN(test_isa_force_paths);
+    HARNESS_EXIT();
+}
