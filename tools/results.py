@@ -235,7 +235,8 @@ def main():
            "replacement; the seed names the calibration set). Defaults of the framework: weights per output",
            "channel and symmetric, activations per tensor and asymmetric, patch embedding and classifier at 8",
            "bits, the image input and the LayerNorm / softmax / GELU inputs in float (docs/quantization.md).",
-           "Simulated quantization.",
+           "Quantized models run as `vitq eval` runs them: integer kernels for the linear layers whose",
+           "quantizers allow it, simulated quantization elsewhere (docs/quantization.md, \"Integer execution\").",
            "", f"This file: `python3 tools/results.py {' '.join(sys.argv[1:])}`.",
            "", "## Fashion-MNIST reference models", "",
            f"Evaluated on the first {args.limit} images of the Fashion-MNIST test set; calibration images from",
@@ -243,10 +244,14 @@ def main():
     checks, claims = [], []
 
     def save(final=False):
-        text = doc + ["## Acceptance check: W8A8 min-max within 0.5 points of FP32", ""] + checks + [""]
+        text = doc + ["## Acceptance checks", "",
+                      "W8A8 min-max within 0.5 points of FP32; on the real DeiT-Tiny, the best method's drop at W6A6",
+                      "and W4A4 against the best DeiT-T drop the four methods' papers report (RepQ-ViT's).", ""] + checks + [""]
         text += ["## The papers' claims against these numbers", "",
-                 "Differences of means in points (a claim holds here when the difference has the claimed sign and",
-                 "exceeds the spread over seeds).", ""] + claims + [""]
+                 "Differences of means in points. A claim holds here when the difference has the claimed sign and",
+                 "exceeds the noise bar: the larger of the spread over seeds and twice the sampling error of a",
+                 "difference of two top-1 rates on the evaluated images; \"reversed\" when it exceeds it with the",
+                 "other sign.", ""] + claims + [""]
         if not final:
             text += ["(partial: `make results` was still running when this was written)", ""]
         with open(args.out, "w") as f:
