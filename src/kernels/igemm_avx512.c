@@ -85,20 +85,29 @@ T512 INLINE void finish_row(const vitq_i_qtile *t, size_t r, __m512i a0, __m512i
         finish_row(t, 7, c70, c71, c72);                                                                       \
     } while (0)
 
+#define LOAD_W(b) (w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512((b) + 64), w2 = _mm512_loadu_si512((b) + 128))
+
+/* The 8-bit panel of a tile: quads read from the rows in place, then the zero-padded tail quads;
+ * STEP(p, off) multiplies the quad at byte `off` of rows p by the weights in w0..w2. */
+#define SWEEP_8BIT_PANEL(STEP)                                                                                 \
+    do {                                                                                                       \
+        const uint8_t *b = t->panel;                                                                           \
+        size_t quads = t->kdirect / 4, tail_quads = t->kpad / 4 - quads;                                       \
+        for (size_t q = 0; q < quads; q++, b += 192) { /* two loops: no branch in the hot one */              \
+            LOAD_W(b);                                                                                         \
+            STEP(rows, 4 * q);                                                                                 \
+        }                                                                                                      \
+        for (size_t q = 0; q < tail_quads; q++, b += 192) {                                                    \
+            LOAD_W(b);                                                                                         \
+            STEP(tails, 4 * q);                                                                                \
+        }                                                                                                      \
+    } while (0)
+
 TVNNI static void tile8_vnni(const vitq_i_qtile *t) {
     DECLARE_ACC;
     const uint8_t *rows[8], *tails[8];
     for (int r = 0; r < 8; r++) rows[r] = t->rows[r], tails[r] = t->tail + 8 * r;
-    const uint8_t *b = t->panel;
-    size_t quads = t->kdirect / 4, tail_quads = t->kpad / 4 - quads;
-    for (size_t q = 0; q < quads; q++, b += 192) {
-        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
-        DP_QUAD(rows, 4 * q);
-    }
-    for (size_t q = 0; q < tail_quads; q++, b += 192) {
-        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
-        DP_QUAD(tails, 4 * q);
-    }
+    SWEEP_8BIT_PANEL(DP_QUAD);
     FINISH_8;
 }
 
@@ -180,16 +189,7 @@ T512 static void tile8_bw(const vitq_i_qtile *t) {
     DECLARE_BW;
     const uint8_t *rows[4], *tails[4];
     for (int r = 0; r < 4; r++) rows[r] = t->rows[r], tails[r] = t->tail + 8 * r;
-    const uint8_t *b = t->panel;
-    size_t quads = t->kdirect / 4, tail_quads = t->kpad / 4 - quads;
-    for (size_t q = 0; q < quads; q++, b += 192) {
-        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
-        MADD_QUAD(rows, 4 * q);
-    }
-    for (size_t q = 0; q < tail_quads; q++, b += 192) {
-        w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 64), w2 = _mm512_loadu_si512(b + 128);
-        MADD_QUAD(tails, 4 * q);
-    }
+    SWEEP_8BIT_PANEL(MADD_QUAD);
     FINISH_BW;
 }
 
