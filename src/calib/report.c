@@ -10,6 +10,7 @@
 
 #include "calib/metrics.h"
 #include "data/dataset.h"
+#include "model/weights.h"
 #include "quant/qmodel.h"
 
 typedef struct measure {
@@ -107,8 +108,12 @@ static vitq_status isolated_cosine(const job *j, int qi, double *out) {
             int rp = vitq_i_points_find(j->ref_list, d->name);
             vitq_i_linear *layer = rp >= 0 ? same_layer(j->ref, &copy, j->ref_list->points[rp].weight) : NULL;
             vitq_i_packed packed;
-            st = layer ? vitq_i_gemm_pack(j->a, d->weight->weight, d->weight->out, d->weight->in, &packed)
-                       : vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "report: the float model has no layer '%s'", d->name);
+            float *rows = layer ? vitq_i_alloc_array(j->a, d->weight->out, d->weight->in * sizeof(float)) : NULL;
+            st = !layer  ? vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "report: the float model has no layer '%s'", d->name)
+                 : !rows ? vitq_i_oom("report", d->weight->out * d->weight->in * sizeof(float))
+                         : vitq_i_linear_rows(j->a, d->weight, rows);
+            if (!st) st = vitq_i_gemm_pack(j->a, rows, d->weight->out, d->weight->in, &packed);
+            vitq_i_free(j->a, rows);
             if (!st) {
                 layer->packed = packed;
                 st = vitq_i_model_forward_taps(&copy, j->images, j->n, j->logits, NULL);
@@ -168,13 +173,21 @@ vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const
         /* weights: the float model's layer against the quantized model's */
         int rp = vitq_i_points_find(&ref_list, d->name);
         if (rp < 0) st = vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "report: the float model has no layer '%s'", d->name);
-        for (size_t e = 0; !st && e < d->weight->out * d->weight->in; e++) {
-            double x = ref_list.points[rp].weight->weight[e], y = d->weight->weight[e];
+        size_t elems = d->weight->out * d->weight->in;
+        float *ref_w = st ? NULL : vitq_i_alloc_array(a, elems, sizeof(float));
+        float *q_w = ref_w ? vitq_i_alloc_array(a, elems, sizeof(float)) : NULL;
+        if (!st && !q_w) st = vitq_i_oom("report", 2 * elems * sizeof(float));
+        if (!st) st = vitq_i_linear_rows(a, ref_list.points[rp].weight, ref_w);
+        if (!st) st = vitq_i_linear_rows(a, d->weight, q_w);
+        for (size_t e = 0; !st && e < elems; e++) {
+            double x = ref_w[e], y = q_w[e];
             m.signal[i] += x * x;
             m.noise[i] += (x - y) * (x - y);
             if (x < m.lo[i]) m.lo[i] = (float)x;
             if (x > m.hi[i]) m.hi[i] = (float)x;
         }
+        vitq_i_free(a, ref_w);
+        vitq_i_free(a, q_w);
     }
     if (!st) {
         /* the fully quantized run: the weights are already quantized in qm, activations measured */

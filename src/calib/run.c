@@ -12,6 +12,7 @@
 
 #include "calib/calibrator.h"
 #include "model/forward_common.h"
+#include "model/weights.h"
 #include "quant/codes.h"
 #include "quant/view.h"
 
@@ -74,7 +75,7 @@ vitq_status vitq_i_run_calibrate_weight(vitq_i_run *r, int p) {
     vitq_i_qpoint *qp = vitq_i_run_qpoint(r, p);
     const vitq_i_point_desc *d = &r->list->points[p];
     const vitq_scheme *s = &qp->inst.scheme;
-    vitq_tensor_view v = vitq_i_view_rows(d->weight->weight, d->channels, d->inner);
+    vitq_tensor_view v = vitq_i_view_rows(r->weights[p], d->channels, d->inner);
     vitq_status st = VITQ_OK;
     qp->observed_min = INFINITY;
     qp->observed_max = -INFINITY;
@@ -86,7 +87,7 @@ vitq_status vitq_i_run_calibrate_weight(vitq_i_run *r, int p) {
 vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out) {
     const vitq_i_qpoint *qp = vitq_i_run_qpoint(r, p);
     const vitq_i_point_desc *d = &r->list->points[p];
-    memcpy(out, d->weight->weight, (size_t)(d->channels * d->inner) * sizeof(float));
+    memcpy(out, r->weights[p], (size_t)(d->channels * d->inner) * sizeof(float));
     if (!qp) return VITQ_OK;
     vitq_tensor_view v = vitq_i_view_rows(out, d->channels, d->inner);
     return qp->inst.scheme.fake_quant(qp->inst.state, &v);
@@ -150,7 +151,7 @@ static vitq_status encode_weights(vitq_i_run *r) {
         vitq_i_qpoint *qp = &r->q->qpoints[i];
         const vitq_i_point_desc *d = &r->list->points[qp->point];
         if (d->kind != VITQ_POINT_WEIGHT) continue;
-        vitq_tensor_view v = vitq_i_view_rows(d->weight->weight, d->channels, d->inner);
+        vitq_tensor_view v = vitq_i_view_rows(r->weights[qp->point], d->channels, d->inner);
         size_t count = (size_t)(d->channels * d->inner);
         int32_t *codes = vitq_i_alloc_array(r->alloc, count, sizeof(int32_t));
         vitq_i_free(r->alloc, qp->codes);
@@ -233,6 +234,32 @@ static vitq_status copy_model(vitq_calibrator *c, vitq_model **out) {
     return st;
 }
 
+/* r->weights: the rows attached to a private copy (it keeps them up to date when a method folds
+ * weights), or rows rebuilt from the caller's model, which keeps only packed weights. */
+static vitq_status weight_rows(vitq_i_run *r, int private_copy) {
+    r->weights = vitq_i_calloc(r->alloc, (size_t)r->list->count + 1, sizeof *r->weights);
+    if (!r->weights) return vitq_i_oom("weights", (size_t)r->list->count * sizeof *r->weights);
+    vitq_status st = private_copy ? vitq_i_model_attach_rows(r->model) : VITQ_OK;
+    for (int p = 0; !st && p < r->list->count; p++) {
+        const vitq_i_point_desc *d = &r->list->points[p];
+        if (d->kind != VITQ_POINT_WEIGHT) continue;
+        if (private_copy) {
+            r->weights[p] = d->weight->weight;
+            continue;
+        }
+        r->weights[p] = vitq_i_alloc_array(r->alloc, d->weight->out, d->weight->in * sizeof(float));
+        st = r->weights[p] ? vitq_i_linear_rows(r->alloc, d->weight, r->weights[p])
+                           : vitq_i_oom(d->name, d->weight->out * d->weight->in * sizeof(float));
+    }
+    return st;
+}
+
+static void free_weight_rows(vitq_i_run *r, int private_copy) {
+    for (int p = 0; r->weights && !private_copy && p < r->list->count; p++) vitq_i_free(r->alloc, r->weights[p]);
+    vitq_i_free(r->alloc, r->weights);
+    r->weights = NULL;
+}
+
 static int any_noisy(const vitq_i_run *r) {
     for (int p = 0; p < r->list->count; p++)
         if (r->cfg[p].bits && r->cfg[p].noisy) return 1;
@@ -275,8 +302,10 @@ vitq_status vitq_calibrator_run(vitq_calibrator *c, vitq_model **quantized) {
     q.alloc = c->alloc;
     q.list = copy ? copy_list : c->list; /* borrowed: qsave only reads names */
     vitq_i_run r = {&c->alloc, &c->opts, copy ? copy : (vitq_model *)c->model, copy ? &copy_list : &c->list,
-                    c->cfg, &q, c->images, c->num_images, c->per_image, c->method, c->method_options, 0, 0};
+                    c->cfg, &q, c->images, c->num_images, c->per_image, c->method, c->method_options, 0, 0, NULL};
+    if (!st) st = weight_rows(&r, copy != NULL);
     if (!st) st = calibrate(c, &r);
+    free_weight_rows(&r, copy != NULL);
     uint8_t *bytes = NULL;
     size_t size = 0;
     if (!st) st = vitq_i_qsave(&c->alloc, r.model, &q, &bytes, &size);

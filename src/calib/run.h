@@ -35,6 +35,10 @@ typedef struct vitq_i_run {
     const vitq_i_method *method;       /* NULL: none */
     const double *method_options;      /* [method->num_options] */
     int64_t progress_done, progress_total;
+    /* [list->count]: the row-major weight of each weight point (NULL for activations). A loaded model
+     * keeps only packed weights (model/weights.h): a private copy has rows attached, which these
+     * point to; for the caller's model the run makes (and frees) them. */
+    float **weights;
 } vitq_i_run;
 
 /* Forward pass of images [first, first + n) of the run's calibration set with `taps` (NULL: none) on the

@@ -12,6 +12,7 @@
 #include "kernels/parallel.h"
 #include "model/forward_common.h"
 #include "model/swin_geometry.h"
+#include "model/weights.h"
 
 #define CHUNK_ROWS 2048
 /* timm and HF use PyTorch's default eps for Swin's patch-embedding and patch-merging norms (as
@@ -345,7 +346,8 @@ static vitq_status check_arguments(const vitq_model *m, const float *images, siz
                                (long)targets[b], b, m->name ? m->name : "the model", (int)m->info.num_classes - 1);
     const vitq_model_info *i = &m->info;
     size_t per_image = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size;
-    return vitq_i_check_finite(images, n * per_image, per_image);
+    vitq_status st = vitq_i_check_finite(images, n * per_image, per_image);
+    return st ? st : vitq_i_model_require_rows(m, "vitq_i_model_backward");
 }
 
 vitq_status vitq_i_model_backward(const vitq_model *m, const float *images, size_t n, const int32_t *targets,

@@ -9,6 +9,7 @@
 #include "kernels/parallel.h"
 #include "model/forward_common.h"
 #include "model/swin_geometry.h"
+#include "model/weights.h"
 
 /* Rows (tokens) per chunk of vitq_i_block_backward: about 20-40 MB of scratch for DeiT-S sized blocks. */
 #define CHUNK_ROWS 2048
@@ -252,6 +253,8 @@ vitq_status vitq_i_block_backward(const vitq_model *m, int b, const float *x_in,
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_block_backward: block %d of a model with %d blocks", b,
                            (int)m->info.depth);
     if (n == 0) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_block_backward: no images");
+    vitq_status rows = vitq_i_model_require_rows(m, "vitq_i_block_backward");
+    if (rows) return rows;
     static const vitq_i_block_grads none;
     geom one;
     geom_of(m, b, 1, &one);

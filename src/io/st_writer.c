@@ -11,7 +11,10 @@ void vitq_i_stw_init(vitq_i_st_writer *w, const vitq_allocator *a) {
 }
 
 void vitq_i_stw_free(vitq_i_st_writer *w) {
-    for (size_t i = 0; i < w->count; i++) vitq_i_free(&w->alloc, w->entries[i].name);
+    for (size_t i = 0; i < w->count; i++) {
+        vitq_i_free(&w->alloc, w->entries[i].name);
+        if (w->entries[i].owned) vitq_i_free(&w->alloc, (void *)w->entries[i].data);
+    }
     for (size_t i = 0; i < w->meta_count; i++) vitq_i_free(&w->alloc, w->meta[i]);
     vitq_i_free(&w->alloc, w->entries);
     vitq_i_free(&w->alloc, w->meta);
@@ -43,8 +46,17 @@ vitq_status vitq_i_stw_add(vitq_i_st_writer *w, const char *name, const char *dt
     for (int d = 0; d < ndim && d < 4; d++) e->shape[d] = shape[d];
     e->data = data;
     e->nbytes = nbytes;
+    e->owned = 0;
     w->count++;
     return VITQ_OK;
+}
+
+vitq_status vitq_i_stw_add_owned(vitq_i_st_writer *w, const char *name, const char *dtype, int ndim,
+                                 const uint64_t *shape, void *data, size_t nbytes) {
+    vitq_status st = vitq_i_stw_add(w, name, dtype, ndim, shape, data, nbytes);
+    if (st) vitq_i_free(&w->alloc, data);
+    else w->entries[w->count - 1].owned = 1;
+    return st;
 }
 
 vitq_status vitq_i_stw_meta(vitq_i_st_writer *w, const char *key, const char *value) {

@@ -57,6 +57,13 @@ vitq_status vitq_i_gemm_pack(const vitq_allocator *a, const float *w, size_t n, 
     return VITQ_OK;
 }
 
+void vitq_i_gemm_unpack(const vitq_i_packed *p, float *w) {
+    for (size_t j = 0; j < p->n; j++) {
+        const float *src = p->panels + (j / NR) * p->k * NR + j % NR;
+        for (size_t kk = 0; kk < p->k; kk++) w[j * p->k + kk] = src[kk * NR];
+    }
+}
+
 void vitq_i_gemm_packed_free(const vitq_allocator *a, vitq_i_packed *p) {
     vitq_i_free(a, p->panels);
     memset(p, 0, sizeof *p);

@@ -183,6 +183,20 @@ vitq_status vitq_i_qgemm_pack(const vitq_allocator *alloc, const int32_t *codes,
     return VITQ_OK;
 }
 
+void vitq_i_qgemm_unpack_codes(const vitq_i_qpacked *p, int32_t *codes) {
+    int32_t offset = store_offset(p->bits, p->symmetric, p->store_bits);
+    for (size_t j = 0; j < p->n; j++) {
+        const uint8_t *panel = p->data + (j / NR) * p->panel_bytes;
+        size_t jj = j % NR;
+        for (size_t kk = 0; kk < p->k; kk++) {
+            int32_t u;
+            if (p->store_bits == 8) u = (int8_t)panel[layout_byte(kk / 4, jj, kk % 4)];
+            else u = (panel[layout_byte(kk / 8, jj, kk % 4)] >> (kk % 8 < 4 ? 0 : 4)) & 15;
+            codes[j * p->k + kk] = u + offset;
+        }
+    }
+}
+
 /* ---- activation quantization ---- */
 
 vitq_status vitq_i_qact_check(const vitq_i_qact *q) {

@@ -78,6 +78,9 @@ vitq_status vitq_i_qgemm_pack(const vitq_allocator *alloc, const int32_t *codes,
                               int symmetric, const float *scale, const int32_t *zero, size_t groups, int store_bits,
                               vitq_i_qpacked *out);
 void vitq_i_qpacked_free(const vitq_allocator *alloc, vitq_i_qpacked *p);
+/* The codes codes[n][k] given to vitq_i_qgemm_pack back from the panels, exactly (an integer model
+ * keeps only the panels; saving it reads the codes from them). */
+void vitq_i_qgemm_unpack_codes(const vitq_i_qpacked *p, int32_t *codes);
 
 /* An activation grid: vitq's code range [qmin, qmax] (unsigned within [0, 255] or signed within
  * [-128, 127]), scale > 0 and finite, integer zero point (0 for symmetric grids). */

@@ -24,6 +24,9 @@ typedef struct vitq_i_packed {
 vitq_status vitq_i_gemm_pack(const vitq_allocator *a, const float *w, size_t n, size_t k,
                              vitq_i_packed *out);
 void vitq_i_gemm_packed_free(const vitq_allocator *a, vitq_i_packed *p);
+/* The PyTorch-layout weight w[n][k] back from its panels, exactly: the panels are the only copy a
+ * loaded model keeps, and saving, reports and calibration read the weight from them. */
+void vitq_i_gemm_unpack(const vitq_i_packed *p, float *w);
 
 /* Floats the panels of an n x k weight take: ceil(n / NR) * NR * k (SIZE_MAX on overflow). */
 size_t vitq_i_gemm_packed_floats(size_t n, size_t k);

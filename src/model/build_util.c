@@ -80,6 +80,8 @@ vitq_status vitq_i_build_linear(vitq_i_ckpt *c, const vitq_allocator *a, const c
         if (!l->bias) st = vitq_i_oom(key, out * sizeof(float));
     }
     if (!st) st = vitq_i_gemm_pack(a, l->weight, out, in, &l->packed);
+    vitq_i_free(a, l->weight); /* the panels are the one copy kept (model/weights.h) */
+    l->weight = NULL;
     return st;
 }
 
@@ -105,6 +107,8 @@ vitq_status vitq_i_build_patch_embed(vitq_i_ckpt *c, vitq_model *m) {
     if (!st) st = vitq_i_ckpt_read(c, "patch_embed.proj.weight", 4, shape, m->patch_embed.weight);
     if (!st) st = vitq_i_build_vector(c, a, "patch_embed.proj.bias", d, &m->patch_embed.bias);
     if (!st) st = vitq_i_gemm_pack(a, m->patch_embed.weight, d, ch * p * p, &m->patch_embed.packed);
+    vitq_i_free(a, m->patch_embed.weight);
+    m->patch_embed.weight = NULL;
     return st;
 }
 

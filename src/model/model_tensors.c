@@ -8,12 +8,17 @@ typedef struct walker {
     void *ctx;
 } walker;
 
-static vitq_status emit(const walker *w, const char *prefix, const char *suffix, int ndim, uint64_t a, uint64_t b,
-                        uint64_t c, uint64_t d, const float *data) {
+static vitq_status emit_any(const walker *w, const char *prefix, const char *suffix, int ndim, uint64_t a,
+                            uint64_t b, uint64_t c, uint64_t d, const float *data, const vitq_i_linear *layer) {
     char name[160];
     uint64_t shape[4] = {a, b, c, d};
     snprintf(name, sizeof name, "%s%s%s", prefix, *suffix ? "." : "", suffix);
-    return w->fn(w->ctx, name, ndim, shape, data);
+    return w->fn(w->ctx, name, ndim, shape, data, layer);
+}
+
+static vitq_status emit(const walker *w, const char *prefix, const char *suffix, int ndim, uint64_t a, uint64_t b,
+                        uint64_t c, uint64_t d, const float *data) {
+    return emit_any(w, prefix, suffix, ndim, a, b, c, d, data, NULL);
 }
 
 static int any_nonzero(const float *x, size_t n) {
@@ -23,7 +28,7 @@ static int any_nonzero(const float *x, size_t n) {
 }
 
 static vitq_status linear(const walker *w, const char *prefix, const vitq_i_linear *l, int with_bias) {
-    vitq_status st = emit(w, prefix, "weight", 2, l->out, l->in, 0, 0, l->weight);
+    vitq_status st = emit_any(w, prefix, "weight", 2, l->out, l->in, 0, 0, NULL, l);
     if (!st && with_bias) st = emit(w, prefix, "bias", 1, l->out, 0, 0, 0, l->bias);
     return st;
 }
@@ -60,8 +65,8 @@ static vitq_status block(const walker *w, const char *pre, const vitq_i_block *b
 static vitq_status patch_embed(const walker *w, const vitq_model *m) {
     const vitq_model_info *i = &m->info;
     uint64_t p = (uint64_t)i->patch_size;
-    vitq_status st = emit(w, "patch_embed.proj", "weight", 4, (uint64_t)i->embed_dim, (uint64_t)i->in_channels, p, p,
-                          m->patch_embed.weight);
+    vitq_status st = emit_any(w, "patch_embed.proj", "weight", 4, (uint64_t)i->embed_dim, (uint64_t)i->in_channels,
+                              p, p, NULL, &m->patch_embed);
     return st ? st : emit(w, "patch_embed.proj", "bias", 1, (uint64_t)i->embed_dim, 0, 0, 0, m->patch_embed.bias);
 }
 

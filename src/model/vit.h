@@ -11,7 +11,8 @@
 
 typedef struct vitq_i_linear {
     size_t in, out;
-    float *weight; /* [out][in], PyTorch layout (quantizers read this) */
+    float *weight; /* [out][in], PyTorch layout: NULL in a loaded model, which keeps only the packed
+                    * form; calibration attaches it to its own copy (model/weights.h) */
     float *bias;   /* [out]; zeros when the checkpoint has none */
     vitq_i_packed packed; /* float panels; freed (NULL) when the layer runs only in integers */
     const struct vitq_i_int_linear *integer; /* integer form of a quantized model's layer (quant/integer.h) */

@@ -89,6 +89,7 @@ vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float
         }
         if (st) return st;
         form.layer = d->weight;
+        form.wpoint = &q->qpoints[wi];
         form.alloc = q->alloc;
         form.act_zero = form.act.zero + vitq_i_qact_offset(&form.act);
         q->ints[p - 1] = vitq_i_alloc(&q->alloc, sizeof form);
@@ -99,9 +100,46 @@ vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float
         *q->ints[p - 1] = form;
         q->num_ints++;
         d->weight->integer = q->ints[p - 1];
-        if (free_float) vitq_i_gemm_packed_free(&m->alloc, &d->weight->packed);
+        if (free_float) {
+            vitq_i_gemm_packed_free(&m->alloc, &d->weight->packed);
+            vitq_i_free(&q->alloc, q->qpoints[wi].codes); /* the panels hold them (vitq_i_integer_weight_codes) */
+            q->qpoints[wi].codes = NULL;
+        }
     }
     return VITQ_OK;
+}
+
+/* The codes of f's weight as int32 [out][in] from `a` (NULL: out of memory, reported). */
+static int32_t *unpacked_codes(const vitq_allocator *a, const vitq_i_int_linear *f) {
+    size_t count;
+    if (!vitq_i_mul_size(f->weight.n, f->weight.k, &count)) count = SIZE_MAX;
+    int32_t *codes = count == SIZE_MAX ? NULL : vitq_i_alloc_array(a, count, sizeof(int32_t));
+    if (!codes) {
+        vitq_i_oom(f->wpoint->inst.name, count);
+        return NULL;
+    }
+    vitq_i_qgemm_unpack_codes(&f->weight, codes);
+    return codes;
+}
+
+vitq_status vitq_i_integer_weight_rows(const vitq_allocator *a, const vitq_i_int_linear *f, float *dst) {
+    int32_t *codes = unpacked_codes(a, f);
+    if (!codes) return VITQ_ERR_OUT_OF_MEMORY;
+    int64_t n = (int64_t)f->weight.n, k = (int64_t)f->weight.k;
+    vitq_tensor_view v = {sizeof v, dst, 1, n, k, n * k};
+    vitq_status st = f->wpoint->inst.scheme.dequantize(f->wpoint->inst.state, codes, &v);
+    vitq_i_free(a, codes);
+    return st;
+}
+
+vitq_status vitq_i_integer_weight_codes(const vitq_allocator *a, const vitq_i_int_linear *f, uint8_t *out) {
+    int32_t *codes = unpacked_codes(a, f);
+    if (!codes) return VITQ_ERR_OUT_OF_MEMORY;
+    const vitq_point_config *cfg = &f->wpoint->inst.config;
+    vitq_status st = vitq_i_codes_pack(codes, (int64_t)f->weight.n, (int64_t)f->weight.k, cfg->bits, cfg->symmetric,
+                                       out, f->wpoint->inst.name);
+    vitq_i_free(a, codes);
+    return st;
 }
 
 /* *scratch holding at least `need` bytes (grown from `a`; the contents are not kept). */

@@ -19,15 +19,24 @@ typedef struct vitq_i_int_linear {
     vitq_allocator alloc;              /* the quantized model's, for activation buffers */
     vitq_i_qact act;                   /* the input's grid */
     int32_t act_zero;                  /* the GEMM's zero point of the activation bytes */
-    vitq_i_qpacked weight;             /* codes packed for the kernels */
+    vitq_i_qpacked weight;             /* codes packed for the kernels: the only copy the model keeps */
+    const vitq_i_qpoint *wpoint;       /* the weight's quantizer (dequantization) */
 } vitq_i_int_linear;
 
 /* Build the integer form of every eligible layer of m (m->quant set) into q->ints, indexed by the
  * layer's input point, and point the layer at it (vitq_i_linear.integer). With `free_float` the float
- * packed copies of those layers are released: the layer then runs only in integers, whatever taps a
- * forward pass brings (forward_common.c). */
+ * packed copies of those layers and their weight points' codes are released: the layer then runs only
+ * in integers, whatever taps a forward pass brings (forward_common.c), and its weight exists once, as
+ * integer panels (vitq_i_integer_weight_rows / _codes read it back). */
 vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float);
 void vitq_i_integer_free(vitq_i_qmodel *q);
+
+/* The layer's weight as the simulation multiplies it: the codes dequantized by the weight's quantizer
+ * into dst[out][in]. Scratch from `a`. */
+vitq_status vitq_i_integer_weight_rows(const vitq_allocator *a, const vitq_i_int_linear *f, float *dst);
+/* The weight codes in the storage of quant/codes.h (what a quantized file holds) into `out`
+ * (the point's codes_bytes bytes). Scratch from `a`. */
+vitq_status vitq_i_integer_weight_codes(const vitq_allocator *a, const vitq_i_int_linear *f, uint8_t *out);
 
 /* The layer on `rows` float rows: quantize them with the layer's input grid into *scratch (grown from
  * f->alloc as needed; the caller frees it), then the integer GEMM. */

@@ -10,7 +10,9 @@
 
 #include "io/st_writer.h"
 #include "model/model_tensors.h"
+#include "model/weights.h"
 #include "quant/codes.h"
+#include "quant/integer.h"
 #include "quant/qmodel.h"
 
 #define FORMAT_VERSION "1"
@@ -53,19 +55,31 @@ static void append(text *t, const char *fmt, ...) {
 }
 
 typedef struct save_ctx {
+    const vitq_allocator *a;
     vitq_i_st_writer *w;
     const vitq_i_qmodel *q;
     int *weight_ndim;        /* per qpoint: shape of the weight tensor as walked */
     uint64_t (*weight_shape)[4];
 } save_ctx;
 
-static vitq_status add_tensor(void *ctx, const char *name, int ndim, const uint64_t *shape, const float *data) {
+static vitq_status add_tensor(void *ctx, const char *name, int ndim, const uint64_t *shape, const float *data,
+                              const vitq_i_linear *layer) {
     save_ctx *c = ctx;
     int point = vitq_i_points_find(&c->q->list, name);
-    int qi = point >= 0 ? c->q->of_point[point] : -1;
+    int qi = point >= 0 && c->q->of_point ? c->q->of_point[point] : -1;
     uint64_t count = 1;
     for (int d = 0; d < ndim; d++) count *= shape[d];
-    if (qi < 0) return vitq_i_stw_add(c->w, name, "F32", ndim, shape, data, (size_t)count * sizeof(float));
+    if (qi < 0 && data) return vitq_i_stw_add(c->w, name, "F32", ndim, shape, data, (size_t)count * sizeof(float));
+    if (qi < 0) { /* a float weight, rebuilt from the layer's panels */
+        float *rows = vitq_i_alloc_array(c->a, (size_t)count, sizeof(float));
+        if (!rows) return vitq_i_oom(name, (size_t)count * sizeof(float));
+        vitq_status st = vitq_i_linear_rows(c->a, layer, rows);
+        if (st) {
+            vitq_i_free(c->a, rows);
+            return st;
+        }
+        return vitq_i_stw_add_owned(c->w, name, "F32", ndim, shape, rows, (size_t)count * sizeof(float));
+    }
     const vitq_i_qpoint *qp = &c->q->qpoints[qi];
     const vitq_i_point_desc *d = &c->q->list.points[qp->point];
     int sb = vitq_i_code_storage_bits(qp->inst.config.bits);
@@ -73,7 +87,18 @@ static vitq_status add_tensor(void *ctx, const char *name, int ndim, const uint6
     c->weight_ndim[qi] = ndim;
     memcpy(c->weight_shape[qi], shape, (size_t)ndim * sizeof(uint64_t));
     const char *dtype = sb == 8 && qp->inst.config.symmetric ? "I8" : "U8";
-    return vitq_i_stw_add(c->w, name, dtype, 2, packed, qp->codes, qp->codes_bytes);
+    if (qp->codes) return vitq_i_stw_add(c->w, name, dtype, 2, packed, qp->codes, qp->codes_bytes);
+    /* a layer that runs in integers keeps its codes only in its panels */
+    if (!d->weight || !d->weight->integer)
+        return vitq_i_fail(VITQ_ERR_BAD_STATE, "quantized weight '%s' has no codes", name);
+    uint8_t *codes = vitq_i_alloc(c->a, qp->codes_bytes);
+    if (!codes) return vitq_i_oom(name, qp->codes_bytes);
+    vitq_status st = vitq_i_integer_weight_codes(c->a, d->weight->integer, codes);
+    if (st) {
+        vitq_i_free(c->a, codes);
+        return st;
+    }
+    return vitq_i_stw_add_owned(c->w, name, dtype, 2, packed, codes, qp->codes_bytes);
 }
 
 static void describe_point(text *t, const save_ctx *c, int qi) {
@@ -163,7 +188,7 @@ vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_model *m, const vit
     vitq_i_st_writer w;
     text t = {a, NULL, 0, 0, 0};
     vitq_i_stw_init(&w, a);
-    save_ctx c = {&w, q, vitq_i_calloc(a, (size_t)q->count + 1, sizeof(int)),
+    save_ctx c = {a, &w, q, vitq_i_calloc(a, (size_t)q->count + 1, sizeof(int)),
                   vitq_i_calloc(a, (size_t)q->count + 1, sizeof(uint64_t[4]))};
     vitq_status st = c.weight_ndim && c.weight_shape ? VITQ_OK : vitq_i_oom("quantized model", 0);
     if (!st) st = add_hparams(&w, m);

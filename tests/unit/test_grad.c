@@ -8,6 +8,7 @@
 
 #include "grad/backward.h"
 #include "model/swin_geometry.h"
+#include "model/weights.h"
 #include "model_fixtures.h"
 #include "quant/points.h"
 
@@ -382,6 +383,7 @@ static int fixture_open(fixture *f, const char *name, size_t images, int random)
     memset(f, 0, sizeof *f);
     snprintf(path, sizeof path, FIXTURES "%s", name);
     CHECK_STATUS(vitq_model_load_file(path, NULL, &f->m), VITQ_OK);
+    if (f->m) CHECK_STATUS(vitq_i_model_attach_rows(f->m), VITQ_OK); /* the backward reads row-major weights */
     snprintf(path, sizeof path, FIXTURES "%s/input.npy", name);
     f->input = load_npy_f32(path, &rows, &cols);
     CHECK(f->m && f->input);
@@ -921,6 +923,13 @@ static void check_out_of_memory(const char *name) {
     CHECK_STATUS(vitq_model_load_file(path, &o, &m), VITQ_OK);
     snprintf(path, sizeof path, FIXTURES "%s/input.npy", name);
     float *input = load_npy_f32(path, &rows, &cols);
+    if (m && input) {
+        /* a loaded model keeps packed weights only: the backward refuses it cleanly until rows are attached */
+        double unused;
+        CHECK_STATUS(vitq_i_model_backward(m, input, 1, NULL, &unused, NULL, NULL), VITQ_ERR_BAD_STATE);
+        CHECK(strstr(vitq_last_error(), "row-major") != NULL);
+        CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
+    }
     if (!m || !input) {
         CHECK(0);
         vitq_model_free(m);

@@ -155,6 +155,11 @@ static void make_layer(layer *L, size_t n, size_t k, int bits, int symmetric, in
     CHECK_STATUS(vitq_i_qgemm_pack(&alloc, L->codes, n, k, bits, symmetric, L->scale, L->zero, L->groups, store_bits,
                                    &L->packed),
                  VITQ_OK);
+    /* the panels give back the codes exactly (saving an integer model reads them from there) */
+    int32_t *back = malloc(n * k * sizeof(int32_t) + 4);
+    vitq_i_qgemm_unpack_codes(&L->packed, back);
+    CHECK(n * k == 0 || memcmp(back, L->codes, n * k * sizeof(int32_t)) == 0);
+    free(back);
 }
 
 static void free_layer(layer *L) {

@@ -284,6 +284,11 @@ static void test_pack_strided(void) {
     vitq_i_gemm_pack_strided(w, 1, in, in, out, panels, &strided);
     CHECK(strided.n == in && strided.k == out && strided.panels == panels);
     CHECK(same_floats(direct.panels, panels, vitq_i_gemm_packed_floats(in, out)));
+    /* unpacking gives back the matrix exactly (a loaded model keeps only the panels) */
+    float *back = malloc(in * out * sizeof(float));
+    vitq_i_gemm_unpack(&direct, back);
+    CHECK(same_floats(back, wt, in * out));
+    free(back);
     CHECK(vitq_i_gemm_packed_floats(33, 5) == 64 * 5);
     CHECK(vitq_i_gemm_packed_floats(SIZE_MAX / 2, 4) == SIZE_MAX);
     vitq_i_gemm_packed_free(&alloc, &direct);
