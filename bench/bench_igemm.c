@@ -4,9 +4,10 @@
  * quantization, and the float GEMM on the same shapes for comparison. Each figure comes from many
  * short samples: the median, and the best sample, which on a machine shared with other jobs is the
  * closest to what the code does alone.
- *   bench_igemm [--all] [--quick] [--kernel NAME] [--layer NAME] [--threads N] [--rows M]
- * --all adds the portable C kernel, --quick takes fewer repeats, --rows sets M (197: one image); the
- * others select rows of the table. */
+ *   bench_igemm [--all] [--quick] [--kernel NAME] [--layer NAME] [--threads N] [--rows M] [--width D]
+ * --all adds the portable C kernel, --quick takes fewer repeats, --rows sets M (197: one image),
+ * --width the model width (384, DeiT-S, unless given; 768: ViT-B); the others select rows of the
+ * table. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,10 +128,11 @@ typedef struct shape {
     int requant; /* write the next layer's u8 codes instead of floats */
 } shape;
 
-static const shape shapes[] = {
-    {"qkv", 1152, 384, VITQ_I_EPI_NONE, 0},          {"proj", 384, 384, VITQ_I_EPI_RESIDUAL, 0},
-    {"fc1", 1536, 384, VITQ_I_EPI_NONE, 0},          {"fc2", 384, 1536, VITQ_I_EPI_RESIDUAL, 0},
-    {"fc1+gelu", 1536, 384, VITQ_I_EPI_GELU_ERF, 0}, {"fc1+gelu>u8", 1536, 384, VITQ_I_EPI_GELU_ERF, 1},
+/* The layers of a block of width D (DeiT-S: 384; --width 768: ViT-B), as multiples of D. */
+static shape shapes[] = {
+    {"qkv", 3, 1, VITQ_I_EPI_NONE, 0},          {"proj", 1, 1, VITQ_I_EPI_RESIDUAL, 0},
+    {"fc1", 4, 1, VITQ_I_EPI_NONE, 0},          {"fc2", 1, 4, VITQ_I_EPI_RESIDUAL, 0},
+    {"fc1+gelu", 4, 1, VITQ_I_EPI_GELU_ERF, 0}, {"fc1+gelu>u8", 4, 1, VITQ_I_EPI_GELU_ERF, 1},
 };
 #define M_ROWS (8 * 197)
 
@@ -191,7 +193,7 @@ static void quant_work(const void *ctx) {
 
 int main(int argc, char **argv) {
     int all = 0, only_threads = 0;
-    size_t rows = M_ROWS;
+    size_t rows = M_ROWS, width = 384;
     const char *only_kernel = NULL, *only_layer = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--all"))
@@ -206,12 +208,16 @@ int main(int argc, char **argv) {
             only_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rows") && i + 1 < argc)
             rows = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--width") && i + 1 < argc && atol(argv[i + 1]) > 0)
+            width = (size_t)atol(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--all] [--quick] [--kernel NAME] [--layer NAME] [--threads N] [--rows M]\n",
+            fprintf(stderr,
+                    "usage: %s [--all] [--quick] [--kernel NAME] [--layer NAME] [--threads N] [--rows M] [--width D]\n",
                     argv[0]);
             return 2;
         }
     }
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) shapes[s].n *= width, shapes[s].k *= width;
     vitq_allocator alloc;
     vitq_i_allocator_resolve(NULL, &alloc);
     int max_threads = vitq_i_max_threads() < 2 ? vitq_i_max_threads() : 2;
@@ -224,11 +230,11 @@ int main(int argc, char **argv) {
     if (!have_vnni) printf("no AVX512-VNNI: percentages omitted\n");
     printf("GOP/s = 2 M N K / seconds; %%peak against the same statistic of the peak loop (median, best);\n"
            "cpu%%: GOP per CPU-second of the process against the peak's (insensitive to time slicing)\n");
-    printf("M = %zu rows (8 images x 197 tokens unless --rows), activations u8 with zero point 128, bias; proj\n"
-           "and fc2 add the residual; fc1+gelu applies GELU (erf), fc1+gelu>u8 also requantizes to u8 codes\n\n",
-           rows);
+    printf("M = %zu rows (8 images x 197 tokens unless --rows), width %zu, activations u8 with zero point 128, bias;\n"
+           "proj and fc2 add the residual; fc1+gelu applies GELU (erf), fc1+gelu>u8 also requantizes to u8 codes\n\n",
+           rows, width);
 
-    size_t kmax = 1536, nmax = 1536, m = rows > 0 ? rows : 1;
+    size_t kmax = 4 * width, nmax = 4 * width, m = rows > 0 ? rows : 1;
     uint8_t *a = malloc(m * kmax);
     float *af = malloc(m * kmax * sizeof(float)), *c = malloc(m * nmax * sizeof(float));
     float *bias = malloc(nmax * sizeof(float)), *scale = malloc(nmax * sizeof(float));
@@ -282,7 +288,7 @@ int main(int argc, char **argv) {
             kern == VITQ_I_QK_AVX512BW)
             continue; /* these share the quantizer of avx2 / avx512-vnni */
         vitq_i_qkernel_force(kern);
-        for (size_t k = 384; k <= 1536; k *= 4)
+        for (size_t k = width; k <= 4 * width; k *= 4)
             for (int t = 1; t <= max_threads; t++) {
                 quant_ctx qc = {af, m, k, a, t};
                 timing tm = time_work(quant_work, &qc);
