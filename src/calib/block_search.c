@@ -83,7 +83,7 @@ static vitq_status set_weight(block_ctx *c, int p, int quantized) {
 /* One forward of the block under the current quantization; captures every site. */
 static vitq_status run_block(block_ctx *c) {
     memcpy(c->work, c->x_in, c->rows * c->d * sizeof(float));
-    vitq_i_taps taps = {&c->r->list->sites, search_tap, c, VITQ_OK, NULL, NULL, NULL, 0};
+    vitq_i_taps taps = {.sites = &c->r->list->sites, .apply = search_tap, .ctx = c};
     vitq_status st = vitq_i_model_block_forward(c->r->model, c->b, c->work, c->n, &taps);
     if (st) return st;
     memcpy(c->cap[SITE_OUT], c->work, c->rows * c->d * sizeof(float));

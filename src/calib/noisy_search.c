@@ -139,7 +139,7 @@ vitq_status vitq_i_noisy_refine(vitq_i_run *r, const double *search_options) {
     record_ctx rc = {samples, 0, r->num_images};
     for (size_t first = 0; !st && first < r->num_images; first += VITQ_I_FEED_BATCH) {
         rc.batch_images = r->num_images - first < VITQ_I_FEED_BATCH ? r->num_images - first : VITQ_I_FEED_BATCH;
-        vitq_i_taps taps = {&sites, record_tap, &rc, VITQ_OK, NULL, NULL, NULL, 0};
+        vitq_i_taps taps = {.sites = &sites, .apply = record_tap, .ctx = &rc};
         st = vitq_i_run_forward(r, first, rc.batch_images, &taps, NULL);
         if (!st) st = vitq_i_run_progress(r, "noisy bias");
     }

@@ -92,7 +92,7 @@ static vitq_status isolated_cosine(const job *j, int qi, double *out) {
         st = vitq_i_sites_filter(j->a, j->ref, &q->list, active, &sites);
         vitq_i_free(j->a, active);
         if (st) return st;
-        vitq_i_taps taps = {&sites, fake_quant_tap, (void *)q, VITQ_OK, NULL, NULL, NULL, 0};
+        vitq_i_taps taps = {.sites = &sites, .apply = fake_quant_tap, .ctx = (void *)q};
         st = vitq_i_model_forward_taps(j->ref, j->images, j->n, j->logits, &taps);
         vitq_i_sites_free(j->a, &sites);
     } else {
@@ -191,7 +191,7 @@ vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const
     }
     if (!st) {
         /* the fully quantized run: the weights are already quantized in qm, activations measured */
-        vitq_i_taps taps = {&q->sites, measure_tap, &m, VITQ_OK, NULL, NULL, NULL, 0};
+        vitq_i_taps taps = {.sites = &q->sites, .apply = measure_tap, .ctx = &m};
         st = vitq_i_model_forward_taps(qm, images, n, lg, &taps);
         if (!st) *output_cosine = vitq_i_metric(VITQ_METRIC_COSINE, fp, lg, n * k);
     }

@@ -188,7 +188,7 @@ static vitq_status observe_activations(vitq_i_run *r) {
         oc.pass = pass;
         for (size_t first = 0; !st && first < r->num_images; first += VITQ_I_FEED_BATCH) {
             size_t n = r->num_images - first < VITQ_I_FEED_BATCH ? r->num_images - first : VITQ_I_FEED_BATCH;
-            vitq_i_taps taps = {&q->sites, observe_tap, &oc, VITQ_OK, NULL, NULL, NULL, 0};
+            vitq_i_taps taps = {.sites = &q->sites, .apply = observe_tap, .ctx = &oc};
             st = vitq_i_run_forward(r, first, n, &taps, NULL);
             if (!st) st = vitq_i_run_progress(r, "calibrate");
         }

@@ -197,6 +197,69 @@ void vitq_i_qgemm_unpack_codes(const vitq_i_qpacked *p, int32_t *codes) {
     }
 }
 
+/* ---- activation bytes as the right-hand side ---- */
+
+static size_t round64(size_t v) { return (v + 63) / 64 * 64; }
+
+size_t vitq_i_qgemm_bytes_size(size_t n, size_t k) {
+    size_t panels = (n + NR - 1) / NR, kpad = (k + 3) / 4 * 4, data;
+    if (kpad < k || !vitq_i_mul_size(kpad * NR, panels, &data) || data > SIZE_MAX / 2) return SIZE_MAX;
+    return round64(data) + 3 * round64(panels * NR * sizeof(int32_t));
+}
+
+/* Stored code of byte v: v - 128 (an int8 lane), whatever the grid (see vitq_i_qgemm_pack_bytes). */
+static uint32_t stored_word(uint32_t four_bytes) { return four_bytes ^ 0x80808080u; }
+
+vitq_status vitq_i_qgemm_pack_bytes(const uint8_t *b, size_t rs, size_t cs, size_t n, size_t k,
+                                    const vitq_i_qact *g, void *mem, vitq_i_qpacked *out) {
+    memset(out, 0, sizeof *out);
+    /* |byte - zero byte| <= 255 on both sides */
+    if (k > 0 && (double)k * 255.0 * 255.0 > (double)INT32_MAX)
+        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "qgemm: k = %zu activation bytes can overflow int32", k);
+    size_t panels = (n + NR - 1) / NR, kpad = (k + 3) / 4 * 4, bytes = kpad * NR, cols = panels * NR;
+    uint8_t *data = mem;
+    out->n = n, out->k = k, out->bits = 8, out->symmetric = 1, out->store_bits = 8;
+    out->kpad = kpad, out->panel_bytes = bytes, out->panels = panels, out->data = data;
+    out->scale = (float *)(void *)(data + round64(bytes * panels));
+    out->zero = (int32_t *)(void *)((uint8_t *)out->scale + round64(cols * sizeof(int32_t)));
+    out->kzero = (int32_t *)(void *)((uint8_t *)out->zero + round64(cols * sizeof(int32_t)));
+    memset(data, 0, bytes * panels);
+    memset(out->kzero, 0, cols * sizeof(int32_t)); /* padded channels: no correction */
+    int32_t zs = g->zero + vitq_i_qact_offset(g) - 128;
+    uint32_t sums[NR];
+    for (size_t p = 0; p < panels; p++) {
+        uint8_t *panel = data + p * bytes;
+        size_t width = n - p * NR < NR ? n - p * NR : NR;
+        memset(sums, 0, sizeof sums);
+        for (size_t q = 0; 4 * q < k; q++) {
+            uint8_t *dst = panel + q * 3 * 64;
+            size_t take = k - 4 * q < 4 ? k - 4 * q : 4;
+            for (size_t jj = 0; jj < width; jj++) {
+                const uint8_t *src = b + (p * NR + jj) * rs + 4 * q * cs;
+                uint32_t w = 0;
+                if (cs == 1 && take == 4) {
+                    memcpy(&w, src, 4); /* little-endian: byte t is k = 4q + t, as the layout wants */
+                } else {
+                    for (size_t t = 0; t < take; t++) w |= (uint32_t)src[t * cs] << (8 * t);
+                }
+                sums[jj] += (w & 0xff) + (w >> 8 & 0xff) + (w >> 16 & 0xff) + (w >> 24);
+                uint32_t stored = stored_word(w);
+                if (take < 4) stored &= 0xffffffffu >> (8 * (4 - take)); /* padded k stores 0 */
+                memcpy(dst + (jj / 16) * 64 + (jj % 16) * 4, &stored, 4);
+            }
+        }
+        for (size_t jj = 0; jj < NR; jj++) {
+            size_t j = p * NR + jj;
+            out->scale[j] = jj < width ? g->scale : 0.0f;
+            out->zero[j] = jj < width ? zs : 0;
+            /* sum of stored codes = sum of bytes - 128 k */
+            if (jj < width) out->kzero[j] = vitq_i_wrap_i32((uint32_t)k * (uint32_t)zs - (sums[jj] - 128u * (uint32_t)k));
+        }
+    }
+    out->need_row_sums = zs != 0;
+    return VITQ_OK;
+}
+
 /* ---- activation quantization ---- */
 
 vitq_status vitq_i_qact_check(const vitq_i_qact *q) {
@@ -236,7 +299,10 @@ void vitq_i_quantize_u8(const float *x, size_t ldx, size_t rows, size_t cols, co
     vitq_i_qrow p = row_params(q);
     long tasks = (long)((rows + QUANT_ROWS - 1) / QUANT_ROWS);
     int threads = vitq_i_resolve_threads(nthreads);
-    (void)threads;
+    if (threads == 1) { /* e.g. per attention head inside a parallel loop: no nested region */
+        for (size_t r = 0; r < rows; r++) impl->quantize(x + r * ldx, cols, &p, out + r * ldo);
+        return;
+    }
     VITQ_I_PARALLEL_FOR(threads)
     for (long b = 0; b < tasks; b++) {
         size_t r1 = ((size_t)b + 1) * QUANT_ROWS < rows ? ((size_t)b + 1) * QUANT_ROWS : rows;
@@ -386,7 +452,10 @@ static void run(const qgemm_job *j, int nthreads) {
     size_t row_blocks = (j->m + mc - 1) / mc, col_blocks = (j->w->n + nc - 1) / nc;
     long total = (long)(row_blocks * col_blocks);
     int threads = vitq_i_resolve_threads(nthreads);
-    (void)threads;
+    if (threads == 1 || total == 1) { /* no parallel region, nested or not, for one worker */
+        for (long b = 0; b < total; b++) run_block(j, (size_t)b / col_blocks * mc, mc, (size_t)b % col_blocks * nc, nc);
+        return;
+    }
     VITQ_I_PARALLEL_FOR(threads)
     for (long b = 0; b < total; b++) run_block(j, (size_t)b / col_blocks * mc, mc, (size_t)b % col_blocks * nc, nc);
 }

@@ -96,6 +96,20 @@ vitq_status vitq_i_qact_check(const vitq_i_qact *q);
  * a_zero for activations quantized with `q` is q->zero + vitq_i_qact_offset(q). */
 int32_t vitq_i_qact_offset(const vitq_i_qact *q);
 
+/* ---- activation matrices as the right-hand side (attention's K, and V transposed) ---- */
+
+/* Bytes of memory vitq_i_qgemm_pack_bytes needs for an n x k matrix (SIZE_MAX on overflow). */
+size_t vitq_i_qgemm_bytes_size(size_t n, size_t k);
+
+/* Pack the n x k matrix of activation bytes of grid g (vitq_i_quantize_u8's output), element (j, kk)
+ * at b[j * rs + kk * cs], as the weights of vitq_i_qgemm (c = a . B^T), into `mem`
+ * (vitq_i_qgemm_bytes_size(n, k) bytes, 64-byte aligned): no allocation, so it can run per attention
+ * head. Every channel has g's scale and zero point. vitq_i_qgemm then gives the same results as with
+ * vitq_i_qgemm_pack of the codes (bytes - offset), bit for bit. VITQ_ERR_UNSUPPORTED when k is too
+ * large for exact int32 sums (k > 33025). */
+vitq_status vitq_i_qgemm_pack_bytes(const uint8_t *b, size_t rs, size_t cs, size_t n, size_t k,
+                                    const vitq_i_qact *g, void *mem, vitq_i_qpacked *out);
+
 /* out[r][c] = vitq_i_uniform_code(x[r][c]) + offset for `rows` rows of `cols` floats: exactly the
  * codes of quant/uniform.h (x / scale with one IEEE division, round half to even, clamp to
  * [qmin, qmax], NaN -> zero point), as bytes. `q` must pass vitq_i_qact_check. Every path gives the

@@ -106,6 +106,9 @@ void vitq_i_attention_tapped(vitq_i_taps *taps, const vitq_i_block_sites *sites,
         vitq_i_attention_biased(qkv, seqs, tokens, dim, heads, bias, out, scratch, nthreads);
         return;
     }
+    if (taps->attention && !taps->status &&
+        taps->attention(taps, sites, qkv, seqs, tokens, dim, heads, bias, out, nthreads))
+        return;
     vitq_i_tap(taps, sites->q, qkv, rows, d, 1, 3 * d);
     vitq_i_tap(taps, sites->k, qkv + dim, rows, d, 1, 3 * d);
     vitq_i_tap(taps, sites->v, qkv + 2 * dim, rows, d, 1, 3 * d);

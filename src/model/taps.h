@@ -23,6 +23,7 @@ typedef struct vitq_i_sites {
 
 typedef struct vitq_i_taps vitq_i_taps;
 struct vitq_i_linear;
+struct vitq_i_attn_bias;
 struct vitq_i_taps {
     const vitq_i_sites *sites;
     /* Observe or replace the view of point `point` in place. */
@@ -39,8 +40,12 @@ struct vitq_i_taps {
     int (*mlp)(vitq_i_taps *t, int fc1_point, int fc2_point, const struct vitq_i_linear *fc1,
                const struct vitq_i_linear *fc2, const float *in, size_t rows, float *out, int gelu_epilogue,
                int nthreads);
-    void *scratch; /* per forward pass, for `linear` and `mlp` (freed by whoever made the taps) */
+    void *scratch; /* per forward pass, for `linear`, `mlp` and `attention` (freed by whoever made the taps) */
     size_t scratch_bytes;
+    /* Optional: the attention of `seqs` sequences from qkv into out, with the block's q, k, v and
+     * probability sites, in its own way (integer products); returns 1 when it did. */
+    int (*attention)(vitq_i_taps *t, const vitq_i_block_sites *sites, const float *qkv, size_t seqs, size_t tokens,
+                     size_t dim, size_t heads, const struct vitq_i_attn_bias *bias, float *out, int nthreads);
 };
 
 static inline void vitq_i_tap(vitq_i_taps *t, int point, float *data, int64_t outer, int64_t channels, int64_t inner,

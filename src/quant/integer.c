@@ -58,7 +58,12 @@ static vitq_status pack_weight(const vitq_allocator *a, const vitq_i_qpoint *qp,
 }
 
 void vitq_i_integer_free(vitq_i_qmodel *q) {
-    if (!q || !q->ints) return;
+    if (!q) return;
+    for (int p = 0; q->attns && p < q->list.count; p++) vitq_i_free(&q->alloc, q->attns[p]);
+    vitq_i_free(&q->alloc, q->attns);
+    q->attns = NULL;
+    q->num_attns = 0;
+    if (!q->ints) return;
     for (int p = 0; p < q->list.count; p++)
         if (q->ints[p]) {
             vitq_i_qpacked_free(&q->alloc, &q->ints[p]->weight);
@@ -69,7 +74,31 @@ void vitq_i_integer_free(vitq_i_qmodel *q) {
     q->num_ints = 0;
 }
 
+/* The grid of active point `point` when the kernels take it as an input. */
+static int point_grid(const vitq_i_qmodel *q, int point, vitq_i_qact *grid) {
+    return point >= 0 && q->of_point[point] >= 0 && input_grid(&q->qpoints[q->of_point[point]], grid);
+}
+
+static vitq_status build_attention(const vitq_model *m, vitq_i_qmodel *q) {
+    q->attns = vitq_i_calloc(&q->alloc, (size_t)q->list.count, sizeof *q->attns);
+    if (!q->attns) return vitq_i_oom("integer attention", (size_t)q->list.count * sizeof *q->attns);
+    for (int b = 0; q->sites.blocks && b < m->info.depth; b++) {
+        const vitq_i_block_sites *s = &q->sites.blocks[b];
+        vitq_i_int_attention f;
+        if (s->scores >= 0 || !point_grid(q, s->q, &f.q) || !point_grid(q, s->k, &f.k) || !point_grid(q, s->v, &f.v) ||
+            !point_grid(q, s->probs, &f.p))
+            continue;
+        q->attns[s->q] = vitq_i_alloc(&q->alloc, sizeof f);
+        if (!q->attns[s->q]) return vitq_i_oom("integer attention", sizeof f);
+        *q->attns[s->q] = f;
+        q->num_attns++;
+    }
+    return VITQ_OK;
+}
+
 vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float) {
+    vitq_status ast = build_attention(m, q);
+    if (ast) return ast;
     q->ints = vitq_i_calloc(&q->alloc, (size_t)q->list.count, sizeof *q->ints);
     if (!q->ints) return vitq_i_oom("integer layers", (size_t)q->list.count * sizeof *q->ints);
     /* A weight point follows its layer's input point in the list (points.h). */
@@ -142,8 +171,7 @@ vitq_status vitq_i_integer_weight_codes(const vitq_allocator *a, const vitq_i_in
     return st;
 }
 
-/* *scratch holding at least `need` bytes (grown from `a`; the contents are not kept). */
-static vitq_status reserve(const vitq_allocator *a, size_t need, void **scratch, size_t *scratch_bytes) {
+vitq_status vitq_i_integer_reserve(const vitq_allocator *a, size_t need, void **scratch, size_t *scratch_bytes) {
     if (*scratch_bytes >= need) return VITQ_OK; /* grows to the largest need of the pass, then stays */
     vitq_i_free(a, *scratch);
     *scratch = vitq_i_alloc(a, need);
@@ -155,7 +183,7 @@ vitq_status vitq_i_integer_run(const vitq_i_int_linear *f, const float *in, size
                                size_t ldc, int epilogue, int nthreads, void **scratch, size_t *scratch_bytes) {
     size_t k = f->layer->in, need;
     if (!vitq_i_mul_size(rows, k, &need)) return vitq_i_oom("integer activations", SIZE_MAX);
-    vitq_status st = reserve(&f->alloc, need, scratch, scratch_bytes);
+    vitq_status st = vitq_i_integer_reserve(&f->alloc, need, scratch, scratch_bytes);
     if (st) return st;
     uint8_t *codes = *scratch;
     vitq_i_quantize_u8(in, lda, rows, k, &f->act, codes, k, nthreads);
@@ -182,7 +210,7 @@ int vitq_i_integer_mlp(vitq_i_taps *t, int fc1_point, int fc2_point, const vitq_
         t->status = vitq_i_oom("integer activations", SIZE_MAX);
         return 1;
     }
-    if ((t->status = reserve(&f1->alloc, need, &t->scratch, &t->scratch_bytes))) return 1;
+    if ((t->status = vitq_i_integer_reserve(&f1->alloc, need, &t->scratch, &t->scratch_bytes))) return 1;
     uint8_t *codes = t->scratch, *hid = codes + a;
     vitq_i_quantize_u8(in, d, rows, d, &f1->act, codes, d, nthreads);
     t->status = vitq_i_qgemm_requant(codes, d, rows, f1->act.scale, f1->act_zero, &f1->weight, fc1->bias,

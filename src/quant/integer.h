@@ -23,12 +23,20 @@ typedef struct vitq_i_int_linear {
     const vitq_i_qpoint *wpoint;       /* the weight's quantizer (dequantization) */
 } vitq_i_int_linear;
 
+/* Grids of an attention whose products run in integers (integer_attention.c). */
+typedef struct vitq_i_int_attention {
+    vitq_i_qact q, k, v, p; /* queries, keys, values, probabilities */
+} vitq_i_int_attention;
+
 /* Build the integer form of every eligible layer of m (m->quant set) into q->ints, indexed by the
  * layer's input point, and point the layer at it (vitq_i_linear.integer). With `free_float` the float
  * packed copies of those layers and their weight points' codes are released: the layer then runs only
  * in integers, whatever taps a forward pass brings (forward_common.c), and its weight exists once, as
  * integer panels (vitq_i_integer_weight_rows / _codes read it back). */
 vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float);
+/* The same build also gives an integer attention (q->attns, by the block's q point) to every block
+ * whose q, k, v and probabilities have grids the kernels take (as a layer input: uniform, one group,
+ * at most 8 bits, integer zero point, no noise) and whose scores are not quantized. */
 void vitq_i_integer_free(vitq_i_qmodel *q);
 
 /* The layer's weight as the simulation multiplies it: the codes dequantized by the weight's quantizer
@@ -47,6 +55,16 @@ vitq_status vitq_i_integer_run(const vitq_i_int_linear *f, const float *in, size
  * straight into codes, without the fake-quantization tap. */
 int vitq_i_integer_linear(vitq_i_taps *t, int point, const struct vitq_i_linear *layer, const float *in, size_t lda,
                           size_t rows, float *out, size_t ldc, int epilogue, int nthreads);
+
+/* The taps hook (vitq_i_taps.attention) of a block with an integer attention: codes of q, k and v,
+ * integer Q.K^T and P.V per (sequence, head), the simulation's softmax. Returns 0 (the simulation's
+ * path) for other blocks. */
+int vitq_i_integer_attention(vitq_i_taps *t, const vitq_i_block_sites *sites, const float *qkv, size_t seqs,
+                             size_t tokens, size_t dim, size_t heads, const vitq_i_attn_bias *bias, float *out,
+                             int nthreads);
+
+/* *scratch holding at least `need` bytes (grown from `a`; the contents are not kept). */
+vitq_status vitq_i_integer_reserve(const vitq_allocator *a, size_t need, void **scratch, size_t *scratch_bytes);
 
 /* The taps hook (vitq_i_taps.mlp): when fc1 and fc2 both run in integers, fc1's GELU epilogue writes
  * fc2's input codes directly (vitq_i_qgemm_requant: the same codes as quantizing the float result). */

@@ -36,8 +36,12 @@ static vitq_status apply_fake_quant(vitq_i_taps *t, int point, const vitq_tensor
 }
 
 vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q) {
-    vitq_i_taps t = {&q->sites, apply_fake_quant, (void *)q, VITQ_OK, q->num_ints ? vitq_i_integer_linear : NULL,
-                     q->num_ints ? vitq_i_integer_mlp : NULL, NULL, 0};
+    vitq_i_taps t = {.sites = &q->sites,
+                     .apply = apply_fake_quant,
+                     .ctx = (void *)q,
+                     .linear = q->num_ints ? vitq_i_integer_linear : NULL,
+                     .mlp = q->num_ints ? vitq_i_integer_mlp : NULL,
+                     .attention = q->num_attns ? vitq_i_integer_attention : NULL};
     return t;
 }
 

@@ -29,6 +29,8 @@ typedef struct vitq_i_qmodel {
     vitq_i_sites sites;     /* activation sites of the active points */
     struct vitq_i_int_linear **ints; /* [list.count] by input point: integer layers (integer.h), or NULL */
     int num_ints;
+    struct vitq_i_int_attention **attns; /* [list.count] by a block's q point: integer attention, or NULL */
+    int num_attns;
 } vitq_i_qmodel;
 
 /* Free everything (instances included); q itself too. NULL is a no-op. */

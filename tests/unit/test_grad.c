@@ -485,7 +485,7 @@ static vitq_status perturb_apply(vitq_i_taps *t, int point, const vitq_tensor_vi
 }
 
 static double perturbed_loss(const fixture *f, const vitq_i_sites *sites, perturb *p, float delta) {
-    vitq_i_taps taps = {sites, perturb_apply, p, VITQ_OK, NULL, NULL, NULL, 0};
+    vitq_i_taps taps = {.sites = sites, .apply = perturb_apply, .ctx = p};
     p->seen = p->hit = 0;
     p->delta = delta;
     double loss = forward_loss(f, &taps);

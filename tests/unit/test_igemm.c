@@ -492,6 +492,58 @@ static void test_isa_force_paths(void) {
     free_layer(&L);
 }
 
+/* Activation bytes packed in place (attention's K and V^T) give the GEMM exactly what packing their
+ * codes as weights gives, in both layouts (rows contiguous, or columns contiguous), on odd shapes,
+ * for unsigned, signed and narrow grids, on every kernel. */
+static void test_pack_bytes(void) {
+    const vitq_i_qact grids[] = {{0.02f, 37, 0, 255}, {0.05f, 0, -128, 127}, {0.3f, 3, 0, 15}, {0.01f, 0, 0, 255}};
+    const size_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {49, 32, 49}, {197, 64, 197}, {50, 97, 13}, {64, 197, 9}};
+    for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+            for (int transposed = 0; transposed < 2; transposed++) {
+                size_t n = shapes[sh][0], k = shapes[sh][1], m = shapes[sh][2];
+                const vitq_i_qact *q = &grids[g];
+                int32_t off = vitq_i_qact_offset(q);
+                /* the matrix in a wider buffer: row stride ld (rows = n) or column stride ld (transposed) */
+                size_t ld = (transposed ? n : k) + 3, rs = transposed ? 1 : ld, cs = transposed ? ld : 1;
+                uint8_t *b = malloc((transposed ? k : n) * ld), *a = malloc(m * k + 1);
+                int32_t *codes = malloc(n * k * sizeof(int32_t) + 4);
+                for (size_t i = 0; i < (transposed ? k : n) * ld; i++) b[i] = (uint8_t)irand(q->qmin + off, q->qmax + off);
+                for (size_t i = 0; i < m * k; i++) a[i] = (uint8_t)irand(0, 255);
+                for (size_t j = 0; j < n; j++)
+                    for (size_t kk = 0; kk < k; kk++) codes[j * k + kk] = b[j * rs + kk * cs] - off;
+                vitq_i_qpacked ref, got;
+                int bits = q->qmax - q->qmin == 15 ? 4 : 8;
+                CHECK_STATUS(vitq_i_qgemm_pack(&alloc, codes, n, k, bits, q->qmin < 0, &q->scale, &q->zero, 1, 8, &ref),
+                             VITQ_OK);
+                size_t bytes = vitq_i_qgemm_bytes_size(n, k);
+                void *mem = NULL;
+                CHECK(bytes != SIZE_MAX && posix_memalign(&mem, 64, bytes) == 0);
+                CHECK_STATUS(vitq_i_qgemm_pack_bytes(b, rs, cs, n, k, q, mem, &got), VITQ_OK);
+                float *c1 = malloc(m * n * sizeof(float)), *c2 = malloc(m * n * sizeof(float));
+                for (int ki = 0; ki < nkernels; ki++) {
+                    vitq_i_qkernel_force(kernels[ki]);
+                    CHECK_STATUS(vitq_i_qgemm(a, k, m, 0.013f, 131, &ref, NULL, c1, n, VITQ_I_EPI_NONE, 1), VITQ_OK);
+                    CHECK_STATUS(vitq_i_qgemm(a, k, m, 0.013f, 131, &got, NULL, c2, n, VITQ_I_EPI_NONE, 1 + ki % 2),
+                                 VITQ_OK);
+                    if (memcmp(c1, c2, m * n * sizeof(float)) != 0) {
+                        printf("    %s: grid %zu, %zu x %zu (m %zu, %s) differs\n",
+                               vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), g, n, k, m,
+                               transposed ? "transposed" : "rows");
+                        harness_check_failures++;
+                    }
+                }
+                vitq_i_qkernel_force(-1);
+                vitq_i_qpacked_free(&alloc, &ref);
+                free(mem), free(b), free(a), free(codes), free(c1), free(c2);
+            }
+    /* k past the exact int32 range is refused */
+    vitq_i_qpacked p;
+    uint8_t one = 0;
+    const vitq_i_qact g8 = {0.1f, 0, 0, 255};
+    CHECK_STATUS(vitq_i_qgemm_pack_bytes(&one, 0, 0, 1, 40000, &g8, NULL, &p), VITQ_ERR_UNSUPPORTED);
+}
+
 int main(void) {
     CHECK_STATUS(vitq_i_allocator_resolve(NULL, &alloc), VITQ_OK);
     list_kernels();
@@ -503,6 +555,7 @@ int main(void) {
     RUN(test_qgemm_extremes);
     RUN(test_qgemm_values);
     RUN(test_qgemm_requant);
+    RUN(test_pack_bytes);
     RUN(test_qgemm_position_invariance);
     RUN(test_isa_force_paths);
     HARNESS_EXIT();

@@ -1,8 +1,11 @@
 /* Integer execution of quantized models (vitq_execution) through the public API: the same quantized
  * file run on the integer kernels and in simulation gives the same predictions and nearly the same
  * logits on ViT, DeiT and Swin, at 8- and 4-bit weights, for a method that mixes integer and simulated
- * layers; the counts of integer layers are what the quantizers allow; files reload bit for bit. */
+ * layers; the counts of integer layers (public) and integer attentions (read from the internals) are
+ * what the quantizers allow; files reload bit for bit; each weight is held once. */
 #include "calib_util.h"
+#include "model/vit.h"
+#include "quant/qmodel.h"
 
 /* Load the bytes of quantized model q with `execution`. */
 static vitq_model *reload(const vitq_model *q, int32_t execution) {
@@ -39,13 +42,16 @@ static int32_t linear_layers(const vitq_model *m) {
  * rounds float sums, so a value that sits on a rounding boundary of a later activation quantizer may
  * take the neighbouring code: differences are a few quantization steps on rare elements, never a
  * systematic drift. Bounds: mean |difference| below 0.1 % of the largest logit, top-1 agreement >= 98 %. */
-static void check_agreement(const vitq_model *q, const char *what, int32_t want_layers) {
+static void check_agreement(const vitq_model *q, const char *what, int32_t want_layers, int want_attentions) {
     vitq_model *integer = reload(q, VITQ_EXECUTION_AUTO), *simulated = reload(q, VITQ_EXECUTION_SIMULATED);
     if (!integer || !simulated) goto done;
-    CHECK(integer_layers(simulated) == 0);
+    CHECK(integer_layers(simulated) == 0 && simulated->quant->num_attns == 0);
     int32_t got = integer_layers(integer);
-    printf("    %s: %d integer layers (%d expected)\n", what, (int)got, (int)want_layers);
+    int attns = integer->quant->num_attns;
+    printf("    %s: %d integer layers (%d expected), %d integer attentions (%d expected)\n", what, (int)got,
+           (int)want_layers, attns, want_attentions);
     CHECK(got == want_layers);
+    CHECK(attns == want_attentions);
     size_t n = harness_quick() ? 100 : 500, k = (size_t)classes_of(q);
     float *a = logits_of(integer, n), *b = logits_of(simulated, n);
     double sum = 0, largest = 0;
@@ -76,20 +82,21 @@ static void check_model(const char *path) {
     vitq_model *fp = load(path);
     if (!fp) return;
     int32_t all = linear_layers(fp);
+    int blocks = fp->info.depth;
     char what[160];
     vitq_model *q = quantize(fp, NULL, "minmax", 8, 8, NULL, 0);
     snprintf(what, sizeof what, "%s minmax W8A8", path);
-    if (q) check_agreement(q, what, all);
+    if (q) check_agreement(q, what, all, blocks); /* uniform q, k, v and probabilities: integer attention */
     vitq_model_free(q);
     q = quantize(fp, NULL, "minmax", 4, 8, NULL, 0); /* int4 storage, two codes per byte */
     snprintf(what, sizeof what, "%s minmax W4A8", path);
-    if (q) check_agreement(q, what, all);
+    if (q) check_agreement(q, what, all, blocks);
     vitq_model_free(q);
     /* RepQ-ViT at W4A4: per-tensor uniform inputs after the fold run in integers; the log-sqrt2
      * probabilities are not a linear input, so every linear layer qualifies */
     q = quantize(fp, NULL, "repq-vit", 4, 4, NULL, 0);
     snprintf(what, sizeof what, "%s repq-vit W4A4", path);
-    if (q) check_agreement(q, what, all);
+    if (q) check_agreement(q, what, all, 0); /* log-sqrt2 probabilities: the attention stays simulated */
     vitq_model_free(q);
     vitq_model_free(fp);
 }
@@ -109,7 +116,7 @@ static void test_other_quantizers_stay_simulated(void) {
     vitq_model_info i;
     vitq_model_info_init(&i);
     CHECK_STATUS(vitq_model_get_info(fp, &i), VITQ_OK);
-    if (q) check_agreement(q, "fmnist-vit twin-gelu fc2, noisy proj", linear_layers(fp) - 2 * i.depth);
+    if (q) check_agreement(q, "fmnist-vit twin-gelu fc2, noisy proj", linear_layers(fp) - 2 * i.depth, i.depth);
     vitq_model_free(q);
     vitq_model_free(fp);
 }
