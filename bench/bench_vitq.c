@@ -322,10 +322,19 @@ static int deployable_model(const vitq_model *calibrated, const char *exec, cons
     return bad;
 }
 
-/* Linear layers the model runs with integer kernels (0 when this vitq cannot say). */
+/* Linear layers and attention blocks the model runs with integer kernels (0 when this vitq cannot say). */
 static int integer_layers(const vitq_model_info *info) {
 #if VITQ_VERSION_NUMBER >= 2000
     return info->num_integer_layers;
+#else
+    (void)info;
+    return 0;
+#endif
+}
+
+static int integer_attentions(const vitq_model_info *info) {
+#if VITQ_VERSION_NUMBER >= 2000
+    return info->num_integer_attentions;
 #else
     (void)info;
     return 0;
@@ -474,8 +483,8 @@ static int run_forward(const options *o) {
                info.gflops, (unsigned long long)info.num_params, vitq_version_string(), load_seconds, load_peak, float_model_bytes,
                model_bytes, atomic_load(&peak_bytes), rss_peak_kb(), rss_reset ? "model+forward" : "process");
         if (wbits)
-            printf(", \"integer_layers\": %d, \"quantized_points\": %d", integer_layers(&info),
-                   (int)info.num_quantized_points);
+            printf(", \"integer_layers\": %d, \"integer_attentions\": %d, \"quantized_points\": %d",
+                   integer_layers(&info), integer_attentions(&info), (int)info.num_quantized_points);
         if (sim_diff >= 0)
             printf(", \"vs_calibrated_max_abs_diff\": %.6g, \"vs_calibrated_cosine\": %.8f", sim_diff, sim_cos);
         if (wbits)

@@ -443,7 +443,7 @@ def model_table(m, res, args, peak):
         if row.get("execution") == "simulated":
             name += " (simulated)"
         elif row.get("execution") == "integer":
-            name += f" (integer, {row.get('integer_layers')} layers)"
+            name += f" (integer, {row.get('integer_layers')} layers, {row.get('integer_attentions', 0)} attentions)"
         lines.append(f"| {name} | {ms:.1f} | {gflops:.1f} | {fmt(pct)} | {row['rss_peak_kb'] / 1024:.0f} | "
                      f"{mib(lib)} | {ratio(ms, ort32)} | {ratio(ms, ort8)} | {percent(row.get('other_load'))} | {check} |")
     return "\n".join(lines)
@@ -714,8 +714,8 @@ def report(results, args):
                    "quantization grid), not integer kernels.")
     if "integer" in executions:
         out.append("vitq rows marked *integer* run the linear layers named with integer kernels (uint8 "
-                   "activations x int8/int4 weights, int32 sums); attention products, softmax, LayerNorm and "
-                   "GELU stay float. vitq's quantized models are calibrated (minmax, "
+                   "activations x int8/int4 weights, int32 sums) and the attention products of the blocks named; "
+                   "softmax, LayerNorm and GELU stay float. vitq's quantized models are calibrated (minmax, "
                    f"{args.calib_n} images), saved and loaded back before timing.")
     out.append("")
     for m, res in results["models"].items():

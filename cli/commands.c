@@ -37,8 +37,8 @@ int cli_info(const cli_args *args) {
            (double)i.num_params * 4.0 / 1e6);
     printf("compute       %.3f GFLOP per image\n", i.gflops);
     if (i.num_quantized_points > 0)
-        printf("quantized     %d points; %d linear layers run on integer kernels\n", i.num_quantized_points,
-               i.num_integer_layers);
+        printf("quantized     %d points; %d linear layers and %d attention blocks run on integer kernels\n",
+               i.num_quantized_points, i.num_integer_layers, i.num_integer_attentions);
     printf("hyper-parameters (value <- source):\n");
     printf("  num_heads       %-24d <- %s\n", i.num_heads, vitq_source_string(src[VITQ_HPARAM_NUM_HEADS]));
     printf("  layer_norm_eps  %-24g <- %s\n", (double)i.layer_norm_eps, vitq_source_string(src[VITQ_HPARAM_LAYER_NORM_EPS]));

@@ -276,6 +276,9 @@ typedef struct vitq_model_info {
     int32_t num_quantized_points;
     /** Linear layers a quantized model runs with integer kernels (vitq_execution). Since 0.2. */
     int32_t num_integer_layers;
+    /** Attention blocks whose Q.K^T and P.V products a quantized model runs with integer kernels
+     *  (q, k, v and probabilities on uniform grids of at most 8 bits, scores not quantized). Since 0.2. */
+    int32_t num_integer_attentions;
 } vitq_model_info;
 
 VITQ_API void vitq_model_info_init(vitq_model_info *info);

@@ -117,6 +117,7 @@ static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, siz
         if (!st && opts->execution != VITQ_EXECUTION_SIMULATED) {
             st = vitq_i_integer_build(*out, (*out)->quant, 1);
             (*out)->info.num_integer_layers = (*out)->quant->num_ints;
+            (*out)->info.num_integer_attentions = (*out)->quant->num_attns;
         }
         if (st) {
             vitq_i_model_destroy(*out);

@@ -1,8 +1,9 @@
 /* Integer execution of a quantized model: each linear layer whose input and weight quantizers are
  * uniform grids of at most 8 bits runs as uint8 activation codes x int8 / int4 weight codes with int32
  * accumulation (kernels/igemm.h) instead of fake quantization around a float GEMM. Everything else
- * (LayerNorm, softmax, GELU, the attention products, layers with other quantizers) stays as the
- * simulation runs it.
+ * (LayerNorm, softmax, GELU, layers with other quantizers) stays as the simulation runs it. The two
+ * attention products run in integers too where q, k, v and the probabilities allow
+ * (integer_attention.c).
  *
  * The integer layer computes the same products as the simulation: the activation codes are the
  * simulation's codes bit for bit (same division, rounding and clamping) and the weight codes are the

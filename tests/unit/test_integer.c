@@ -1,11 +1,8 @@
 /* Integer execution of quantized models (vitq_execution) through the public API: the same quantized
  * file run on the integer kernels and in simulation gives the same predictions and nearly the same
  * logits on ViT, DeiT and Swin, at 8- and 4-bit weights, for a method that mixes integer and simulated
- * layers; the counts of integer layers (public) and integer attentions (read from the internals) are
- * what the quantizers allow; files reload bit for bit; each weight is held once. */
+ * layers; the counts of integer layers and integer attentions are what the quantizers allow; files reload bit for bit; each weight is held once. */
 #include "calib_util.h"
-#include "model/vit.h"
-#include "quant/qmodel.h"
 
 /* Load the bytes of quantized model q with `execution`. */
 static vitq_model *reload(const vitq_model *q, int32_t execution) {
@@ -29,6 +26,13 @@ static int32_t integer_layers(const vitq_model *m) {
     return i.num_integer_layers;
 }
 
+static int32_t integer_attentions(const vitq_model *m) {
+    vitq_model_info i;
+    vitq_model_info_init(&i);
+    CHECK_STATUS(vitq_model_get_info(m, &i), VITQ_OK);
+    return i.num_integer_attentions;
+}
+
 /* Linear layers of the model but the patch embedding (whose image input stays float by default). */
 static int32_t linear_layers(const vitq_model *m) {
     vitq_model_info i;
@@ -45,9 +49,9 @@ static int32_t linear_layers(const vitq_model *m) {
 static void check_agreement(const vitq_model *q, const char *what, int32_t want_layers, int want_attentions) {
     vitq_model *integer = reload(q, VITQ_EXECUTION_AUTO), *simulated = reload(q, VITQ_EXECUTION_SIMULATED);
     if (!integer || !simulated) goto done;
-    CHECK(integer_layers(simulated) == 0 && simulated->quant->num_attns == 0);
+    CHECK(integer_layers(simulated) == 0 && integer_attentions(simulated) == 0);
     int32_t got = integer_layers(integer);
-    int attns = integer->quant->num_attns;
+    int attns = integer_attentions(integer);
     printf("    %s: %d integer layers (%d expected), %d integer attentions (%d expected)\n", what, (int)got,
            (int)want_layers, attns, want_attentions);
     CHECK(got == want_layers);
@@ -82,7 +86,10 @@ static void check_model(const char *path) {
     vitq_model *fp = load(path);
     if (!fp) return;
     int32_t all = linear_layers(fp);
-    int blocks = fp->info.depth;
+    vitq_model_info info;
+    vitq_model_info_init(&info);
+    CHECK_STATUS(vitq_model_get_info(fp, &info), VITQ_OK);
+    int blocks = info.depth;
     char what[160];
     vitq_model *q = quantize(fp, NULL, "minmax", 8, 8, NULL, 0);
     snprintf(what, sizeof what, "%s minmax W8A8", path);
