@@ -109,6 +109,10 @@ void vitq_i_attention_tapped(vitq_i_taps *taps, const vitq_i_block_sites *sites,
     if (taps->attention && !taps->status &&
         taps->attention(taps, sites, qkv, seqs, tokens, dim, heads, bias, out, nthreads))
         return;
+    if (!probs) { /* taps that promised to take every attention (attention_all) and did not */
+        if (!taps->status) taps->status = vitq_i_fail(VITQ_ERR_BAD_STATE, "attention: no buffer for the scores");
+        return;
+    }
     vitq_i_tap(taps, sites->q, qkv, rows, d, 1, 3 * d);
     vitq_i_tap(taps, sites->k, qkv + dim, rows, d, 1, 3 * d);
     vitq_i_tap(taps, sites->v, qkv + 2 * dim, rows, d, 1, 3 * d);

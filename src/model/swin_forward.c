@@ -122,7 +122,7 @@ vitq_status vitq_i_swin_forward(const vitq_model *m, const float *input, size_t 
     int nthreads = vitq_i_resolve_threads(m->num_threads);
     size_t chunk = vitq_i_chunk_images(CHUNK_ROWS, (size_t)i->num_tokens, n);
     workspace w;
-    if ((st = workspace_alloc(m, chunk, nthreads, taps != NULL, &w))) return st;
+    if ((st = workspace_alloc(m, chunk, nthreads, vitq_i_taps_need_scores(taps), &w))) return st;
     for (size_t first = 0; first < n; first += chunk) {
         size_t count = n - first < chunk ? n - first : chunk;
         embed(m, input + first * per_image, count, &w, nthreads, taps);
@@ -145,7 +145,7 @@ vitq_status vitq_i_swin_block_forward(const vitq_model *m, int b, float *x, size
     size_t rows = n * (size_t)i->stage_grid[s] * (size_t)i->stage_grid[s], d = (size_t)i->stage_dim[s];
     int nthreads = vitq_i_resolve_threads(m->num_threads);
     workspace w;
-    vitq_status st = workspace_alloc(m, n, nthreads, taps != NULL, &w);
+    vitq_status st = workspace_alloc(m, n, nthreads, vitq_i_taps_need_scores(taps), &w);
     if (st) return st;
     memcpy(w.x, x, rows * d * sizeof(float));
     run_block(m, s, b, n, &w, nthreads, taps);

@@ -46,7 +46,13 @@ struct vitq_i_taps {
      * probability sites, in its own way (integer products); returns 1 when it did. */
     int (*attention)(vitq_i_taps *t, const vitq_i_block_sites *sites, const float *qkv, size_t seqs, size_t tokens,
                      size_t dim, size_t heads, const struct vitq_i_attn_bias *bias, float *out, int nthreads);
+    /* 1 when `attention` takes every block (or fails with status set): the forward pass then keeps no
+     * buffer of scores and probabilities. */
+    int attention_all;
 };
+
+/* Whether a forward pass with these taps needs the [seqs][heads][tokens][tokens] scores buffer. */
+static inline int vitq_i_taps_need_scores(const vitq_i_taps *t) { return t && !t->attention_all; }
 
 static inline void vitq_i_tap(vitq_i_taps *t, int point, float *data, int64_t outer, int64_t channels, int64_t inner,
                               int64_t stride) {

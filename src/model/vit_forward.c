@@ -103,7 +103,7 @@ vitq_status vitq_i_vit_forward(const vitq_model *m, const float *input, size_t n
     int nthreads = vitq_i_resolve_threads(m->num_threads);
     size_t chunk = vitq_i_chunk_images(CHUNK_ROWS, t, n);
     workspace w;
-    if ((st = workspace_alloc(m, chunk, nthreads, taps != NULL, &w))) return st;
+    if ((st = workspace_alloc(m, chunk, nthreads, vitq_i_taps_need_scores(taps), &w))) return st;
     for (size_t first = 0; first < n; first += chunk) {
         size_t count = n - first < chunk ? n - first : chunk;
         embed(m, input + first * per_image, count, &w, nthreads, taps);
@@ -119,7 +119,7 @@ vitq_status vitq_i_vit_block_forward(const vitq_model *m, int b, float *x, size_
     size_t rows = n * (size_t)m->info.num_tokens, d = (size_t)m->info.embed_dim;
     int nthreads = vitq_i_resolve_threads(m->num_threads);
     workspace w;
-    vitq_status st = workspace_alloc(m, n, nthreads, taps != NULL, &w);
+    vitq_status st = workspace_alloc(m, n, nthreads, vitq_i_taps_need_scores(taps), &w);
     if (st) return st;
     memcpy(w.x, x, rows * d * sizeof(float));
     run_block(m, b, rows, n, &w, nthreads, taps);

@@ -63,6 +63,7 @@ void vitq_i_integer_free(vitq_i_qmodel *q) {
     vitq_i_free(&q->alloc, q->attns);
     q->attns = NULL;
     q->num_attns = 0;
+    q->attention_all = 0;
     if (!q->ints) return;
     for (int p = 0; p < q->list.count; p++)
         if (q->ints[p]) {
@@ -93,6 +94,7 @@ static vitq_status build_attention(const vitq_model *m, vitq_i_qmodel *q) {
         *q->attns[s->q] = f;
         q->num_attns++;
     }
+    q->attention_all = q->num_attns > 0 && q->num_attns == m->info.depth;
     return VITQ_OK;
 }
 

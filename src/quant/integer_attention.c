@@ -87,8 +87,12 @@ int vitq_i_integer_attention(vitq_i_taps *t, const vitq_i_block_sites *sites, co
     const vitq_i_qmodel *q = t->ctx;
     const vitq_i_int_attention *f = sites->q >= 0 && q->attns ? q->attns[sites->q] : NULL;
     size_t sizes[4] = {0, 0, 0, 0}, hd = heads ? dim / heads : 0, per = head_bytes(tokens, hd, sizes);
-    if (!f || sites->scores >= 0 || hd * heads != dim || per == SIZE_MAX || tokens > 33025)
-        return 0; /* the simulation's path */
+    if (!f || sites->scores >= 0 || hd * heads != dim || per == SIZE_MAX || tokens > 33025) {
+        if (!t->attention_all) return 0; /* the simulation's path */
+        t->status = vitq_i_fail(VITQ_ERR_UNSUPPORTED, "integer attention: %zu tokens of %zu heads in %zu channels",
+                                tokens, heads, dim);
+        return 1; /* the forward pass has no buffer for the simulation's path */
+    }
     int threads = vitq_i_resolve_threads(nthreads);
     size_t rows = seqs * tokens, codes_bytes, need;
     if (!vitq_i_mul_size(rows, 3 * dim, &codes_bytes) || !vitq_i_mul_size(per, (size_t)threads, &need) ||

@@ -41,7 +41,8 @@ vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q) {
                      .ctx = (void *)q,
                      .linear = q->num_ints ? vitq_i_integer_linear : NULL,
                      .mlp = q->num_ints ? vitq_i_integer_mlp : NULL,
-                     .attention = q->num_attns ? vitq_i_integer_attention : NULL};
+                     .attention = q->num_attns ? vitq_i_integer_attention : NULL,
+                     .attention_all = q->attention_all};
     return t;
 }
 

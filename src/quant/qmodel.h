@@ -31,6 +31,7 @@ typedef struct vitq_i_qmodel {
     int num_ints;
     struct vitq_i_int_attention **attns; /* [list.count] by a block's q point: integer attention, or NULL */
     int num_attns;
+    int attention_all; /* every block has an integer attention */
 } vitq_i_qmodel;
 
 /* Free everything (instances included); q itself too. NULL is a no-op. */

@@ -3,6 +3,7 @@
  * logits on ViT, DeiT and Swin, at 8- and 4-bit weights, for a method that mixes integer and simulated
  * layers; the counts of integer layers and integer attentions are what the quantizers allow; files reload bit for bit; each weight is held once. */
 #include "calib_util.h"
+#include "kernels/cpu.h"
 
 /* Load the bytes of quantized model q with `execution`. */
 static vitq_model *reload(const vitq_model *q, int32_t execution) {
@@ -234,6 +235,49 @@ static void test_weights_stored_once(void) {
     vitq_model_free(fp);
 }
 
+/* Every instruction-set path the CPU has (portable C, AVX2, AVX-512; their integer kernels follow)
+ * runs the same integer model: the integer sums are exact on every path, the float parts (LayerNorm,
+ * softmax, GELU, the float GEMM of the patch embedding) agree bit for bit except that the portable
+ * GEMM rounds products where the others fuse them, so the logits agree within the integer-vs-
+ * simulated bound, and the two FMA paths agree bit for bit. */
+static void test_integer_isa_paths(void) {
+    vitq_model *fp = load("models/fmnist-vit");
+    vitq_model *q = fp ? quantize(fp, NULL, "minmax", 8, 8, NULL, 0) : NULL;
+    vitq_model *m = q ? reload(q, VITQ_EXECUTION_AUTO) : NULL;
+    if (m) {
+        size_t n = harness_quick() ? 100 : 300, k = (size_t)classes_of(m);
+        float *ref = logits_of(m, n), *fma_ref = NULL;
+        for (int isa = VITQ_I_ISA_GENERIC; isa <= (int)VITQ_I_ISA_AVX512; isa++) {
+            vitq_i_isa_force(isa);
+            if ((int)vitq_i_isa_active() != isa) continue; /* not on this CPU */
+            float *got = logits_of(m, n);
+            double sum = 0, largest = 0;
+            size_t same = 0;
+            for (size_t i = 0; i < n; i++) {
+                size_t ta = 0, tb = 0;
+                for (size_t c = 0; c < k; c++) {
+                    sum += fabs((double)got[i * k + c] - ref[i * k + c]);
+                    if (fabs(ref[i * k + c]) > largest) largest = fabs(ref[i * k + c]);
+                    if (got[i * k + c] > got[i * k + ta]) ta = c;
+                    if (ref[i * k + c] > ref[i * k + tb]) tb = c;
+                }
+                same += ta == tb;
+            }
+            printf("    %s: mean |difference| to the default path %.3g, %zu/%zu same top-1\n",
+                   vitq_i_isa_name((vitq_i_isa)isa), sum / (double)(n * k), same, n);
+            CHECK(sum / (double)(n * k) < 1e-3 * largest && same * 100 >= n * 98);
+            if (isa != VITQ_I_ISA_GENERIC && fma_ref) CHECK(memcmp(got, fma_ref, n * k * sizeof(float)) == 0);
+            if (isa != VITQ_I_ISA_GENERIC && !fma_ref) fma_ref = got;
+            else free(got);
+        }
+        vitq_i_isa_force(-1);
+        free(ref), free(fma_ref);
+    }
+    vitq_model_free(m);
+    vitq_model_free(q);
+    vitq_model_free(fp);
+}
+
 static void test_bad_execution(void) {
     vitq_model_options o;
     vitq_model_options_init(&o);
@@ -250,6 +294,7 @@ int main(void) {
     RUN(test_bad_execution);
     RUN(test_integer_reload);
     RUN(test_weights_stored_once);
+    RUN(test_integer_isa_paths);
     RUN(test_other_quantizers_stay_simulated);
     RUN(test_integer_vit);
     RUN(test_integer_deit);
