@@ -47,18 +47,9 @@ static int32_t linear_layers(const vitq_model *m) {
  * rounds float sums, so a value that sits on a rounding boundary of a later activation quantizer may
  * take the neighbouring code: differences are a few quantization steps on rare elements, never a
  * systematic drift. Bounds: mean |difference| below 0.1 % of the largest logit, top-1 agreement >= 98 %. */
-static void check_agreement(const vitq_model *q, const char *what, int32_t want_layers, int want_attentions) {
-    vitq_model *integer = reload(q, VITQ_EXECUTION_AUTO), *simulated = reload(q, VITQ_EXECUTION_SIMULATED);
-    if (!integer || !simulated) goto done;
-    CHECK(integer_layers(simulated) == 0 && integer_attentions(simulated) == 0);
-    int32_t got = integer_layers(integer);
-    int attns = integer_attentions(integer);
-    printf("    %s: %d integer layers (%d expected), %d integer attentions (%d expected)\n", what, (int)got,
-           (int)want_layers, attns, want_attentions);
-    CHECK(got == want_layers);
-    CHECK(attns == want_attentions);
-    size_t n = harness_quick() ? 100 : 500, k = (size_t)classes_of(q);
-    float *a = logits_of(integer, n), *b = logits_of(simulated, n);
+/* Logits a of n images against b (k classes each), within the bound of integer execution: mean
+ * |a - b| below 0.1 % of b's largest logit, top-1 agreement >= 98 %. */
+static void check_close(const char *what, const float *a, const float *b, size_t n, size_t k) {
     double sum = 0, largest = 0;
     size_t same = 0;
     for (size_t i = 0; i < n; i++) {
@@ -72,10 +63,26 @@ static void check_agreement(const vitq_model *q, const char *what, int32_t want_
         same += ta == tb;
     }
     double mean = sum / (double)(n * k);
-    printf("    %s: mean |integer - simulated| %.3g (largest logit %.3g), %zu/%zu same top-1\n", what, mean, largest,
-           same, n);
+    printf("    %s: mean |difference| %.3g (largest logit %.3g), %zu/%zu same top-1\n", what, mean, largest, same, n);
     CHECK(mean < 1e-3 * largest);
     CHECK(same * 100 >= n * 98);
+}
+
+static void check_agreement(const vitq_model *q, const char *what, int32_t want_layers, int want_attentions) {
+    vitq_model *integer = reload(q, VITQ_EXECUTION_AUTO), *simulated = reload(q, VITQ_EXECUTION_SIMULATED);
+    if (!integer || !simulated) goto done;
+    CHECK(integer_layers(simulated) == 0 && integer_attentions(simulated) == 0);
+    int32_t got = integer_layers(integer);
+    int attns = integer_attentions(integer);
+    printf("    %s: %d integer layers (%d expected), %d integer attentions (%d expected)\n", what, (int)got,
+           (int)want_layers, attns, want_attentions);
+    CHECK(got == want_layers);
+    CHECK(attns == want_attentions);
+    size_t n = harness_quick() ? 100 : 500, k = (size_t)classes_of(q);
+    float *a = logits_of(integer, n), *b = logits_of(simulated, n);
+    char label[200];
+    snprintf(label, sizeof label, "%s: integer - simulated", what);
+    check_close(label, a, b, n, k);
     free(a);
     free(b);
 done:
@@ -251,21 +258,9 @@ static void test_integer_isa_paths(void) {
             vitq_i_isa_force(isa);
             if ((int)vitq_i_isa_active() != isa) continue; /* not on this CPU */
             float *got = logits_of(m, n);
-            double sum = 0, largest = 0;
-            size_t same = 0;
-            for (size_t i = 0; i < n; i++) {
-                size_t ta = 0, tb = 0;
-                for (size_t c = 0; c < k; c++) {
-                    sum += fabs((double)got[i * k + c] - ref[i * k + c]);
-                    if (fabs(ref[i * k + c]) > largest) largest = fabs(ref[i * k + c]);
-                    if (got[i * k + c] > got[i * k + ta]) ta = c;
-                    if (ref[i * k + c] > ref[i * k + tb]) tb = c;
-                }
-                same += ta == tb;
-            }
-            printf("    %s: mean |difference| to the default path %.3g, %zu/%zu same top-1\n",
-                   vitq_i_isa_name((vitq_i_isa)isa), sum / (double)(n * k), same, n);
-            CHECK(sum / (double)(n * k) < 1e-3 * largest && same * 100 >= n * 98);
+            char label[64];
+            snprintf(label, sizeof label, "%s against the default path", vitq_i_isa_name((vitq_i_isa)isa));
+            check_close(label, got, ref, n, k);
             if (isa != VITQ_I_ISA_GENERIC && fma_ref) CHECK(memcmp(got, fma_ref, n * k * sizeof(float)) == 0);
             if (isa != VITQ_I_ISA_GENERIC && !fma_ref) fma_ref = got;
             else free(got);
