@@ -6,35 +6,7 @@
 
 #include "calib/metrics.h"
 #include "harness.h"
-
-/* ---- a host that counts its live blocks and can refuse the n-th allocation ---------------------- */
-
-typedef struct test_host {
-    vitq_scheme_host base; /* first: the scheme sees &base */
-    long live, allocs, fail_at;
-} test_host;
-
-static void *th_alloc(const vitq_scheme_host *h, size_t size) {
-    test_host *t = (test_host *)(uintptr_t)h;
-    if (t->allocs++ == t->fail_at) return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, size ? size : 1) != 0) return NULL;
-    t->live++;
-    return p;
-}
-
-static void th_free(const vitq_scheme_host *h, void *p) {
-    test_host *t = (test_host *)(uintptr_t)h;
-    t->live--;
-    free(p);
-}
-
-static vitq_status th_fail(const vitq_scheme_host *h, vitq_status status, const char *message) {
-    (void)h;
-    return vitq_i_fail(status, "%s", message);
-}
-
-static test_host host = {{sizeof(vitq_scheme_host), th_alloc, th_free, th_fail, NULL, vitq_i_metric}, 0, 0, -1};
+#include "scheme_host.h"
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
