@@ -148,7 +148,7 @@ bench:
 BENCH_KERNELS_ARGS ?=
 bench-kernels: $(BUILD)/bench/bench_kernels
 	$(BUILD)/bench/bench_kernels $(BENCH_KERNELS_ARGS)
-$(BUILD)/bench/bench_kernels: bench/bench_kernels.c $(STATIC)
+$(BUILD)/bench/bench_kernels: bench/bench_kernels.c bench/bench_time.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 
@@ -158,7 +158,7 @@ $(BUILD)/bench/bench_kernels: bench/bench_kernels.c $(STATIC)
 BENCH_IGEMM_ARGS ?=
 bench-igemm: $(BUILD)/bench/bench_igemm
 	$(BUILD)/bench/bench_igemm $(BENCH_IGEMM_ARGS)
-$(BUILD)/bench/bench_igemm: bench/bench_igemm.c $(STATIC)
+$(BUILD)/bench/bench_igemm: bench/bench_igemm.c bench/bench_time.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 

@@ -14,30 +14,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_time.h"
 #include "kernels/cpu.h"
 #include "kernels/igemm.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
-
-static double clock_of(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static double now(void) { return clock_of(CLOCK_MONOTONIC); }
-/* CPU seconds of the whole process: on a machine shared with other jobs, time spent descheduled
- * does not count, so one-thread figures stay meaningful under load. */
-static double cpu_now(void) { return clock_of(CLOCK_PROCESS_CPUTIME_ID); }
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static int repeats = 25;
 

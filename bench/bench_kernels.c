@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_time.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
@@ -25,30 +26,12 @@
 #define BENCH_X86 0
 #endif
 
-static double clock_seconds(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static double now(void) { return clock_seconds(CLOCK_MONOTONIC); }
-static double cpu_now(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
-
 /* One timed run: wall seconds and CPU seconds of all threads (core-seconds: work / CPU time is a
  * core's rate, unaffected by other processes taking turns on the cores; idle OpenMP threads spin,
  * so load imbalance and synchronisation still count). */
 typedef struct timing {
     double wall, cpu;
 } timing;
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* ---- FMA peak ---------------------------------------------------------------------------------- */
 
