@@ -263,21 +263,19 @@ int main(int argc, char **argv) {
 
     if (only_kernel) return 0; /* --layer alone (e.g. --layer none) keeps the tables below */
     printf("\nactivation quantization (M x K floats -> u8, signed 8-bit grid)\n");
-    printf("%-14s %6s %4s %9s %9s %9s\n", "kernel", "K", "thr", "us(med)", "us(best)", "Gelem/s");
-    for (int kern = 0; kern < VITQ_I_QK_COUNT; kern++) {
-        if (!vitq_i_qkernel_available((vitq_i_qkernel)kern) || kern == VITQ_I_QK_AVX2_VNNI_EVEX ||
-            kern == VITQ_I_QK_AVX512BW)
-            continue; /* these share the quantizer of avx2 / avx512-vnni */
-        vitq_i_qkernel_force(kern);
+    printf("%-14s %6s %4s %9s %9s %9s\n", "isa", "K", "thr", "us(med)", "us(best)", "Gelem/s");
+    for (int isa = VITQ_I_ISA_GENERIC; isa <= VITQ_I_ISA_AVX512; isa++) {
+        vitq_i_isa_force(isa); /* the bytes come from the instruction-set table, whatever the GEMM kernel */
+        if ((int)vitq_i_isa_active() != isa) continue; /* beyond this CPU */
         for (size_t k = width; k <= 4 * width; k *= 4)
             for (int t = 1; t <= max_threads; t++) {
                 quant_ctx qc = {af, m, k, a, t};
                 timing tm = time_work(quant_work, &qc);
-                printf("%-14s %6zu %4d %9.1f %9.1f %9.2f\n", vitq_i_qkernel_name((vitq_i_qkernel)kern), k, t,
-                       tm.med * 1e6, tm.best * 1e6, (double)(m * k) / tm.best / 1e9);
+                printf("%-14s %6zu %4d %9.1f %9.1f %9.2f\n", vitq_i_isa_name((vitq_i_isa)isa), k, t, tm.med * 1e6,
+                       tm.best * 1e6, (double)(m * k) / tm.best / 1e9);
             }
     }
-    vitq_i_qkernel_force(-1);
+    vitq_i_isa_force(-1);
 
     printf("\nfloat GEMM (vitq_i_gemm, %s) on the same shapes\n", vitq_i_isa_name(vitq_i_isa_active()));
     printf("%-6s %4s %9s %9s %9s\n", "layer", "thr", "ms(med)", "GFLOP/s", "best");

@@ -2,6 +2,8 @@
 #ifndef VITQ_CLI_H
 #define VITQ_CLI_H
 
+#include <stdio.h>
+
 #include "vitq.h"
 
 typedef struct cli_args {
@@ -33,6 +35,10 @@ int cli_parse(int argc, char **argv, cli_args *args);
 
 /* Print "vitq: <what>: <status name>: <detail>" to stderr and return exit code 1. */
 int cli_fail(const char *what, vitq_status st);
+
+/* The built-in schemes and methods with their option names, one per line (main.c), for the help and
+ * for errors about an unknown scheme. */
+void cli_print_schemes(FILE *f);
 
 /* Load the model and, when args->data is set, the dataset (labels found beside IDX / .npy images
  * when --labels is absent and `want_labels` is set). 0 on success. */

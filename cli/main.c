@@ -10,6 +10,30 @@
 
 #include "cli.h"
 
+/* The built-in schemes and methods with their options, from the library's own lists (vitq_registry_get,
+ * vitq_method_get_info): a scheme or method added to the library appears here without a change. */
+void cli_print_schemes(FILE *f) {
+    fprintf(f, "       schemes (per point, --scheme or --set '...=scheme:NAME'), with their options:\n");
+    for (int32_t i = 0; i < vitq_registry_count(NULL); i++) {
+        const vitq_scheme *s = vitq_registry_get(NULL, i);
+        fprintf(f, "         %-*s", s->num_options ? 15 : 0, s->name);
+        for (int32_t k = 0; k < s->num_options; k++) fprintf(f, " %s", s->options[k].name);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "       methods (--scheme METHOD chooses every point's scheme; --opt KEY=VALUE sets these options):\n");
+    for (int32_t i = 0; i < vitq_method_count(); i++) {
+        vitq_method_info m;
+        vitq_method_info_init(&m);
+        if (vitq_method_get_info(i, &m)) continue;
+        fprintf(f, "         %-*s", m.num_options ? 15 : 0, m.name);
+        for (int32_t k = 0; k < m.num_options; k++) {
+            const vitq_scheme_option *o = (const vitq_scheme_option *)((const char *)m.options + (size_t)k * m.option_size);
+            fprintf(f, " %s", o->name);
+        }
+        fprintf(f, "\n");
+    }
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "vitq %s - post-training quantization and inference of Vision Transformers\n"
@@ -21,17 +45,17 @@ static void usage(FILE *f) {
             "  vitq quantize MODEL --calib IMAGES --out QMODEL.safetensors [--scheme SCHEME|METHOD]\n"
             "       [--wbits W] [--abits A] [--edge-bits E] [--calib-n 32] [--seed S] [--opt KEY=VALUE ...]\n"
             "       [--set 'POINT_GLOB=key:value[,key:value]' ...]   keys: bits, granularity, symmetric, scheme,\n"
-            "       noisy, and the scheme's options (e.g. percentile:99.9); eval and logits accept QMODEL\n"
-            "       schemes: minmax percentile omse twin-softmax twin-gelu log2 log-sqrt2 mpq (per point);\n"
-            "       methods: ptq4vit apq-vit repq-vit noisyquant (choose every point's scheme; --opt sets their options)\n"
+            "       noisy, and the scheme's options (e.g. percentile:99.9); eval and logits accept QMODEL\n",
+            vitq_version_string());
+    cli_print_schemes(f);
+    fprintf(f,
             "  vitq report MODEL (--calib IMAGES [quantize options] | --quantized QMODEL) --data IMAGES\n"
             "       [--limit 64] [--csv FILE]   per-point SQNR, range and output cosine, worst first\n"
             "MODEL is a .safetensors file or a folder holding model.safetensors (config.json and\n"
             "preprocessor_config.json beside it are read). IMAGES is an IDX or .npy file, optionally gzipped.\n"
             "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
             "                 --mean M[,M,M]  --std S[,S,S]\n"
-            "quantized models: --execution auto (integer kernels where the quantizers allow, default) | simulated\n",
-            vitq_version_string());
+            "quantized models: --execution auto (integer kernels where the quantizers allow, default) | simulated\n");
 }
 
 int main(int argc, char **argv) {

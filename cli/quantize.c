@@ -52,6 +52,11 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
     co.seed = (uint64_t)args->seed;
     if (isatty(2)) co.progress = progress;
     vitq_status st = vitq_calibrator_create(m, &co, cal);
+    if (st == VITQ_ERR_UNKNOWN_NAME) {
+        cli_fail("--scheme", st);
+        cli_print_schemes(stderr);
+        return 1;
+    }
     if (st) return cli_fail("calibrator", st);
     for (int i = 0; i < args->num_sets; i++) {
         int rc = apply_set(*cal, args->sets[i]);

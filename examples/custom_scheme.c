@@ -1,5 +1,5 @@
 /* custom_scheme: a quantization scheme written outside vitq, registered and used end to end.
- *   custom_scheme MODEL CALIB_IMAGES TEST_IMAGES [COUNT]
+ *   custom_scheme MODEL CALIB_IMAGES TEST_IMAGES TEST_LABELS [COUNT]
  * The scheme "pow2" is min-max with the scale rounded up to a power of two (shift-only rescaling,
  * popular on integer hardware), per tensor or per channel, symmetric or not. The program registers
  * it, quantizes MODEL at W8A8 with it on 32 calibration images, saves the quantized model to memory,
@@ -187,18 +187,18 @@ static double top1(const vitq_model *m, const vitq_dataset *d, size_t n, int cla
         int32_t label = -1;
         for (int c = 1; c < classes; c++)
             if (logits[i * (size_t)classes + (size_t)c] > logits[i * (size_t)classes + (size_t)best]) best = c;
-        vitq_dataset_label(d, i, &label);
+        if (vitq_dataset_label(d, i, &label) != VITQ_OK) return -1.0; /* no label: no accuracy to give */
         correct += best == label;
     }
     return (double)correct / (double)n;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL CALIB_IMAGES TEST_IMAGES [COUNT]\n", argv[0]);
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s MODEL CALIB_IMAGES TEST_IMAGES TEST_LABELS [COUNT]\n", argv[0]);
         return 2;
     }
-    size_t count = argc > 4 ? (size_t)strtoul(argv[4], NULL, 10) : 1000;
+    size_t count = argc > 5 ? (size_t)strtoul(argv[5], NULL, 10) : 1000;
     vitq_registry *reg = NULL;
     vitq_model *fp = NULL, *q = NULL, *again = NULL;
     vitq_dataset *calib = NULL, *test = NULL;
@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
     if ((st = vitq_registry_create(NULL, &reg)) || (st = vitq_registry_add(reg, &pow2_scheme))) return fail("registry", st);
     if ((st = vitq_model_load_file(argv[1], NULL, &fp))) return fail(argv[1], st);
     if ((st = vitq_dataset_load_file(argv[2], NULL, NULL, &calib))) return fail(argv[2], st);
-    if ((st = vitq_dataset_load_file(argv[3], NULL, NULL, &test))) return fail(argv[3], st);
+    if ((st = vitq_dataset_load_file(argv[3], argv[4], NULL, &test))) return fail(argv[3], st);
     vitq_calibrator_options co;
     vitq_calibrator_options_init(&co);
     co.registry = reg;

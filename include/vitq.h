@@ -12,9 +12,17 @@
  *  - One handle is used by one thread at a time; distinct handles are independent. A loaded model is
  *    never modified by inference, so several threads may run vitq_model_forward() on one model.
  *  - Memory comes from the vitq_allocator given at creation (NULL: malloc/free), which the handle keeps
- *    for its whole life. There is no global mutable state.
- *  - Option and info structs start with `struct_size`: fill it with the matching *_init() function,
- *    so that a program built against this header keeps working with later library versions.
+ *    for its whole life. There is no global mutable state but two things set once: the instruction
+ *    set the kernels use, chosen at the first kernel call from the CPU (cpuid) and the environment
+ *    variable VITQ_ISA (generic, avx2 or avx512: a lower path for testing), and, per thread, the
+ *    detail of vitq_last_error().
+ *  - Every public struct starts with `uint32_t struct_size`. Fill it with the matching *_init()
+ *    function (or sizeof), so that a program built against this header keeps working with later
+ *    library versions: the library accepts any struct_size from the size of the struct's first
+ *    release (0.1) up, reads the members the caller's version has (the rest take their defaults) and
+ *    writes only the members that fit. A smaller or absurd struct_size is VITQ_ERR_ABI_MISMATCH from
+ *    every function. Arrays of structs have a stride: report rows the struct_size of rows[0], a
+ *    scheme's options vitq_scheme.option_size.
  *  - Status values, enum values and struct members are append-only: treat unknown status values as a
  *    generic failure.
  */
@@ -29,7 +37,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 2
+#define VITQ_VERSION_MINOR 3
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -62,7 +70,7 @@ extern "C" {
 typedef enum vitq_status {
     VITQ_OK = 0,
     VITQ_ERR_GENERIC = 1,          /**< failure that fits no other code */
-    VITQ_ERR_INVALID_ARGUMENT = 2, /**< NULL pointer, zero count, inconsistent sizes, bad struct_size */
+    VITQ_ERR_INVALID_ARGUMENT = 2, /**< NULL pointer, zero count, inconsistent sizes */
     VITQ_ERR_OUT_OF_MEMORY = 3,    /**< the allocator returned NULL (or a size overflowed) */
     VITQ_ERR_IO = 4,               /**< a file could not be opened, read or written */
     VITQ_ERR_TRUNCATED = 5,        /**< a file or buffer ends before its own header says it should */
@@ -456,6 +464,9 @@ typedef struct vitq_point_config {
     int64_t channels_per_group; /**< channel c belongs to group c / channels_per_group */
     const double *options;   /**< values of the scheme's options, in the order of vitq_scheme.options */
     uint64_t seed;           /**< for schemes that draw random numbers (same seed, same result) */
+    /** The `user` pointer of the scheme table as it was registered (vitq_registry_add): the host
+     *  application's context for the plugin, so that a scheme needs no globals. Since 0.3. */
+    void *scheme_user;
 } vitq_point_config;
 
 /** Services the library offers to a scheme (so that schemes outside vitq need no internals). */
@@ -511,7 +522,12 @@ typedef struct vitq_scheme {
     int32_t (*param_count)(void *state);
     vitq_status (*get_param)(void *state, int32_t index, const char **name, const float **values, int64_t *count);
     vitq_status (*set_param)(void *state, const char *name, const float *values, int64_t count);
-    void *user;               /**< the scheme's own (passed back through nothing: keep it in state) */
+    /** The registering application's context, handed to create() as config->scheme_user. */
+    void *user;
+    /** Bytes of one entry of `options` (sizeof(vitq_scheme_option) of the header the scheme was built
+     *  with); 0 or a table from before 0.3: the first release's size. Lets vitq_scheme_option grow.
+     *  Since 0.3. */
+    uint32_t option_size;
 } vitq_scheme;
 
 /* Registry ------------------------------------------------------------------------------------- */
@@ -529,6 +545,33 @@ VITQ_API void vitq_registry_free(vitq_registry *registry);
 VITQ_API int32_t vitq_registry_count(const vitq_registry *registry);
 /** Scheme `index` (0-based) of `registry` (NULL: the built-ins); NULL when out of range. */
 VITQ_API const vitq_scheme *vitq_registry_get(const vitq_registry *registry, int32_t index);
+
+/* PTQ methods ---------------------------------------------------------------------------------- */
+
+/**
+ * A built-in PTQ method ("ptq4vit", "apq-vit", "repq-vit", "noisyquant", ...): a recipe that chooses
+ * every point's scheme and refines the calibration with the whole network in view. Name it in
+ * vitq_calibrator_options.scheme; its options go to vitq_calibrator_set_option(). Strings and options
+ * are static: they stay valid for the life of the program.
+ */
+typedef struct vitq_method_info {
+    uint32_t struct_size;     /**< set by vitq_method_info_init() */
+    const char *name;         /**< what vitq_calibrator_options.scheme takes */
+    const char *description;  /**< one line */
+    int32_t num_options;      /**< options of vitq_calibrator_set_option() */
+    /** The options: option i is at (const char *)options + i * option_size. The size is this
+     *  library's sizeof(vitq_scheme_option), which a later version may grow: step by it, not by
+     *  your own sizeof. NULL when num_options is 0. */
+    const vitq_scheme_option *options;
+    uint32_t option_size;
+} vitq_method_info;
+
+VITQ_API void vitq_method_info_init(vitq_method_info *info);
+/** Number of built-in PTQ methods. */
+VITQ_API int32_t vitq_method_count(void);
+/** Method `index` (0 .. vitq_method_count() - 1) into *info. VITQ_ERR_INVALID_ARGUMENT for a NULL
+ *  info or an index out of range, VITQ_ERR_ABI_MISMATCH for a bad info->struct_size. */
+VITQ_API vitq_status vitq_method_get_info(int32_t index, vitq_method_info *info);
 
 /* Stand-alone quantizer ------------------------------------------------------------------------- */
 
@@ -568,7 +611,8 @@ typedef struct vitq_calibrator_options {
     const vitq_allocator *allocator; /**< NULL: the model's */
     const vitq_registry *registry;   /**< NULL: built-in schemes only */
     /** Scheme of every point unless set otherwise ("minmax"), or a PTQ method ("repq-vit",
-     *  "noisyquant", ...) that chooses each point's scheme and refines the calibration. */
+     *  "noisyquant", ...; vitq_method_get_info lists them) that chooses each point's scheme and
+     *  refines the calibration. */
     const char *scheme;
     int32_t weight_bits;             /**< 8 */
     int32_t activation_bits;         /**< 8 */
@@ -620,6 +664,7 @@ VITQ_API vitq_status vitq_calibrator_point_info(const vitq_calibrator *calibrato
  * linear layers only), and options of the points' scheme. VITQ_ERR_UNKNOWN_NAME when nothing
  * matches or the key is unknown; VITQ_ERR_OUT_OF_RANGE for a value the key or scheme does not
  * accept. Settings apply in call order; `scheme` resets that point's scheme options to their defaults.
+ * A call is all or nothing: when any matching point refuses the value, no point has changed.
  */
 VITQ_API vitq_status vitq_calibrator_set(vitq_calibrator *calibrator, const char *pattern, const char *key,
                                          const char *value);

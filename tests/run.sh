@@ -1,7 +1,8 @@
 #!/bin/sh
 # The test runner: every test program in $BUILD/tests, then (unless --c-only) the ABI checks, the
-# Python ctypes test and the CLI checks. Each check prints PASS/FAIL lines; the last line is
-# "N passed, N failed" and the exit status is non-zero when anything failed.
+# layering checks, the Python ctypes test and the CLI checks. Each check prints PASS/FAIL/SKIP lines
+# (a SKIP names what is missing); the last line is "N passed, N failed, N skipped" and the exit status
+# is non-zero when anything failed.
 BUILD=${BUILD:-build/omp}
 PYTHON=${PYTHON:-python3}
 MODE=${1:-all}
@@ -10,13 +11,15 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# Count PASS/FAIL lines of one program's output; a crash or non-zero exit without FAIL counts as one.
+skipped=0
+# Count PASS/FAIL/SKIP lines of one program's output; a crash or non-zero exit without FAIL counts as one.
 tally() {
     name=$1
     rc=$2
     cat "$log"
     p=$(grep -c '^PASS ' "$log")
     f=$(grep -c '^FAIL ' "$log")
+    skipped=$((skipped + $(grep -c '^SKIP ' "$log")))
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "FAIL $name: exited with status $rc"
         f=1
@@ -52,7 +55,7 @@ for t in "$BUILD"/tests/test_*; do
 done
 
 if [ "$MODE" != "--c-only" ]; then
-    for check in tests/abi/check_*.sh tests/build/check_*.sh; do
+    for check in tests/abi/check_*.sh tests/build/check_*.sh tests/arch/check_*.sh; do
         [ -f "$check" ] || continue
         echo "== $check"
         BUILD=$BUILD sh "$check" >"$log" 2>&1
@@ -69,5 +72,5 @@ if [ "$MODE" != "--c-only" ]; then
         fi
     done
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

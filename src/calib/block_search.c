@@ -19,8 +19,8 @@
 #include <string.h>
 
 #include "calib/block_search.h"
-#include "calib/calibrator.h"
 #include "grad/backward.h"
+#include "model/block.h"
 #include "model/swin_geometry.h"
 
 enum { SITE_QKV, SITE_SCORES, SITE_ATTN, SITE_XMID, SITE_FC1, SITE_FC2, SITE_OUT, NUM_SITES };
@@ -84,7 +84,7 @@ static vitq_status set_weight(block_ctx *c, int p, int quantized) {
 static vitq_status run_block(block_ctx *c) {
     memcpy(c->work, c->x_in, c->rows * c->d * sizeof(float));
     vitq_i_taps taps = {.sites = &c->r->list->sites, .apply = search_tap, .ctx = c};
-    vitq_status st = vitq_i_model_block_forward(c->r->model, c->b, c->work, c->n, &taps);
+    vitq_status st = vitq_i_net_block_forward(c->r->model, c->b, c->work, c->n, &taps);
     if (st) return st;
     memcpy(c->cap[SITE_OUT], c->work, c->rows * c->d * sizeof(float));
     for (size_t i = 0; i < c->rows * c->d; i++) c->cap[SITE_FC2][i] = c->work[i] - c->cap[SITE_XMID][i];
@@ -205,7 +205,7 @@ static vitq_status search_pair(block_ctx *c, int a, int b, int site) {
 /* Swin computes proj's output in window order; the site it is compared at (norm2's input) is in grid
  * order: bring the gradient there. */
 static vitq_status swin_grid_order(block_ctx *c, float *grad) {
-    const vitq_model *m = c->r->model;
+    const vitq_i_net *m = c->r->model;
     int s = 0;
     while (s + 1 < m->info.num_stages && m->stages[s + 1].first_block <= c->b) s++;
     float *grid = vitq_i_calloc(c->r->alloc, c->rows * c->d, sizeof(float));
@@ -293,7 +293,7 @@ static void free_block_ctx(vitq_i_run *r, block_ctx *c) {
 }
 
 vitq_status vitq_i_block_search(vitq_i_run *r, const vitq_i_block_search_options *opt) {
-    const vitq_model *m = r->model;
+    const vitq_i_net *m = r->model;
     int depth = m->info.depth;
     size_t n = opt->images && opt->images < r->num_images ? opt->images : r->num_images;
     collect_ctx cc = {vitq_i_calloc(r->alloc, (size_t)depth, sizeof(float *)),

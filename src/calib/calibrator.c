@@ -1,17 +1,16 @@
 /* The calibrator: per-point configuration (generic defaults, a method's, the caller's) and the
- * calibration images. The run that turns the float model into a quantized one is run.c. */
-#include <math.h>
+ * calibration images. The run that turns the float model into a quantized one is calibrate.c. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "calib/calibrator.h"
 #include "calib/glob.h"
+#include "calib/methods.h"
+#include "core/abi.h"
 #include "data/dataset.h"
 #include "model/forward_common.h"
-#include "quant/codes.h"
-#include "quant/qmodel.h"
-#include "quant/view.h"
+#include "quant/options.h"
+#include "quant/schemes.h"
 
 /* ---- counting allocator: a 64-byte header keeps each block's size --------------------------- */
 
@@ -78,7 +77,7 @@ static void default_config(const vitq_calibrator_options *o, const vitq_scheme *
 
 /* A point's configuration from the options and the method (not from vitq_calibrator_set). */
 static vitq_status configure_point(vitq_calibrator *c, int p) {
-    const vitq_scheme *scheme = c->method ? vitq_i_builtin_scheme("minmax") : c->scheme;
+    const vitq_scheme *scheme = c->method ? &vitq_i_scheme_minmax : c->scheme;
     default_config(&c->opts, scheme, &c->list.points[p], &c->cfg[p]);
     if (!c->method || !c->cfg[p].bits) return VITQ_OK;
     return c->method->configure(&c->list.points[p], &c->cfg[p], c->method_options);
@@ -90,23 +89,18 @@ static vitq_status check_bits(int32_t bits, const char *what) {
     return VITQ_OK;
 }
 
-vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrator_options *options,
+vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibrator_options *options,
                                    vitq_calibrator **out) {
     if (!out || !model) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_create: NULL argument");
     *out = NULL;
     vitq_calibrator_options o;
     vitq_calibrator_options_init(&o);
     if (options) {
-        if (options->struct_size < offsetof(vitq_calibrator_options, progress) || options->struct_size > 1u << 20)
-            return vitq_i_fail(VITQ_ERR_ABI_MISMATCH,
-                               "vitq_calibrator_create: options->struct_size %u (call vitq_calibrator_options_init)",
-                               (unsigned)options->struct_size);
-        memcpy(&o, options, options->struct_size < sizeof o ? options->struct_size : sizeof o);
-        o.struct_size = sizeof o;
+        vitq_status st = vitq_i_check_struct_size(options->struct_size, VITQ_I_V1_CALIBRATOR_OPTIONS,
+                                                  "vitq_calibrator_create", "vitq_calibrator_options");
+        if (st) return st;
+        vitq_i_struct_in(&o, sizeof o, options, options->struct_size);
     }
-    if (model->quant)
-        return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: the model is already quantized; calibrate its float model",
-                           model->name);
     vitq_status st = check_bits(o.weight_bits, "weight_bits");
     if (!st) st = check_bits(o.activation_bits, "activation_bits");
     if (!st) st = check_bits(o.edge_bits, "edge_bits");
@@ -114,10 +108,12 @@ vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrato
     /* A method name (ptq4vit, repq-vit, ...) chooses every point's quantizer itself; any other name is
      * a scheme of the registry used everywhere. */
     const vitq_i_method *method = o.scheme ? vitq_i_method_find(o.scheme) : NULL;
-    const vitq_scheme *scheme = method ? vitq_i_builtin_scheme("minmax")
+    const vitq_scheme *scheme = method ? &vitq_i_scheme_minmax
                                        : vitq_i_registry_find(o.registry, o.scheme ? o.scheme : "minmax");
     if (!scheme) {
-        vitq_i_error_prefix("scheme (or one of the methods %s)", vitq_i_method_names());
+        char names[256];
+        vitq_i_method_names(names, sizeof names);
+        vitq_i_error_prefix("scheme (or one of the methods %s)", names);
         return VITQ_ERR_UNKNOWN_NAME;
     }
     vitq_allocator user;
@@ -136,7 +132,7 @@ vitq_status vitq_calibrator_create(const vitq_model *model, const vitq_calibrato
     c->per_image = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size;
     vitq_calibrator_stats_init(&c->stats);
     /* The point list only reads the model; it keeps pointers to the layers for weight points. */
-    st = vitq_i_points_build(&c->alloc, (vitq_model *)model, &c->list);
+    st = vitq_i_points_build(&c->alloc, (vitq_i_net *)model, &c->list);
     if (!st) {
         c->cfg = vitq_i_calloc(&c->alloc, (size_t)c->list.count, sizeof *c->cfg);
         c->observed = vitq_i_calloc(&c->alloc, 2 * (size_t)c->list.count, sizeof(float));
@@ -189,94 +185,122 @@ vitq_status vitq_calibrator_point_info(const vitq_calibrator *c, int32_t index, 
     return vitq_i_point_info_out(&full, info, "vitq_calibrator_point_info");
 }
 
-/* Apply key = value to one point. */
-static vitq_status set_one(vitq_calibrator *c, int p, const char *key, const char *value) {
-    vitq_i_point_cfg *cfg = &c->cfg[p];
+/* The per-point keys with a numeric value, checked by the one option parser (quant/options.h);
+ * "granularity" and "scheme" take names. */
+enum { KEY_BITS, KEY_SYMMETRIC, KEY_NOISY, NUM_KEYS };
+static const vitq_scheme_option point_keys[NUM_KEYS] = {
+    {"bits", "0 (left in float) or 2..8", 0, 8, 8, 1},
+    {"symmetric", "1: signed codes and zero point 0; 0: unsigned codes with a zero point", 0, 1, 0, 1},
+    {"noisy", "1: NoisyQuant's noisy bias before the quantizer (inputs of linear layers only)", 0, 1, 0, 1},
+};
+
+/* Apply key = value to `cfg`, a configuration of point p (vitq_calibrator_set passes copies first). */
+static vitq_status set_one(const vitq_calibrator *c, int p, vitq_i_point_cfg *cfg, const char *key,
+                           const char *value) {
     const vitq_i_point_desc *d = &c->list.points[p];
-    int64_t v;
     vitq_status st;
-    if (strcmp(key, "bits") == 0) {
-        if ((st = vitq_i_parse_int(key, value, 0, 8, &v)) || (st = check_bits((int32_t)v, "bits"))) return st;
-        cfg->bits = (int32_t)v;
-    } else if (strcmp(key, "granularity") == 0) {
+    if (strcmp(key, "granularity") == 0) {
         int32_t g;
         if ((st = vitq_i_parse_granularity(value, &g))) return st;
         if (g == VITQ_GRAN_HEAD && d->heads == 0)
             return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: granularity 'head' does not apply (no attention heads)",
                                d->name);
         cfg->granularity = g;
-    } else if (strcmp(key, "symmetric") == 0) {
-        if ((st = vitq_i_parse_int(key, value, 0, 1, &v))) return st;
-        cfg->symmetric = (int32_t)v;
-    } else if (strcmp(key, "noisy") == 0) {
-        if ((st = vitq_i_parse_int(key, value, 0, 1, &v))) return st;
-        if (v && !vitq_i_role_is_linear_input(d->role))
-            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE,
-                               "%s: noisy bias applies to the input of a linear layer only (its denoising bias "
-                               "goes into that layer)", d->name);
-        cfg->noisy = (int32_t)v;
-    } else if (strcmp(key, "scheme") == 0) {
+        return VITQ_OK;
+    }
+    if (strcmp(key, "scheme") == 0) {
         const vitq_scheme *s = vitq_i_registry_find(c->opts.registry, value);
         if (!s) return VITQ_ERR_UNKNOWN_NAME;
         cfg->scheme = s;
         vitq_i_scheme_option_defaults(s, cfg->options);
-    } else {
-        int index = vitq_i_scheme_option_index(cfg->scheme, key);
-        if (index < 0)
-            return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME,
-                               "%s: '%s' is not bits, granularity, symmetric, scheme, noisy or an option of scheme '%s'",
-                               d->name, key, cfg->scheme->name);
-        return vitq_i_scheme_option_parse(cfg->scheme, index, value, &cfg->options[index]);
+        return VITQ_OK;
     }
-    return VITQ_OK;
+    int k = vitq_i_option_index(point_keys, NUM_KEYS, key);
+    if (k >= 0) {
+        int64_t v;
+        if ((st = vitq_i_option_parse_int(&point_keys[k], d->name, value, &v))) return st;
+        if (k == KEY_BITS && v == 1) return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: bits = 1: 0 (float) or 2..8", d->name);
+        if (k == KEY_NOISY && v && !vitq_i_role_is_linear_input(d->role))
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE,
+                               "%s: noisy bias applies to the input of a linear layer only (its denoising bias "
+                               "goes into that layer)", d->name);
+        if (k == KEY_BITS) cfg->bits = (int32_t)v;
+        if (k == KEY_SYMMETRIC) cfg->symmetric = (int32_t)v;
+        if (k == KEY_NOISY) cfg->noisy = (int32_t)v;
+        return VITQ_OK;
+    }
+    int index = vitq_i_scheme_option_index(cfg->scheme, key);
+    if (index < 0)
+        return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME,
+                           "%s: '%s' is not bits, granularity, symmetric, scheme, noisy or an option of scheme '%s'",
+                           d->name, key, cfg->scheme->name);
+    char owner[160];
+    snprintf(owner, sizeof owner, "%s (scheme '%s')", d->name, cfg->scheme->name);
+    return vitq_i_option_parse(&cfg->scheme->options[index], owner, value, &cfg->options[index]);
 }
 
 vitq_status vitq_calibrator_set(vitq_calibrator *c, const char *pattern, const char *key, const char *value) {
     if (!c || !pattern || !key || !value)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_set: NULL argument");
+    /* All or nothing: the change is tried on a copy of every matching point's configuration before any
+     * point changes, so that a value one point refuses leaves every point as it was. */
     int matched = 0;
     for (int p = 0; p < c->list.count; p++) {
         if (!vitq_i_glob_match(pattern, c->list.points[p].name)) continue;
         matched++;
-        c->user_set[p] = 1;
-        vitq_status st = set_one(c, p, key, value);
+        vitq_i_point_cfg trial = c->cfg[p];
+        vitq_status st = set_one(c, p, &trial, key, value);
         if (st) return st;
     }
     if (!matched)
         return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME, "no quantization point matches '%s' (vitq points MODEL lists them)",
                            pattern);
+    for (int p = 0; p < c->list.count; p++) {
+        if (!vitq_i_glob_match(pattern, c->list.points[p].name)) continue;
+        vitq_status st = set_one(c, p, &c->cfg[p], key, value); /* succeeds: the same change was just tried */
+        if (st) return st;
+        c->user_set[p] = 1;
+    }
     return VITQ_OK;
+}
+
+/* Configure again every point the caller has not set by hand (method options may choose quantizers). */
+static vitq_status reconfigure(vitq_calibrator *c) {
+    vitq_status st = VITQ_OK;
+    for (int p = 0; !st && p < c->list.count; p++)
+        if (!c->user_set[p]) st = configure_point(c, p);
+    return st;
 }
 
 vitq_status vitq_calibrator_set_option(vitq_calibrator *c, const char *key, const char *value) {
     if (!c || !key || !value)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_set_option: NULL argument");
-    if (!c->method)
+    if (!c->method) {
+        char names[256];
+        vitq_i_method_names(names, sizeof names);
         return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME, "option '%s': the calibrator runs no method (one of %s)", key,
-                           vitq_i_method_names());
-    for (int k = 0; k < c->method->num_options; k++) {
-        const vitq_scheme_option *o = &c->method->options[k];
-        if (strcmp(o->name, key) != 0) continue;
-        char *end = NULL;
-        double v = strtod(value, &end);
-        if (end == value || *end || !isfinite(v) || (o->is_integer && v != floor(v)) || v < o->min_value ||
-            v > o->max_value)
-            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "method %s: option %s = '%s': %s in [%g, %g]", c->method->name,
-                               key, value, o->is_integer ? "a whole number" : "a number", o->min_value, o->max_value);
-        c->method_options[k] = v;
-        /* options may choose quantizers (repq-vit's post_gelu): configure again, except where the
-         * caller has configured a point by hand */
-        vitq_status st = VITQ_OK;
-        for (int p = 0; !st && p < c->list.count; p++)
-            if (!c->user_set[p]) st = configure_point(c, p);
-        return st;
+                           names);
     }
-    char known[256] = "";
-    size_t used = 0;
-    for (int k = 0; k < c->method->num_options && used < sizeof known; k++)
-        used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", k ? ", " : "", c->method->options[k].name);
-    return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME, "method %s has no option '%s' (known: %s)", c->method->name, key,
-                       c->method->num_options ? known : "none");
+    const vitq_i_method *m = c->method;
+    int k = vitq_i_option_index(m->options, m->num_options, key);
+    if (k < 0) {
+        char known[256];
+        vitq_i_option_names(m->options, m->num_options, known, sizeof known);
+        return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME, "method %s has no option '%s' (known: %s)", m->name, key, known);
+    }
+    char owner[64];
+    snprintf(owner, sizeof owner, "method %s", m->name);
+    double v, before = c->method_options[k];
+    vitq_status st = vitq_i_option_parse(&m->options[k], owner, value, &v);
+    if (st) return st;
+    c->method_options[k] = v;
+    /* options may choose quantizers (repq-vit's post_gelu): configure again, except where the caller
+     * has configured a point by hand; a failure puts the option and the points back as they were */
+    if ((st = reconfigure(c))) {
+        c->method_options[k] = before;
+        reconfigure(c);
+    }
+    return st;
 }
 
 /* ---- calibration images ----------------------------------------------------------------------- */
@@ -316,11 +340,8 @@ vitq_status vitq_calibrator_feed_dataset(vitq_calibrator *c, const vitq_dataset 
 
 vitq_status vitq_calibrator_get_stats(const vitq_calibrator *c, vitq_calibrator_stats *stats) {
     if (!c || !stats) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_get_stats: NULL argument");
-    if (stats->struct_size < sizeof(uint32_t) || stats->struct_size > 1u << 20)
-        return vitq_i_fail(VITQ_ERR_ABI_MISMATCH, "vitq_calibrator_get_stats: stats->struct_size %u",
-                           (unsigned)stats->struct_size);
-    uint32_t size = stats->struct_size;
-    memcpy(stats, &c->stats, size < sizeof c->stats ? size : sizeof c->stats);
-    stats->struct_size = size;
-    return VITQ_OK;
+    vitq_status st = vitq_i_check_struct_size(stats->struct_size, VITQ_I_V1_CALIBRATOR_STATS,
+                                              "vitq_calibrator_get_stats", "vitq_calibrator_stats");
+    if (!st) vitq_i_struct_out(stats, stats->struct_size, &c->stats, sizeof c->stats);
+    return st;
 }

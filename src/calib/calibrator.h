@@ -1,16 +1,15 @@
-/* The calibrator handle (vitq.h): configuration and images (calibrator.c), the run (run.c). */
+/* The calibrator handle (vitq.h): configuration and images (calibrator.c), the run (calibrate.c, the
+ * driver above the methods, which calls them through method.h). */
 #ifndef VITQ_CALIB_CALIBRATOR_H
 #define VITQ_CALIB_CALIBRATOR_H
 
 #include "calib/method.h"
 
-#define VITQ_I_FEED_BATCH 8 /* images per forward pass of a calibration pass: the unit of progress reports */
-
 struct vitq_calibrator {
     vitq_allocator user_alloc; /* what the caller gave (or the model's) */
     vitq_allocator alloc;      /* the same, counting bytes for the stats */
     size_t live, peak;
-    const vitq_model *model;
+    const vitq_i_net *model;
     vitq_calibrator_options opts;
     const vitq_i_method *method; /* NULL: the scheme of opts names every point's quantizer */
     const vitq_scheme *scheme;   /* that scheme (no method) */
@@ -23,5 +22,11 @@ struct vitq_calibrator {
     size_t num_images, capacity, per_image;
     vitq_calibrator_stats stats;
 };
+
+/* vitq_calibrator_create for the float network `model` (which must outlive the calibrator). */
+vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibrator_options *options,
+                                     vitq_calibrator **out);
+/* Calibrate on the fed images: the quantized model's file bytes into *bytes (from c->alloc). */
+vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *size);
 
 #endif

@@ -13,6 +13,7 @@
  * detail; the reading implemented is the digest's, with the threshold as an option. */
 #include "calib/block_search.h"
 #include "calib/method.h"
+#include "quant/schemes.h"
 
 enum { OPT_GRID, OPT_ALPHA, OPT_BETA, OPT_ROUNDS, OPT_IMAGES, OPT_ELIMINATE };
 
@@ -25,25 +26,24 @@ static const vitq_scheme_option ptq4vit_options[] = {
     {"eliminate", "apq-vit: fraction of the smallest error terms dropped (BBC)", 0.0, 0.99, 0.5, 0},
 };
 
-static vitq_status configure_common(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const char *softmax) {
-    cfg->scheme = vitq_i_builtin_scheme("minmax");
+static vitq_status configure_common(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const vitq_scheme *softmax) {
+    cfg->scheme = &vitq_i_scheme_minmax;
     cfg->symmetric = 1;
     cfg->granularity = VITQ_GRAN_TENSOR;
-    if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = vitq_i_builtin_scheme(softmax), cfg->symmetric = 0;
-    if (d->role == VITQ_ROLE_POST_GELU) cfg->scheme = vitq_i_builtin_scheme("twin-gelu");
-    if (!cfg->scheme) return VITQ_ERR_UNKNOWN_NAME;
+    if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = softmax, cfg->symmetric = 0;
+    if (d->role == VITQ_ROLE_POST_GELU) cfg->scheme = &vitq_i_scheme_twin_gelu;
     vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
     return VITQ_OK;
 }
 
 static vitq_status configure_ptq4vit(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
     (void)opts;
-    return configure_common(d, cfg, "twin-softmax");
+    return configure_common(d, cfg, &vitq_i_scheme_twin_softmax);
 }
 
 static vitq_status configure_apq(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
     (void)opts;
-    return configure_common(d, cfg, "mpq");
+    return configure_common(d, cfg, &vitq_i_scheme_mpq);
 }
 
 static vitq_i_block_search_options search_options(const vitq_i_run *r, int apq) {

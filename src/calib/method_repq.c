@@ -9,6 +9,7 @@
 
 #include "calib/method.h"
 #include "quant/reparam.h"
+#include "quant/schemes.h"
 
 static const vitq_scheme_option options[] = {
     {"reparam", "1: fold the per-channel post-LayerNorm scales into LayerNorm and the next layer (deployable); "
@@ -20,14 +21,13 @@ static const vitq_scheme_option options[] = {
 };
 
 static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
-    cfg->scheme = vitq_i_builtin_scheme("percentile-mse");
+    cfg->scheme = &vitq_i_scheme_percentile_mse;
     cfg->symmetric = 0;
     cfg->granularity = d->kind == VITQ_POINT_WEIGHT ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
     if (d->role == VITQ_ROLE_POST_LAYERNORM && !d->edge) cfg->granularity = VITQ_GRAN_CHANNEL;
-    if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = vitq_i_builtin_scheme("log-sqrt2");
+    if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = &vitq_i_scheme_log_sqrt2;
     int twin = d->role == VITQ_ROLE_POST_GELU && opts[1] != 0;
-    if (twin) cfg->scheme = vitq_i_builtin_scheme("twin-gelu");
-    if (!cfg->scheme) return VITQ_ERR_UNKNOWN_NAME;
+    if (twin) cfg->scheme = &vitq_i_scheme_twin_gelu;
     vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
     if (twin) cfg->symmetric = 1; /* its codes are signed: one bit tells the two ranges apart */
     return VITQ_OK;
@@ -72,7 +72,7 @@ static vitq_status fold(vitq_i_run *r, int p, vitq_i_layernorm_params *ln, vitq_
 
 static vitq_status refine(vitq_i_run *r) {
     if (!r->method_options[0]) return VITQ_OK;
-    vitq_model *m = r->model;
+    vitq_i_net *m = r->model;
     const vitq_i_sites *sites = &r->list->sites;
     vitq_status st = VITQ_OK;
     for (int b = 0; !st && b < m->info.depth; b++) {

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "calib/calibrator.h"
+#include "calib/noisy_search.h"
 #include "quant/noisy.h"
 
 #define SAMPLE_ROWS 512 /* input rows per layer the search scores (bounded memory and time) */

@@ -8,10 +8,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "calib/metrics.h"
+#include "calib/report.h"
+#include "core/abi.h"
 #include "data/dataset.h"
 #include "model/weights.h"
-#include "quant/qmodel.h"
+#include "quant/metrics.h"
 
 typedef struct measure {
     const vitq_i_qmodel *q;
@@ -54,7 +55,7 @@ static double sqnr_db(double signal, double noise) {
 }
 
 /* The linear layer of `copy` at the place `l` has in `ref` (copy shares ref's layout). */
-static vitq_i_linear *same_layer(const vitq_model *ref, vitq_model *copy, const vitq_i_linear *l) {
+static vitq_i_linear *same_layer(const vitq_i_net *ref, vitq_i_net *copy, const vitq_i_linear *l) {
     const char *p = (const char *)l;
     size_t blocks = (size_t)ref->info.depth * sizeof *ref->blocks;
     size_t stages = ref->stages ? (size_t)ref->info.num_stages * sizeof *ref->stages : 0;
@@ -67,8 +68,9 @@ static vitq_i_linear *same_layer(const vitq_model *ref, vitq_model *copy, const 
 }
 
 typedef struct job {
-    const vitq_model *ref;
-    const vitq_model *qm;
+    const vitq_i_net *ref;
+    const vitq_i_net *qm;
+    const vitq_i_qmodel *q;
     const float *images;
     size_t n;
     const float *fp_logits;
@@ -79,7 +81,7 @@ typedef struct job {
 
 /* Cosine of the logits against FP32 with only qpoint qi quantized. */
 static vitq_status isolated_cosine(const job *j, int qi, double *out) {
-    const vitq_i_qmodel *q = j->qm->quant;
+    const vitq_i_qmodel *q = j->q;
     const vitq_i_qpoint *qp = &q->qpoints[qi];
     const vitq_i_point_desc *d = &q->list.points[qp->point];
     size_t k = (size_t)j->ref->info.num_classes;
@@ -93,11 +95,11 @@ static vitq_status isolated_cosine(const job *j, int qi, double *out) {
         vitq_i_free(j->a, active);
         if (st) return st;
         vitq_i_taps taps = {.sites = &sites, .apply = fake_quant_tap, .ctx = (void *)q};
-        st = vitq_i_model_forward_taps(j->ref, j->images, j->n, j->logits, &taps);
+        st = vitq_i_net_forward(j->ref, j->images, j->n, j->logits, &taps);
         vitq_i_sites_free(j->a, &sites);
     } else {
         /* the float model with this one layer's weights replaced by the quantized model's */
-        vitq_model copy = *j->ref;
+        vitq_i_net copy = *j->ref;
         size_t nb = (size_t)j->ref->info.depth, ns = j->ref->stages ? (size_t)j->ref->info.num_stages : 0;
         copy.blocks = vitq_i_alloc_array(j->a, nb + 1, sizeof *copy.blocks);
         copy.stages = ns ? vitq_i_alloc_array(j->a, ns, sizeof *copy.stages) : NULL;
@@ -116,7 +118,7 @@ static vitq_status isolated_cosine(const job *j, int qi, double *out) {
             vitq_i_free(j->a, rows);
             if (!st) {
                 layer->packed = packed;
-                st = vitq_i_model_forward_taps(&copy, j->images, j->n, j->logits, NULL);
+                st = vitq_i_net_forward(&copy, j->images, j->n, j->logits, NULL);
                 vitq_i_gemm_packed_free(j->a, &packed);
             }
         }
@@ -127,9 +129,7 @@ static vitq_status isolated_cosine(const job *j, int qi, double *out) {
     return st;
 }
 
-static vitq_status check_pair(const vitq_model *ref, const vitq_model *qm) {
-    if (ref->quant) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: reference %s is quantized", ref->name);
-    if (!qm->quant) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: %s is not quantized", qm->name);
+static vitq_status check_pair(const vitq_i_net *ref, const vitq_i_net *qm) {
     const vitq_model_info *a = &ref->info, *b = &qm->info;
     if (a->arch != b->arch || a->depth != b->depth || a->embed_dim != b->embed_dim || a->num_classes != b->num_classes ||
         a->image_size != b->image_size || a->num_stages != b->num_stages)
@@ -138,17 +138,16 @@ static vitq_status check_pair(const vitq_model *ref, const vitq_model *qm) {
     return VITQ_OK;
 }
 
-vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const vitq_dataset *ds, uint64_t first,
-                              size_t n, vitq_report_row *rows, int32_t capacity, int32_t *count,
-                              double *output_cosine) {
-    if (!ref || !qm || !ds || !count || !output_cosine || (capacity > 0 && !rows) || n == 0)
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: NULL argument or no images");
+vitq_status vitq_i_report(const vitq_i_net *ref, const vitq_i_net *qm, const vitq_i_qmodel *q, const vitq_dataset *ds,
+                          uint64_t first, size_t n, vitq_report_row *rows, int32_t capacity, int32_t *count,
+                          double *output_cosine) {
     vitq_status st = check_pair(ref, qm);
     if (st) return st;
+    /* the caller's rows[0].struct_size is the stride of the array */
     size_t stride = capacity > 0 ? rows[0].struct_size : sizeof(vitq_report_row);
-    if (stride < offsetof(vitq_report_row, output_cosine) + sizeof(double) || stride > 1u << 16)
-        return vitq_i_fail(VITQ_ERR_ABI_MISMATCH, "vitq_model_report: rows[0].struct_size %zu", stride);
-    const vitq_i_qmodel *q = qm->quant;
+    if ((st = vitq_i_check_struct_size((uint32_t)stride, VITQ_I_V1_REPORT_ROW, "vitq_model_report",
+                                       "vitq_report_row (rows[0])")))
+        return st;
     const vitq_allocator *a = &qm->alloc;
     size_t per = (size_t)ref->info.in_channels * (size_t)ref->info.image_size * (size_t)ref->info.image_size;
     size_t k = (size_t)ref->info.num_classes;
@@ -160,10 +159,10 @@ vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const
     int *order = vitq_i_alloc_array(a, (size_t)nq + 1, sizeof(int));
     if (!images || !fp || !lg || !signal || !cosine || !range || !order) st = vitq_i_oom("report", n * per * sizeof(float));
     if (!st) st = vitq_i_dataset_images(ref, ds, first, n, images);
-    if (!st) st = vitq_i_model_forward_taps(ref, images, n, fp, NULL);
+    if (!st) st = vitq_i_net_forward(ref, images, n, fp, NULL);
     vitq_i_point_list ref_list;
     memset(&ref_list, 0, sizeof ref_list);
-    if (!st) st = vitq_i_points_build(a, (vitq_model *)ref, &ref_list);
+    if (!st) st = vitq_i_points_build(a, (vitq_i_net *)ref, &ref_list);
     measure m = {q, signal, signal ? signal + nq + 1 : NULL, range, range ? range + nq + 1 : NULL, a};
     for (int i = 0; !st && i < nq; i++) {
         m.lo[i] = INFINITY;
@@ -192,10 +191,10 @@ vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const
     if (!st) {
         /* the fully quantized run: the weights are already quantized in qm, activations measured */
         vitq_i_taps taps = {.sites = &q->sites, .apply = measure_tap, .ctx = &m};
-        st = vitq_i_model_forward_taps(qm, images, n, lg, &taps);
+        st = vitq_i_net_forward(qm, images, n, lg, &taps);
         if (!st) *output_cosine = vitq_i_metric(VITQ_METRIC_COSINE, fp, lg, n * k);
     }
-    job j = {ref, qm, images, n, fp, lg, a, &ref_list};
+    job j = {ref, qm, q, images, n, fp, lg, a, &ref_list};
     for (int i = 0; !st && i < nq; i++) st = isolated_cosine(&j, i, &cosine[i]);
     if (!st) {
         for (int i = 0; i < nq; i++) order[i] = i;
@@ -216,7 +215,7 @@ vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const
             row.min = isfinite(m.lo[i]) ? m.lo[i] : 0.0f;
             row.max = isfinite(m.hi[i]) ? m.hi[i] : 0.0f;
             row.output_cosine = cosine[i];
-            memcpy((char *)rows + (size_t)r * stride, &row, stride < sizeof row ? stride : sizeof row);
+            vitq_i_struct_out((char *)rows + (size_t)r * stride, (uint32_t)stride, &row, sizeof row);
         }
         *count = nq;
     }

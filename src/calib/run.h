@@ -1,4 +1,6 @@
-/* What a calibration run shares with the PTQ methods that refine it (method.h).
+/* A calibration run and its services: what the driver (calibrate.c), the PTQ methods (method.h) and
+ * the searches (block_search.h, noisy_search.h) share, all calling down into run.c and never into
+ * each other's files.
  *
  * A run: configure every point (generic defaults, then the method's, then the caller's
  * vitq_calibrator_set), create the quantizers, observe and finalize the weights and the activations
@@ -20,13 +22,14 @@ typedef struct vitq_i_point_cfg {
 } vitq_i_point_cfg;
 
 #define VITQ_I_MAX_METHOD_OPTIONS 16
+#define VITQ_I_FEED_BATCH 8 /* images per forward pass of a calibration pass: the unit of progress reports */
 
 typedef struct vitq_i_method vitq_i_method;
 
 typedef struct vitq_i_run {
     const vitq_allocator *alloc;       /* counted by the calibrator */
     const vitq_calibrator_options *opts;
-    vitq_model *model;                 /* the float network being quantized (a private copy if the method changes it) */
+    vitq_i_net *model;                 /* the float network being quantized (a private copy if the method changes it) */
     vitq_i_point_list *list;           /* points of `model` */
     vitq_i_point_cfg *cfg;             /* [list->count] */
     vitq_i_qmodel *q;                  /* quantizers of the active points (q->list is *list, borrowed) */
@@ -63,5 +66,8 @@ vitq_status vitq_i_run_calibrate_weight(vitq_i_run *r, int p);
 
 /* Fake-quantize the weight of point p (a copy of the layer's weight in `out`, channels x inner). */
 vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out);
+
+/* Widen [*lo, *hi] to the range of the values of v (a point's observed range). */
+void vitq_i_run_view_range(const vitq_tensor_view *v, float *lo, float *hi);
 
 #endif

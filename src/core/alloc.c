@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/abi.h"
 
 #define VITQ_I_ALIGN 64
 
@@ -28,14 +28,12 @@ vitq_status vitq_i_allocator_resolve(const vitq_allocator *in, vitq_allocator *o
         out->user = NULL;
         return VITQ_OK;
     }
-    if (in->struct_size < sizeof *in)
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT,
-                           "allocator: struct_size %u is smaller than sizeof(vitq_allocator) = %zu",
-                           (unsigned)in->struct_size, sizeof *in);
-    if (!in->alloc || !in->free)
+    vitq_status st = vitq_i_check_struct_size(in->struct_size, VITQ_I_V1_ALLOCATOR, "allocator", "vitq_allocator");
+    if (st) return st;
+    memset(out, 0, sizeof *out);
+    vitq_i_struct_in(out, sizeof *out, in, in->struct_size);
+    if (!out->alloc || !out->free)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "allocator: alloc and free must both be set");
-    *out = *in;
-    out->struct_size = sizeof *out;
     return VITQ_OK;
 }
 
@@ -79,4 +77,18 @@ int vitq_i_add_size(size_t a, size_t b, size_t *out) {
     if (b > SIZE_MAX - a) return 0;
     *out = a + b;
     return 1;
+}
+
+vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes, float **const *slots, int count,
+                                   float **block) {
+    size_t total = 0;
+    for (int s = 0; s < count; s++) total += (sizes[s] + 15) & ~(size_t)15; /* 16 floats: 64-byte aligned */
+    *block = vitq_i_alloc_array(a, total, sizeof(float));
+    if (!*block) return vitq_i_oom("forward workspace", total * sizeof(float));
+    float *p = *block;
+    for (int s = 0; s < count; s++) {
+        *slots[s] = p;
+        p += (sizes[s] + 15) & ~(size_t)15;
+    }
+    return VITQ_OK;
 }

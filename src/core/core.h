@@ -22,6 +22,9 @@ vitq_status vitq_i_fail(vitq_status status, const char *fmt, ...) VITQ_I_PRINTF(
 void vitq_i_error_prefix(const char *fmt, ...) VITQ_I_PRINTF(1, 2);
 void vitq_i_error_clear(void);
 
+/* Wall-clock seconds (for durations only). */
+double vitq_i_now_seconds(void);
+
 /* Validate a caller's allocator (NULL means malloc/free) and copy it into *out. */
 vitq_status vitq_i_allocator_resolve(const vitq_allocator *in, vitq_allocator *out);
 
@@ -35,6 +38,10 @@ void *vitq_i_calloc(const vitq_allocator *a, size_t count, size_t elem);
 void vitq_i_free(const vitq_allocator *a, void *ptr);
 /* Copy of a NUL-terminated string (NULL -> NULL). */
 char *vitq_i_strdup(const vitq_allocator *a, const char *s);
+/* One allocation from `a` cut into `count` float slots of sizes[k] floats, each 64-byte aligned
+ * (a forward pass's workspace); *slots[k] point into it, *block is what to free. */
+vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes, float **const *slots, int count,
+                                   float **block);
 
 /* Fail with VITQ_ERR_OUT_OF_MEMORY naming what could not be allocated. */
 vitq_status vitq_i_oom(const char *what, size_t bytes);

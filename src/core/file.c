@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core.h"
+#include "core/core.h"
 
 vitq_status vitq_i_read_file(const vitq_allocator *a, const char *path, uint8_t **data, size_t *size) {
     *data = NULL;

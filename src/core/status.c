@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "core/core.h"
 
 #if defined(VITQ_NO_TLS)
 #define VITQ_I_TLS

@@ -1,5 +1,5 @@
 /* Run-time version and build features, so a program can check the library it actually linked. */
-#include "core.h"
+#include "core/core.h"
 
 uint32_t vitq_version(void) { return VITQ_VERSION_NUMBER; }
 

@@ -3,14 +3,12 @@
  * bounded batches at forward time. */
 #include <string.h>
 
+#include "core/abi.h"
 #include "data/dataset.h"
 #include "io/idx.h"
 #include "io/inflate.h"
 #include "io/npy.h"
-#include "model/vit.h"
-
-/* Images converted to floats per batch in vitq_model_forward_dataset. */
-#define FORWARD_BATCH 64
+#include "model/net.h"
 
 struct vitq_dataset {
     vitq_allocator alloc;
@@ -190,12 +188,10 @@ void vitq_dataset_free(vitq_dataset *ds) {
 
 vitq_status vitq_dataset_get_info(const vitq_dataset *ds, vitq_dataset_info *info) {
     if (!ds || !info) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_dataset_get_info: NULL argument");
-    if (info->struct_size < sizeof(uint32_t) * 2 || info->struct_size > 1u << 20)
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_dataset_get_info: struct_size %u",
-                           (unsigned)info->struct_size);
-    uint32_t caller = info->struct_size;
-    memcpy(info, &ds->info, caller < sizeof ds->info ? caller : sizeof ds->info);
-    info->struct_size = caller;
+    vitq_status st = vitq_i_check_struct_size(info->struct_size, VITQ_I_V1_DATASET_INFO, "vitq_dataset_get_info",
+                                              "vitq_dataset_info");
+    if (st) return st;
+    vitq_i_struct_out(info, info->struct_size, &ds->info, sizeof ds->info);
     return VITQ_OK;
 }
 
@@ -219,7 +215,7 @@ static void nhwc_to_nchw(const uint8_t *src, size_t n, size_t hw, size_t c, floa
 
 /* Images [first, first + n) of ds as model-ready floats into out (NULL: only check the range and the
  * shape against the model). */
-vitq_status vitq_i_dataset_images(const vitq_model *model, const vitq_dataset *ds, uint64_t first, size_t n,
+vitq_status vitq_i_dataset_images(const vitq_i_net *model, const vitq_dataset *ds, uint64_t first, size_t n,
                                   float *out) {
     const vitq_model_info *mi = &model->info;
     const vitq_dataset_info *di = &ds->info;
@@ -233,7 +229,7 @@ vitq_status vitq_i_dataset_images(const vitq_model *model, const vitq_dataset *d
     size_t elem = di->dtype == VITQ_DTYPE_U8 ? 1 : sizeof(float);
     if (!out) return VITQ_OK; /* checks only */
     const uint8_t *src = ds->pixels + (size_t)first * per * elem;
-    if (di->dtype == VITQ_DTYPE_U8) return vitq_model_preprocess_u8(model, src, n, (vitq_pixel_layout)di->layout, out);
+    if (di->dtype == VITQ_DTYPE_U8) return vitq_i_net_preprocess_u8(model, src, n, (vitq_pixel_layout)di->layout, out);
     if (di->layout == VITQ_PIXELS_NCHW)
         memcpy(out, src, n * per * sizeof(float));
     else
@@ -241,23 +237,4 @@ vitq_status vitq_i_dataset_images(const vitq_model *model, const vitq_dataset *d
     return VITQ_OK;
 }
 
-vitq_status vitq_model_forward_dataset(const vitq_model *model, const vitq_dataset *ds, uint64_t first, size_t n,
-                                       float *logits) {
-    if (!model || !ds || !logits)
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward_dataset: NULL argument");
-    const vitq_model_info *mi = &model->info;
-    size_t per = (size_t)mi->in_channels * (size_t)mi->image_size * (size_t)mi->image_size;
-    size_t batch = n < FORWARD_BATCH ? n : FORWARD_BATCH;
-    vitq_status st = vitq_i_dataset_images(model, ds, first, n, NULL); /* range and shape checks */
-    if (st || n == 0) return st;
-    float *input = vitq_i_alloc_array(&model->alloc, batch * per, sizeof(float));
-    if (!input) return vitq_i_oom("dataset batch", batch * per * sizeof(float));
-    for (size_t done = 0; !st && done < n; done += batch) {
-        size_t count = n - done < batch ? n - done : batch;
-        st = vitq_i_dataset_images(model, ds, first + done, count, input);
-        if (!st) st = vitq_model_forward(model, input, count, logits + done * (size_t)mi->num_classes);
-        if (st == VITQ_ERR_NON_FINITE) vitq_i_error_prefix("%s: images from %llu", ds->name, (unsigned long long)(first + done));
-    }
-    vitq_i_free(&model->alloc, input);
-    return st;
-}
+const char *vitq_i_dataset_name(const vitq_dataset *ds) { return ds->name; }

@@ -3,21 +3,19 @@
  * cross-entropy loss and its gradient at the logits, then the way back: classifier, final LayerNorm
  * (ViT: on the prefix tokens only; Swin: under the mean pooling), and the blocks from the last,
  * crossing Swin's patch merging between stages. The embedding is not differentiated (no block is
- * below it). The forward uses the forward pass's kernels in its order, so its logits are
- * bit-identical to vitq_i_model_forward_taps without taps. */
+ * below it). The forward runs the forward pass's own stems (model/stem.h) and blocks (model/block.h),
+ * so its logits are bit-identical to vitq_i_net_forward without taps. */
 #include <math.h>
 #include <string.h>
 
 #include "grad/backward.h"
 #include "kernels/parallel.h"
 #include "model/forward_common.h"
+#include "model/stem.h"
 #include "model/swin_geometry.h"
 #include "model/weights.h"
 
 #define CHUNK_ROWS 2048
-/* timm and HF use PyTorch's default eps for Swin's patch-embedding and patch-merging norms (as
- * swin_forward.c). */
-#define PATCH_AND_MERGE_EPS 1e-5f
 
 typedef struct model_ws {
     vitq_i_block_ws blk;
@@ -37,22 +35,22 @@ typedef struct model_ws {
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Tokens per image of stage s (ViT: prefix tokens + patches). */
-static size_t stage_tokens(const vitq_model *m, int s) {
+static size_t stage_tokens(const vitq_i_net *m, int s) {
     const vitq_model_info *i = &m->info;
     if (i->arch != VITQ_ARCH_SWIN) return (size_t)i->num_tokens;
     return (size_t)i->stage_grid[s] * (size_t)i->stage_grid[s];
 }
 
-static int stage_first_block(const vitq_model *m, int s) {
+static int stage_first_block(const vitq_i_net *m, int s) {
     int b = 0;
     for (int p = 0; p < s; p++) b += m->info.stage_depth[p];
     return b;
 }
 
 /* Floats of the per-image activation of stage s. */
-static size_t stage_floats(const vitq_model *m, int s) { return stage_tokens(m, s) * (size_t)m->info.stage_dim[s]; }
+static size_t stage_floats(const vitq_i_net *m, int s) { return stage_tokens(m, s) * (size_t)m->info.stage_dim[s]; }
 
-static float *block_cache(const vitq_model *m, const model_ws *w, size_t images, int b) {
+static float *block_cache(const vitq_i_net *m, const model_ws *w, size_t images, int b) {
     size_t at = 0;
     for (int s = 0, k = 0; s < m->info.num_stages; s++)
         for (int j = 0; j < m->info.stage_depth[s]; j++, k++)
@@ -60,13 +58,13 @@ static float *block_cache(const vitq_model *m, const model_ws *w, size_t images,
     return w->cache + at;
 }
 
-static float *stage_cache(const vitq_model *m, const model_ws *w, size_t images, int s) {
+static float *stage_cache(const vitq_i_net *m, const model_ws *w, size_t images, int s) {
     size_t at = 0;
     for (int p = 0; p < s; p++) at += images * stage_floats(m, p);
     return w->stage_out + at;
 }
 
-static vitq_status ws_alloc(const vitq_model *m, size_t images, model_ws *w) {
+static vitq_status ws_alloc(const vitq_i_net *m, size_t images, model_ws *w) {
     const vitq_model_info *i = &m->info;
     size_t cache = 0, stages = 0, widest = 0, merge = 0;
     for (int s = 0; s < i->num_stages; s++) {
@@ -99,7 +97,7 @@ static vitq_status ws_alloc(const vitq_model *m, size_t images, model_ws *w) {
     return st;
 }
 
-static void ws_free(const vitq_model *m, model_ws *w) {
+static void ws_free(const vitq_i_net *m, model_ws *w) {
     vitq_i_block_ws_free(m, &w->blk);
     vitq_i_free(&m->alloc, w->wt_merge);
     vitq_i_free(&m->alloc, w->block);
@@ -107,97 +105,33 @@ static void ws_free(const vitq_model *m, model_ws *w) {
 
 /* ---- forward ------------------------------------------------------------------------------------- */
 
-/* ViT / DeiT: patch embedding, prefix tokens and position embeddings into w->x (as vit_forward.c). */
-static void vit_embed(const vitq_model *m, const float *images, size_t n, model_ws *w) {
-    const vitq_model_info *i = &m->info;
-    size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, pre = (size_t)i->num_prefix_tokens;
-    size_t patches = t - pre;
-    vitq_i_patch_embed(m, images, n, w->patches, w->gather, w->nthreads, NULL);
-    for (size_t b = 0; b < n; b++) {
-        float *x = w->x + b * t * d;
-        for (size_t j = 0; j < d; j++) {
-            x[j] = m->cls_token[j] + m->pos_embed[j];
-            if (pre == 2) x[d + j] = m->dist_token[j] + m->pos_embed[d + j];
-        }
-        for (size_t k = 0; k < patches; k++)
-            for (size_t j = 0; j < d; j++)
-                x[(pre + k) * d + j] = w->gather[(b * patches + k) * d + j] + m->pos_embed[(pre + k) * d + j];
-    }
-}
-
-static void swin_embed(const vitq_model *m, const float *images, size_t n, model_ws *w) {
-    size_t rows = n * (size_t)m->info.num_tokens, d = (size_t)m->info.embed_dim;
-    vitq_i_patch_embed(m, images, n, w->patches, w->x, w->nthreads, NULL);
-    if (m->patch_norm.gamma)
-        vitq_i_layernorm(w->x, rows, d, m->patch_norm.gamma, m->patch_norm.beta, PATCH_AND_MERGE_EPS, w->x,
-                         w->nthreads);
-}
-
-/* Swin patch merging of stage s from the previous stage's output into w->x. */
-static void merge_forward(const vitq_model *m, int s, size_t n, model_ws *w) {
-    const vitq_model_info *i = &m->info;
-    const vitq_i_stage *st = &m->stages[s];
-    size_t in = 4 * (size_t)i->stage_dim[s - 1], rows = n * stage_tokens(m, s);
-    vitq_i_swin_merge_gather(stage_cache(m, w, n, s - 1), n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1],
-                             w->gather);
-    vitq_i_layernorm(w->gather, rows, in, st->merge_norm.gamma, st->merge_norm.beta, PATCH_AND_MERGE_EPS, w->gather,
-                     w->nthreads);
-    vitq_i_gemm(w->gather, in, rows, &st->merge.packed, st->merge.bias, w->x, (size_t)i->stage_dim[s],
-                VITQ_I_EPI_NONE, w->nthreads);
-}
-
-/* ViT: final norm of prefix token `token` of each image into feat_ln rows [token*n ..), then `head`. */
-static void vit_classify_token(const vitq_model *m, size_t n, size_t token, const vitq_i_linear *head,
-                               float *logits, model_ws *w) {
-    size_t d = (size_t)m->info.embed_dim, t = (size_t)m->info.num_tokens;
-    float *in = w->feat + token * n * d, *out = w->feat_ln + token * n * d;
-    for (size_t b = 0; b < n; b++) memcpy(in + b * d, w->x + (b * t + token) * d, d * sizeof(float));
-    vitq_i_layernorm(in, n, d, m->norm.gamma, m->norm.beta, m->info.layer_norm_eps, out, w->nthreads);
-    vitq_i_gemm(out, d, n, &head->packed, head->bias, logits, (size_t)m->info.num_classes, VITQ_I_EPI_NONE,
-                w->nthreads);
-}
-
-static void vit_classify(const vitq_model *m, size_t n, model_ws *w) {
-    size_t k = (size_t)m->info.num_classes;
-    vit_classify_token(m, n, 0, &m->head, w->logits, w);
-    if (m->info.num_prefix_tokens < 2) return;
-    vit_classify_token(m, n, 1, &m->head_dist, w->logits_dist, w);
-    for (size_t j = 0; j < n * k; j++) w->logits[j] = (w->logits[j] + w->logits_dist[j]) / 2.0f;
-}
-
-/* Swin: final norm of every token into w->gather, mean over tokens into feat, then the head. */
-static void swin_classify(const vitq_model *m, size_t n, model_ws *w) {
-    int last = m->info.num_stages - 1;
-    size_t d = (size_t)m->info.stage_dim[last], tokens = stage_tokens(m, last);
-    vitq_i_layernorm(w->x, n * tokens, d, m->norm.gamma, m->norm.beta, m->info.layer_norm_eps, w->gather,
-                     w->nthreads);
-    for (size_t b = 0; b < n; b++)
-        for (size_t k = 0; k < d; k++) {
-            double sum = 0.0;
-            for (size_t t = 0; t < tokens; t++) sum += w->gather[(b * tokens + t) * d + k];
-            w->feat[b * d + k] = (float)(sum / (double)tokens);
-        }
-    vitq_i_gemm(w->feat, d, n, &m->head.packed, m->head.bias, w->logits, (size_t)m->info.num_classes,
-                VITQ_I_EPI_NONE, w->nthreads);
+/* A pass of the forward's own kernels, no taps: the float layers of a network the backward accepts. */
+static vitq_i_pass plain_pass(const vitq_i_net *m, const model_ws *w) {
+    vitq_i_pass p;
+    vitq_i_pass_begin(&p, m, NULL);
+    p.nthreads = w->nthreads;
+    return p;
 }
 
 /* Forward of n images to w->logits, keeping block inputs and stage outputs. */
-static void forward_chunk(const vitq_model *m, const float *images, size_t n, model_ws *w) {
+static void forward_chunk(const vitq_i_net *m, const float *images, size_t n, model_ws *w) {
     const vitq_model_info *i = &m->info;
     int swin = i->arch == VITQ_ARCH_SWIN;
-    if (swin) swin_embed(m, images, n, w);
-    else vit_embed(m, images, n, w);
+    vitq_i_pass p = plain_pass(m, w);
+    if (swin) vitq_i_swin_embed(&p, images, n, w->patches, w->x);
+    else vitq_i_vit_embed(&p, images, n, w->patches, w->gather, w->x);
     for (int s = 0, b = 0; s < i->num_stages; s++) {
-        if (s > 0) merge_forward(m, s, n, w);
+        if (s > 0) vitq_i_swin_merge(&p, s, n, stage_cache(m, w, n, s - 1), w->gather, w->x);
         size_t count = n * stage_floats(m, s);
         for (int j = 0; j < i->stage_depth[s]; j++, b++) {
             memcpy(block_cache(m, w, n, b), w->x, count * sizeof(float));
-            vitq_i_block_forward(m, b, w->x, n, &w->blk);
+            vitq_i_block_ws_forward(m, b, w->x, n, &w->blk);
         }
         memcpy(stage_cache(m, w, n, s), w->x, count * sizeof(float));
     }
-    if (swin) swin_classify(m, n, w);
-    else vit_classify(m, n, w);
+    if (swin) vitq_i_swin_classify(&p, n, w->x, w->gather, w->feat, w->logits);
+    else vitq_i_vit_classify(&p, n, w->x, w->feat, w->feat_ln, w->logits, w->logits_dist);
+    (void)vitq_i_pass_end(&p); /* float layers only: nothing can fail */
 }
 
 /* ---- loss ---------------------------------------------------------------------------------------- */
@@ -218,7 +152,7 @@ static double cross_entropy(const float *logits, size_t k, int32_t target, float
     return (double)max + log(sum) - (double)logits[target];
 }
 
-static double loss_chunk(const vitq_model *m, const int32_t *targets, size_t n, model_ws *w) {
+static double loss_chunk(const vitq_i_net *m, const int32_t *targets, size_t n, model_ws *w) {
     size_t k = (size_t)m->info.num_classes;
     double loss = 0.0;
     for (size_t b = 0; b < n; b++) {
@@ -245,7 +179,7 @@ static void head_backward(const vitq_i_linear *l, const float *d_out, size_t n, 
 
 /* ViT: dlogits -> w->dx, the gradient at the last block's output (zero but on the prefix tokens).
  * Distilled logits are (cls + dist) / 2, so each head gets half the gradient. */
-static void vit_head_backward(const vitq_model *m, size_t n, model_ws *w) {
+static void vit_head_backward(const vitq_i_net *m, size_t n, model_ws *w) {
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, pre = (size_t)i->num_prefix_tokens;
     float scale = pre == 2 ? 0.5f : 1.0f;
@@ -260,7 +194,7 @@ static void vit_head_backward(const vitq_model *m, size_t n, model_ws *w) {
 }
 
 /* Swin: dlogits -> pooled features -> every token's final-norm output (1/tokens each) -> w->dx. */
-static void swin_head_backward(const vitq_model *m, size_t n, model_ws *w) {
+static void swin_head_backward(const vitq_i_net *m, size_t n, model_ws *w) {
     int last = m->info.num_stages - 1;
     size_t d = (size_t)m->info.stage_dim[last], tokens = stage_tokens(m, last);
     head_backward(&m->head, w->dlogits, n, 1.0f, w->dfeat);
@@ -290,7 +224,7 @@ static void merge_scatter(const float *in, size_t images, int grid, size_t dim, 
 
 /* Swin patch merging of stage s: w->dx (w.r.t. its output) -> w->dprev (w.r.t. the previous stage's
  * output). The LayerNorm input is re-gathered from the cached stage output. */
-static void merge_backward(const vitq_model *m, int s, size_t n, model_ws *w) {
+static void merge_backward(const vitq_i_net *m, int s, size_t n, model_ws *w) {
     const vitq_model_info *i = &m->info;
     const vitq_i_stage *st = &m->stages[s];
     size_t in = 4 * (size_t)i->stage_dim[s - 1], rows = n * stage_tokens(m, s);
@@ -299,7 +233,7 @@ static void merge_backward(const vitq_model *m, int s, size_t n, model_ws *w) {
     vitq_i_linear_backward(&wt, w->dx, rows, w->dgather, 0, w->nthreads);
     vitq_i_swin_merge_gather(stage_cache(m, w, n, s - 1), n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1],
                              w->gather);
-    vitq_i_layernorm_backward(w->gather, w->dgather, rows, in, st->merge_norm.gamma, PATCH_AND_MERGE_EPS, w->dgather,
+    vitq_i_layernorm_backward(w->gather, w->dgather, rows, in, st->merge_norm.gamma, VITQ_I_SWIN_STEM_EPS, w->dgather,
                               0, w->nthreads);
     merge_scatter(w->dgather, n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1], w->dprev);
 }
@@ -311,7 +245,7 @@ static void swap(float **a, float **b) {
 }
 
 /* From w->dlogits down to block 0, calling fn on every block, last first. */
-static vitq_status backward_chunk(const vitq_model *m, size_t first, size_t n, model_ws *w,
+static vitq_status backward_chunk(const vitq_i_net *m, size_t first, size_t n, model_ws *w,
                                   vitq_i_block_grad_fn fn, void *ctx) {
     const vitq_model_info *i = &m->info;
     if (i->arch == VITQ_ARCH_SWIN) swin_head_backward(m, n, w);
@@ -335,7 +269,7 @@ static vitq_status backward_chunk(const vitq_model *m, size_t first, size_t n, m
     return VITQ_OK;
 }
 
-static vitq_status check_arguments(const vitq_model *m, const float *images, size_t n, const int32_t *targets) {
+static vitq_status check_arguments(const vitq_i_net *m, const float *images, size_t n, const int32_t *targets) {
     if (!m || !images)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_model_backward: NULL %s", !m ? "model" : "images");
     if (n == 0) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_model_backward: no images");
@@ -350,7 +284,7 @@ static vitq_status check_arguments(const vitq_model *m, const float *images, siz
     return st ? st : vitq_i_model_require_rows(m, "vitq_i_model_backward");
 }
 
-vitq_status vitq_i_model_backward(const vitq_model *m, const float *images, size_t n, const int32_t *targets,
+vitq_status vitq_i_model_backward(const vitq_i_net *m, const float *images, size_t n, const int32_t *targets,
                                   double *loss, vitq_i_block_grad_fn fn, void *ctx) {
     vitq_status st = check_arguments(m, images, n, targets);
     if (st) return st;

@@ -8,7 +8,7 @@
 #ifndef VITQ_GRAD_BACKWARD_H
 #define VITQ_GRAD_BACKWARD_H
 
-#include "model/vit.h"
+#include "model/net.h"
 
 /* ---- whole blocks and models --------------------------------------------------------------------- */
 
@@ -30,13 +30,13 @@ typedef struct vitq_i_block_grads {
 
 /* Geometry of block b (any pointer may be NULL): tokens per image, width, MLP hidden width, heads and
  * the attention sequence length (tokens for ViT, window^2 for Swin). All 0 for a block out of range. */
-void vitq_i_block_shape(const vitq_model *m, int b, size_t *tokens_per_image, size_t *dim, size_t *hidden,
+void vitq_i_block_shape(const vitq_i_net *m, int b, size_t *tokens_per_image, size_t *dim, size_t *hidden,
                         size_t *heads, size_t *seq_tokens);
 
 /* Block b of model m on n images: x_in [n*tokens_b][d_b] is the block's input (residual stream, grid
  * order), d_out the gradient w.r.t. its output. Recomputes the block's forward internally (from x_in),
  * then writes d_in (may alias nothing; may be NULL) and the wanted fields of g (g may be NULL). */
-vitq_status vitq_i_block_backward(const vitq_model *m, int b, const float *x_in, const float *d_out, size_t n,
+vitq_status vitq_i_block_backward(const vitq_i_net *m, int b, const float *x_in, const float *d_out, size_t n,
                                   vitq_i_block_grads *g, float *d_in);
 
 /* Whole model: loss = sum over images of cross-entropy(logits_i, targets[i]); targets NULL = each image's
@@ -48,7 +48,7 @@ vitq_status vitq_i_block_backward(const vitq_model *m, int b, const float *x_in,
  * for a chunk and the backward recomputes the block internals. `first` is the chunk's first image. */
 typedef int (*vitq_i_block_grad_fn)(void *ctx, int block, size_t first, size_t n, const float *x_in,
                                     const float *d_out);
-vitq_status vitq_i_model_backward(const vitq_model *m, const float *images, size_t n, const int32_t *targets,
+vitq_status vitq_i_model_backward(const vitq_i_net *m, const float *images, size_t n, const int32_t *targets,
                                   double *loss, vitq_i_block_grad_fn fn, void *ctx);
 
 /* ---- kernels (grad_kernels.c) -------------------------------------------------------------------- */
@@ -96,15 +96,15 @@ typedef struct vitq_i_block_ws {
     float *block;                               /* the allocation all of the above live in */
 } vitq_i_block_ws;
 
-vitq_status vitq_i_block_ws_alloc(const vitq_model *m, size_t images, vitq_i_block_ws *w);
-void vitq_i_block_ws_free(const vitq_model *m, vitq_i_block_ws *w);
+vitq_status vitq_i_block_ws_alloc(const vitq_i_net *m, size_t images, vitq_i_block_ws *w);
+void vitq_i_block_ws_free(const vitq_i_net *m, vitq_i_block_ws *w);
 
-/* Block b's forward on n <= w->images images, in place on x [n*tokens][d]: the arithmetic of
- * vitq_i_model_forward_taps without taps, so results are bit-identical to it. */
-void vitq_i_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_block_ws *w);
+/* Block b's forward on n <= w->images images, in place on x [n*tokens][d], in the workspace: the
+ * forward pass's own block (model/block.h), so results are bit-identical to it. */
+void vitq_i_block_ws_forward(const vitq_i_net *m, int b, float *x, size_t n, vitq_i_block_ws *w);
 
 /* vitq_i_block_backward for n <= w->images images, arguments already checked. */
-void vitq_i_block_backward_ws(const vitq_model *m, int b, const float *x_in, const float *d_out, size_t n,
+void vitq_i_block_backward_ws(const vitq_i_net *m, int b, const float *x_in, const float *d_out, size_t n,
                               const vitq_i_block_grads *g, float *d_in, vitq_i_block_ws *w);
 
 #endif

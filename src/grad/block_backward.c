@@ -1,4 +1,4 @@
-/* One transformer block, forward and backward (see backward.h). The block is
+/* One transformer block's backward (see backward.h); its forward is model/block.c's. The block is
  *   x_mid = x + proj(attention(qkv(LN1(x))))        (Swin: LN1 output window-partitioned, proj output
  *   out   = x_mid + fc2(gelu(fc1(LN2(x_mid))))       un-partitioned back onto the grid)
  * The backward first recomputes the forward from x (only the block input is cached by callers), then
@@ -7,6 +7,7 @@
 
 #include "grad/backward.h"
 #include "kernels/parallel.h"
+#include "model/block.h"
 #include "model/forward_common.h"
 #include "model/swin_geometry.h"
 #include "model/weights.h"
@@ -14,48 +15,11 @@
 /* Rows (tokens) per chunk of vitq_i_block_backward: about 20-40 MB of scratch for DeiT-S sized blocks. */
 #define CHUNK_ROWS 2048
 
-typedef struct geom {
-    const vitq_i_block *blk;
-    size_t tokens, d, hidden, heads, seq_t; /* per image; seq_t: attention sequence length */
-    size_t rows, seqs;                      /* for n images */
-    int swin, grid, win;
-    vitq_i_attn_bias bias;
-} geom;
+typedef vitq_i_block_geom geom;
 
-static int stage_of(const vitq_model *m, int b) {
-    int s = 0;
-    while (s + 1 < m->info.num_stages && b >= m->stages[s + 1].first_block) s++;
-    return s;
-}
+static void geom_of(const vitq_i_net *m, int b, size_t n, geom *g) { vitq_i_block_geom_of(m, b, n, g); }
 
-static void geom_of(const vitq_model *m, int b, size_t n, geom *g) {
-    const vitq_model_info *i = &m->info;
-    memset(g, 0, sizeof *g);
-    g->blk = &m->blocks[b];
-    g->hidden = g->blk->fc1.out;
-    g->bias.mask_period = 1;
-    if (i->arch == VITQ_ARCH_SWIN) {
-        int s = stage_of(m, b);
-        g->swin = 1;
-        g->grid = i->stage_grid[s];
-        g->win = i->stage_window[s];
-        g->tokens = (size_t)g->grid * (size_t)g->grid;
-        g->d = (size_t)i->stage_dim[s];
-        g->heads = (size_t)i->stage_heads[s];
-        g->seq_t = (size_t)g->win * (size_t)g->win;
-        g->bias.head_bias = g->blk->attn_bias;
-        g->bias.mask = g->blk->shift ? m->stages[s].mask : NULL;
-        g->bias.mask_period = g->tokens / g->seq_t;
-    } else {
-        g->tokens = g->seq_t = (size_t)i->num_tokens;
-        g->d = (size_t)i->embed_dim;
-        g->heads = (size_t)i->num_heads;
-    }
-    g->rows = n * g->tokens;
-    g->seqs = g->rows / g->seq_t;
-}
-
-void vitq_i_block_shape(const vitq_model *m, int b, size_t *tokens_per_image, size_t *dim, size_t *hidden,
+void vitq_i_block_shape(const vitq_i_net *m, int b, size_t *tokens_per_image, size_t *dim, size_t *hidden,
                         size_t *heads, size_t *seq_tokens) {
     geom g;
     memset(&g, 0, sizeof g); /* a block out of range has no shape: all zero */
@@ -69,7 +33,7 @@ void vitq_i_block_shape(const vitq_model *m, int b, size_t *tokens_per_image, si
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-vitq_status vitq_i_block_ws_alloc(const vitq_model *m, size_t images, vitq_i_block_ws *w) {
+vitq_status vitq_i_block_ws_alloc(const vitq_i_net *m, size_t images, vitq_i_block_ws *w) {
     size_t d = 0, qkv = 0, probs = 0, hid = 0, wq = 0, wp = 0, w1 = 0, w2 = 0, scratch = 0;
     memset(w, 0, sizeof *w);
     w->images = images;
@@ -98,62 +62,39 @@ vitq_status vitq_i_block_ws_alloc(const vitq_model *m, size_t images, vitq_i_blo
     return st;
 }
 
-void vitq_i_block_ws_free(const vitq_model *m, vitq_i_block_ws *w) {
+void vitq_i_block_ws_free(const vitq_i_net *m, vitq_i_block_ws *w) {
     vitq_i_free(&m->alloc, w->block);
     memset(w, 0, sizeof *w);
 }
 
-/* The forward up to LN2's output: fills w->qkv, w->att, w->xmid and w->ln (LN2's output), and with
- * `keep_probs` w->probs, with the forward pass's own kernels in its own order (the staged attention
- * that keeps the probabilities equals the fused one bit for bit). */
-static void attention_half(const vitq_model *m, const geom *g, const float *x_in, vitq_i_block_ws *w,
-                           int keep_probs) {
-    const vitq_i_block *blk = g->blk;
-    size_t n = g->rows / g->tokens;
-    float eps = m->info.layer_norm_eps;
-    int nt = w->nthreads;
-    if (g->swin) {
-        vitq_i_layernorm(x_in, g->rows, g->d, blk->norm1.gamma, blk->norm1.beta, eps, w->dtmp, nt);
-        vitq_i_swin_partition(w->dtmp, n, g->grid, g->win, blk->shift, g->d, w->ln);
-    } else {
-        vitq_i_layernorm(x_in, g->rows, g->d, blk->norm1.gamma, blk->norm1.beta, eps, w->ln, nt);
-    }
-    vitq_i_gemm(w->ln, g->d, g->rows, &blk->qkv.packed, blk->qkv.bias, w->qkv, 3 * g->d, VITQ_I_EPI_NONE, nt);
-    if (keep_probs) {
-        vitq_i_attention_scores(w->qkv, g->seqs, g->seq_t, g->d, g->heads, &g->bias, w->probs, w->scratch, nt);
-        vitq_i_attention_softmax(w->probs, g->seqs * g->heads * g->seq_t, g->seq_t, nt);
-        vitq_i_attention_apply(w->probs, w->qkv, g->seqs, g->seq_t, g->d, g->heads, w->att, w->scratch, nt);
-    } else {
-        vitq_i_attention_biased(w->qkv, g->seqs, g->seq_t, g->d, g->heads, &g->bias, w->att, w->scratch, nt);
-    }
+/* The block's buffers in the workspace: LN outputs, qkv, attention output, probabilities, and fc1's
+ * output in `hid`. */
+static vitq_i_block_bufs bufs_of(vitq_i_block_ws *w, float *hid, int keep_probs) {
+    vitq_i_block_bufs b = {w->ln, w->qkv, w->att, w->dtmp, hid, w->scratch, keep_probs ? w->probs : NULL};
+    return b;
+}
+
+static void run(const vitq_i_net *m, const geom *g, float *x, vitq_i_block_ws *w, float *hid, int mode) {
+    vitq_i_pass p;
+    vitq_i_pass_begin(&p, m, NULL);
+    p.nthreads = w->nthreads;
+    vitq_i_block_bufs bufs = bufs_of(w, hid, mode == VITQ_I_BLOCK_RECOMPUTE);
+    vitq_i_block_run(&p, g, x, &bufs, mode);
+    (void)vitq_i_pass_end(&p); /* float layers only (the backward refuses other models): nothing can fail */
+}
+
+/* What the backward needs of the forward (model/block.h, VITQ_I_BLOCK_RECOMPUTE): x_mid in w->xmid,
+ * qkv, the probabilities, the attention output, LN2's output in w->ln and fc1's output before the GELU
+ * in w->hid, with the forward pass's own block. */
+static void recompute(const vitq_i_net *m, const geom *g, const float *x_in, vitq_i_block_ws *w) {
     memcpy(w->xmid, x_in, g->rows * g->d * sizeof(float));
-    if (g->swin) {
-        vitq_i_gemm(w->att, g->d, g->rows, &blk->proj.packed, blk->proj.bias, w->dtmp, g->d, VITQ_I_EPI_NONE, nt);
-        vitq_i_swin_unpartition_add(w->dtmp, n, g->grid, g->win, blk->shift, g->d, w->xmid);
-    } else {
-        vitq_i_gemm(w->att, g->d, g->rows, &blk->proj.packed, blk->proj.bias, w->xmid, g->d, VITQ_I_EPI_RESIDUAL,
-                    nt);
-    }
-    vitq_i_layernorm(w->xmid, g->rows, g->d, blk->norm2.gamma, blk->norm2.beta, eps, w->ln, nt);
+    run(m, g, w->xmid, w, w->hid, VITQ_I_BLOCK_RECOMPUTE);
 }
 
-/* What the backward needs of the forward: the above with the probabilities, and fc1's output before
- * the GELU in w->hid. */
-static void recompute(const vitq_model *m, const geom *g, const float *x_in, vitq_i_block_ws *w) {
-    const vitq_i_linear *fc1 = &g->blk->fc1;
-    attention_half(m, g, x_in, w, 1);
-    vitq_i_gemm(w->ln, g->d, g->rows, &fc1->packed, fc1->bias, w->hid, g->hidden, VITQ_I_EPI_NONE, w->nthreads);
-}
-
-void vitq_i_block_forward(const vitq_model *m, int b, float *x, size_t n, vitq_i_block_ws *w) {
+void vitq_i_block_ws_forward(const vitq_i_net *m, int b, float *x, size_t n, vitq_i_block_ws *w) {
     geom g;
     geom_of(m, b, n, &g);
-    attention_half(m, &g, x, w, 0);
-    const vitq_i_linear *fc1 = &g.blk->fc1, *fc2 = &g.blk->fc2;
-    vitq_i_gemm(w->ln, g.d, g.rows, &fc1->packed, fc1->bias, w->dhid, g.hidden,
-                m->info.gelu == VITQ_GELU_TANH ? VITQ_I_EPI_GELU_TANH : VITQ_I_EPI_GELU_ERF, w->nthreads);
-    memcpy(x, w->xmid, g.rows * g.d * sizeof(float));
-    vitq_i_gemm(w->dhid, g.hidden, g.rows, &fc2->packed, fc2->bias, x, g.d, VITQ_I_EPI_RESIDUAL, w->nthreads);
+    run(m, &g, x, w, w->dhid, VITQ_I_BLOCK_FULL);
 }
 
 static void copy_out(float *dst, const float *src, size_t count) {
@@ -168,7 +109,7 @@ static void pack_weights(const vitq_i_block *blk, vitq_i_block_ws *w, vitq_i_pac
 }
 
 /* MLP half: d_out -> w->dx = gradient w.r.t. x_mid (the residual passes d_out straight through). */
-static void mlp_backward(const vitq_model *m, const geom *g, const float *d_out, const vitq_i_block_grads *gr,
+static void mlp_backward(const vitq_i_net *m, const geom *g, const float *d_out, const vitq_i_block_grads *gr,
                          const vitq_i_packed *wt, vitq_i_block_ws *w) {
     size_t rows = g->rows, d = g->d, h = g->hidden;
     int nt = w->nthreads;
@@ -203,7 +144,7 @@ static void attention_backward(const geom *g, const vitq_i_block_grads *gr, cons
     copy_out(gr->d_ln1_out, w->dtmp, rows * d);
 }
 
-void vitq_i_block_backward_ws(const vitq_model *m, int b, const float *x_in, const float *d_out, size_t n,
+void vitq_i_block_backward_ws(const vitq_i_net *m, int b, const float *x_in, const float *d_out, size_t n,
                               const vitq_i_block_grads *g, float *d_in, vitq_i_block_ws *w) {
     static const vitq_i_block_grads none;
     geom geo;
@@ -244,7 +185,7 @@ static vitq_i_block_grads offset_grads(const vitq_i_block_grads *g, const geom *
     return o;
 }
 
-vitq_status vitq_i_block_backward(const vitq_model *m, int b, const float *x_in, const float *d_out, size_t n,
+vitq_status vitq_i_block_backward(const vitq_i_net *m, int b, const float *x_in, const float *d_out, size_t n,
                                   vitq_i_block_grads *g, float *d_in) {
     if (!m || !x_in || !d_out)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_block_backward: NULL %s",

@@ -1,10 +1,10 @@
-/* Point-wise non-linearities and the row softmax, scalar forms (the formulas: vmath.h). The vector
- * paths mirror these operation for operation, so the results here are those of every path. */
+/* Point-wise non-linearities, scalar forms (the formulas: vmath.h). The vector paths mirror these
+ * operation for operation, so the results here are those of every path. A leaf: the tables of every
+ * path use this file, and it uses none of them. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels/isa.h"
 #include "kernels/kernels.h"
 #include "kernels/vmath.h"
 
@@ -127,5 +127,3 @@ float vitq_i_gelu_tanh(float x) {
     float num = sign ? xc * s : xc;
     return num / (1.0f + s);
 }
-
-void vitq_i_softmax(float *x, size_t n) { vitq_i_kernels_active()->softmax(x, n); }

@@ -37,14 +37,22 @@ static unsigned detect(void) {
 static unsigned detect(void) { return 0; }
 #endif
 
-/* Written once by the first caller; every thread computes the same value, so the race is benign in
- * practice, and C11 atomics are avoided to keep firmware toolchains happy. */
-static volatile int detected = -1;
-static volatile int forced = -2; /* -2: not yet read from VITQ_ISA; -1: automatic */
+/* Values computed on first use, kept as value + 1 so that 0 means "not yet" (zero-initialised, no
+ * constructor or lock needed). Threads racing on the first use may each compute the value: harmless,
+ * because detect() is pure and idempotent and the VITQ_ISA lookup only reads the environment, so every
+ * racing thread stores the same int and later calls read it. The atomic load/store (cpu.h) keeps the
+ * sharing free of data races. */
+static int features_plus1;
+static int env_isa_plus2; /* VITQ_ISA's choice + 2: 1 = automatic, 0 = not read yet */
+static int forced_isa = -1; /* vitq_i_isa_force: -1 = no override */
 
 unsigned vitq_i_cpu_features(void) {
-    if (detected < 0) detected = (int)detect();
-    return (unsigned)detected;
+    int v = VITQ_I_LOAD_INT(&features_plus1);
+    if (v == 0) {
+        v = (int)detect() + 1;
+        VITQ_I_STORE_INT(&features_plus1, v);
+    }
+    return (unsigned)(v - 1);
 }
 
 static vitq_i_isa best_isa(unsigned f) {
@@ -62,10 +70,20 @@ static int isa_from_env(void) {
     return -1; /* unknown names: automatic choice */
 }
 
+static int env_isa(void) {
+    int v = VITQ_I_LOAD_INT(&env_isa_plus2);
+    if (v == 0) {
+        v = isa_from_env() + 2;
+        VITQ_I_STORE_INT(&env_isa_plus2, v);
+    }
+    return v - 2;
+}
+
 vitq_i_isa vitq_i_isa_active(void) {
     vitq_i_isa best = best_isa(vitq_i_cpu_features());
-    if (forced == -2) forced = isa_from_env();
-    if (forced >= 0 && forced < (int)best) return (vitq_i_isa)forced;
+    int want = VITQ_I_LOAD_INT(&forced_isa);
+    if (want < 0) want = env_isa();
+    if (want >= 0 && want < (int)best) return (vitq_i_isa)want;
     return best;
 }
 
@@ -78,7 +96,7 @@ unsigned vitq_i_features_active(void) {
     }
 }
 
-void vitq_i_isa_force(int isa) { forced = isa < 0 ? -1 : isa; }
+void vitq_i_isa_force(int isa) { VITQ_I_STORE_INT(&forced_isa, isa < 0 ? -1 : isa); }
 
 const char *vitq_i_isa_name(vitq_i_isa isa) {
     return isa == VITQ_I_ISA_AVX512 ? "avx512" : isa == VITQ_I_ISA_AVX2 ? "avx2" : "generic";

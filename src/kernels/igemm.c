@@ -23,7 +23,7 @@
 
 /* ---- kernel choice ---- */
 
-static volatile int forced_kernel = -1;
+static int forced_kernel = -1; /* shared through VITQ_I_LOAD_INT / VITQ_I_STORE_INT (cpu.h) */
 
 int vitq_i_qkernel_available(vitq_i_qkernel k) {
     unsigned f = vitq_i_cpu_features();
@@ -40,7 +40,7 @@ int vitq_i_qkernel_available(vitq_i_qkernel k) {
 }
 
 vitq_i_qkernel vitq_i_qkernel_active(void) {
-    int k = forced_kernel;
+    int k = VITQ_I_LOAD_INT(&forced_kernel);
     if (k >= 0 && vitq_i_qkernel_available((vitq_i_qkernel)k)) return (vitq_i_qkernel)k;
     unsigned f = vitq_i_features_active();
     if ((f & VITQ_I_CPU_AVX512) && (f & VITQ_I_CPU_AVX512_VNNI)) return VITQ_I_QK_AVX512_VNNI;
@@ -50,7 +50,7 @@ vitq_i_qkernel vitq_i_qkernel_active(void) {
     return VITQ_I_QK_GENERIC;
 }
 
-void vitq_i_qkernel_force(int k) { forced_kernel = k < 0 || k >= VITQ_I_QK_COUNT ? -1 : k; }
+void vitq_i_qkernel_force(int k) { VITQ_I_STORE_INT(&forced_kernel, k < 0 || k >= VITQ_I_QK_COUNT ? -1 : k); }
 
 const char *vitq_i_qkernel_name(vitq_i_qkernel k) {
     static const char *const names[VITQ_I_QK_COUNT] = {"generic",        "avx2",     "avx2-vnni",
@@ -183,6 +183,10 @@ vitq_status vitq_i_qgemm_pack(const vitq_allocator *alloc, const int32_t *codes,
     return VITQ_OK;
 }
 
+int32_t vitq_i_qgemm_zero_point(const vitq_i_qpacked *p, size_t j) {
+    return p->zero[j] + store_offset(p->bits, p->symmetric, p->store_bits);
+}
+
 void vitq_i_qgemm_unpack_codes(const vitq_i_qpacked *p, int32_t *codes) {
     int32_t offset = store_offset(p->bits, p->symmetric, p->store_bits);
     for (size_t j = 0; j < p->n; j++) {
@@ -278,8 +282,15 @@ vitq_status vitq_i_qact_check(const vitq_i_qact *q) {
 
 int32_t vitq_i_qact_offset(const vitq_i_qact *q) { return q->qmin < 0 ? 128 : 0; }
 
-static vitq_i_qrow row_params(const vitq_i_qact *q) {
-    vitq_i_qrow p;
+/* The arguments of the tables' uniform_u8 for grid q. */
+typedef struct act_row {
+    vitq_i_uniform grid;
+    float scale, zero;
+    int32_t offset;
+} act_row;
+
+static act_row act_row_of(const vitq_i_qact *q) {
+    act_row p;
     p.grid.bits = 8;
     p.grid.symmetric = q->qmin < 0;
     p.grid.qmin = q->qmin;
@@ -290,23 +301,27 @@ static vitq_i_qrow row_params(const vitq_i_qact *q) {
     return p;
 }
 
+static void quantize_row(const vitq_i_isa_kernels *isa, const act_row *p, const float *x, size_t n, uint8_t *out) {
+    isa->uniform_u8(&p->grid, x, n, p->scale, p->zero, p->offset, out);
+}
+
 #define QUANT_ROWS 16 /* rows per parallel task */
 
 void vitq_i_quantize_u8(const float *x, size_t ldx, size_t rows, size_t cols, const vitq_i_qact *q, uint8_t *out,
                         size_t ldo, int nthreads) {
     if (rows == 0 || cols == 0) return;
-    const vitq_i_qimpl *impl = impl_of(vitq_i_qkernel_active());
-    vitq_i_qrow p = row_params(q);
+    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
+    act_row p = act_row_of(q);
     long tasks = (long)((rows + QUANT_ROWS - 1) / QUANT_ROWS);
     int threads = vitq_i_resolve_threads(nthreads);
     if (threads == 1) { /* e.g. per attention head inside a parallel loop: no nested region */
-        for (size_t r = 0; r < rows; r++) impl->quantize(x + r * ldx, cols, &p, out + r * ldo);
+        for (size_t r = 0; r < rows; r++) quantize_row(isa, &p, x + r * ldx, cols, out + r * ldo);
         return;
     }
     VITQ_I_PARALLEL_FOR(threads)
     for (long b = 0; b < tasks; b++) {
         size_t r1 = ((size_t)b + 1) * QUANT_ROWS < rows ? ((size_t)b + 1) * QUANT_ROWS : rows;
-        for (size_t r = (size_t)b * QUANT_ROWS; r < r1; r++) impl->quantize(x + r * ldx, cols, &p, out + r * ldo);
+        for (size_t r = (size_t)b * QUANT_ROWS; r < r1; r++) quantize_row(isa, &p, x + r * ldx, cols, out + r * ldo);
     }
 }
 
@@ -322,7 +337,7 @@ typedef struct qgemm_job {
     float *c; /* float output, or NULL when requantizing */
     size_t ldc;
     vitq_i_epilogue e;
-    vitq_i_qrow next; /* requantization */
+    act_row next; /* requantization */
     uint8_t *q;
     size_t ldq;
     const vitq_i_qimpl *impl;
@@ -385,7 +400,7 @@ static void run_block(const qgemm_job *j, size_t row0, size_t mc, size_t col0, s
     }
     /* GELU through the float kernels' vector epilogue (the bits of vitq_i_gelu_erf / _tanh), once per
      * tile over all its rows; the buffer's columns past ncols hold finite leftovers (0 or an earlier
-     * tile's values), which are never read back. */
+     * tile's values), which are never read back. Requantization by the same table's uniform_u8. */
     const vitq_i_isa_kernels *fk = vitq_i_kernels_active();
     float gelu_buf[VITQ_I_QGEMM_MR_MAX * NR];
     memset(buf, 0, sizeof buf);
@@ -424,7 +439,7 @@ static void run_block(const qgemm_job *j, size_t row0, size_t mc, size_t col0, s
                 if (j->c)
                     memcpy(j->c + (r0 + r) * j->ldc + p0, v + r * NR, ncols * sizeof(float));
                 else
-                    j->impl->quantize(v + r * NR, ncols, &j->next, j->q + (r0 + r) * j->ldq + p0);
+                    quantize_row(fk, &j->next, v + r * NR, ncols, j->q + (r0 + r) * j->ldq + p0);
             }
         }
     }
@@ -485,7 +500,7 @@ vitq_status vitq_i_qgemm_requant(const uint8_t *a, size_t lda, size_t m, float a
     qgemm_job j;
     memset(&j, 0, sizeof j);
     j.a = a, j.lda = lda, j.m = m, j.a_scale = a_scale, j.a_zero = a_zero, j.w = w, j.bias = bias;
-    j.e = e, j.next = row_params(next), j.q = q, j.ldq = ldq;
+    j.e = e, j.next = act_row_of(next), j.q = q, j.ldq = ldq;
     j.impl = impl_of(vitq_i_qkernel_active());
     run(&j, nthreads);
     return VITQ_OK;

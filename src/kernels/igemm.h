@@ -1,7 +1,7 @@
 /* Integer GEMM of quantized linear layers: uint8 activation codes x int8 (or int4) weight codes,
  * accumulated exactly in int32, then one float epilogue per output.
  *
- * Codes follow quant/uniform.h: code q stands for (q - zero) * scale. A layer has one activation grid
+ * Codes follow kernels/uniform.h: code q stands for (q - zero) * scale. A layer has one activation grid
  * (scale, integer zero point) and per-output-channel weight grids. The product computed is
  *     acc[i][j] = sum_k (a[i][k] - a_zero) * (wq[j][k] - w_zero[j])          (exact, int32)
  *     c[i][j]   = epilogue((float)acc[i][j] * (a_scale * w_scale[j]) + bias[j])
@@ -33,7 +33,7 @@
 
 #include "core/core.h"
 #include "kernels/kernels.h"
-#include "quant/uniform.h"
+#include "kernels/uniform.h"
 
 /* Output channels per packed weight panel: three 16-lane groups (one zmm of int32 lanes each). */
 #define VITQ_I_QGEMM_NR 48
@@ -81,6 +81,8 @@ void vitq_i_qpacked_free(const vitq_allocator *alloc, vitq_i_qpacked *p);
 /* The codes codes[n][k] given to vitq_i_qgemm_pack back from the panels, exactly (an integer model
  * keeps only the panels; saving it reads the codes from them). */
 void vitq_i_qgemm_unpack_codes(const vitq_i_qpacked *p, int32_t *codes);
+/* The zero point of output channel j in the codes' own domain (what vitq_i_qgemm_pack was given). */
+int32_t vitq_i_qgemm_zero_point(const vitq_i_qpacked *p, size_t j);
 
 /* An activation grid: vitq's code range [qmin, qmax] (unsigned within [0, 255] or signed within
  * [-128, 127]), scale > 0 and finite, integer zero point (0 for symmetric grids). */
@@ -111,9 +113,9 @@ vitq_status vitq_i_qgemm_pack_bytes(const uint8_t *b, size_t rs, size_t cs, size
                                     const vitq_i_qact *g, void *mem, vitq_i_qpacked *out);
 
 /* out[r][c] = vitq_i_uniform_code(x[r][c]) + offset for `rows` rows of `cols` floats: exactly the
- * codes of quant/uniform.h (x / scale with one IEEE division, round half to even, clamp to
- * [qmin, qmax], NaN -> zero point), as bytes. `q` must pass vitq_i_qact_check. Every path gives the
- * same bytes. */
+ * codes of kernels/uniform.h (x / scale with one IEEE division, round half to even, clamp to
+ * [qmin, qmax], NaN -> zero point), as bytes, by the active path's uniform_u8 (kernels/isa.h).
+ * `q` must pass vitq_i_qact_check. Every path gives the same bytes. */
 void vitq_i_quantize_u8(const float *x, size_t ldx, size_t rows, size_t cols, const vitq_i_qact *q, uint8_t *out,
                         size_t ldo, int nthreads);
 
@@ -149,7 +151,7 @@ typedef enum vitq_i_qkernel {
 
 /* 1 when this CPU (all of it, whatever path is forced) can run kernel k. */
 int vitq_i_qkernel_available(vitq_i_qkernel k);
-/* The kernel the GEMM and the quantizer use now. */
+/* The kernel the GEMM uses now (activation bytes come from the instruction-set table instead). */
 vitq_i_qkernel vitq_i_qkernel_active(void);
 /* Force kernel k (ignored while unavailable); a negative value returns to the automatic choice.
  * Not thread-safe against running GEMMs: for tests and benchmarks. */
@@ -179,28 +181,15 @@ typedef struct vitq_i_qtile {
     int accumulate;
 } vitq_i_qtile;
 
-/* Quantization of one row of floats (see vitq_i_quantize_u8). The vector paths repeat the float
- * operations of vitq_i_uniform_code lane by lane; elements they leave over go through it directly. */
-typedef struct vitq_i_qrow {
-    vitq_i_uniform grid;
-    float scale, zero;
-    int32_t offset;
-} vitq_i_qrow;
-
 typedef struct vitq_i_qimpl {
     size_t mr8, mr4;                      /* rows per tile of tile8 and tile4, <= VITQ_I_QGEMM_MR_MAX */
     void (*tile8)(const vitq_i_qtile *t); /* 8-bit storage */
     void (*tile4)(const vitq_i_qtile *t); /* 4-bit storage */
-    void (*quantize)(const float *x, size_t n, const vitq_i_qrow *p, uint8_t *out);
 } vitq_i_qimpl;
 
 /* The int32 whose bits are u. Wrapping uint32 arithmetic is the portable C form of the modulo-2^32
  * sums (signed overflow is undefined); the true results fit int32, so this gives them back exactly. */
 static inline int32_t vitq_i_wrap_i32(uint32_t u) { return u <= INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1; }
-
-static inline uint8_t vitq_i_qrow_code(const vitq_i_qrow *p, float x) {
-    return (uint8_t)(vitq_i_uniform_code(&p->grid, x, p->scale, p->zero) + p->offset);
-}
 
 extern const vitq_i_qimpl vitq_i_qimpl_generic;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

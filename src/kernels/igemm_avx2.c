@@ -1,4 +1,4 @@
-/* AVX2 kernels of the integer GEMM (see igemm.h), and the AVX2 activation quantizer.
+/* AVX2 kernels of the integer GEMM (see igemm.h).
  *
  * With 16 ymm registers a tile covers one 16-channel group of the panel at a time (two ymm of int32
  * lanes) and sweeps the three groups in turn.
@@ -247,32 +247,9 @@ TAVX2 static void tile4_avx2(const vitq_i_qtile *t) {
     }
 }
 
-/* ---- activation quantization: vitq_i_uniform_code on 8 lanes ---- */
-
-TAVX2 static void quantize_avx2(const float *x, size_t n, const vitq_i_qrow *p, uint8_t *out) {
-    const __m256 scale = _mm256_set1_ps(p->scale), zero = _mm256_set1_ps(p->zero);
-    const __m256 limit = _mm256_set1_ps(4194304.0f), nlimit = _mm256_set1_ps(-4194304.0f);
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
-    const __m256 qmin = _mm256_set1_ps((float)p->grid.qmin), qmax = _mm256_set1_ps((float)p->grid.qmax);
-    const __m256i izero = _mm256_set1_epi32((int32_t)p->zero), offset = _mm256_set1_epi32(p->offset);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 t = _mm256_div_ps(_mm256_loadu_ps(x + i), scale);
-        __m256 nan = _mm256_cmp_ps(t, t, _CMP_UNORD_Q);
-        t = _mm256_min_ps(_mm256_max_ps(t, nlimit), limit);
-        __m256 v = _mm256_add_ps(_mm256_sub_ps(_mm256_add_ps(t, magic), magic), zero);
-        v = _mm256_min_ps(_mm256_max_ps(v, qmin), qmax); /* integral: the conversion is exact */
-        __m256i c = _mm256_blendv_epi8(_mm256_cvtps_epi32(v), izero, _mm256_castps_si256(nan));
-        c = _mm256_add_epi32(c, offset);
-        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
-        _mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(w, w));
-    }
-    for (; i < n; i++) out[i] = vitq_i_qrow_code(p, x[i]);
-}
-
-const vitq_i_qimpl vitq_i_qimpl_avx2 = {2, 1, tile8_avx2, tile4_avx2, quantize_avx2};
-const vitq_i_qimpl vitq_i_qimpl_avx2_vnni = {6, 4, tile8_vnni_vex, tile4_vnni_vex, quantize_avx2};
-const vitq_i_qimpl vitq_i_qimpl_avx2_vnni_evex = {6, 4, tile8_vnni_evex, tile4_vnni_evex, quantize_avx2};
+const vitq_i_qimpl vitq_i_qimpl_avx2 = {2, 1, tile8_avx2, tile4_avx2};
+const vitq_i_qimpl vitq_i_qimpl_avx2_vnni = {6, 4, tile8_vnni_vex, tile4_vnni_vex};
+const vitq_i_qimpl vitq_i_qimpl_avx2_vnni_evex = {6, 4, tile8_vnni_evex, tile4_vnni_evex};
 
 #else
 typedef int vitq_i_igemm_avx2_unused; /* an empty translation unit is not ISO C */

@@ -1,4 +1,4 @@
-/* AVX-512 kernels of the integer GEMM (see igemm.h), and the AVX-512 activation quantizer.
+/* AVX-512 kernels of the integer GEMM (see igemm.h).
  *
  * VNNI: an 8-row x 48-channel tile keeps 24 zmm accumulators. Each k-quad loads the panel's three
  * 64-byte groups once and broadcasts four activation bytes per row; vpdpbusd multiplies unsigned
@@ -231,29 +231,8 @@ T512 static void tile4_bw(const vitq_i_qtile *t) {
     FINISH_BW_ROW(1, d1);
 }
 
-/* ---- activation quantization: vitq_i_uniform_code on 16 lanes ---- */
-
-T512 static void quantize_avx512(const float *x, size_t n, const vitq_i_qrow *p, uint8_t *out) {
-    const __m512 scale = _mm512_set1_ps(p->scale), zero = _mm512_set1_ps(p->zero);
-    const __m512 limit = _mm512_set1_ps(4194304.0f), nlimit = _mm512_set1_ps(-4194304.0f);
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    const __m512 qmin = _mm512_set1_ps((float)p->grid.qmin), qmax = _mm512_set1_ps((float)p->grid.qmax);
-    const __m512i izero = _mm512_set1_epi32((int32_t)p->zero), offset = _mm512_set1_epi32(p->offset);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 t = _mm512_div_ps(_mm512_loadu_ps(x + i), scale);
-        __mmask16 nan = _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q);
-        t = _mm512_min_ps(_mm512_max_ps(t, nlimit), limit);
-        __m512 v = _mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(t, magic), magic), zero);
-        v = _mm512_min_ps(_mm512_max_ps(v, qmin), qmax); /* integral: the conversion is exact */
-        __m512i c = _mm512_mask_mov_epi32(_mm512_cvtps_epi32(v), nan, izero);
-        _mm_storeu_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(_mm512_add_epi32(c, offset)));
-    }
-    for (; i < n; i++) out[i] = vitq_i_qrow_code(p, x[i]);
-}
-
-const vitq_i_qimpl vitq_i_qimpl_avx512_vnni = {8, 8, tile8_vnni, tile4_vnni, quantize_avx512};
-const vitq_i_qimpl vitq_i_qimpl_avx512bw = {4, 2, tile8_bw, tile4_bw, quantize_avx512};
+const vitq_i_qimpl vitq_i_qimpl_avx512_vnni = {8, 8, tile8_vnni, tile4_vnni};
+const vitq_i_qimpl vitq_i_qimpl_avx512bw = {4, 2, tile8_bw, tile4_bw};
 
 #else
 typedef int vitq_i_igemm_avx512_unused; /* an empty translation unit is not ISO C */

@@ -62,8 +62,4 @@ static void tile4(const vitq_i_qtile *t) {
     finish(t, acc);
 }
 
-static void quantize(const float *x, size_t n, const vitq_i_qrow *p, uint8_t *out) {
-    for (size_t i = 0; i < n; i++) out[i] = vitq_i_qrow_code(p, x[i]);
-}
-
-const vitq_i_qimpl vitq_i_qimpl_generic = {MR, MR, tile8, tile4, quantize};
+const vitq_i_qimpl vitq_i_qimpl_generic = {MR, MR, tile8, tile4};

@@ -1,13 +1,16 @@
 /* The instruction-set specific pieces behind the kernel drivers (gemm.c, attention.c, norm.c,
- * activations.c). Each path (isa_generic.c, isa_avx2.c, isa_avx512.c) fills one table; the drivers
- * pick the table of vitq_i_isa_active() at every call, so a path forced between calls takes effect. */
+ * uniform.c, igemm.c). Each path (isa_generic.c, isa_avx2.c, isa_avx512.c) fills one table; the drivers
+ * pick the table of vitq_i_isa_active() at every call (dispatch.c), so a path forced between calls
+ * takes effect. */
 #ifndef VITQ_KERNELS_ISA_H
 #define VITQ_KERNELS_ISA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
+#include "kernels/uniform.h"
 
 /* x86-64 vector paths are compiled with per-function target attributes; elsewhere they are absent. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -31,6 +34,12 @@ typedef struct vitq_i_isa_kernels {
     void (*softmax)(float *x, size_t n);
     /* vitq_i_layernorm of one row (out may be x). */
     void (*layernorm)(const float *x, size_t dim, const float *gamma, const float *beta, float eps, float *out);
+    /* p[i] = vitq_i_uniform_fq(u, p[i], scale, zero) for i < n (kernels/uniform.h), bit for bit. */
+    void (*uniform_fq)(const vitq_i_uniform *u, float *p, size_t n, float scale, float zero);
+    /* out[i] = vitq_i_uniform_code(u, x[i], scale, zero) + offset for i < n, as bytes, bit for bit;
+     * every code + offset must lie in [0, 255] (the caller's grid guarantees it). */
+    void (*uniform_u8)(const vitq_i_uniform *u, const float *x, size_t n, float scale, float zero, int32_t offset,
+                       uint8_t *out);
 } vitq_i_isa_kernels;
 
 extern const vitq_i_isa_kernels vitq_i_kernels_generic;
@@ -39,7 +48,7 @@ extern const vitq_i_isa_kernels vitq_i_kernels_avx2;
 extern const vitq_i_isa_kernels vitq_i_kernels_avx512;
 #endif
 
-/* The table of the active path. */
+/* The table of the active path (dispatch.c). */
 const vitq_i_isa_kernels *vitq_i_kernels_active(void);
 
 /* The canonical order of the double sums of the softmax and the LayerNorm, shared by every path so

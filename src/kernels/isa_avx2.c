@@ -1,5 +1,6 @@
 /* The AVX2 + FMA path: 6 x 16 GEMM micro-kernel on ymm registers (a 32-column tile is two of them)
- * and 8-lane forms of the shared formulas (vmath.h, isa.h), operation for operation the scalar ones.
+ * and 8-lane forms of the shared formulas (vmath.h, isa.h, uniform.h), operation for operation the scalar
+ * ones.
  *
  * Micro-kernel: 6 rows x 16 columns = 12 ymm accumulators, 2 ymm of the panel and 1 broadcast: 15 of
  * the 16 registers. Its fused multiply-adds are those of the AVX-512 kernel, so the two paths give the
@@ -239,7 +240,45 @@ TARGET static void layernorm(const float *x, size_t dim, const float *gamma, con
     }
 }
 
-const vitq_i_isa_kernels vitq_i_kernels_avx2 = {MR, tile, epilogue, softmax, layernorm};
+/* ---- the uniform grid on 8 lanes (scalar original: kernels/uniform.h) ------------------------- */
+
+/* vitq_i_uniform_code of 8 lanes, as floats: one IEEE division, the pre-clamp, the magic-number
+ * rounding, + zero, the clamp to [qmin, qmax], NaN -> the zero point. Every lane is then an integer of
+ * the grid (or the zero point), so converting it is exact. Both row operations below use it. */
+INLINE __m256 uniform_code8(__m256 x, __m256 scale, __m256 zero, __m256 qmin, __m256 qmax) {
+    __m256 t = _mm256_div_ps(x, scale);
+    __m256 nan = _mm256_cmp_ps(t, t, _CMP_UNORD_Q);
+    t = _mm256_min_ps(_mm256_max_ps(t, splat(-VITQ_I_UNIFORM_LIMIT)), splat(VITQ_I_UNIFORM_LIMIT));
+    __m256 v = _mm256_sub_ps(_mm256_add_ps(t, splat(VITQ_I_UNIFORM_MAGIC)), splat(VITQ_I_UNIFORM_MAGIC));
+    v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, zero), qmin), qmax);
+    return _mm256_blendv_ps(v, zero, nan);
+}
+
+TARGET static void uniform_fq(const vitq_i_uniform *u, float *p, size_t n, float scale, float zero) {
+    const __m256 s = splat(scale), z = splat(zero), qmin = splat((float)u->qmin), qmax = splat((float)u->qmax);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = uniform_code8(_mm256_loadu_ps(p + i), s, z, qmin, qmax);
+        _mm256_storeu_ps(p + i, _mm256_mul_ps(_mm256_sub_ps(v, z), s)); /* vitq_i_uniform_value */
+    }
+    for (; i < n; i++) p[i] = vitq_i_uniform_fq(u, p[i], scale, zero);
+}
+
+TARGET static void uniform_u8(const vitq_i_uniform *u, const float *x, size_t n, float scale, float zero,
+                              int32_t offset, uint8_t *out) {
+    const __m256 s = splat(scale), z = splat(zero), qmin = splat((float)u->qmin), qmax = splat((float)u->qmax);
+    const __m256i off = _mm256_set1_epi32(offset);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(uniform_code8(_mm256_loadu_ps(x + i), s, z, qmin, qmax)), off);
+        /* bytes in [0, 255] by the caller's contract: the saturating packs keep them as they are */
+        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+        _mm_storel_epi64((__m128i *)(void *)(out + i), _mm_packus_epi16(w, w));
+    }
+    for (; i < n; i++) out[i] = (uint8_t)(vitq_i_uniform_code(u, x[i], scale, zero) + offset);
+}
+
+const vitq_i_isa_kernels vitq_i_kernels_avx2 = {MR, tile, epilogue, softmax, layernorm, uniform_fq, uniform_u8};
 
 #else
 typedef int vitq_i_no_avx2; /* ISO C wants a declaration in every translation unit */

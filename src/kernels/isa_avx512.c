@@ -1,5 +1,5 @@
 /* The AVX-512 path (F, DQ, BW, VL): 14 x 32 GEMM micro-kernel on zmm registers and 16-lane forms of
- * the shared formulas (vmath.h, isa.h), operation for operation the scalar ones.
+ * the shared formulas (vmath.h, isa.h, uniform.h), operation for operation the scalar ones.
  *
  * Micro-kernel: 14 rows x 32 columns = 28 zmm accumulators, 2 zmm of the packed panel and 1
  * broadcast per k step: 31 of the 32 registers. A is read in place (row pointers a + r * lda): the
@@ -210,7 +210,43 @@ TARGET static void layernorm(const float *x, size_t dim, const float *gamma, con
     }
 }
 
-const vitq_i_isa_kernels vitq_i_kernels_avx512 = {MR, tile, epilogue, softmax, layernorm};
+/* ---- the uniform grid on 16 lanes (scalar original: kernels/uniform.h) ------------------------ */
+
+/* vitq_i_uniform_code of 16 lanes, as floats: one IEEE division, the pre-clamp, the magic-number
+ * rounding, + zero, the clamp to [qmin, qmax], NaN -> the zero point. Every lane is then an integer of
+ * the grid (or the zero point), so converting it is exact. Both row operations below use it. */
+INLINE __m512 uniform_code16(__m512 x, __m512 scale, __m512 zero, __m512 qmin, __m512 qmax) {
+    __m512 t = _mm512_div_ps(x, scale);
+    __mmask16 nan = _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q);
+    t = _mm512_min_ps(_mm512_max_ps(t, splat(-VITQ_I_UNIFORM_LIMIT)), splat(VITQ_I_UNIFORM_LIMIT));
+    __m512 v = _mm512_sub_ps(_mm512_add_ps(t, splat(VITQ_I_UNIFORM_MAGIC)), splat(VITQ_I_UNIFORM_MAGIC));
+    v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zero), qmin), qmax);
+    return _mm512_mask_mov_ps(v, nan, zero);
+}
+
+TARGET static void uniform_fq(const vitq_i_uniform *u, float *p, size_t n, float scale, float zero) {
+    const __m512 s = splat(scale), z = splat(zero), qmin = splat((float)u->qmin), qmax = splat((float)u->qmax);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = uniform_code16(_mm512_loadu_ps(p + i), s, z, qmin, qmax);
+        _mm512_storeu_ps(p + i, _mm512_mul_ps(_mm512_sub_ps(v, z), s)); /* vitq_i_uniform_value */
+    }
+    for (; i < n; i++) p[i] = vitq_i_uniform_fq(u, p[i], scale, zero);
+}
+
+TARGET static void uniform_u8(const vitq_i_uniform *u, const float *x, size_t n, float scale, float zero,
+                              int32_t offset, uint8_t *out) {
+    const __m512 s = splat(scale), z = splat(zero), qmin = splat((float)u->qmin), qmax = splat((float)u->qmax);
+    const __m512i off = _mm512_set1_epi32(offset);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i c = _mm512_add_epi32(_mm512_cvtps_epi32(uniform_code16(_mm512_loadu_ps(x + i), s, z, qmin, qmax)), off);
+        _mm_storeu_si128((__m128i *)(void *)(out + i), _mm512_cvtepi32_epi8(c)); /* c in [0, 255] */
+    }
+    for (; i < n; i++) out[i] = (uint8_t)(vitq_i_uniform_code(u, x[i], scale, zero) + offset);
+}
+
+const vitq_i_isa_kernels vitq_i_kernels_avx512 = {MR, tile, epilogue, softmax, layernorm, uniform_fq, uniform_u8};
 
 #else
 typedef int vitq_i_no_avx512; /* ISO C wants a declaration in every translation unit */

@@ -76,15 +76,14 @@ static void layernorm(const float *x, size_t dim, const float *gamma, const floa
     for (size_t i = 0; i < dim; i++) out[i] = (float)((x[i] - mean) * rstd) * gamma[i] + beta[i];
 }
 
-const vitq_i_isa_kernels vitq_i_kernels_generic = {MR, tile, epilogue, softmax, layernorm};
-
-const vitq_i_isa_kernels *vitq_i_kernels_active(void) {
-#if VITQ_I_HAVE_X86
-    switch (vitq_i_isa_active()) {
-    case VITQ_I_ISA_AVX512: return &vitq_i_kernels_avx512;
-    case VITQ_I_ISA_AVX2: return &vitq_i_kernels_avx2;
-    default: break;
-    }
-#endif
-    return &vitq_i_kernels_generic;
+/* The scalar definitions themselves (kernels/uniform.h). */
+static void uniform_fq(const vitq_i_uniform *u, float *p, size_t n, float scale, float zero) {
+    for (size_t i = 0; i < n; i++) p[i] = vitq_i_uniform_fq(u, p[i], scale, zero);
 }
+
+static void uniform_u8(const vitq_i_uniform *u, const float *x, size_t n, float scale, float zero, int32_t offset,
+                       uint8_t *out) {
+    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(vitq_i_uniform_code(u, x[i], scale, zero) + offset);
+}
+
+const vitq_i_isa_kernels vitq_i_kernels_generic = {MR, tile, epilogue, softmax, layernorm, uniform_fq, uniform_u8};

@@ -1,5 +1,6 @@
-/* LayerNorm over the last dimension: rows in parallel, each row by the active path's row kernel
- * (statistics in double, summed in the canonical lane order of isa.h, so every path agrees). */
+/* The row kernels' drivers. LayerNorm over the last dimension: rows in parallel, each row by the
+ * active path's row kernel (statistics in double, summed in the canonical lane order of isa.h, so
+ * every path agrees). Softmax of one row: the active path's (the same bits on every path). */
 #include "kernels/isa.h"
 #include "kernels/parallel.h"
 
@@ -16,3 +17,5 @@ void vitq_i_layernorm(const float *x, size_t rows, size_t dim, const float *gamm
         for (size_t r = (size_t)b * block; r < rows && r < (size_t)(b + 1) * block; r++)
             isa->layernorm(x + r * dim, dim, gamma, beta, eps, out + r * dim);
 }
+
+void vitq_i_softmax(float *x, size_t n) { vitq_i_kernels_active()->softmax(x, n); }

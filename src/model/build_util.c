@@ -96,7 +96,7 @@ vitq_status vitq_i_build_layernorm(vitq_i_ckpt *c, const vitq_allocator *a, cons
 }
 
 
-vitq_status vitq_i_build_patch_embed(vitq_i_ckpt *c, vitq_model *m) {
+vitq_status vitq_i_build_patch_embed(vitq_i_ckpt *c, vitq_i_net *m) {
     const vitq_allocator *a = &m->alloc;
     size_t d = (size_t)m->info.embed_dim, p = (size_t)m->info.patch_size, ch = (size_t)m->info.in_channels;
     uint64_t shape[4] = {d, ch, p, p};
@@ -131,10 +131,10 @@ vitq_status vitq_i_build_block(vitq_i_ckpt *c, const vitq_allocator *a, const ch
 }
 
 vitq_status vitq_i_build_model(const vitq_i_family_builder *fb, vitq_i_ckpt *c, const vitq_i_config_inputs *in,
-                               vitq_model **out) {
+                               vitq_i_net **out) {
     const vitq_allocator *a = c->alloc;
     vitq_i_shape_facts facts;
-    vitq_model *m = NULL;
+    vitq_i_net *m = NULL;
     *out = NULL;
     vitq_status st = fb->collect_facts(c, &facts);
     if (!st) {
@@ -164,7 +164,7 @@ vitq_status vitq_i_build_model(const vitq_i_family_builder *fb, vitq_i_ckpt *c, 
     if (!st) st = fb->load_weights(c, m);
     if (!st) st = vitq_i_ckpt_check_all_used(c);
     if (st) {
-        vitq_i_model_destroy(m);
+        vitq_i_net_destroy(m);
         return st;
     }
     fb->count_cost(m);

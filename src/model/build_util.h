@@ -4,20 +4,20 @@
 
 #include "model/checkpoint.h"
 #include "model/config.h"
-#include "model/vit.h"
+#include "model/net.h"
 
 /* What differs between families; vitq_i_build_model does the rest (allocation, configuration,
  * the check that every tensor was consumed, clean-up on failure). */
 typedef struct vitq_i_family_builder {
     vitq_status (*collect_facts)(const vitq_i_ckpt *c, vitq_i_shape_facts *f); /* shapes only */
     /* after hyper-parameters are resolved and the members all families share are set from the facts */
-    void (*fill_info)(vitq_model *m, const vitq_i_shape_facts *f);
-    vitq_status (*load_weights)(vitq_i_ckpt *c, vitq_model *m);
-    void (*count_cost)(vitq_model *m); /* num_params and gflops */
+    void (*fill_info)(vitq_i_net *m, const vitq_i_shape_facts *f);
+    vitq_status (*load_weights)(vitq_i_ckpt *c, vitq_i_net *m);
+    void (*count_cost)(vitq_i_net *m); /* num_params and gflops */
 } vitq_i_family_builder;
 
 /* patch_embed.proj as a linear layer [D, C*p*p] (the convolution of stride p seen as a GEMM). */
-vitq_status vitq_i_build_patch_embed(vitq_i_ckpt *c, vitq_model *m);
+vitq_status vitq_i_build_patch_embed(vitq_i_ckpt *c, vitq_i_net *m);
 
 /* The tensors every pre-LN block has, under `prefix` ("blocks.3", "layers.1.blocks.0"): norm1,
  * attn.qkv (3d x d), attn.proj, norm2, mlp.fc1 (hidden x d), mlp.fc2. */
@@ -25,7 +25,7 @@ vitq_status vitq_i_build_block(vitq_i_ckpt *c, const vitq_allocator *a, const ch
                                size_t hidden, vitq_i_block *blk);
 
 vitq_status vitq_i_build_model(const vitq_i_family_builder *fb, vitq_i_ckpt *c, const vitq_i_config_inputs *in,
-                               vitq_model **out);
+                               vitq_i_net **out);
 
 /* Shape of canonical tensor `canon`, which must have `want_ndim` dimensions. */
 vitq_status vitq_i_build_shape(const vitq_i_ckpt *c, const char *canon, int want_ndim, uint64_t *shape);

@@ -62,7 +62,7 @@ static vitq_status block(const walker *w, const char *pre, const vitq_i_block *b
     return linear(w, name, &blk->fc2, 1);
 }
 
-static vitq_status patch_embed(const walker *w, const vitq_model *m) {
+static vitq_status patch_embed(const walker *w, const vitq_i_net *m) {
     const vitq_model_info *i = &m->info;
     uint64_t p = (uint64_t)i->patch_size;
     vitq_status st = emit_any(w, "patch_embed.proj", "weight", 4, (uint64_t)i->embed_dim, (uint64_t)i->in_channels,
@@ -70,7 +70,7 @@ static vitq_status patch_embed(const walker *w, const vitq_model *m) {
     return st ? st : emit(w, "patch_embed.proj", "bias", 1, (uint64_t)i->embed_dim, 0, 0, 0, m->patch_embed.bias);
 }
 
-static vitq_status swin(const walker *w, const vitq_model *m) {
+static vitq_status swin(const walker *w, const vitq_i_net *m) {
     const vitq_model_info *i = &m->info;
     vitq_status st = patch_embed(w, m);
     if (!st && m->patch_norm.gamma) st = layernorm(w, "patch_embed.norm", &m->patch_norm, (size_t)i->embed_dim);
@@ -94,7 +94,7 @@ static vitq_status swin(const walker *w, const vitq_model *m) {
     return st ? st : linear(w, "head.fc", &m->head, 1);
 }
 
-static vitq_status vit(const walker *w, const vitq_model *m) {
+static vitq_status vit(const walker *w, const vitq_i_net *m) {
     const vitq_model_info *i = &m->info;
     uint64_t d = (uint64_t)i->embed_dim;
     vitq_status st = patch_embed(w, m);
@@ -112,7 +112,7 @@ static vitq_status vit(const walker *w, const vitq_model *m) {
     return st;
 }
 
-vitq_status vitq_i_model_tensors(const vitq_model *m, vitq_i_tensor_fn fn, void *ctx) {
+vitq_status vitq_i_model_tensors(const vitq_i_net *m, vitq_i_tensor_fn fn, void *ctx) {
     walker w = {fn, ctx};
     return m->info.arch == VITQ_ARCH_SWIN ? swin(&w, m) : vit(&w, m);
 }

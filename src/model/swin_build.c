@@ -118,7 +118,7 @@ static vitq_status check_stored_mask(vitq_i_ckpt *c, const char *canon, const vi
     return VITQ_OK;
 }
 
-static vitq_status load_block(vitq_i_ckpt *c, vitq_model *m, int s, int b, vitq_i_block *blk, float *fscratch,
+static vitq_status load_block(vitq_i_ckpt *c, vitq_i_net *m, int s, int b, vitq_i_block *blk, float *fscratch,
                               int64_t *iscratch) {
     const vitq_allocator *a = &m->alloc;
     const vitq_model_info *i = &m->info;
@@ -149,7 +149,7 @@ static vitq_status load_block(vitq_i_ckpt *c, vitq_model *m, int s, int b, vitq_
     return st;
 }
 
-static vitq_status load_stage(vitq_i_ckpt *c, vitq_model *m, int s, float *fscratch, int64_t *iscratch) {
+static vitq_status load_stage(vitq_i_ckpt *c, vitq_i_net *m, int s, float *fscratch, int64_t *iscratch) {
     const vitq_allocator *a = &m->alloc;
     const vitq_model_info *i = &m->info;
     vitq_i_stage *stage = &m->stages[s];
@@ -175,7 +175,7 @@ static vitq_status load_stage(vitq_i_ckpt *c, vitq_model *m, int s, float *fscra
     return st;
 }
 
-static vitq_status load_weights(vitq_i_ckpt *c, vitq_model *m) {
+static vitq_status load_weights(vitq_i_ckpt *c, vitq_i_net *m) {
     const vitq_allocator *a = &m->alloc;
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim;
@@ -212,7 +212,7 @@ static vitq_status load_weights(vitq_i_ckpt *c, vitq_model *m) {
     return st;
 }
 
-static void count_cost(vitq_model *m) {
+static void count_cost(vitq_i_net *m) {
     vitq_model_info *i = &m->info;
     uint64_t patch_in = (uint64_t)i->in_channels * (uint64_t)i->patch_size * (uint64_t)i->patch_size;
     uint64_t params = patch_in * (uint64_t)i->embed_dim + (uint64_t)i->embed_dim;
@@ -243,7 +243,7 @@ static void count_cost(vitq_model *m) {
     i->gflops = 2.0 * macs / 1e9;
 }
 
-static void fill_info(vitq_model *m, const vitq_i_shape_facts *f) {
+static void fill_info(vitq_i_net *m, const vitq_i_shape_facts *f) {
     vitq_model_info *i = &m->info;
     i->arch = VITQ_ARCH_SWIN;
     i->num_prefix_tokens = 0;
@@ -260,7 +260,7 @@ static void fill_info(vitq_model *m, const vitq_i_shape_facts *f) {
     }
 }
 
-vitq_status vitq_i_swin_build(vitq_i_ckpt *c, const vitq_i_config_inputs *in, vitq_model **out) {
+vitq_status vitq_i_swin_build(vitq_i_ckpt *c, const vitq_i_config_inputs *in, vitq_i_net **out) {
     static const vitq_i_family_builder swin = {collect_facts, fill_info, load_weights, count_cost};
     return vitq_i_build_model(&swin, c, in, out);
 }

@@ -42,7 +42,7 @@ static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
     return VITQ_OK;
 }
 
-static vitq_status load_weights(vitq_i_ckpt *c, vitq_model *m) {
+static vitq_status load_weights(vitq_i_ckpt *c, vitq_i_net *m) {
     const vitq_allocator *a = &m->alloc;
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim;
@@ -75,7 +75,7 @@ static vitq_status load_weights(vitq_i_ckpt *c, vitq_model *m) {
     return st;
 }
 
-static void count_cost(vitq_model *m) {
+static void count_cost(vitq_i_net *m) {
     vitq_model_info *i = &m->info;
     uint64_t d = (uint64_t)i->embed_dim, t = (uint64_t)i->num_tokens, h = (uint64_t)i->mlp_dim;
     uint64_t patch_in = (uint64_t)i->in_channels * (uint64_t)i->patch_size * (uint64_t)i->patch_size;
@@ -91,7 +91,7 @@ static void count_cost(vitq_model *m) {
     i->gflops = 2.0 * macs / 1e9;
 }
 
-static void fill_info(vitq_model *m, const vitq_i_shape_facts *f) {
+static void fill_info(vitq_i_net *m, const vitq_i_shape_facts *f) {
     vitq_model_info *i = &m->info;
     i->arch = f->distilled ? VITQ_ARCH_DEIT_DISTILLED : VITQ_ARCH_VIT;
     i->num_prefix_tokens = f->num_prefix;
@@ -103,7 +103,7 @@ static void fill_info(vitq_model *m, const vitq_i_shape_facts *f) {
     i->stage_grid[0] = i->image_size / i->patch_size;
 }
 
-vitq_status vitq_i_vit_build(vitq_i_ckpt *c, const vitq_i_config_inputs *in, vitq_model **out) {
+vitq_status vitq_i_vit_build(vitq_i_ckpt *c, const vitq_i_config_inputs *in, vitq_i_net **out) {
     static const vitq_i_family_builder vit = {collect_facts, fill_info, load_weights, count_cost};
     return vitq_i_build_model(&vit, c, in, out);
 }

@@ -2,10 +2,9 @@
 #include <string.h>
 
 #include "model/weights.h"
-#include "quant/integer.h"
 
-vitq_i_linear *vitq_i_model_linear_at(const vitq_model *m, size_t i) {
-    vitq_model *mm = (vitq_model *)m;
+vitq_i_linear *vitq_i_model_linear_at(const vitq_i_net *m, size_t i) {
+    vitq_i_net *mm = (vitq_i_net *)m;
     if (i == 0) return &mm->patch_embed;
     size_t in_blocks = m->blocks ? 4 * (size_t)m->info.depth : 0;
     if (i - 1 < in_blocks) {
@@ -30,11 +29,11 @@ vitq_status vitq_i_linear_rows(const vitq_allocator *a, const vitq_i_linear *l, 
         vitq_i_gemm_unpack(&l->packed, dst);
         return VITQ_OK;
     }
-    if (l->integer) return vitq_i_integer_weight_rows(a, l->integer, dst);
+    if (l->integer) return vitq_i_qlinear_weight_rows(a, l->integer, dst);
     return vitq_i_fail(VITQ_ERR_BAD_STATE, "linear layer %zu -> %zu has no weight", l->in, l->out);
 }
 
-vitq_status vitq_i_model_attach_rows(vitq_model *m) {
+vitq_status vitq_i_model_attach_rows(vitq_i_net *m) {
     vitq_i_linear *l;
     for (size_t i = 0; (l = vitq_i_model_linear_at(m, i)) != NULL; i++) {
         if (l->weight || l->out == 0) continue;
@@ -50,7 +49,7 @@ vitq_status vitq_i_model_attach_rows(vitq_model *m) {
     return VITQ_OK;
 }
 
-vitq_status vitq_i_model_require_rows(const vitq_model *m, const char *who) {
+vitq_status vitq_i_model_require_rows(const vitq_i_net *m, const char *who) {
     const vitq_i_linear *l;
     for (size_t i = 0; (l = vitq_i_model_linear_at(m, i)) != NULL; i++)
         if (!l->weight && l->out)

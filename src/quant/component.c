@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "core/abi.h"
 #include "quant/component.h"
 #include "quant/view.h"
 
@@ -138,12 +139,14 @@ static vitq_status check_create(const vitq_i_comp_spec *spec, const vitq_point_c
     const char *scheme = spec->scheme->name;
     if (!out) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "scheme %s: create: state is NULL", scheme);
     *out = NULL;
-    if (!h || !h->alloc || !h->free || !h->fail || h->struct_size != sizeof *h)
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "scheme %s: create: host is NULL, incomplete or of another "
-                           "size", scheme);
-    if (!c || c->struct_size != sizeof *c)
+    if (!h || !h->alloc || !h->free || !h->fail)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "scheme %s: create: host is NULL or incomplete", scheme);
+    if (h->struct_size < VITQ_I_V1_SCHEME_HOST)
+        return vitq_i_fail(VITQ_ERR_ABI_MISMATCH, "scheme %s: create: vitq_scheme_host.struct_size %u, at least %zu",
+                           scheme, (unsigned)h->struct_size, VITQ_I_V1_SCHEME_HOST);
+    if (!c || c->struct_size < VITQ_I_V1_POINT_CONFIG)
         return point_fail(h, scheme, c ? VITQ_ERR_ABI_MISMATCH : VITQ_ERR_INVALID_ARGUMENT,
-                          "create: config is NULL or its struct_size is not %zu", sizeof *c);
+                          "create: config is NULL or its struct_size is below %zu", VITQ_I_V1_POINT_CONFIG);
     return check_point(spec, c, h, c->name ? c->name : "quantizer");
 }
 

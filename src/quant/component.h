@@ -179,7 +179,8 @@ static inline void vitq_i_comp_dequantize_with(const vitq_i_comp *b, const int32
     const vitq_scheme table = {sizeof(vitq_scheme), VITQ_SCHEME_ABI_VERSION, key, desc, passes, min_bits, 8,      \
                                num_options, options, table##_create, vitq_i_comp_destroy, vitq_i_comp_observe,   \
                                vitq_i_comp_finalize, table##_fake_quant, table##_quantize, table##_dequantize,   \
-                               table##_param_count, vitq_i_comp_get_param, vitq_i_comp_set_param, NULL}
+                               table##_param_count, vitq_i_comp_get_param, vitq_i_comp_set_param, NULL,         \
+                               sizeof(vitq_scheme_option)}
 
 /* ---- statistics and helpers several components share ----------------------------------------------- */
 

@@ -1,9 +1,8 @@
 /* A configured, live quantizer of one tensor (see registry.h), with the host services it gets. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "calib/metrics.h"
+#include "quant/metrics.h"
 #include "quant/registry.h"
 
 static void *host_alloc(const vitq_scheme_host *h, size_t size) {
@@ -34,6 +33,7 @@ vitq_status vitq_i_instance_create(vitq_i_instance *inst, const vitq_allocator *
     else
         vitq_i_scheme_option_defaults(scheme, inst->options);
     inst->config.options = inst->options;
+    inst->config.scheme_user = scheme->user; /* the registering host's context, whatever the caller passed */
     inst->host.struct_size = sizeof inst->host;
     inst->host.alloc = host_alloc;
     inst->host.free = host_free;
@@ -90,14 +90,4 @@ vitq_status vitq_i_parse_granularity(const char *text, int32_t *granularity) {
             return VITQ_OK;
         }
     return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "granularity '%s' (tensor, channel or head)", text ? text : "(null)");
-}
-
-vitq_status vitq_i_parse_int(const char *key, const char *text, int64_t lo, int64_t hi, int64_t *out) {
-    char *end;
-    long long v = text ? strtoll(text, &end, 10) : 0;
-    if (!text || end == text || *end || v < lo || v > hi)
-        return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s = '%s': expected a whole number in [%lld, %lld]", key,
-                           text ? text : "(null)", (long long)lo, (long long)hi);
-    *out = v;
-    return VITQ_OK;
 }

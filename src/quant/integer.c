@@ -1,7 +1,7 @@
-/* Integer execution of the linear layers of a quantized model (see integer.h). */
+/* The integer kernels of a quantized model's layers (see integer.h). */
 #include <string.h>
 
-#include "model/vit.h"
+#include "model/block.h"
 #include "quant/codes.h"
 #include "quant/integer.h"
 #include "quant/range_scheme.h"
@@ -57,52 +57,31 @@ static vitq_status pack_weight(const vitq_allocator *a, const vitq_i_qpoint *qp,
     return st;
 }
 
-void vitq_i_integer_free(vitq_i_qmodel *q) {
-    if (!q) return;
-    for (int p = 0; q->attns && p < q->list.count; p++) vitq_i_free(&q->alloc, q->attns[p]);
-    vitq_i_free(&q->alloc, q->attns);
-    q->attns = NULL;
-    q->num_attns = 0;
-    q->attention_all = 0;
-    if (!q->ints) return;
-    for (int p = 0; p < q->list.count; p++)
-        if (q->ints[p]) {
-            vitq_i_qpacked_free(&q->alloc, &q->ints[p]->weight);
-            vitq_i_free(&q->alloc, q->ints[p]);
-        }
-    vitq_i_free(&q->alloc, q->ints);
-    q->ints = NULL;
-    q->num_ints = 0;
-}
-
 /* The grid of active point `point` when the kernels take it as an input. */
 static int point_grid(const vitq_i_qmodel *q, int point, vitq_i_qact *grid) {
     return point >= 0 && q->of_point[point] >= 0 && input_grid(&q->qpoints[q->of_point[point]], grid);
 }
 
-static vitq_status build_attention(const vitq_model *m, vitq_i_qmodel *q) {
-    q->attns = vitq_i_calloc(&q->alloc, (size_t)q->list.count, sizeof *q->attns);
-    if (!q->attns) return vitq_i_oom("integer attention", (size_t)q->list.count * sizeof *q->attns);
+static vitq_status build_attentions(vitq_i_net *m, const vitq_i_qmodel *q, unsigned char *realised, int *count) {
     for (int b = 0; q->sites.blocks && b < m->info.depth; b++) {
         const vitq_i_block_sites *s = &q->sites.blocks[b];
-        vitq_i_int_attention f;
+        vitq_i_qattention f;
+        vitq_i_block_geom g;
+        vitq_i_block_geom_of(m, b, 1, &g);
         if (s->scores >= 0 || !point_grid(q, s->q, &f.q) || !point_grid(q, s->k, &f.k) || !point_grid(q, s->v, &f.v) ||
-            !point_grid(q, s->probs, &f.p))
+            !point_grid(q, s->probs, &f.p) || !vitq_i_qattention_fits(g.seq_t, g.d, g.heads))
             continue;
-        q->attns[s->q] = vitq_i_alloc(&q->alloc, sizeof f);
-        if (!q->attns[s->q]) return vitq_i_oom("integer attention", sizeof f);
-        *q->attns[s->q] = f;
-        q->num_attns++;
+        vitq_i_qattention *kernel = vitq_i_alloc(&m->alloc, sizeof f);
+        if (!kernel) return vitq_i_oom("integer attention", sizeof f);
+        *kernel = f;
+        m->blocks[b].integer_attention = kernel;
+        realised[s->q] = realised[s->k] = realised[s->v] = realised[s->probs] = 1;
+        (*count)++;
     }
-    q->attention_all = q->num_attns > 0 && q->num_attns == m->info.depth;
     return VITQ_OK;
 }
 
-vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float) {
-    vitq_status ast = build_attention(m, q);
-    if (ast) return ast;
-    q->ints = vitq_i_calloc(&q->alloc, (size_t)q->list.count, sizeof *q->ints);
-    if (!q->ints) return vitq_i_oom("integer layers", (size_t)q->list.count * sizeof *q->ints);
+static vitq_status build_layers(vitq_i_net *m, vitq_i_qmodel *q, unsigned char *realised, int *count) {
     /* A weight point follows its layer's input point in the list (points.h). */
     for (int p = 1; p < q->list.count; p++) {
         const vitq_i_point_desc *d = &q->list.points[p];
@@ -110,115 +89,55 @@ vitq_status vitq_i_integer_build(vitq_model *m, vitq_i_qmodel *q, int free_float
         if (d->kind != VITQ_POINT_WEIGHT || !d->weight || wi < 0 || ii < 0 ||
             !vitq_i_role_is_linear_input(q->list.points[p - 1].role))
             continue;
-        vitq_i_int_linear form;
-        memset(&form, 0, sizeof form);
-        if (!input_grid(&q->qpoints[ii], &form.act)) continue;
-        vitq_status st = pack_weight(&q->alloc, &q->qpoints[wi], d->weight, &form.weight);
+        vitq_i_qact act;
+        vitq_i_qpacked packed;
+        if (!input_grid(&q->qpoints[ii], &act)) continue;
+        vitq_status st = pack_weight(&m->alloc, &q->qpoints[wi], d->weight, &packed);
         if (st == VITQ_ERR_UNSUPPORTED) { /* stays simulated */
             vitq_i_error_clear();
             continue;
         }
-        if (st) return st;
-        form.layer = d->weight;
-        form.wpoint = &q->qpoints[wi];
-        form.alloc = q->alloc;
-        form.act_zero = form.act.zero + vitq_i_qact_offset(&form.act);
-        q->ints[p - 1] = vitq_i_alloc(&q->alloc, sizeof form);
-        if (!q->ints[p - 1]) {
-            vitq_i_qpacked_free(&q->alloc, &form.weight);
-            return vitq_i_oom("integer layers", sizeof form);
+        if (!st) st = vitq_i_qlinear_create(&m->alloc, &act, &packed, &d->weight->integer);
+        if (st) {
+            vitq_i_qpacked_free(&m->alloc, &packed);
+            return st;
         }
-        *q->ints[p - 1] = form;
-        q->num_ints++;
-        d->weight->integer = q->ints[p - 1];
-        if (free_float) {
-            vitq_i_gemm_packed_free(&m->alloc, &d->weight->packed);
-            vitq_i_free(&q->alloc, q->qpoints[wi].codes); /* the panels hold them (vitq_i_integer_weight_codes) */
-            q->qpoints[wi].codes = NULL;
-        }
+        vitq_i_gemm_packed_free(&m->alloc, &d->weight->packed);
+        vitq_i_free(&q->alloc, q->qpoints[wi].codes); /* the panels hold them (vitq_i_integer_weight_codes) */
+        q->qpoints[wi].codes = NULL;
+        realised[p - 1] = 1;
+        (*count)++;
     }
     return VITQ_OK;
 }
 
-/* The codes of f's weight as int32 [out][in] from `a` (NULL: out of memory, reported). */
-static int32_t *unpacked_codes(const vitq_allocator *a, const vitq_i_int_linear *f) {
+vitq_status vitq_i_integer_build(vitq_i_net *m, vitq_i_qmodel *q, int *layers, int *attentions) {
+    *layers = *attentions = 0;
+    unsigned char *realised = vitq_i_calloc(&q->alloc, (size_t)q->list.count + 1, 1);
+    unsigned char *active = vitq_i_calloc(&q->alloc, (size_t)q->list.count + 1, 1);
+    vitq_status st = realised && active ? VITQ_OK : vitq_i_oom("integer layers", 2 * (size_t)q->list.count);
+    if (!st) st = build_attentions(m, q, realised, attentions);
+    if (!st) st = build_layers(m, q, realised, layers);
+    for (int i = 0; !st && i < q->count; i++) active[q->qpoints[i].point] = !realised[q->qpoints[i].point];
+    if (!st) {
+        vitq_i_sites_free(&q->alloc, &q->run_sites);
+        st = vitq_i_sites_filter(&q->alloc, m, &q->list, active, &q->run_sites);
+    }
+    vitq_i_free(&q->alloc, realised);
+    vitq_i_free(&q->alloc, active);
+    return st;
+}
+
+vitq_status vitq_i_integer_weight_codes(const vitq_allocator *a, const vitq_i_linear *l, const vitq_i_qpoint *wp,
+                                        uint8_t *out) {
+    const vitq_i_qpacked *w = &l->integer->weight;
     size_t count;
-    if (!vitq_i_mul_size(f->weight.n, f->weight.k, &count)) count = SIZE_MAX;
-    int32_t *codes = count == SIZE_MAX ? NULL : vitq_i_alloc_array(a, count, sizeof(int32_t));
-    if (!codes) {
-        vitq_i_oom(f->wpoint->inst.name, count);
-        return NULL;
-    }
-    vitq_i_qgemm_unpack_codes(&f->weight, codes);
-    return codes;
-}
-
-vitq_status vitq_i_integer_weight_rows(const vitq_allocator *a, const vitq_i_int_linear *f, float *dst) {
-    int32_t *codes = unpacked_codes(a, f);
-    if (!codes) return VITQ_ERR_OUT_OF_MEMORY;
-    int64_t n = (int64_t)f->weight.n, k = (int64_t)f->weight.k;
-    vitq_tensor_view v = {sizeof v, dst, 1, n, k, n * k};
-    vitq_status st = f->wpoint->inst.scheme.dequantize(f->wpoint->inst.state, codes, &v);
+    int32_t *codes = vitq_i_mul_size(w->n, w->k, &count) ? vitq_i_alloc_array(a, count, sizeof(int32_t)) : NULL;
+    if (!codes) return vitq_i_oom(wp->inst.name, w->n * w->k * sizeof(int32_t));
+    vitq_i_qgemm_unpack_codes(w, codes);
+    const vitq_point_config *cfg = &wp->inst.config;
+    vitq_status st =
+        vitq_i_codes_pack(codes, (int64_t)w->n, (int64_t)w->k, cfg->bits, cfg->symmetric, out, wp->inst.name);
     vitq_i_free(a, codes);
     return st;
-}
-
-vitq_status vitq_i_integer_weight_codes(const vitq_allocator *a, const vitq_i_int_linear *f, uint8_t *out) {
-    int32_t *codes = unpacked_codes(a, f);
-    if (!codes) return VITQ_ERR_OUT_OF_MEMORY;
-    const vitq_point_config *cfg = &f->wpoint->inst.config;
-    vitq_status st = vitq_i_codes_pack(codes, (int64_t)f->weight.n, (int64_t)f->weight.k, cfg->bits, cfg->symmetric,
-                                       out, f->wpoint->inst.name);
-    vitq_i_free(a, codes);
-    return st;
-}
-
-vitq_status vitq_i_integer_reserve(const vitq_allocator *a, size_t need, void **scratch, size_t *scratch_bytes) {
-    if (*scratch_bytes >= need) return VITQ_OK; /* grows to the largest need of the pass, then stays */
-    vitq_i_free(a, *scratch);
-    *scratch = vitq_i_alloc(a, need);
-    *scratch_bytes = *scratch ? need : 0;
-    return *scratch ? VITQ_OK : vitq_i_oom("integer activations", need);
-}
-
-vitq_status vitq_i_integer_run(const vitq_i_int_linear *f, const float *in, size_t lda, size_t rows, float *out,
-                               size_t ldc, int epilogue, int nthreads, void **scratch, size_t *scratch_bytes) {
-    size_t k = f->layer->in, need;
-    if (!vitq_i_mul_size(rows, k, &need)) return vitq_i_oom("integer activations", SIZE_MAX);
-    vitq_status st = vitq_i_integer_reserve(&f->alloc, need, scratch, scratch_bytes);
-    if (st) return st;
-    uint8_t *codes = *scratch;
-    vitq_i_quantize_u8(in, lda, rows, k, &f->act, codes, k, nthreads);
-    return vitq_i_qgemm(codes, k, rows, f->act.scale, f->act_zero, &f->weight, f->layer->bias, out, ldc,
-                        (vitq_i_epilogue)epilogue, nthreads);
-}
-
-int vitq_i_integer_linear(vitq_i_taps *t, int point, const vitq_i_linear *layer, const float *in, size_t lda,
-                          size_t rows, float *out, size_t ldc, int epilogue, int nthreads) {
-    const vitq_i_qmodel *q = t->ctx;
-    const vitq_i_int_linear *f = layer->integer;
-    if (!f || !q->ints || q->ints[point] != f) return 0;
-    t->status = vitq_i_integer_run(f, in, lda, rows, out, ldc, epilogue, nthreads, &t->scratch, &t->scratch_bytes);
-    return 1;
-}
-
-int vitq_i_integer_mlp(vitq_i_taps *t, int fc1_point, int fc2_point, const vitq_i_linear *fc1, const vitq_i_linear *fc2,
-                       const float *in, size_t rows, float *out, int gelu_epilogue, int nthreads) {
-    const vitq_i_qmodel *q = t->ctx;
-    const vitq_i_int_linear *f1 = fc1->integer, *f2 = fc2->integer;
-    if (!f1 || !f2 || !q->ints || q->ints[fc1_point] != f1 || q->ints[fc2_point] != f2) return 0;
-    size_t d = fc1->in, hidden = fc1->out, a, b, need;
-    if (!vitq_i_mul_size(rows, d, &a) || !vitq_i_mul_size(rows, hidden, &b) || !vitq_i_add_size(a, b, &need)) {
-        t->status = vitq_i_oom("integer activations", SIZE_MAX);
-        return 1;
-    }
-    if ((t->status = vitq_i_integer_reserve(&f1->alloc, need, &t->scratch, &t->scratch_bytes))) return 1;
-    uint8_t *codes = t->scratch, *hid = codes + a;
-    vitq_i_quantize_u8(in, d, rows, d, &f1->act, codes, d, nthreads);
-    t->status = vitq_i_qgemm_requant(codes, d, rows, f1->act.scale, f1->act_zero, &f1->weight, fc1->bias,
-                                     (vitq_i_epilogue)gelu_epilogue, &f2->act, hid, hidden, nthreads);
-    if (!t->status)
-        t->status = vitq_i_qgemm(hid, hidden, rows, f2->act.scale, f2->act_zero, &f2->weight, fc2->bias, out,
-                                 fc2->out, VITQ_I_EPI_RESIDUAL, nthreads);
-    return 1;
 }

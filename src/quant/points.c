@@ -65,12 +65,12 @@ static void add_block(builder *b, const char *pre, vitq_i_block *blk, int64_t d,
     s->fc2_in = add_linear(b, name, VITQ_ROLE_POST_GELU, 0, 0, &blk->fc2);
 }
 
-static int point_capacity(const vitq_model *m) {
+static int point_capacity(const vitq_i_net *m) {
     /* per block 12 activations + 4 weights; per stage 3 + 1; ends: patch 2 + 1, norm 1, 2 heads x 2 */
     return 16 * m->info.depth + 4 * m->info.num_stages + 16;
 }
 
-vitq_status vitq_i_points_build(const vitq_allocator *a, vitq_model *m, vitq_i_point_list *out) {
+vitq_status vitq_i_points_build(const vitq_allocator *a, vitq_i_net *m, vitq_i_point_list *out) {
     const vitq_model_info *i = &m->info;
     memset(out, 0, sizeof *out);
     int capacity = point_capacity(m);
@@ -147,7 +147,7 @@ int vitq_i_points_find(const vitq_i_point_list *list, const char *name) {
 
 static int keep(int site, const unsigned char *active) { return site >= 0 && active[site] ? site : -1; }
 
-vitq_status vitq_i_sites_filter(const vitq_allocator *a, const vitq_model *m, const vitq_i_point_list *list,
+vitq_status vitq_i_sites_filter(const vitq_allocator *a, const vitq_i_net *m, const vitq_i_point_list *list,
                                 const unsigned char *active, vitq_i_sites *out) {
     const vitq_i_sites *in = &list->sites;
     int stages = m->info.num_stages > 0 ? m->info.num_stages : 1;

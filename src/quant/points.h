@@ -5,7 +5,7 @@
 #define VITQ_QUANT_POINTS_H
 
 #include "model/taps.h"
-#include "model/vit.h"
+#include "model/net.h"
 
 #define VITQ_I_POINT_NAME 96
 
@@ -33,12 +33,12 @@ static inline int vitq_i_role_is_linear_input(vitq_point_role role) {
 }
 
 /* All points of `m`, in forward order (a weight right after its layer's input). */
-vitq_status vitq_i_points_build(const vitq_allocator *a, vitq_model *m, vitq_i_point_list *out);
+vitq_status vitq_i_points_build(const vitq_allocator *a, vitq_i_net *m, vitq_i_point_list *out);
 void vitq_i_points_free(const vitq_allocator *a, vitq_i_point_list *list);
 /* Index of the point called `name`, or -1. */
 int vitq_i_points_find(const vitq_i_point_list *list, const char *name);
 /* Copy of list->sites with every site whose point has active[point] == 0 set to -1. */
-vitq_status vitq_i_sites_filter(const vitq_allocator *a, const vitq_model *m, const vitq_i_point_list *list,
+vitq_status vitq_i_sites_filter(const vitq_allocator *a, const vitq_i_net *m, const vitq_i_point_list *list,
                                 const unsigned char *active, vitq_i_sites *out);
 void vitq_i_sites_free(const vitq_allocator *a, vitq_i_sites *s);
 

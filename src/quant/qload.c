@@ -151,7 +151,7 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
         return VITQ_ERR_UNKNOWN_NAME;
     }
     vitq_point_config cfg = {sizeof cfg, name, vitq_i_json_get(e, "shape") ? VITQ_POINT_WEIGHT : VITQ_POINT_ACTIVATION,
-                             0, (int32_t)bits, 0, (int32_t)sym, channels, groups, cpg, NULL, (uint64_t)seed};
+                             0, (int32_t)bits, 0, (int32_t)sym, channels, groups, cpg, NULL, (uint64_t)seed, NULL};
     if ((s = vitq_i_parse_granularity(gran, &cfg.granularity))) return s;
     if (groups * cpg != channels && !(groups == 1 && cpg == channels))
         return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s': %lld groups of %lld channels is not %lld channels", file,
@@ -210,7 +210,7 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     return s;
 }
 
-vitq_status vitq_i_qload_attach(vitq_i_qload *p, vitq_model *m) {
+vitq_status vitq_i_qload_attach(vitq_i_qload *p, vitq_i_net *m, vitq_i_qmodel **out) {
     vitq_i_qmodel *q = p->q;
     vitq_status s = vitq_i_points_build(&q->alloc, m, &q->list);
     if (s) return s;
@@ -243,7 +243,7 @@ vitq_status vitq_i_qload_attach(vitq_i_qload *p, vitq_model *m) {
     if (!s) s = vitq_i_sites_filter(&q->alloc, m, &q->list, active, &q->sites);
     vitq_i_free(&q->alloc, active);
     if (s) return s;
-    m->quant = q;
+    *out = q;
     m->info.num_quantized_points = q->count;
     p->q = NULL;
     return VITQ_OK;

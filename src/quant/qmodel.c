@@ -1,14 +1,14 @@
 /* The simulated quantization of a quantized model (see qmodel.h). */
+#include <stdio.h>
 #include <string.h>
 
-#include "quant/integer.h"
+#include "core/abi.h"
 #include "quant/noisy.h"
 #include "quant/qmodel.h"
 
 void vitq_i_qmodel_free(vitq_i_qmodel *q) {
     if (!q) return;
     vitq_allocator a = q->alloc;
-    vitq_i_integer_free(q);
     for (int i = 0; q->qpoints && i < q->count; i++) {
         vitq_i_instance_destroy(&q->qpoints[i].inst);
         vitq_i_free(&a, q->qpoints[i].codes);
@@ -17,6 +17,7 @@ void vitq_i_qmodel_free(vitq_i_qmodel *q) {
     vitq_i_free(&a, q->qpoints);
     vitq_i_free(&a, q->of_point);
     vitq_i_sites_free(&a, &q->sites);
+    vitq_i_sites_free(&a, &q->run_sites);
     vitq_i_points_free(&a, &q->list);
     vitq_i_free(&a, q);
 }
@@ -36,20 +37,9 @@ static vitq_status apply_fake_quant(vitq_i_taps *t, int point, const vitq_tensor
 }
 
 vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q) {
-    vitq_i_taps t = {.sites = &q->sites,
-                     .apply = apply_fake_quant,
-                     .ctx = (void *)q,
-                     .linear = q->num_ints ? vitq_i_integer_linear : NULL,
-                     .mlp = q->num_ints ? vitq_i_integer_mlp : NULL,
-                     .attention = q->num_attns ? vitq_i_integer_attention : NULL,
-                     .attention_all = q->attention_all};
+    vitq_i_taps t = {.sites = q->run_sites.blocks ? &q->run_sites : &q->sites, .apply = apply_fake_quant,
+                     .ctx = (void *)q};
     return t;
-}
-
-void vitq_i_qmodel_taps_release(const vitq_i_qmodel *q, vitq_i_taps *t) {
-    vitq_i_free(&q->alloc, t->scratch); /* vitq_i_integer_run grew it from the same allocator */
-    t->scratch = NULL;
-    t->scratch_bytes = 0;
 }
 
 void vitq_i_qmodel_point_info(const vitq_i_qmodel *q, int index, vitq_point_info *info) {
@@ -66,4 +56,17 @@ void vitq_i_qmodel_point_info(const vitq_i_qmodel *q, int index, vitq_point_info
     info->heads = d->heads;
     info->observed_min = qp->observed_min;
     info->observed_max = qp->observed_max;
+}
+
+void vitq_point_info_init(vitq_point_info *info) {
+    if (!info) return;
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+}
+
+/* Copy `full` into the caller's struct, as much of it as the caller's version knows. */
+vitq_status vitq_i_point_info_out(const vitq_point_info *full, vitq_point_info *info, const char *fn) {
+    vitq_status st = vitq_i_check_struct_size(info->struct_size, VITQ_I_V1_POINT_INFO, fn, "vitq_point_info");
+    if (!st) vitq_i_struct_out(info, info->struct_size, full, sizeof *full);
+    return st;
 }

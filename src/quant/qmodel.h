@@ -1,6 +1,6 @@
 /* Simulated quantization attached to a model: the finalized quantizer of every active point, the
  * integer codes of quantized weights, and the tap sites that reach the active activations.
- * A quantized vitq_model owns one (model->quant); the calibrator builds one for the float model
+ * A quantized vitq_i_net owns one (model->quant); the calibrator builds one for the float model
  * only long enough to serialise it (qsave.c), and every quantized model is loaded from such bytes
  * (qload.c), so that a model from vitq_calibrator_run and one from a saved file are the same thing. */
 #ifndef VITQ_QUANT_QMODEL_H
@@ -27,20 +27,17 @@ typedef struct vitq_i_qmodel {
     int count;
     int *of_point;          /* [list.count]: index into qpoints, or -1 */
     vitq_i_sites sites;     /* activation sites of the active points */
-    struct vitq_i_int_linear **ints; /* [list.count] by input point: integer layers (integer.h), or NULL */
-    int num_ints;
-    struct vitq_i_int_attention **attns; /* [list.count] by a block's q point: integer attention, or NULL */
-    int num_attns;
-    int attention_all; /* every block has an integer attention */
+    /* The sites q's forward taps reach: `sites` without those the network's integer kernels realise
+     * (integer.h); not built (blocks NULL) when every active point is simulated. */
+    vitq_i_sites run_sites;
 } vitq_i_qmodel;
 
 /* Free everything (instances included); q itself too. NULL is a no-op. */
 void vitq_i_qmodel_free(vitq_i_qmodel *q);
 
-/* Taps of q for one forward pass: fake quantization, and the integer layers when q has them.
- * vitq_i_qmodel_taps_release frees what the pass allocated. */
+/* Taps of q for one forward pass: fake quantization of the active points its network's kernels do not
+ * realise themselves. */
 vitq_i_taps vitq_i_qmodel_taps(const vitq_i_qmodel *q);
-void vitq_i_qmodel_taps_release(const vitq_i_qmodel *q, vitq_i_taps *t);
 
 /* Description of qpoint `index` (strings owned by q). */
 void vitq_i_qmodel_point_info(const vitq_i_qmodel *q, int index, vitq_point_info *info);
@@ -49,13 +46,13 @@ vitq_status vitq_i_point_info_out(const vitq_point_info *full, vitq_point_info *
 
 /* Serialise model m (float tensors) with q's codes and parameters as a quantized safetensors file
  * into a new buffer from `a` (docs/formats.md, "Quantized models"). */
-vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_model *m, const vitq_i_qmodel *q, uint8_t **out,
+vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_i_net *m, const vitq_i_qmodel *q, uint8_t **out,
                          size_t *size);
 
 /* Loading (qload.c). `prepare` reads the point table and the quantizer parameters of a quantized
  * file, dequantizes its weights and makes their tensors of `st` F32 views of the results (kept in
- * *prep), so that the ordinary builders load the model; `attach` then checks the points against
- * the built model and hands the quantizers over to it. */
+ * *prep), so that the ordinary builders load the network; `attach` then checks the points against
+ * the built network and hands the quantizers over in *out. */
 typedef struct vitq_i_qload {
     vitq_allocator alloc;
     vitq_i_qmodel *q;   /* point list empty until attach */
@@ -69,7 +66,7 @@ struct vitq_i_safetensors;
 int vitq_i_qload_is_quantized(const struct vitq_i_safetensors *st);
 vitq_status vitq_i_qload_prepare(const vitq_allocator *a, struct vitq_i_safetensors *st, const vitq_registry *registry,
                                  vitq_i_qload *prep);
-vitq_status vitq_i_qload_attach(vitq_i_qload *prep, vitq_model *m);
+vitq_status vitq_i_qload_attach(vitq_i_qload *prep, vitq_i_net *m, vitq_i_qmodel **out);
 void vitq_i_qload_free(vitq_i_qload *prep);
 
 #endif

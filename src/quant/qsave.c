@@ -93,7 +93,7 @@ static vitq_status add_tensor(void *ctx, const char *name, int ndim, const uint6
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "quantized weight '%s' has no codes", name);
     uint8_t *codes = vitq_i_alloc(c->a, qp->codes_bytes);
     if (!codes) return vitq_i_oom(name, qp->codes_bytes);
-    vitq_status st = vitq_i_integer_weight_codes(c->a, d->weight->integer, codes);
+    vitq_status st = vitq_i_integer_weight_codes(c->a, d->weight, qp, codes);
     if (st) {
         vitq_i_free(c->a, codes);
         return st;
@@ -158,7 +158,7 @@ static vitq_status add_params(save_ctx *c, int qi) {
     return VITQ_OK;
 }
 
-static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_model *m) {
+static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_i_net *m) {
     const vitq_model_info *i = &m->info;
     char v[256];
     vitq_status st = vitq_i_stw_meta(w, "vitq.format", "quantized");
@@ -183,7 +183,7 @@ static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_model *m) {
     return st;
 }
 
-vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_model *m, const vitq_i_qmodel *q, uint8_t **out,
+vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_i_net *m, const vitq_i_qmodel *q, uint8_t **out,
                          size_t *size) {
     vitq_i_st_writer w;
     text t = {a, NULL, 0, 0, 0};

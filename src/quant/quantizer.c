@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "quant/options.h"
 #include "quant/registry.h"
 #include "quant/view.h"
 
@@ -46,40 +47,49 @@ void vitq_quantizer_free(vitq_quantizer *q) {
     vitq_i_free(&a, q);
 }
 
+/* The quantizer's own numeric keys, checked by the one option parser; bits takes the scheme's range. */
+enum { KEY_BITS, KEY_SYMMETRIC, KEY_HEADS, KEY_SEED, NUM_KEYS };
+static const vitq_scheme_option keys[NUM_KEYS] = {
+    {"bits", "bit width, within the scheme's range", 2, 8, 8, 1},
+    {"symmetric", "1: signed codes and zero point 0; 0: unsigned codes with a zero point", 0, 1, 0, 1},
+    {"heads", "attention heads the channels divide into (granularity head)", 1, INT32_MAX, 1, 1},
+    {"seed", "for schemes that draw random numbers", 0, (double)INT64_MAX, 0, 1},
+};
+
 vitq_status vitq_quantizer_set(vitq_quantizer *q, const char *key, const char *value) {
     if (!q || !key || !value) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_quantizer_set: NULL argument");
     if (q->created)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "vitq_quantizer_set(%s): options are fixed once data was observed", key);
-    int64_t v;
-    vitq_status st;
-    if (strcmp(key, "bits") == 0) {
-        if (!(st = vitq_i_parse_int(key, value, q->scheme->min_bits, q->scheme->max_bits, &v))) q->config.bits = (int32_t)v;
-    } else if (strcmp(key, "granularity") == 0) {
-        st = vitq_i_parse_granularity(value, &q->config.granularity);
-    } else if (strcmp(key, "symmetric") == 0) {
-        if (!(st = vitq_i_parse_int(key, value, 0, 1, &v))) q->config.symmetric = (int32_t)v;
-    } else if (strcmp(key, "heads") == 0) {
-        if (!(st = vitq_i_parse_int(key, value, 1, INT32_MAX, &v))) q->heads = v;
-    } else if (strcmp(key, "seed") == 0) {
-        if (!(st = vitq_i_parse_int(key, value, 0, INT64_MAX, &v))) q->config.seed = (uint64_t)v;
-    } else if (strcmp(key, "kind") == 0) {
+    if (strcmp(key, "granularity") == 0) return vitq_i_parse_granularity(value, &q->config.granularity);
+    if (strcmp(key, "kind") == 0) {
         if (strcmp(value, "weight") == 0)
             q->config.kind = VITQ_POINT_WEIGHT;
         else if (strcmp(value, "activation") == 0)
             q->config.kind = VITQ_POINT_ACTIVATION;
         else
             return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "kind = '%s' (weight or activation)", value);
-        st = VITQ_OK;
-    } else {
-        int index = vitq_i_scheme_option_index(q->scheme, key);
-        if (index < 0)
-            return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME,
-                               "quantizer option '%s': not bits, granularity, symmetric, heads, kind, seed or an "
-                               "option of scheme '%s'",
-                               key, q->scheme->name);
-        st = vitq_i_scheme_option_parse(q->scheme, index, value, &q->options[index]);
+        return VITQ_OK;
     }
-    return st;
+    int k = vitq_i_option_index(keys, NUM_KEYS, key);
+    if (k >= 0) {
+        vitq_scheme_option o = keys[k];
+        if (k == KEY_BITS) o.min_value = q->scheme->min_bits, o.max_value = q->scheme->max_bits;
+        int64_t v;
+        vitq_status st = vitq_i_option_parse_int(&o, "quantizer", value, &v);
+        if (st) return st;
+        if (k == KEY_BITS) q->config.bits = (int32_t)v;
+        if (k == KEY_SYMMETRIC) q->config.symmetric = (int32_t)v;
+        if (k == KEY_HEADS) q->heads = v;
+        if (k == KEY_SEED) q->config.seed = (uint64_t)v;
+        return VITQ_OK;
+    }
+    int index = vitq_i_scheme_option_index(q->scheme, key);
+    if (index < 0)
+        return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME,
+                           "quantizer option '%s': not bits, granularity, symmetric, heads, kind, seed or an "
+                           "option of scheme '%s'",
+                           key, q->scheme->name);
+    return vitq_i_scheme_option_parse(q->scheme, index, value, &q->options[index]);
 }
 
 vitq_status vitq_quantizer_set_int(vitq_quantizer *q, const char *key, int64_t value) {

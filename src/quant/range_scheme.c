@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/abi.h"
 #include "quant/range_scheme.h"
 #include "quant/view.h"
 
@@ -113,14 +114,14 @@ vitq_status vitq_i_range_create(const vitq_scheme *scheme, vitq_i_range_fn range
     *state = NULL;
     if (!host || !host->alloc || !host->free || !host->fail)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "scheme %s: create: host is NULL or incomplete", scheme->name);
-    if (host->struct_size != sizeof(vitq_scheme_host))
-        return host_fail(host, VITQ_ERR_ABI_MISMATCH, "scheme %s: vitq_scheme_host.struct_size is %u, expected %zu",
-                         scheme->name, (unsigned)host->struct_size, sizeof(vitq_scheme_host));
+    if (host->struct_size < VITQ_I_V1_SCHEME_HOST) /* larger: a later library's host, whose prefix we know */
+        return host_fail(host, VITQ_ERR_ABI_MISMATCH, "scheme %s: vitq_scheme_host.struct_size is %u, at least %zu",
+                         scheme->name, (unsigned)host->struct_size, VITQ_I_V1_SCHEME_HOST);
     if (!config) return host_fail(host, VITQ_ERR_INVALID_ARGUMENT, "scheme %s: create: config is NULL", scheme->name);
     const char *name = config->name ? config->name : "quantizer";
-    if (config->struct_size != sizeof(vitq_point_config))
-        return host_fail(host, VITQ_ERR_ABI_MISMATCH, "%s: vitq_point_config.struct_size is %u, expected %zu", name,
-                         (unsigned)config->struct_size, sizeof(vitq_point_config));
+    if (config->struct_size < VITQ_I_V1_POINT_CONFIG)
+        return host_fail(host, VITQ_ERR_ABI_MISMATCH, "%s: vitq_point_config.struct_size is %u, at least %zu", name,
+                         (unsigned)config->struct_size, VITQ_I_V1_POINT_CONFIG);
     vitq_status st = check_config(scheme, config, host, name);
     if (st != VITQ_OK) return st;
 

@@ -11,6 +11,7 @@
  * (the message lists the known names). */
 const vitq_scheme *vitq_i_registry_find(const vitq_registry *r, const char *name);
 
+/* The options of scheme `s` through the one option parser (quant/options.h), messages naming the scheme. */
 /* Index of option `key` of scheme `s`, or -1. */
 int vitq_i_scheme_option_index(const vitq_scheme *s, const char *key);
 /* Parse `text` as a value of option `index` of `s` into *value (range and integrality checked). */
@@ -36,15 +37,12 @@ vitq_status vitq_i_instance_create(vitq_i_instance *inst, const vitq_allocator *
                                    const vitq_point_config *config);
 void vitq_i_instance_destroy(vitq_i_instance *inst);
 
-
 /* Fill config->groups and channels_per_group from its granularity, channels and `heads` (channels of
  * one head are consecutive). VITQ_ERR_OUT_OF_RANGE naming `config->name` when per-head does not apply. */
 vitq_status vitq_i_config_groups(vitq_point_config *config, int64_t heads);
 
 /* Parse "tensor" / "channel" / "head" (or 1 / 2 / 3) into *granularity. */
 vitq_status vitq_i_parse_granularity(const char *text, int32_t *granularity);
-/* Parse a whole number in [lo, hi] for `key`. */
-vitq_status vitq_i_parse_int(const char *key, const char *text, int64_t lo, int64_t hi, int64_t *out);
 const char *vitq_i_granularity_name(int32_t granularity);
 
 #endif

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "core/core.h"
-#include "model/vit.h"
+#include "model/net.h"
 
 /* Fold per-channel asymmetric activation quantization (scale[c], zero_point[c], c < d) of the output
  * of LayerNorm `ln` into ln's affine parameters and the weights and biases of the `num_next` linear

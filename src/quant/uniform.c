@@ -1,17 +1,9 @@
-/* Uniform grid: parameters from a clipping range, view-level (fake) quantization, squared errors. */
+/* Uniform grid, quant level: parameters from a clipping range, view-level (fake) quantization, squared
+ * errors (the grid's numerics: kernels/uniform.h). */
 #include <float.h>
 
 #include "quant/uniform.h"
 #include "quant/view.h"
-
-vitq_i_uniform vitq_i_uniform_grid(int32_t bits, int32_t symmetric) {
-    vitq_i_uniform u;
-    u.bits = bits;
-    u.symmetric = symmetric ? 1 : 0;
-    u.qmin = symmetric ? -(1 << (bits - 1)) : 0;
-    u.qmax = symmetric ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
-    return u;
-}
 
 /* The float scale of a width spread over `steps` steps, or 0 when it is unusable (so the caller falls
  * back to the degenerate grid). Huge ranges saturate at FLT_MAX rather than becoming infinite. */

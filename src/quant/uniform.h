@@ -1,7 +1,7 @@
-/* The uniform integer grid of the built-in schemes. A group g has a float scale[g] > 0 and a zero point
- * zero[g] (an integer stored as float); code q stands for (q - zero) * scale. Symmetric grids use signed
- * codes [-2^(b-1), 2^(b-1) - 1] with zero point 0, asymmetric ones unsigned codes [0, 2^b - 1].
- * fake_quant and dequantize(quantize(x)) share the two inline functions below, so they agree bit for bit. */
+/* The uniform integer grid of the built-in schemes, quant-level part: parameters from a clipping
+ * range, view-level (fake) quantization and squared errors. The grid itself (vitq_i_uniform, its code,
+ * value and fake-quant functions, the vectorised runs) is kernels/uniform.h, included here; a group g
+ * has scale[g] and zero_point[g], and fake_quant and dequantize(quantize(x)) agree bit for bit. */
 #ifndef VITQ_QUANT_UNIFORM_H
 #define VITQ_QUANT_UNIFORM_H
 
@@ -10,15 +10,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
-
-typedef struct vitq_i_uniform {
-    int32_t bits;
-    int32_t symmetric;
-    int32_t qmin, qmax; /* code range */
-} vitq_i_uniform;
-
-/* The grid of `bits` (2..16) bits, symmetric (1) or asymmetric (0). */
-vitq_i_uniform vitq_i_uniform_grid(int32_t bits, int32_t symmetric);
+#include "kernels/uniform.h"
 
 /* Scale and zero point that cover the clipping range [lo, hi] (lo <= hi).
  * Asymmetric: the range is widened to contain 0 (so that 0 is exactly a code), scale = (hi - lo) /
@@ -26,34 +18,6 @@ vitq_i_uniform vitq_i_uniform_grid(int32_t bits, int32_t symmetric);
  * (2^(b-1) - 1), zero 0, so +-amax are both codes and -2^(b-1) only catches clipped values.
  * An empty or non-finite range gives scale 1, zero 0, under which a tensor of zeros is exact. */
 void vitq_i_uniform_params(const vitq_i_uniform *u, double lo, double hi, float *scale, float *zero_point);
-
-/* Code of x: clamp(nearbyintf(x / scale) + zero, qmin, qmax), rounding half to even as PyTorch does.
- * NaN maps to the zero point (value 0) so that no NaN ever becomes an undefined integer conversion. */
-static inline int32_t vitq_i_uniform_code(const vitq_i_uniform *u, float x, float scale, float zero_point) {
-    float t = x / scale;
-    /* Round half to even without a libm call: adding and subtracting 1.5 * 2^23 rounds to an integer
-     * in the default rounding mode, exactly while |t| < 2^22; larger |t| is clamped below anyway, so
-     * pre-clamp it (a NaN fails both comparisons and stays NaN). */
-    const float limit = 4194304.0f, magic = 12582912.0f;
-    t = t > limit ? limit : t < -limit ? -limit : t;
-    float v = ((t + magic) - magic) + zero_point;
-    if (v >= (float)u->qmax) return u->qmax;
-    if (v >= (float)u->qmin) return (int32_t)v;
-    return v < (float)u->qmin ? u->qmin : (int32_t)zero_point;
-}
-
-/* Value of code q. */
-static inline float vitq_i_uniform_value(int32_t q, float scale, float zero_point) {
-    return ((float)q - zero_point) * scale;
-}
-
-/* x quantized and dequantized. */
-static inline float vitq_i_uniform_fq(const vitq_i_uniform *u, float x, float scale, float zero_point) {
-    return vitq_i_uniform_value(vitq_i_uniform_code(u, x, scale, zero_point), scale, zero_point);
-}
-
-/* p[i] = vitq_i_uniform_fq(p[i]) for i < n, vectorized where the CPU allows (same results). */
-void vitq_i_uniform_fq_run(const vitq_i_uniform *u, float *p, int64_t n, float scale, float zero_point);
 
 /* View-level operations; channel c uses scale[c / channels_per_group], zero_point[c / channels_per_group].
  * The view must already be checked (vitq_i_view_check). Codes are dense in (outer, channel, inner) order;

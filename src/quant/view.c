@@ -1,11 +1,11 @@
 /* Checks of vitq_tensor_view. */
+#include "core/abi.h"
 #include "quant/view.h"
 
 vitq_status vitq_i_view_check(const vitq_tensor_view *v, int64_t channels, const char *what) {
     if (!v) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: view is NULL", what);
-    if (v->struct_size != sizeof(vitq_tensor_view))
-        return vitq_i_fail(VITQ_ERR_ABI_MISMATCH, "%s: vitq_tensor_view.struct_size is %u, expected %zu", what,
-                           (unsigned)v->struct_size, sizeof(vitq_tensor_view));
+    vitq_status st = vitq_i_check_struct_size(v->struct_size, VITQ_I_V1_TENSOR_VIEW, what, "vitq_tensor_view");
+    if (st) return st;
     if (!v->data) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: view data is NULL", what);
     if (v->outer < 1 || v->channels < 1 || v->inner < 1)
         return vitq_i_fail(VITQ_ERR_SHAPE, "%s: view has outer %lld, channels %lld, inner %lld (all must be >= 1)",

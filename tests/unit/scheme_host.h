@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "calib/metrics.h"
+#include "quant/metrics.h"
 #include "harness.h"
 
 typedef struct test_host {

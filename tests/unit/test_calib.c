@@ -160,9 +160,12 @@ static vitq_status id_set(void *s, const char *n, const float *v, int64_t c) {
     (void)s, (void)n, (void)v, (void)c;
     return VITQ_ERR_UNKNOWN_NAME;
 }
-static const vitq_scheme identity_scheme = {sizeof(vitq_scheme), VITQ_SCHEME_ABI_VERSION, "identity", "changes nothing",
-                                            1, 2, 8, 0, NULL, id_create, id_destroy, id_observe, id_finalize, id_fake,
-                                            id_quantize, id_dequantize, id_count, id_get, id_set, NULL};
+static const vitq_scheme identity_scheme = {
+    .struct_size = sizeof(vitq_scheme), .abi_version = VITQ_SCHEME_ABI_VERSION, .name = "identity",
+    .description = "changes nothing", .num_passes = 1, .min_bits = 2, .max_bits = 8, .create = id_create,
+    .destroy = id_destroy, .observe = id_observe, .finalize = id_finalize, .fake_quant = id_fake,
+    .quantize = id_quantize, .dequantize = id_dequantize, .param_count = id_count, .get_param = id_get,
+    .set_param = id_set};
 
 static void check_identity(const char *path) {
     vitq_registry *reg = NULL;
@@ -216,6 +219,69 @@ static void test_registry_errors(void) {
     CHECK(strcmp(vitq_registry_get(reg, vitq_registry_count(reg) - 1)->name, "identity") == 0);
     CHECK(vitq_registry_get(reg, -1) == NULL && vitq_registry_get(NULL, 100) == NULL);
     vitq_registry_free(reg);
+}
+
+/* The configuration of every point, as the API shows it. */
+typedef struct point_state {
+    int32_t bits, granularity, symmetric;
+    const char *scheme;
+} point_state;
+
+static point_state *point_states(const vitq_calibrator *c) {
+    int32_t n = vitq_calibrator_num_points(c);
+    point_state *s = calloc((size_t)n + 1, sizeof *s);
+    for (int32_t p = 0; p < n; p++) {
+        vitq_point_info pi;
+        vitq_point_info_init(&pi);
+        CHECK_STATUS(vitq_calibrator_point_info(c, p, &pi), VITQ_OK);
+        s[p] = (point_state){pi.bits, pi.granularity, pi.symmetric, pi.scheme};
+    }
+    return s;
+}
+
+/* vitq_calibrator_set is all or nothing: when a later matching point refuses the value, the earlier
+ * ones (which accepted it) are left as they were, and are not counted as set by hand either. */
+static void test_set_all_or_nothing(void) {
+    vitq_model *m = load("models/fmnist-vit");
+    vitq_calibrator_options o;
+    vitq_calibrator_options_init(&o);
+    o.scheme = "repq-vit";
+    vitq_calibrator *c = NULL;
+    CHECK_STATUS(vitq_calibrator_create(m, &o, &c), VITQ_OK);
+    if (!c) return;
+    int32_t n = vitq_calibrator_num_points(c);
+    point_state *before = point_states(c);
+    /* qkv.weight has heads and accepts 'head'; proj.weight, matched after it, has none */
+    CHECK_STATUS(vitq_calibrator_set(c, "blocks.0.attn.*.weight", "granularity", "head"), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "blocks.0.attn.proj.weight") != NULL);
+    /* fc2.input is a linear input (noisy allowed), fc2.weight after it is not */
+    CHECK_STATUS(vitq_calibrator_set(c, "blocks.0.mlp.fc2.*", "noisy", "1"), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_calibrator_set(c, "blocks.0.*", "bits", "9"), VITQ_ERR_OUT_OF_RANGE);
+    point_state *after = point_states(c);
+    int same = 1;
+    for (int32_t p = 0; p < n; p++)
+        same &= before[p].bits == after[p].bits && before[p].granularity == after[p].granularity &&
+                before[p].symmetric == after[p].symmetric && strcmp(before[p].scheme, after[p].scheme) == 0;
+    CHECK(same);
+    /* fc2.input was not marked as set by hand: a method option that chooses its quantizer reaches it */
+    CHECK_STATUS(vitq_calibrator_set_option(c, "post_gelu", "1"), VITQ_OK);
+    vitq_point_info pi;
+    for (int32_t p = 0; p < n; p++) {
+        vitq_point_info_init(&pi);
+        vitq_calibrator_point_info(c, p, &pi);
+        if (strcmp(pi.name, "blocks.0.mlp.fc2.input") == 0) CHECK(strcmp(pi.scheme, "twin-gelu") == 0);
+    }
+    /* and a value every matching point accepts changes them all */
+    CHECK_STATUS(vitq_calibrator_set(c, "blocks.0.attn.qkv.weight", "granularity", "head"), VITQ_OK);
+    point_state *last = point_states(c);
+    for (int32_t p = 0; p < n; p++) {
+        vitq_point_info_init(&pi);
+        vitq_calibrator_point_info(c, p, &pi);
+        if (strcmp(pi.name, "blocks.0.attn.qkv.weight") == 0) CHECK(last[p].granularity == VITQ_GRAN_HEAD);
+    }
+    free(before), free(after), free(last);
+    vitq_calibrator_free(c);
+    vitq_model_free(m);
 }
 
 /* Save, load, save again: same bytes, same logits bit for bit; for each bit width's packing. */
@@ -394,6 +460,7 @@ int main(void) {
     if (!calib_set || !test_set) return 1;
     RUN(test_points_listed);
     RUN(test_bad_configuration);
+    RUN(test_set_all_or_nothing);
     RUN(test_registry_errors);
     RUN(test_identity_scheme_is_exact);
     RUN(test_w8a8_vit);

@@ -4,7 +4,7 @@
 #include <float.h>
 #include <stdint.h>
 
-#include "calib/metrics.h"
+#include "quant/metrics.h"
 #include "harness.h"
 #include "scheme_host.h"
 
@@ -338,7 +338,7 @@ static void test_twin_split_choice(void) {
                 const float *split = param(q, "split", 1);
                 double opt = (double)form, best = INFINITY;
                 vitq_point_config cfg = {sizeof cfg, "blocks.0.attn.softmax.out", VITQ_POINT_ACTIVATION, 0, bits,
-                                         VITQ_GRAN_TENSOR, 0, 2, 1, 2, &opt, 0};
+                                         VITQ_GRAN_TENSOR, 0, 2, 1, 2, &opt, 0, NULL};
                 int best_i = -1;
                 for (int i = 0; i < 20; i++) { /* every candidate, through a state that only had its split set */
                     void *st = NULL;
@@ -378,7 +378,7 @@ static void test_gelu_scale_choice(void) {
         /* brute force on the exact data through the vtable */
         const vitq_scheme *sc = table("twin-gelu");
         vitq_point_config cfg = {sizeof cfg, "blocks.0.mlp.fc2.input", VITQ_POINT_ACTIVATION, 0, bits,
-                                 VITQ_GRAN_TENSOR, 1, 1, 1, 1, NULL, 0};
+                                 VITQ_GRAN_TENSOR, 1, 1, 1, 1, NULL, 0, NULL};
         void *st = NULL;
         CHECK_STATUS(sc->create(&cfg, &host.base, &st), VITQ_OK);
         for (int i = 0; st && i <= 100; i++) {
@@ -458,7 +458,7 @@ static void test_log_sqrt2_scale_choice(void) {
         const double pct[4] = {0.999, 0.9999, 0.99999, 1.0};
         double near = INFINITY, best = INFINITY;
         vitq_point_config cfg = {sizeof cfg, "blocks.1.attn.softmax.out", VITQ_POINT_ACTIVATION, 0, bits,
-                                 VITQ_GRAN_TENSOR, 0, 1, 1, 1, NULL, 0};
+                                 VITQ_GRAN_TENSOR, 0, 1, 1, 1, NULL, 0, NULL};
         for (int k = 0; k < 4; k++) {
             double r = pct[k] * (n - 1);
             int i = (int)r;
@@ -520,7 +520,7 @@ static void test_mpq_choice(void) {
                 CHECK(hi && hi[0] == max && lo && lo[0] >= 0.0f && lo[0] < max);
                 /* l = 0 through the vtable */
                 vitq_point_config cfg = {sizeof cfg, "blocks.2.attn.softmax.out", VITQ_POINT_ACTIVATION, 0, bits,
-                                         VITQ_GRAN_TENSOR, 0, heads, 1, heads, NULL, 0};
+                                         VITQ_GRAN_TENSOR, 0, heads, 1, heads, NULL, 0, NULL};
                 void *st = NULL;
                 CHECK_STATUS(sc->create(&cfg, &host.base, &st), VITQ_OK);
                 float zero = 0.0f;
@@ -591,7 +591,7 @@ static void test_param_round_trip(void) {
         float *fresh = si->softmax ? attention(outer, heads, 5, 5.0, 0) : gelu_acts(outer, heads, 0);
         vitq_tensor_view v = view3(x, outer, heads, inner, heads * inner);
         vitq_point_config cfg = {sizeof cfg, "blocks.3.point", VITQ_POINT_ACTIVATION, 0, 4, VITQ_GRAN_CHANNEL,
-                                 si->symmetric, heads, heads, 1, NULL, 0};
+                                 si->symmetric, heads, heads, 1, NULL, 0, NULL};
         void *a = NULL, *b = NULL;
         CHECK_STATUS(sc->create(&cfg, &host.base, &a), VITQ_OK);
         CHECK_STATUS(sc->create(&cfg, &host.base, &b), VITQ_OK);
@@ -643,7 +643,7 @@ static void test_param_errors(void) {
         const scheme_info *si = &schemes[s];
         const vitq_scheme *sc = table(si->name);
         vitq_point_config cfg = {sizeof cfg, "blocks.4.point", VITQ_POINT_ACTIVATION, 0, 4, VITQ_GRAN_TENSOR,
-                                 si->symmetric, 2, 1, 2, NULL, 0};
+                                 si->symmetric, 2, 1, 2, NULL, 0, NULL};
         void *st = NULL;
         CHECK_STATUS(sc->create(&cfg, &host.base, &st), VITQ_OK);
         if (!st) continue;
@@ -688,7 +688,7 @@ static void test_param_errors(void) {
     const vitq_scheme *sc = table("twin-gelu");
     double pow2 = 1.0;
     vitq_point_config cfg = {sizeof cfg, "blocks.5.mlp.fc2.input", VITQ_POINT_ACTIVATION, 0, 4, VITQ_GRAN_TENSOR,
-                             1, 1, 1, 1, &pow2, 0};
+                             1, 1, 1, 1, &pow2, 0, NULL};
     void *st = NULL;
     CHECK_STATUS(sc->create(&cfg, &host.base, &st), VITQ_OK);
     if (st) {
@@ -710,7 +710,7 @@ static void test_bad_configs(void) {
         CHECK(sc && sc->min_bits == si->min_bits && sc->max_bits == 8 && sc->num_passes == si->passes);
         if (!sc) continue;
         vitq_point_config good = {sizeof good, "blocks.6.point", VITQ_POINT_ACTIVATION, 0, 4, VITQ_GRAN_TENSOR,
-                                  si->symmetric, 4, 1, 4, NULL, 0};
+                                  si->symmetric, 4, 1, 4, NULL, 0, NULL};
         vitq_point_config c = good;
         void *st = NULL;
         c.bits = si->min_bits - 1;
@@ -754,7 +754,7 @@ static void test_bad_configs(void) {
     }
     const double fractional = 0.5;
     vitq_point_config c = {sizeof c, "blocks.7.point", VITQ_POINT_ACTIVATION, 0, 4, VITQ_GRAN_TENSOR, 0, 1, 1, 1,
-                           &fractional, 0};
+                           &fractional, 0, NULL};
     void *st = NULL;
     CHECK_STATUS(table("twin-softmax")->create(&c, &host.base, &st), VITQ_ERR_OUT_OF_RANGE);
     CHECK(last_error_has("form"));
@@ -809,7 +809,7 @@ static void test_call_order(void) {
         const scheme_info *si = &schemes[s];
         const vitq_scheme *sc = table(si->name);
         vitq_point_config cfg = {sizeof cfg, "blocks.8.point", VITQ_POINT_ACTIVATION, 0, 4, VITQ_GRAN_TENSOR,
-                                 si->symmetric, 2, 1, 2, NULL, 0};
+                                 si->symmetric, 2, 1, 2, NULL, 0, NULL};
         void *st = NULL;
         CHECK_STATUS(sc->create(&cfg, &host.base, &st), VITQ_OK);
         if (!st) continue;
@@ -847,7 +847,7 @@ static void test_out_of_memory(void) {
     for (int s = 0; s < 5; s++) {
         const vitq_scheme *sc = table(schemes[s].name);
         vitq_point_config cfg = {sizeof cfg, "blocks.9.point", VITQ_POINT_ACTIVATION, 0, 4, VITQ_GRAN_CHANNEL,
-                                 schemes[s].symmetric, 2, 2, 1, NULL, 0};
+                                 schemes[s].symmetric, 2, 2, 1, NULL, 0, NULL};
         int calibrated = 0;
         for (long k = 0; k < 40 && !calibrated; k++) {
             void *st = NULL;

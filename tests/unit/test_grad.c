@@ -6,6 +6,7 @@
  * boundaries) and vitq_i_block_backward (gradients inside a block). */
 #include <stdint.h>
 
+#include "api/model.h"
 #include "grad/backward.h"
 #include "model/swin_geometry.h"
 #include "model/weights.h"
@@ -337,7 +338,8 @@ static void test_attention_backward(void) {
 /* ---- models ----------------------------------------------------------------------------------- */
 
 typedef struct fixture {
-    vitq_model *m;
+    vitq_model *handle;
+    vitq_i_net *m; /* its network */
     float *input;
     size_t n, k;
     int32_t targets[160];
@@ -382,13 +384,14 @@ static int fixture_open(fixture *f, const char *name, size_t images, int random)
     uint64_t rows = 0, cols = 0;
     memset(f, 0, sizeof *f);
     snprintf(path, sizeof path, FIXTURES "%s", name);
-    CHECK_STATUS(vitq_model_load_file(path, NULL, &f->m), VITQ_OK);
+    CHECK_STATUS(vitq_model_load_file(path, NULL, &f->handle), VITQ_OK);
+    f->m = f->handle ? f->handle->net : NULL;
     if (f->m) CHECK_STATUS(vitq_i_model_attach_rows(f->m), VITQ_OK); /* the backward reads row-major weights */
     snprintf(path, sizeof path, FIXTURES "%s/input.npy", name);
     f->input = load_npy_f32(path, &rows, &cols);
     CHECK(f->m && f->input);
     if (!f->m || !f->input) return 0;
-    vitq_model_set_num_threads(f->m, 1);
+    vitq_model_set_num_threads(f->handle, 1);
     f->n = images ? images : harness_quick() ? 1 : rows;
     if (random) {
         free(f->input);
@@ -412,7 +415,7 @@ static void fixture_close(fixture *f) {
         vitq_i_points_free(&f->m->alloc, &f->list);
     }
     free(f->x_in), free(f->d_out), free(f->input);
-    vitq_model_free(f->m);
+    vitq_model_free(f->handle);
     memset(f, 0, sizeof *f);
 }
 
@@ -420,7 +423,7 @@ static void fixture_close(fixture *f) {
 static double forward_loss(const fixture *f, vitq_i_taps *taps) {
     float *logits = malloc(f->n * f->k * sizeof(float));
     double loss = 0;
-    CHECK_STATUS(vitq_i_model_forward_taps(f->m, f->input, f->n, logits, taps), VITQ_OK);
+    CHECK_STATUS(vitq_i_net_forward(f->m, f->input, f->n, logits, taps), VITQ_OK);
     for (size_t b = 0; b < f->n; b++) {
         const float *l = logits + b * f->k;
         double max = l[0], sum = 0;
@@ -550,14 +553,14 @@ static void probe_param(fixture *f, const char *what, float *param, const float 
 }
 
 /* "blocks.b" or "layers.s.blocks.j", as the point names have it. */
-static int stage_of(const vitq_model *m, int b, int *within) {
+static int stage_of(const vitq_i_net *m, int b, int *within) {
     int s = 0;
     *within = b;
     while (s + 1 < m->info.num_stages && *within >= m->info.stage_depth[s]) *within -= m->info.stage_depth[s++];
     return s;
 }
 
-static void block_prefix(const vitq_model *m, int b, char *buf, size_t size) {
+static void block_prefix(const vitq_i_net *m, int b, char *buf, size_t size) {
     int within, s = stage_of(m, b, &within);
     if (m->info.arch == VITQ_ARCH_SWIN) snprintf(buf, size, "layers.%d.blocks.%d", s, within);
     else snprintf(buf, size, "blocks.%d", b);
@@ -796,7 +799,7 @@ static void test_targets_null(void) {
             continue;
         }
         float *logits = malloc(f.n * f.k * sizeof(float));
-        CHECK_STATUS(vitq_model_forward(f.m, f.input, f.n, logits), VITQ_OK);
+        CHECK_STATUS(vitq_model_forward(f.handle, f.input, f.n, logits), VITQ_OK);
         for (size_t b = 0; b < f.n; b++) f.targets[b] = argmax_of(logits + b * f.k, f.k);
         fixture_backward(&f, f.targets);
         double loss_top1 = f.loss;
@@ -805,7 +808,7 @@ static void test_targets_null(void) {
         vitq_i_block_shape(f.m, 0, &tokens, &d, NULL, NULL, NULL);
         float *d0 = malloc(f.n * tokens * d * sizeof(float));
         memcpy(d0, f.d_out[0], f.n * tokens * d * sizeof(float));
-        if (k == 0) vitq_model_set_num_threads(f.m, 2);
+        if (k == 0) vitq_model_set_num_threads(f.handle, 2);
         fixture_backward(&f, NULL);
         CHECK(f.loss == loss_top1);
         CHECK(memcmp(d0, f.d_out[0], f.n * tokens * d * sizeof(float)) == 0);
@@ -829,7 +832,7 @@ static void test_bad_arguments(void) {
         fixture_close(&f);
         return;
     }
-    vitq_model *m = f.m;
+    vitq_i_net *m = f.m;
     double loss = -1;
     int calls = 0;
     int32_t bad[3] = {0, (int32_t)f.k, 0};
@@ -918,9 +921,10 @@ static void check_out_of_memory(const char *name) {
     vitq_model_options o;
     vitq_model_options_init(&o);
     o.allocator = &a;
-    vitq_model *m = NULL;
+    vitq_model *handle = NULL;
     snprintf(path, sizeof path, FIXTURES "%s", name);
-    CHECK_STATUS(vitq_model_load_file(path, &o, &m), VITQ_OK);
+    CHECK_STATUS(vitq_model_load_file(path, &o, &handle), VITQ_OK);
+    vitq_i_net *m = handle ? handle->net : NULL;
     snprintf(path, sizeof path, FIXTURES "%s/input.npy", name);
     float *input = load_npy_f32(path, &rows, &cols);
     if (m && input) {
@@ -932,7 +936,7 @@ static void check_out_of_memory(const char *name) {
     }
     if (!m || !input) {
         CHECK(0);
-        vitq_model_free(m);
+        vitq_model_free(handle);
         free(input);
         return;
     }
@@ -960,7 +964,7 @@ static void check_out_of_memory(const char *name) {
         if (k > 10) break;
     }
     CHECK(k > 0 && k <= 10);
-    vitq_model_free(m);
+    vitq_model_free(handle);
     CHECK(c.live == 0);
     free(input), free(x), free(g), free(d_in);
 }

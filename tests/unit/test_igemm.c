@@ -10,7 +10,7 @@
 #include "harness.h"
 #include "kernels/cpu.h"
 #include "kernels/igemm.h"
-#include "quant/uniform.h"
+#include "kernels/uniform.h"
 
 static vitq_allocator alloc;
 
@@ -35,13 +35,14 @@ static void list_kernels(void) {
 
 /* ---- activation quantization ---- */
 
+/* The bytes come from the instruction-set table (kernels/isa.h uniform_u8): every path is checked. */
 static void check_quantize_case(const vitq_i_qact *q, const float *x, size_t rows, size_t cols, int threads) {
     vitq_i_uniform grid = {8, q->qmin < 0, q->qmin, q->qmax};
     int32_t off = vitq_i_qact_offset(q);
     size_t ldx = cols + 3, ldo = cols + 5;
     uint8_t *out = malloc(rows * ldo + 1);
-    for (int ki = 0; ki < nkernels; ki++) {
-        vitq_i_qkernel_force(kernels[ki]);
+    for (int isa = VITQ_I_ISA_GENERIC; isa <= VITQ_I_ISA_AVX512; isa++) {
+        vitq_i_isa_force(isa); /* clamped to this CPU: the best path may run more than once */
         memset(out, 0xA5, rows * ldo);
         vitq_i_quantize_u8(x, ldx, rows, cols, q, out, ldo, threads);
         int bad = 0;
@@ -50,14 +51,14 @@ static void check_quantize_case(const vitq_i_qact *q, const float *x, size_t row
                 int32_t want = vitq_i_uniform_code(&grid, x[r * ldx + c], q->scale, (float)q->zero) + off;
                 if (out[r * ldo + c] != want && bad++ < 3)
                     printf("    %s: x = %.9g scale %g zero %d [%d, %d]: byte %d, want %d\n",
-                           vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), (double)x[r * ldx + c], (double)q->scale,
+                           vitq_i_isa_name(vitq_i_isa_active()), (double)x[r * ldx + c], (double)q->scale,
                            (int)q->zero, (int)q->qmin, (int)q->qmax, out[r * ldo + c], (int)want);
             }
             for (size_t c = cols; c < ldo; c++) bad += out[r * ldo + c] != 0xA5; /* nothing written past cols */
         }
         if (bad) harness_check_failures++;
     }
-    vitq_i_qkernel_force(-1);
+    vitq_i_isa_force(-1);
     free(out);
 }
 
@@ -358,21 +359,25 @@ static void test_qgemm_requant(void) {
             vitq_i_qkernel_force(VITQ_I_QK_GENERIC);
             CHECK_STATUS(vitq_i_qgemm(a, k, m, 0.02f, 140, &L.packed, L.bias, c, n, (vitq_i_epilogue)e, 1), VITQ_OK);
             vitq_i_quantize_u8(c, n, m, n, &nexts[g], want, n, 1);
-            for (int ki = 0; ki < nkernels; ki++) {
-                vitq_i_qkernel_force(kernels[ki]);
-                memset(q, 0xEE, m * ldq);
-                CHECK_STATUS(vitq_i_qgemm_requant(a, k, m, 0.02f, 140, &L.packed, L.bias, (vitq_i_epilogue)e, &nexts[g],
-                                                  q, ldq, 2),
-                             VITQ_OK);
-                size_t bad = 0;
-                for (size_t i = 0; i < m; i++)
-                    for (size_t j = 0; j < ldq; j++) bad += q[i * ldq + j] != (j < n ? want[i * n + j] : 0xEE);
-                if (bad) {
-                    printf("    requant %s epilogue %d grid %d: %zu bytes differ\n",
-                           vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), e, g, bad);
-                    harness_check_failures++;
+            for (int ki = 0; ki < nkernels; ki++)
+                for (int isa = VITQ_I_ISA_GENERIC; isa <= VITQ_I_ISA_AVX512; isa++) {
+                    vitq_i_isa_force(isa); /* the requantized bytes: this path's uniform_u8 */
+                    vitq_i_qkernel_force(kernels[ki]);
+                    memset(q, 0xEE, m * ldq);
+                    CHECK_STATUS(vitq_i_qgemm_requant(a, k, m, 0.02f, 140, &L.packed, L.bias, (vitq_i_epilogue)e,
+                                                      &nexts[g], q, ldq, 2),
+                                 VITQ_OK);
+                    size_t bad = 0;
+                    for (size_t i = 0; i < m; i++)
+                        for (size_t j = 0; j < ldq; j++) bad += q[i * ldq + j] != (j < n ? want[i * n + j] : 0xEE);
+                    if (bad) {
+                        printf("    requant %s / %s epilogue %d grid %d: %zu bytes differ\n",
+                               vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), vitq_i_isa_name(vitq_i_isa_active()),
+                               e, g, bad);
+                        harness_check_failures++;
+                    }
                 }
-            }
+            vitq_i_isa_force(-1);
         }
     vitq_i_qkernel_force(-1);
     CHECK_STATUS(

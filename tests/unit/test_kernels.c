@@ -12,7 +12,9 @@
 
 #include "harness.h"
 #include "kernels/cpu.h"
+#include "kernels/isa.h"
 #include "kernels/kernels.h"
+#include "kernels/uniform.h"
 
 static vitq_allocator alloc;
 static const double U = 1.0 / 16777216.0; /* 2^-24 */
@@ -622,6 +624,91 @@ static void test_attention_biased(void) {
     attn_case_free(&c);
 }
 
+/* ---- uniform grid rows ------------------------------------------------------------------------- */
+
+/* Inputs that probe every branch of vitq_i_uniform_code at `scale`: NaN of both signs, infinities,
+ * huge values and values around the +-2^22 pre-clamp, exact ties x / scale = k + 0.5 (scale a power
+ * of two) and neighbours within an ulp of a tie (any scale), signed zeros, subnormals, in-range and
+ * clamped values. */
+static float uniform_probe(size_t i, float scale) {
+    float k = (float)((int)(frand() * 300.0f));
+    switch (i % 16) {
+    case 0: return NAN;
+    case 1: return -NAN;
+    case 2: return INFINITY;
+    case 3: return -INFINITY;
+    case 4: return i % 32 < 16 ? FLT_MAX : -FLT_MAX;
+    case 5: return frand() * 5e30f;
+    case 6: return 4194304.0f * scale * (1.0f + 0.01f * frand()); /* |x / scale| near 2^22 */
+    case 7: return (k + 0.5f) * scale;
+    case 8: return nextafterf((k + 0.5f) * scale, i % 32 < 16 ? INFINITY : -INFINITY);
+    case 9: return i % 32 < 16 ? -0.0f : 0.0f;
+    case 10: return i % 32 < 16 ? 1e-45f : -1e-40f;
+    case 11: return k * scale;
+    case 12: return frand() * 1000.0f * scale; /* mostly clamped */
+    default: return frand() * 150.0f * scale;
+    }
+}
+
+/* The tables' uniform_fq and uniform_u8 on every path this CPU has (forced with vitq_i_isa_force) give
+ * the scalar vitq_i_uniform_fq / vitq_i_uniform_code (+ offset) bit for bit, for signed and unsigned
+ * grids of 2..16 bits (bytes: up to 8), powers of two and other scales, zero points inside and at the
+ * ends of the grid, every length up to 40 and longer odd ones, unaligned starts; nothing past n is
+ * written. vitq_i_uniform_fq_run goes through the same table. */
+static void test_uniform_rows(void) {
+    const size_t n = 1100, guard = 8;
+    const float scales[] = {0.0625f, 0.25f, 0.013f, 3e-4f, 0.37f, 1.0f};
+    float *x = malloc((n + 1) * sizeof(float)), *want = malloc(n * sizeof(float));
+    float *y = malloc((n + 1 + guard) * sizeof(float));
+    uint8_t *want_u8 = malloc(n), *q = malloc(n + 1 + guard);
+    for (int sym = 0; sym < 2; sym++)
+        for (int bits = 2; bits <= 16; bits += bits < 8 ? 1 : 4) {
+            vitq_i_uniform u = vitq_i_uniform_grid(bits, sym);
+            for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+                float scale = scales[si];
+                float zero = sym ? 0.0f : (float)(si % 3 == 0 ? 0 : si % 3 == 1 ? u.qmax : (u.qmax + 1) / 2);
+                int32_t offset = sym ? -u.qmin : 0; /* signed codes shifted into bytes, as the GEMM does */
+                for (size_t i = 0; i <= n; i++) x[i] = uniform_probe(i + si, scale);
+                const float *xs = x + si % 2; /* odd scales: an unaligned start */
+                for (size_t i = 0; i < n; i++) {
+                    int32_t code = vitq_i_uniform_code(&u, xs[i], scale, zero);
+                    if (isnan(xs[i])) CHECK(code == (int32_t)zero);
+                    want[i] = vitq_i_uniform_fq(&u, xs[i], scale, zero);
+                    want_u8[i] = (uint8_t)(code + offset);
+                }
+                for (int isa = 0; isa <= best_isa(); isa++) {
+                    vitq_i_isa_force(isa);
+                    const vitq_i_isa_kernels *k = vitq_i_kernels_active();
+                    CHECK(vitq_i_isa_active() == (vitq_i_isa)isa);
+                    size_t bad = 0;
+                    for (size_t len = 0; len <= n; len += len < 40 ? 1 : 97) {
+                        float *ys = y + (si + 1) % 2;
+                        memcpy(ys, xs, len * sizeof(float));
+                        for (size_t g = 0; g < guard; g++) ys[len + g] = 7.0f;
+                        if (len % 2) k->uniform_fq(&u, ys, len, scale, zero);
+                        else vitq_i_uniform_fq_run(&u, ys, (int64_t)len, scale, zero);
+                        bad += !same_floats(ys, want, len);
+                        for (size_t g = 0; g < guard; g++) bad += ys[len + g] != 7.0f;
+                        if (bits > 8) continue;
+                        uint8_t *qs = q + si % 2;
+                        memset(qs, 0xA5, len + guard);
+                        k->uniform_u8(&u, xs, len, scale, zero, offset, qs);
+                        bad += memcmp(qs, want_u8, len) != 0;
+                        for (size_t g = 0; g < guard; g++) bad += qs[len + g] != 0xA5;
+                    }
+                    if (bad) {
+                        printf("    %s: %d-bit %s grid, scale %g, zero %g: %zu runs differ from the scalar code\n",
+                               vitq_i_isa_name((vitq_i_isa)isa), bits, sym ? "signed" : "unsigned", (double)scale,
+                               (double)zero, bad);
+                        harness_check_failures++;
+                    }
+                }
+                vitq_i_isa_force(-1);
+            }
+        }
+    free(x), free(want), free(y), free(want_u8), free(q);
+}
+
 int main(void) {
     vitq_i_allocator_resolve(NULL, &alloc);
     RUN(test_gemm_odd_sizes);
@@ -635,5 +722,6 @@ int main(void) {
     RUN(test_layernorm);
     RUN(test_attention);
     RUN(test_attention_biased);
+    RUN(test_uniform_rows);
     HARNESS_EXIT();
 }

@@ -1,4 +1,4 @@
-/* The PTQ methods (ptq4vit, apq-vit, repq-vit, noisyquant) end to end through the public API: they
+/* The PTQ methods (every one vitq_method_get_info lists) end to end through the public API: they
  * run on ViT, DeiT and Swin, their results save and load bit for bit, RepQ-ViT's reparameterised
  * model equals the per-channel one it folds, the noisy bias composes with any scheme, and bad method
  * options are errors. */
@@ -22,22 +22,34 @@ static void check_reload(const vitq_model *q, size_t n) {
     free(bytes);
 }
 
-/* Every method at W4A4 on model `path`: runs, keeps some accuracy, reloads bit for bit. */
+/* 1 when method m has an option called `name`. */
+static int has_option(const vitq_method_info *m, const char *name) {
+    for (int32_t k = 0; k < m->num_options; k++)
+        if (!strcmp(((const vitq_scheme_option *)((const char *)m->options + (size_t)k * m->option_size))->name, name))
+            return 1;
+    return 0;
+}
+
+/* Every method the library lists, at W4A4 on model `path`: runs, keeps some accuracy, reloads bit for
+ * bit. Methods with a search (a "grid" option) get a coarse one, and run only when `searches` is set. */
 static void check_methods_on(const char *path, int searches) {
-    static const char *const methods[] = {"ptq4vit", "apq-vit", "repq-vit", "noisyquant"};
     static const char *const fast[] = {"grid", "4", "search_images", "4"}, *const fastest[] = {"grid", "2",
                                                                                                 "search_images", "2"};
     vitq_model *fp = load(path);
     if (!fp) return;
     size_t n = harness_quick() ? 50 : 300;
     double base = top1(fp, n);
-    for (int k = searches ? 0 : 2; k < 4; k++) {
-        int searched = k < 2;
-        vitq_model *q = quantize_with(fp, NULL, methods[k], 4, 4, NULL, 0, harness_quick() ? fastest : fast,
+    for (int32_t k = 0; k < vitq_method_count(); k++) {
+        vitq_method_info m;
+        vitq_method_info_init(&m);
+        CHECK_STATUS(vitq_method_get_info(k, &m), VITQ_OK);
+        int searched = has_option(&m, "grid") && has_option(&m, "search_images");
+        if (!m.name || (searched && !searches)) continue;
+        vitq_model *q = quantize_with(fp, NULL, m.name, 4, 4, NULL, 0, harness_quick() ? fastest : fast,
                                       searched ? 2 : 0, harness_quick() ? 4 : 16);
         if (!q) continue;
         double acc = top1(q, n);
-        printf("    %s %s W4A4: top-1 %.3f (FP32 %.3f) on %zu images\n", path, methods[k], acc, base, n);
+        printf("    %s %s W4A4: top-1 %.3f (FP32 %.3f) on %zu images\n", path, m.name, acc, base, n);
         CHECK(acc > 0.5 * base); /* 10 classes: a broken pipeline lands near 0.1 */
         check_reload(q, 8);
         vitq_model_free(q);

@@ -2,7 +2,7 @@
 #include <float.h>
 #include <stdint.h>
 
-#include "calib/metrics.h"
+#include "quant/metrics.h"
 #include "kernels/cpu.h"
 #include "harness.h"
 #include "scheme_host.h"

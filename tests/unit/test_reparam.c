@@ -3,9 +3,10 @@
 #include <float.h>
 #include <stdint.h>
 
+#include "api/model.h"
 #include "harness.h"
 #include "kernels/kernels.h"
-#include "model/vit.h"
+#include "model/net.h"
 #include "model/weights.h"
 #include "quant/noisy.h"
 #include "quant/reparam.h"
@@ -298,21 +299,22 @@ static void test_repq_identity(void) {
 /* The fold on a real checkpoint: norm1 -> qkv of block 0 and norm2 -> fc1 of the last block, checked
  * on random residual-stream tokens; the FP32 logits of the whole model must not move. */
 static void test_repq_model(void) {
-    vitq_model *m = NULL;
-    CHECK_STATUS(vitq_model_load_file("tests/fixtures/models/odd-vit-hf", NULL, &m), VITQ_OK);
-    if (!m) return;
+    vitq_model *handle = NULL;
+    CHECK_STATUS(vitq_model_load_file("tests/fixtures/models/odd-vit-hf", NULL, &handle), VITQ_OK);
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
     /* the fold rewrites row-major weights, which calibration attaches to its copy of a model */
     CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
     uint64_t n = 0, cols = 0;
     float *input = load_npy_f32("tests/fixtures/models/odd-vit-hf/input.npy", &n, &cols);
     CHECK(input != NULL);
     if (!input) {
-        vitq_model_free(m);
+        vitq_model_free(handle);
         return;
     }
     size_t classes = (size_t)m->info.num_classes, d = (size_t)m->info.embed_dim, rows = 50;
     float *before = floats(n * classes), *after = floats(n * classes);
-    CHECK_STATUS(vitq_model_forward(m, input, n, before), VITQ_OK);
+    CHECK_STATUS(vitq_model_forward(handle, input, n, before), VITQ_OK);
 
     float *x = residual_tokens(rows, d);
     vitq_i_block *first = &m->blocks[0], *last = &m->blocks[m->info.depth - 1];
@@ -320,10 +322,10 @@ static void test_repq_model(void) {
     check_fold(&m->alloc, x, rows, d, m->info.layer_norm_eps, &first->norm1, qkv, 1, 6, "odd-vit-hf norm1->qkv");
     check_fold(&m->alloc, x, rows, d, m->info.layer_norm_eps, &last->norm2, fc1, 1, 4, "odd-vit-hf norm2->fc1");
 
-    CHECK_STATUS(vitq_model_forward(m, input, n, after), VITQ_OK);
+    CHECK_STATUS(vitq_model_forward(handle, input, n, after), VITQ_OK);
     logits_match("logits after two folds", after, before, n * classes);
     free(x), free(input), free(before), free(after);
-    vitq_model_free(m); /* the new panels were allocated from, and go back to, the model's allocator */
+    vitq_model_free(handle); /* the new panels were allocated from, and go back to, the model's allocator */
 }
 
 /* ---- RepQ: errors and allocation failures -------------------------------------------------------- */

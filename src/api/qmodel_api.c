@@ -2,25 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "model/vit.h"
-#include "quant/qmodel.h"
-
-void vitq_point_info_init(vitq_point_info *info) {
-    if (!info) return;
-    memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
-}
-
-/* Copy `full` into the caller's struct, as much of it as the caller's version knows. */
-vitq_status vitq_i_point_info_out(const vitq_point_info *full, vitq_point_info *info, const char *fn) {
-    if (info->struct_size < offsetof(vitq_point_info, observed_min) || info->struct_size > 1u << 20)
-        return vitq_i_fail(VITQ_ERR_ABI_MISMATCH, "%s: info->struct_size %u (call vitq_point_info_init)", fn,
-                           (unsigned)info->struct_size);
-    uint32_t size = info->struct_size;
-    memcpy(info, full, size < sizeof *full ? size : sizeof *full);
-    info->struct_size = size;
-    return VITQ_OK;
-}
+#include "api/model.h"
 
 vitq_status vitq_model_point_info(const vitq_model *model, int32_t index, vitq_point_info *info) {
     if (!model || !info) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_point_info: NULL argument");
@@ -37,8 +19,8 @@ vitq_status vitq_model_point_info(const vitq_model *model, int32_t index, vitq_p
 static vitq_status serialize(const vitq_model *model, const char *fn, uint8_t **bytes, size_t *n) {
     if (!model->quant)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: %s is not a quantized model (float checkpoints are saved by their "
-                           "trainer)", fn, model->name);
-    return vitq_i_qsave(&model->alloc, model, model->quant, bytes, n);
+                           "trainer)", fn, model->net->name);
+    return vitq_i_qsave(&model->net->alloc, model->net, model->quant, bytes, n);
 }
 
 vitq_status vitq_model_save_memory(const vitq_model *model, void *buffer, size_t capacity, size_t *size) {
@@ -52,7 +34,7 @@ vitq_status vitq_model_save_memory(const vitq_model *model, void *buffer, size_t
         st = vitq_i_fail(VITQ_ERR_BUFFER_TOO_SMALL, "vitq_model_save_memory: %zu bytes needed, %zu given", n, capacity);
     else if (buffer)
         memcpy(buffer, bytes, n);
-    vitq_i_free(&model->alloc, bytes);
+    vitq_i_free(&model->net->alloc, bytes);
     return st;
 }
 
@@ -66,6 +48,6 @@ vitq_status vitq_model_save(const vitq_model *model, const char *path) {
     if (!f) st = vitq_i_fail(VITQ_ERR_IO, "%s: cannot create", path);
     if (!st && fwrite(bytes, 1, n, f) != n) st = vitq_i_fail(VITQ_ERR_IO, "%s: write failed", path);
     if (f && fclose(f) != 0 && !st) st = vitq_i_fail(VITQ_ERR_IO, "%s: write failed", path);
-    vitq_i_free(&model->alloc, bytes);
+    vitq_i_free(&model->net->alloc, bytes);
     return st;
 }

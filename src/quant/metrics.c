@@ -1,7 +1,7 @@
 /* Error metrics: internal version (no checks) and the public vitq_metric_compute (checks arguments). */
 #include <math.h>
 
-#include "calib/metrics.h"
+#include "quant/metrics.h"
 
 static double mse(const float *a, const float *b, size_t n) {
     double s = 0.0;

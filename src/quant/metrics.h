@@ -1,6 +1,7 @@
-/* Error metrics between a reference tensor and its approximation (vitq_metric in vitq.h). */
-#ifndef VITQ_CALIB_METRICS_H
-#define VITQ_CALIB_METRICS_H
+/* Error metrics between a reference tensor and its approximation (vitq_metric in vitq.h): in the quant
+ * layer, as schemes get them through their host (instance.c) and calibration and reports use them too. */
+#ifndef VITQ_QUANT_METRICS_H
+#define VITQ_QUANT_METRICS_H
 
 #include <stddef.h>
 

@@ -1,0 +1,197 @@
+/* Public model API: loading from files or memory, info, forward, preprocessing. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/model.h"
+#include "core/abi.h"
+#include "quant/load.h"
+#include "util/json.h"
+
+#define PATH_LEN 4096
+
+/* Options as this library version sees them: a caller built against an older, smaller struct gets
+ * defaults for the members it does not know. */
+static vitq_status read_options(const vitq_model_options *in, vitq_model_options *out) {
+    vitq_model_options_init(out);
+    if (!in) return VITQ_OK;
+    vitq_status st = vitq_i_check_struct_size(in->struct_size, VITQ_I_V1_MODEL_OPTIONS, "model options",
+                                              "vitq_model_options");
+    if (st) return st;
+    vitq_i_struct_in(out, sizeof *out, in, in->struct_size);
+    if (out->num_heads < 0 || out->image_size < 0 || out->num_threads < 0 || out->num_mean < 0 ||
+        out->num_std < 0 || !(out->layer_norm_eps >= 0))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: negative or NaN override");
+    if (out->execution != VITQ_EXECUTION_AUTO && out->execution != VITQ_EXECUTION_SIMULATED)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: execution %d is not a vitq_execution",
+                           (int)out->execution);
+    return VITQ_OK;
+}
+
+/* Parse optional JSON text (NULL -> no tree). */
+static vitq_status parse_json_text(const vitq_allocator *a, const char *text, size_t len, const char *name,
+                                   vitq_i_json **out) {
+    *out = NULL;
+    if (!text) return VITQ_OK;
+    return vitq_i_json_parse(a, text, len, name, out);
+}
+
+/* Read and parse dir/file when it exists. */
+static vitq_status parse_json_file(const vitq_allocator *a, const char *dir, const char *file, char *path,
+                                   vitq_i_json **out) {
+    *out = NULL;
+    int len = snprintf(path, PATH_LEN, "%s/%s", dir, file);
+    if (len < 0 || len >= PATH_LEN) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: path too long", dir);
+    if (!vitq_i_path_exists(path)) return VITQ_OK;
+    uint8_t *data;
+    size_t size;
+    vitq_status st = vitq_i_read_file(a, path, &data, &size);
+    if (st) return st;
+    st = vitq_i_json_parse(a, (const char *)data, size, path, out);
+    vitq_i_free(a, data);
+    return st;
+}
+
+vitq_status vitq_i_model_wrap(vitq_i_net *net, vitq_i_qmodel *quant, vitq_model **out) {
+    *out = vitq_i_alloc(&net->alloc, sizeof **out);
+    if (!*out) {
+        vitq_i_qmodel_free(quant);
+        vitq_i_net_destroy(net);
+        return vitq_i_oom("model", sizeof **out);
+    }
+    (*out)->net = net;
+    (*out)->quant = quant;
+    return VITQ_OK;
+}
+
+static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
+                               const vitq_model_options *opts, const vitq_i_json *config, const char *config_name,
+                               const vitq_i_json *preproc, const char *preproc_name, vitq_model **out) {
+    vitq_i_net *net;
+    vitq_i_qmodel *quant;
+    vitq_status st =
+        vitq_i_load(a, data, size, name, opts, config, config_name, preproc, preproc_name, &net, &quant);
+    return st ? st : vitq_i_model_wrap(net, quant, out);
+}
+
+vitq_status vitq_i_model_load_bytes(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
+                                    const vitq_model_options *opts, vitq_model **out) {
+    *out = NULL;
+    return load_common(a, data, size, name, opts, NULL, "config_json", NULL, "preprocessor_json", out);
+}
+
+vitq_status vitq_model_load_memory(const void *data, size_t size, const char *name,
+                                   const vitq_model_options *options, vitq_model **out) {
+    vitq_model_options opts;
+    vitq_allocator a;
+    vitq_i_json *config = NULL, *preproc = NULL;
+    if (!out) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_load_memory: out is NULL");
+    *out = NULL;
+    if (!data && size) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_load_memory: data is NULL");
+    vitq_status st = read_options(options, &opts);
+    if (!st) st = vitq_i_allocator_resolve(opts.allocator, &a);
+    if (!name) name = "<memory>";
+    if (!st && opts.config_json)
+        st = parse_json_text(&a, opts.config_json, strlen(opts.config_json), "config_json", &config);
+    if (!st && opts.preprocessor_json)
+        st = parse_json_text(&a, opts.preprocessor_json, strlen(opts.preprocessor_json), "preprocessor_json",
+                             &preproc);
+    if (!st)
+        st = load_common(&a, data, size, name, &opts, config, "config_json", preproc, "preprocessor_json", out);
+    vitq_i_json_free(&a, config);
+    vitq_i_json_free(&a, preproc);
+    return st;
+}
+
+vitq_status vitq_model_load_file(const char *path, const vitq_model_options *options, vitq_model **out) {
+    vitq_model_options opts;
+    vitq_allocator a;
+    vitq_i_json *config = NULL, *preproc = NULL;
+    char weights[PATH_LEN], dir[PATH_LEN], config_path[PATH_LEN] = "config_json",
+                                             preproc_path[PATH_LEN] = "preprocessor_json";
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (!out) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_load_file: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_load_file: path is empty");
+    if (strlen(path) > PATH_LEN - 64) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: path too long", path);
+    vitq_status st = read_options(options, &opts);
+    if (!st) st = vitq_i_allocator_resolve(opts.allocator, &a);
+    if (st) return st;
+    /* A folder holds model.safetensors and its config files; a file has them beside it. */
+    if (vitq_i_path_is_dir(path)) {
+        snprintf(dir, sizeof dir, "%s", path);
+        if (snprintf(weights, sizeof weights, "%s/model.safetensors", path) >= (int)sizeof weights)
+            return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: path too long", path);
+    } else {
+        snprintf(weights, sizeof weights, "%s", path);
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+    }
+    if (opts.config_json)
+        st = parse_json_text(&a, opts.config_json, strlen(opts.config_json), config_path, &config);
+    else
+        st = parse_json_file(&a, dir, "config.json", config_path, &config);
+    if (!st && opts.preprocessor_json)
+        st = parse_json_text(&a, opts.preprocessor_json, strlen(opts.preprocessor_json), preproc_path, &preproc);
+    else if (!st)
+        st = parse_json_file(&a, dir, "preprocessor_config.json", preproc_path, &preproc);
+    if (!st) st = vitq_i_read_file(&a, weights, &data, &size);
+    if (!st) st = load_common(&a, data, size, weights, &opts, config, config_path, preproc, preproc_path, out);
+    vitq_i_free(&a, data);
+    vitq_i_json_free(&a, config);
+    vitq_i_json_free(&a, preproc);
+    return st;
+}
+
+void vitq_model_free(vitq_model *model) {
+    if (!model) return;
+    vitq_allocator a = model->net->alloc;
+    vitq_i_qmodel_free(model->quant);
+    vitq_i_net_destroy(model->net);
+    vitq_i_free(&a, model);
+}
+
+vitq_status vitq_model_get_info(const vitq_model *model, vitq_model_info *info) {
+    if (!model || !info) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_get_info: NULL argument");
+    vitq_status st =
+        vitq_i_check_struct_size(info->struct_size, VITQ_I_V1_MODEL_INFO, "vitq_model_get_info", "vitq_model_info");
+    if (!st) vitq_i_struct_out(info, info->struct_size, &model->net->info, sizeof model->net->info);
+    return st;
+}
+
+vitq_status vitq_model_hparam_source(const vitq_model *model, vitq_hparam hparam, vitq_source *source) {
+    if (!model || !source) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_hparam_source: NULL argument");
+    if ((int)hparam < 0 || hparam >= VITQ_HPARAM_COUNT)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_hparam_source: hparam %d out of range", (int)hparam);
+    *source = model->net->sources[hparam];
+    return VITQ_OK;
+}
+
+vitq_status vitq_model_set_num_threads(vitq_model *model, int32_t num_threads) {
+    if (!model) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_set_num_threads: model is NULL");
+    if (num_threads < 0)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_set_num_threads: %d < 0", (int)num_threads);
+    model->net->num_threads = num_threads;
+    return VITQ_OK;
+}
+
+vitq_status vitq_model_forward(const vitq_model *model, const float *input, size_t n, float *logits) {
+    if (!model || !input || !logits)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward: %s is NULL",
+                           !model ? "model" : !input ? "input" : "logits");
+    if (n == 0) return VITQ_OK;
+    if (!model->quant) return vitq_i_net_forward(model->net, input, n, logits, NULL);
+    vitq_i_taps taps = vitq_i_qmodel_taps(model->quant);
+    return vitq_i_net_forward(model->net, input, n, logits, &taps);
+}
+
+vitq_status vitq_model_preprocess_u8(const vitq_model *model, const uint8_t *pixels, size_t n,
+                                     vitq_pixel_layout layout, float *out) {
+    if (!model || !pixels || !out)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_preprocess_u8: NULL argument");
+    return vitq_i_net_preprocess_u8(model->net, pixels, n, layout, out);
+}

@@ -1,0 +1,239 @@
+/* The calibration driver: vitq_i_calibrator_run (calibrator.h) turns the calibrator's configuration
+ * into quantizers, float statistics, the method's refinement, encoded weights and a quantized file.
+ *
+ * Statistics come from the float network: weights are observed as they are, activations on forward
+ * passes of the fed images without any quantization (the observers of the baseline schemes); methods
+ * then run their own passes. A run ends by serialising the result as a quantized file in memory, which
+ * the caller loads back, so that a quantized model from a run and one loaded from disk are built by the
+ * same code and behave bit for bit the same.
+ *
+ * It sits above the methods and the searches it calls (method.h, noisy_search.h), which never call
+ * back into it: what they share with it are the run services (run.h). */
+#include <math.h>
+#include <string.h>
+
+#include "calib/calibrator.h"
+#include "calib/noisy_search.h"
+#include "model/weights.h"
+#include "quant/codes.h"
+#include "quant/load.h"
+#include "quant/view.h"
+
+typedef struct observe_ctx {
+    vitq_i_qmodel *q;
+    int pass;
+} observe_ctx;
+
+static vitq_status observe_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
+    observe_ctx *oc = t->ctx;
+    vitq_i_qpoint *qp = &oc->q->qpoints[oc->q->of_point[point]];
+    if (oc->pass == 0) vitq_i_run_view_range(v, &qp->observed_min, &qp->observed_max);
+    if (oc->pass >= qp->inst.scheme.num_passes) return VITQ_OK;
+    return qp->inst.scheme.observe(qp->inst.state, oc->pass, v);
+}
+
+/* Create the quantizer of every active point into r->q. */
+static vitq_status create_quantizers(vitq_i_run *r, uint64_t seed) {
+    vitq_i_qmodel *q = r->q;
+    int active = 0;
+    for (int p = 0; p < r->list->count; p++) active += r->cfg[p].bits > 0;
+    q->qpoints = vitq_i_calloc(r->alloc, (size_t)active + 1, sizeof *q->qpoints);
+    q->of_point = vitq_i_alloc_array(r->alloc, (size_t)r->list->count, sizeof(int));
+    if (!q->qpoints || !q->of_point) return vitq_i_oom("quantizers", (size_t)active * sizeof *q->qpoints);
+    for (int p = 0; p < r->list->count; p++) {
+        q->of_point[p] = -1;
+        const vitq_i_point_cfg *pc = &r->cfg[p];
+        const vitq_i_point_desc *d = &r->list->points[p];
+        if (!pc->bits) continue;
+        vitq_i_qpoint *qp = &q->qpoints[q->count];
+        vitq_point_config cfg = {.struct_size = sizeof cfg, .name = d->name, .kind = d->kind, .role = d->role,
+                                 .bits = pc->bits, .granularity = pc->granularity, .symmetric = pc->symmetric,
+                                 .channels = d->channels, .options = pc->options,
+                                 .seed = seed * 1000003u + (uint64_t)p};
+        vitq_status st = vitq_i_config_groups(&cfg, d->heads);
+        if (!st) st = vitq_i_instance_create(&qp->inst, r->alloc, pc->scheme, &cfg);
+        if (st) return st;
+        qp->point = p;
+        qp->observed_min = INFINITY;
+        qp->observed_max = -INFINITY;
+        q->of_point[p] = q->count++;
+    }
+    return VITQ_OK;
+}
+
+static vitq_status calibrate_weights(vitq_i_run *r) {
+    for (int i = 0; i < r->q->count; i++) {
+        int p = r->q->qpoints[i].point;
+        if (r->list->points[p].kind != VITQ_POINT_WEIGHT) continue;
+        vitq_status st = vitq_i_run_calibrate_weight(r, p);
+        if (st) return st;
+    }
+    return VITQ_OK;
+}
+
+/* Integer codes of every weight point, from its final quantizer. */
+static vitq_status encode_weights(vitq_i_run *r) {
+    for (int i = 0; i < r->q->count; i++) {
+        vitq_i_qpoint *qp = &r->q->qpoints[i];
+        const vitq_i_point_desc *d = &r->list->points[qp->point];
+        if (d->kind != VITQ_POINT_WEIGHT) continue;
+        vitq_tensor_view v = vitq_i_view_rows(r->weights[qp->point], d->channels, d->inner);
+        size_t count = (size_t)(d->channels * d->inner);
+        int32_t *codes = vitq_i_alloc_array(r->alloc, count, sizeof(int32_t));
+        vitq_i_free(r->alloc, qp->codes);
+        qp->codes_bytes =
+            (size_t)d->channels * vitq_i_code_row_bytes(d->inner, vitq_i_code_storage_bits(qp->inst.config.bits));
+        qp->codes = vitq_i_alloc(r->alloc, qp->codes_bytes);
+        vitq_status st = !codes || !qp->codes ? vitq_i_oom(d->name, count * sizeof(int32_t)) : VITQ_OK;
+        if (!st) st = qp->inst.scheme.quantize(qp->inst.state, &v, codes);
+        if (!st)
+            st = vitq_i_codes_pack(codes, d->channels, d->inner, qp->inst.config.bits, qp->inst.config.symmetric,
+                                   qp->codes, d->name);
+        vitq_i_free(r->alloc, codes);
+        if (st) return st;
+    }
+    return VITQ_OK;
+}
+
+static vitq_status observe_activations(vitq_i_run *r) {
+    vitq_i_qmodel *q = r->q;
+    int passes = 0;
+    unsigned char *active = vitq_i_calloc(r->alloc, (size_t)r->list->count, 1);
+    if (!active) return vitq_i_oom("calibration", (size_t)r->list->count);
+    for (int i = 0; i < q->count; i++) {
+        const vitq_i_qpoint *qp = &q->qpoints[i];
+        if (r->list->points[qp->point].kind != VITQ_POINT_ACTIVATION) continue;
+        active[qp->point] = 1;
+        if (qp->inst.scheme.num_passes > passes) passes = qp->inst.scheme.num_passes;
+    }
+    vitq_status st = vitq_i_sites_filter(r->alloc, r->model, r->list, active, &q->sites);
+    vitq_i_free(r->alloc, active);
+    observe_ctx oc = {q, 0};
+    r->progress_total += (int64_t)(passes * ((r->num_images + VITQ_I_FEED_BATCH - 1) / VITQ_I_FEED_BATCH));
+    for (int pass = 0; !st && pass < passes; pass++) {
+        oc.pass = pass;
+        for (size_t first = 0; !st && first < r->num_images; first += VITQ_I_FEED_BATCH) {
+            size_t n = r->num_images - first < VITQ_I_FEED_BATCH ? r->num_images - first : VITQ_I_FEED_BATCH;
+            vitq_i_taps taps = {.sites = &q->sites, .apply = observe_tap, .ctx = &oc};
+            st = vitq_i_run_forward(r, first, n, &taps, NULL);
+            if (!st) st = vitq_i_run_progress(r, "calibrate");
+        }
+    }
+    for (int i = 0; !st && i < q->count; i++)
+        if (r->list->points[q->qpoints[i].point].kind == VITQ_POINT_ACTIVATION)
+            st = q->qpoints[i].inst.scheme.finalize(q->qpoints[i].inst.state);
+    return st;
+}
+
+static void release(const vitq_allocator *a, vitq_i_qmodel *q) {
+    for (int i = 0; q->qpoints && i < q->count; i++) {
+        vitq_i_instance_destroy(&q->qpoints[i].inst);
+        vitq_i_free(a, q->qpoints[i].codes);
+        vitq_i_free(a, q->qpoints[i].noise);
+    }
+    vitq_i_free(a, q->qpoints);
+    vitq_i_free(a, q->of_point);
+    vitq_i_sites_free(a, &q->sites);
+}
+
+/* A private float copy of the calibrator's model, for methods that change the network: serialised
+ * with no quantized points and loaded back (the same path as every model load). */
+static vitq_status copy_model(vitq_calibrator *c, vitq_i_net **out) {
+    *out = NULL;
+    vitq_i_qmodel none;
+    memset(&none, 0, sizeof none);
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    vitq_status st = vitq_i_qsave(&c->alloc, c->model, &none, &bytes, &size);
+    vitq_i_qmodel *quant = NULL;
+    if (!st) {
+        vitq_model_options mo;
+        vitq_model_options_init(&mo);
+        mo.allocator = &c->alloc;
+        mo.num_threads = c->model->num_threads;
+        st = vitq_i_load(&c->alloc, bytes, size, c->model->name, &mo, NULL, "config_json", NULL, "preprocessor_json",
+                         out, &quant);
+    }
+    vitq_i_free(&c->alloc, bytes);
+    vitq_i_qmodel_free(quant); /* a float network again: the copy carries no quantizer */
+    if (!st) (*out)->info.num_quantized_points = 0;
+    return st;
+}
+
+/* r->weights: the rows attached to a private copy (it keeps them up to date when a method folds
+ * weights), or rows rebuilt from the caller's model, which keeps only packed weights. */
+static vitq_status weight_rows(vitq_i_run *r, int private_copy) {
+    r->weights = vitq_i_calloc(r->alloc, (size_t)r->list->count + 1, sizeof *r->weights);
+    if (!r->weights) return vitq_i_oom("weights", (size_t)r->list->count * sizeof *r->weights);
+    vitq_status st = private_copy ? vitq_i_model_attach_rows(r->model) : VITQ_OK;
+    for (int p = 0; !st && p < r->list->count; p++) {
+        const vitq_i_point_desc *d = &r->list->points[p];
+        if (d->kind != VITQ_POINT_WEIGHT) continue;
+        if (private_copy) {
+            r->weights[p] = d->weight->weight;
+            continue;
+        }
+        r->weights[p] = vitq_i_alloc_array(r->alloc, d->weight->out, d->weight->in * sizeof(float));
+        st = r->weights[p] ? vitq_i_linear_rows(r->alloc, d->weight, r->weights[p])
+                           : vitq_i_oom(d->name, d->weight->out * d->weight->in * sizeof(float));
+    }
+    return st;
+}
+
+static void free_weight_rows(vitq_i_run *r, int private_copy) {
+    for (int p = 0; r->weights && !private_copy && p < r->list->count; p++) vitq_i_free(r->alloc, r->weights[p]);
+    vitq_i_free(r->alloc, r->weights);
+    r->weights = NULL;
+}
+
+static int any_noisy(const vitq_i_run *r) {
+    for (int p = 0; p < r->list->count; p++)
+        if (r->cfg[p].bits && r->cfg[p].noisy) return 1;
+    return 0;
+}
+
+/* Everything between the configuration and the serialised result. */
+static vitq_status calibrate(vitq_calibrator *c, vitq_i_run *r) {
+    vitq_status st = create_quantizers(r, c->opts.seed);
+    if (!st) st = calibrate_weights(r);
+    if (!st) st = observe_activations(r);
+    if (!st && c->method && c->method->refine) st = c->method->refine(r);
+    if (!st && any_noisy(r)) st = vitq_i_noisy_refine(r, NULL);
+    if (!st) st = encode_weights(r);
+    for (int i = 0; i < r->q->count; i++) {
+        const vitq_i_qpoint *qp = &r->q->qpoints[i];
+        c->observed[2 * qp->point] = isfinite(qp->observed_min) ? qp->observed_min : 0.0f;
+        c->observed[2 * qp->point + 1] = isfinite(qp->observed_max) ? qp->observed_max : 0.0f;
+    }
+    return st;
+}
+
+vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *size) {
+    *bytes = NULL;
+    *size = 0;
+    if (c->num_images == 0)
+        return vitq_i_fail(VITQ_ERR_BAD_STATE, "vitq_calibrator_run: no calibration images (vitq_calibrator_feed)");
+    c->peak = c->live;
+    vitq_i_net *copy = NULL;
+    vitq_i_point_list copy_list;
+    memset(&copy_list, 0, sizeof copy_list);
+    vitq_status st = VITQ_OK;
+    if (c->method && c->method->copies_model) {
+        st = copy_model(c, &copy);
+        if (!st) st = vitq_i_points_build(&c->alloc, copy, &copy_list);
+    }
+    vitq_i_qmodel q;
+    memset(&q, 0, sizeof q);
+    q.alloc = c->alloc;
+    q.list = copy ? copy_list : c->list; /* borrowed: qsave only reads names */
+    vitq_i_run r = {&c->alloc, &c->opts, copy ? copy : (vitq_i_net *)c->model, copy ? &copy_list : &c->list,
+                    c->cfg, &q, c->images, c->num_images, c->per_image, c->method, c->method_options, 0, 0, NULL};
+    if (!st) st = weight_rows(&r, copy != NULL);
+    if (!st) st = calibrate(c, &r);
+    free_weight_rows(&r, copy != NULL);
+    if (!st) st = vitq_i_qsave(&c->alloc, r.model, &q, bytes, size); /* freed by the caller with c->alloc */
+    release(&c->alloc, &q);
+    vitq_i_points_free(&c->alloc, &copy_list);
+    vitq_i_net_destroy(copy);
+    return st;
+}

@@ -1,0 +1,52 @@
+/* Loading float and quantized networks (see load.h). */
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "model/vit_build.h"
+#include "quant/integer.h"
+#include "quant/load.h"
+
+vitq_status vitq_i_load(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
+                        const vitq_model_options *opts, const struct vitq_i_json *config, const char *config_name,
+                        const struct vitq_i_json *preproc, const char *preproc_name, vitq_i_net **net,
+                        vitq_i_qmodel **quant) {
+    *net = NULL;
+    *quant = NULL;
+    vitq_i_safetensors st_file;
+    vitq_status st = vitq_i_st_parse(a, data, size, name, &st_file);
+    if (st) return st;
+    /* A quantized file carries its hyper-parameters in __metadata__: config files beside it belong
+     * to whatever model shares the folder and are not read. */
+    int quantized = vitq_i_qload_is_quantized(&st_file);
+    vitq_i_qload prep;
+    memset(&prep, 0, sizeof prep);
+    if (quantized) {
+        config = preproc = NULL;
+        st = vitq_i_qload_prepare(a, &st_file, opts->registry, &prep);
+    }
+    vitq_i_config_inputs in = {opts, config, config_name, preproc, preproc_name, &st_file, name};
+    vitq_i_ckpt ckpt;
+    memset(&ckpt, 0, sizeof ckpt);
+    if (!st) st = vitq_i_ckpt_open(&ckpt, a, &st_file, name);
+    for (size_t i = 0; !st && i < prep.num_names; i++) vitq_i_ckpt_ignore_raw(&ckpt, prep.names[i]);
+    if (!st && ckpt.family == VITQ_I_FAMILY_SWIN)
+        st = vitq_i_swin_build(&ckpt, &in, net);
+    else if (!st)
+        st = vitq_i_vit_build(&ckpt, &in, net);
+    if (!st && quantized) {
+        st = vitq_i_qload_attach(&prep, *net, quant);
+        if (!st && opts->execution != VITQ_EXECUTION_SIMULATED)
+            st = vitq_i_integer_build(*net, *quant, &(*net)->info.num_integer_layers,
+                                      &(*net)->info.num_integer_attentions);
+        if (st) {
+            vitq_i_qmodel_free(*quant);
+            vitq_i_net_destroy(*net);
+            *quant = NULL;
+            *net = NULL;
+        }
+    }
+    vitq_i_qload_free(&prep);
+    vitq_i_ckpt_close(&ckpt);
+    vitq_i_st_free(&st_file);
+    return st;
+}
