@@ -30,9 +30,6 @@ void vitq_i_method_names(char *out, size_t size) {
 
 /* ---- public API ------------------------------------------------------------------------------- */
 
-/* vitq_method_info as first released (0.3): every member so far. */
-#define V1_METHOD_INFO VITQ_I_V1_SIZE(vitq_method_info, option_size)
-
 void vitq_method_info_init(vitq_method_info *info) {
     if (!info) return;
     memset(info, 0, sizeof *info);
@@ -43,7 +40,7 @@ int32_t vitq_method_count(void) { return NUM_METHODS; }
 
 vitq_status vitq_method_get_info(int32_t index, vitq_method_info *info) {
     if (!info) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_method_get_info: info is NULL");
-    vitq_status st = vitq_i_check_struct_size(info->struct_size, V1_METHOD_INFO, "vitq_method_get_info",
+    vitq_status st = vitq_i_check_struct_size(info->struct_size, VITQ_I_V1_METHOD_INFO, "vitq_method_get_info",
                                               "vitq_method_info");
     if (st) return st;
     if (index < 0 || index >= NUM_METHODS)

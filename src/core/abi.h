@@ -25,7 +25,7 @@
 /* Larger sizes are garbage, not a future version (no public struct comes near it). */
 #define VITQ_I_STRUCT_MAX (1u << 16)
 
-/* The first release (0.1) of every public struct: a caller built against it keeps working. */
+/* The first release (0.1 unless said) of every public struct: a caller built against it keeps working. */
 #define VITQ_I_V1_ALLOCATOR VITQ_I_V1_SIZE(vitq_allocator, user)
 #define VITQ_I_V1_MODEL_OPTIONS VITQ_I_V1_SIZE(vitq_model_options, num_threads)
 #define VITQ_I_V1_MODEL_INFO VITQ_I_V1_SIZE(vitq_model_info, gflops)
@@ -38,6 +38,7 @@
 #define VITQ_I_V1_POINT_CONFIG VITQ_I_V1_SIZE(vitq_point_config, seed)
 #define VITQ_I_V1_SCHEME_HOST VITQ_I_V1_SIZE(vitq_scheme_host, metric)
 #define VITQ_I_V1_SCHEME VITQ_I_V1_SIZE(vitq_scheme, user)
+#define VITQ_I_V1_METHOD_INFO VITQ_I_V1_SIZE(vitq_method_info, option_size) /* first released in 0.3 */
 
 /* VITQ_OK, or VITQ_ERR_ABI_MISMATCH for a struct_size outside [v1_size, VITQ_I_STRUCT_MAX]:
  * "<fn>: <what>.struct_size is N; this library needs at least M (call its *_init function)". */

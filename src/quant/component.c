@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "core/abi.h"
+#include "quant/options.h"
 #include "quant/component.h"
 #include "quant/view.h"
 
@@ -100,7 +101,7 @@ static vitq_status check_options(const vitq_scheme *sc, const vitq_point_config 
     for (int32_t i = 0; i < sc->num_options; i++) {
         const vitq_scheme_option *o = &sc->options[i];
         double v = c->options ? c->options[i] : o->default_value;
-        if (!(v >= o->min_value && v <= o->max_value) || (o->is_integer && v != floor(v)))
+        if (!vitq_i_option_in_range(o, v))
             return point_fail(h, point, VITQ_ERR_OUT_OF_RANGE, "option %s = %g is not %s in [%g, %g]", o->name, v,
                               o->is_integer ? "a whole number" : "a number", o->min_value, o->max_value);
     }

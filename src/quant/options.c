@@ -26,12 +26,12 @@ static vitq_status out_of_range(const vitq_scheme_option *o, const char *owner, 
                        owner ? ": " : "", o->name, value, o->is_integer ? "a whole number" : "a number", lo, hi);
 }
 
-static int in_range(const vitq_scheme_option *o, double v) {
+int vitq_i_option_in_range(const vitq_scheme_option *o, double v) {
     return v >= o->min_value && v <= o->max_value && (!o->is_integer || v == floor(v)); /* NaN fails */
 }
 
 vitq_status vitq_i_option_check(const vitq_scheme_option *o, const char *owner, double value) {
-    if (in_range(o, value)) return VITQ_OK;
+    if (vitq_i_option_in_range(o, value)) return VITQ_OK;
     char text[40];
     snprintf(text, sizeof text, "%g", value);
     return out_of_range(o, owner, text);
@@ -43,7 +43,7 @@ static void quoted(const char *text, char *out, size_t size) { snprintf(out, siz
 vitq_status vitq_i_option_parse(const vitq_scheme_option *o, const char *owner, const char *text, double *value) {
     char *end = NULL;
     double v = text ? strtod(text, &end) : NAN;
-    if (text && end != text && !*end && in_range(o, v)) {
+    if (text && end != text && !*end && vitq_i_option_in_range(o, v)) {
         *value = v;
         return VITQ_OK;
     }
@@ -61,7 +61,8 @@ vitq_status vitq_i_option_parse_int(const vitq_scheme_option *o, const char *own
         ok = (double)v >= o->min_value && (double)v <= o->max_value;
     } else if (text) { /* "4.0", "1e3": a whole number written as a float */
         double d = strtod(text, &end);
-        ok = end != text && !*end && d >= -9223372036854775808.0 && d < 9223372036854775808.0 && in_range(o, d);
+        ok = end != text && !*end && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+             vitq_i_option_in_range(o, d);
         v = ok ? (long long)d : 0;
     }
     if (ok) {

@@ -15,6 +15,10 @@ int vitq_i_option_index(const vitq_scheme_option *opts, int32_t count, const cha
 /* Defaults of opts[0 .. count) into values[0 .. count). */
 void vitq_i_option_defaults(const vitq_scheme_option *opts, int32_t count, double *values);
 
+/* 1 when `value` lies in [min_value, max_value] and is whole for an integer option: the one rule, also
+ * for the built-in schemes' own checks at create (which report through their host). */
+int vitq_i_option_in_range(const vitq_scheme_option *o, double value);
+
 /* VITQ_OK when `value` lies in [min_value, max_value] (and is whole for an integer option). */
 vitq_status vitq_i_option_check(const vitq_scheme_option *o, const char *owner, double value);
 

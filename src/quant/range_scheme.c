@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/abi.h"
+#include "quant/options.h"
 #include "quant/range_scheme.h"
 #include "quant/view.h"
 
@@ -83,7 +84,7 @@ static vitq_status check_config(const vitq_scheme *scheme, const vitq_point_conf
     for (int32_t i = 0; i < scheme->num_options; i++) {
         const vitq_scheme_option *o = &scheme->options[i];
         double v = c->options ? c->options[i] : o->default_value;
-        if (!(v >= o->min_value && v <= o->max_value) || (o->is_integer && v != floor(v)))
+        if (!vitq_i_option_in_range(o, v))
             return host_fail(h, VITQ_ERR_OUT_OF_RANGE, "%s: option %s = %g is not %s in [%g, %g]", name, o->name, v,
                              o->is_integer ? "an integer" : "a number", o->min_value, o->max_value);
     }

@@ -18,14 +18,7 @@
 
 #define MODEL "tests/fixtures/models/odd-vit-hf"
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static double urand(void) { /* xorshift64, uniform in [0, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static double gauss(void) { return sqrt(-2.0 * log(1.0 - urand())) * cos(6.283185307179586 * urand()); }
+#include "test_random.h"
 
 /* ---- a host for calling a scheme table directly (the same services as the library's) ---------- */
 

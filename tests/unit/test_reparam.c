@@ -16,17 +16,7 @@
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static double urand(void) { /* xorshift64, uniform in [0, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static float gauss(void) { /* Box-Muller */
-    double u = urand(), v = urand();
-    return (float)(sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v));
-}
+#include "test_random.h"
 static float *floats(size_t n) { return calloc(n + 1, sizeof(float)); }
 static float *copy_floats(const float *x, size_t n) {
     float *p = floats(n);
