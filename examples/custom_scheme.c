@@ -14,6 +14,12 @@
 
 /* ---- the scheme ---------------------------------------------------------------------------------- */
 
+/* The application's context for the scheme, registered with the table (vitq_scheme.user) and handed
+ * to every create() as cfg->scheme_user: what the scheme shares across quantizers, without globals. */
+typedef struct pow2_context {
+    int created; /* quantizers created so far */
+} pow2_context;
+
 typedef struct pow2_state {
     vitq_point_config cfg;
     const vitq_scheme_host *host;
@@ -36,6 +42,8 @@ static void pow2_destroy(void *state) {
 }
 
 static vitq_status pow2_create(const vitq_point_config *cfg, const vitq_scheme_host *host, void **out) {
+    pow2_context *ctx = cfg->scheme_user;
+    if (!ctx) return host->fail(host, VITQ_ERR_INVALID_ARGUMENT, "pow2: registered without its context");
     pow2_state *s = host->alloc(host, sizeof *s);
     if (!s) return host->fail(host, VITQ_ERR_OUT_OF_MEMORY, "pow2 state");
     memset(s, 0, sizeof *s);
@@ -51,6 +59,7 @@ static vitq_status pow2_create(const vitq_point_config *cfg, const vitq_scheme_h
         return host->fail(host, VITQ_ERR_OUT_OF_MEMORY, "pow2 parameters");
     }
     for (int64_t g = 0; g < cfg->groups; g++) s->lo[g] = s->hi[g] = 0.0f; /* the range always holds 0 */
+    ctx->created++; /* quantizers are created on the calling thread (calibration, loading): no lock */
     *out = s;
     return VITQ_OK;
 }
@@ -204,7 +213,10 @@ int main(int argc, char **argv) {
     vitq_dataset *calib = NULL, *test = NULL;
     vitq_calibrator *cal = NULL;
     vitq_status st;
-    if ((st = vitq_registry_create(NULL, &reg)) || (st = vitq_registry_add(reg, &pow2_scheme))) return fail("registry", st);
+    pow2_context ctx = {0};
+    vitq_scheme table = pow2_scheme;
+    table.user = &ctx;
+    if ((st = vitq_registry_create(NULL, &reg)) || (st = vitq_registry_add(reg, &table))) return fail("registry", st);
     if ((st = vitq_model_load_file(argv[1], NULL, &fp))) return fail(argv[1], st);
     if ((st = vitq_dataset_load_file(argv[2], NULL, NULL, &calib))) return fail(argv[2], st);
     if ((st = vitq_dataset_load_file(argv[3], argv[4], NULL, &test))) return fail(argv[3], st);
@@ -228,7 +240,7 @@ int main(int argc, char **argv) {
     vitq_model_get_info(q, &mi);
     float *logits = malloc(count * (size_t)mi.num_classes * sizeof(float));
     if (!logits) return 1;
-    printf("scheme pow2: %d quantized points\n", (int)mi.num_quantized_points);
+    printf("scheme pow2: %d quantized points, %d quantizers created\n", (int)mi.num_quantized_points, ctx.created);
     printf("fp32 top1 = %.4f\n", top1(fp, test, count, mi.num_classes, logits));
     printf("pow2 W8A8 top1 = %.4f\n", top1(q, test, count, mi.num_classes, logits));
     printf("reloaded top1 = %.4f\n", top1(again, test, count, mi.num_classes, logits));

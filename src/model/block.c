@@ -88,8 +88,7 @@ static int attention_untapped(const vitq_i_block_sites *s) {
     return !s || (s->q < 0 && s->k < 0 && s->v < 0 && s->scores < 0 && s->probs < 0);
 }
 
-int vitq_i_block_needs_probs(const vitq_i_net *m, const vitq_i_taps *taps, int b) {
-    (void)m;
+int vitq_i_block_needs_probs(const vitq_i_taps *taps, int b) {
     if (!taps) return 0;
     const vitq_i_block_sites *s = &taps->sites->blocks[b];
     return s->scores >= 0 || s->probs >= 0;
@@ -202,7 +201,7 @@ vitq_status vitq_i_net_block_forward(const vitq_i_net *m, int b, float *x, size_
     size_t rd = g.rows * g.d;
     size_t sizes[7] = {rd, 3 * rd, rd, rd, g.rows * g.hidden,
                        (size_t)p.nthreads * vitq_i_attention_scratch_floats(g.seq_t, g.d / g.heads),
-                       vitq_i_block_needs_probs(m, taps, b) ? g.seqs * g.heads * g.seq_t * g.seq_t : 0};
+                       vitq_i_block_needs_probs(taps, b) ? g.seqs * g.heads * g.seq_t * g.seq_t : 0};
     vitq_i_block_bufs w;
     float *block, **slots[7] = {&w.ln, &w.qkv, &w.att, &w.tmp, &w.hid, &w.scratch, &w.probs};
     vitq_status st = vitq_i_carve_workspace(&m->alloc, sizes, slots, 7, &block);

@@ -68,7 +68,7 @@ void vitq_i_block_run(vitq_i_pass *p, const vitq_i_block_geom *g, float *x, cons
 vitq_status vitq_i_net_block_forward(const vitq_i_net *m, int b, float *x, size_t n, vitq_i_taps *taps);
 
 /* Whether a pass with these taps needs bufs->probs for some block (the staged attention). */
-int vitq_i_block_needs_probs(const vitq_i_net *m, const vitq_i_taps *taps, int b);
+int vitq_i_block_needs_probs(const vitq_i_taps *taps, int b);
 
 /* ---- the pieces, for the stem and the head of the families' forward passes ---- */
 

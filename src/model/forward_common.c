@@ -13,7 +13,7 @@ vitq_status vitq_i_check_finite(const float *input, size_t count, size_t per_ima
 
 int vitq_i_pass_needs_probs(const vitq_i_net *m, const vitq_i_taps *taps) {
     for (int b = 0; taps && b < m->info.depth; b++)
-        if (vitq_i_block_needs_probs(m, taps, b)) return 1;
+        if (vitq_i_block_needs_probs(taps, b)) return 1;
     return 0;
 }
 

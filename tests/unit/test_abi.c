@@ -225,6 +225,57 @@ static void test_tensor_view_sizes(void) {
     vitq_quantizer_free(q);
 }
 
+/* Every other public struct: below its first release's size it is VITQ_ERR_ABI_MISMATCH, at that size it
+ * works (the same helper decides for all of them). */
+static void test_every_struct_same_status(void) {
+    vitq_model *m = NULL;
+    vitq_dataset *ds = NULL;
+    vitq_calibrator *cal = NULL;
+    CHECK_STATUS(vitq_model_load_file(MODEL, NULL, &m), VITQ_OK);
+    CHECK_STATUS(vitq_dataset_load_file(MODEL "/input_u8.npy", NULL, NULL, &ds), VITQ_OK);
+    if (!m || !ds) {
+        vitq_model_free(m);
+        vitq_dataset_free(ds);
+        return;
+    }
+    vitq_dataset_info di;
+    vitq_dataset_info_init(&di);
+    di.struct_size = (uint32_t)V1(vitq_dataset_info, has_labels) - 4;
+    CHECK_STATUS(vitq_dataset_get_info(ds, &di), VITQ_ERR_ABI_MISMATCH);
+    di.struct_size = (uint32_t)V1(vitq_dataset_info, has_labels);
+    CHECK_STATUS(vitq_dataset_get_info(ds, &di), VITQ_OK);
+
+    vitq_calibrator_options co;
+    vitq_calibrator_options_init(&co);
+    co.struct_size = (uint32_t)V1(vitq_calibrator_options, progress_user) - 8;
+    CHECK_STATUS(vitq_calibrator_create(m, &co, &cal), VITQ_ERR_ABI_MISMATCH);
+    co.struct_size = (uint32_t)V1(vitq_calibrator_options, progress_user);
+    CHECK_STATUS(vitq_calibrator_create(m, &co, &cal), VITQ_OK);
+    if (cal) {
+        vitq_point_info pi;
+        vitq_point_info_init(&pi);
+        pi.struct_size = (uint32_t)V1(vitq_point_info, observed_max) - 4;
+        CHECK_STATUS(vitq_calibrator_point_info(cal, 0, &pi), VITQ_ERR_ABI_MISMATCH);
+        pi.struct_size = (uint32_t)V1(vitq_point_info, observed_max);
+        CHECK_STATUS(vitq_calibrator_point_info(cal, 0, &pi), VITQ_OK);
+        vitq_calibrator_stats cs;
+        vitq_calibrator_stats_init(&cs);
+        cs.struct_size = (uint32_t)V1(vitq_calibrator_stats, peak_bytes) - 8;
+        CHECK_STATUS(vitq_calibrator_get_stats(cal, &cs), VITQ_ERR_ABI_MISMATCH);
+        cs.struct_size = (uint32_t)V1(vitq_calibrator_stats, peak_bytes);
+        CHECK_STATUS(vitq_calibrator_get_stats(cal, &cs), VITQ_OK);
+    }
+    vitq_method_info mi;
+    vitq_method_info_init(&mi);
+    mi.struct_size = 4;
+    CHECK_STATUS(vitq_method_get_info(0, &mi), VITQ_ERR_ABI_MISMATCH);
+    vitq_method_info_init(&mi);
+    CHECK_STATUS(vitq_method_get_info(0, &mi), VITQ_OK);
+    vitq_calibrator_free(cal);
+    vitq_dataset_free(ds);
+    vitq_model_free(m);
+}
+
 int main(void) {
     RUN(test_model_options_sizes);
     RUN(test_info_written_only_where_it_fits);
@@ -232,5 +283,6 @@ int main(void) {
     RUN(test_plugin_context_and_option_stride);
     RUN(test_old_scheme_table);
     RUN(test_tensor_view_sizes);
+    RUN(test_every_struct_same_status);
     HARNESS_EXIT();
 }
