@@ -225,6 +225,15 @@ static void test_tensor_view_sizes(void) {
     vitq_quantizer_free(q);
 }
 
+/* `call` refuses obj one member short of its first release, and takes it at that size. */
+#define CHECK_V1(obj, v1, call)                                                                    \
+    do {                                                                                           \
+        (obj).struct_size = (uint32_t)(v1) - 4;                                                      \
+        CHECK_STATUS(call, VITQ_ERR_ABI_MISMATCH);                                                 \
+        (obj).struct_size = (uint32_t)(v1);                                                        \
+        CHECK_STATUS(call, VITQ_OK);                                                               \
+    } while (0)
+
 /* Every other public struct: below its first release's size it is VITQ_ERR_ABI_MISMATCH, at that size it
  * works (the same helper decides for all of them). */
 static void test_every_struct_same_status(void) {
@@ -240,10 +249,7 @@ static void test_every_struct_same_status(void) {
     }
     vitq_dataset_info di;
     vitq_dataset_info_init(&di);
-    di.struct_size = (uint32_t)V1(vitq_dataset_info, has_labels) - 4;
-    CHECK_STATUS(vitq_dataset_get_info(ds, &di), VITQ_ERR_ABI_MISMATCH);
-    di.struct_size = (uint32_t)V1(vitq_dataset_info, has_labels);
-    CHECK_STATUS(vitq_dataset_get_info(ds, &di), VITQ_OK);
+    CHECK_V1(di, V1(vitq_dataset_info, has_labels), vitq_dataset_get_info(ds, &di));
 
     vitq_calibrator_options co;
     vitq_calibrator_options_init(&co);
@@ -254,23 +260,14 @@ static void test_every_struct_same_status(void) {
     if (cal) {
         vitq_point_info pi;
         vitq_point_info_init(&pi);
-        pi.struct_size = (uint32_t)V1(vitq_point_info, observed_max) - 4;
-        CHECK_STATUS(vitq_calibrator_point_info(cal, 0, &pi), VITQ_ERR_ABI_MISMATCH);
-        pi.struct_size = (uint32_t)V1(vitq_point_info, observed_max);
-        CHECK_STATUS(vitq_calibrator_point_info(cal, 0, &pi), VITQ_OK);
+        CHECK_V1(pi, V1(vitq_point_info, observed_max), vitq_calibrator_point_info(cal, 0, &pi));
         vitq_calibrator_stats cs;
         vitq_calibrator_stats_init(&cs);
-        cs.struct_size = (uint32_t)V1(vitq_calibrator_stats, peak_bytes) - 8;
-        CHECK_STATUS(vitq_calibrator_get_stats(cal, &cs), VITQ_ERR_ABI_MISMATCH);
-        cs.struct_size = (uint32_t)V1(vitq_calibrator_stats, peak_bytes);
-        CHECK_STATUS(vitq_calibrator_get_stats(cal, &cs), VITQ_OK);
+        CHECK_V1(cs, V1(vitq_calibrator_stats, peak_bytes), vitq_calibrator_get_stats(cal, &cs));
     }
     vitq_method_info mi;
     vitq_method_info_init(&mi);
-    mi.struct_size = 4;
-    CHECK_STATUS(vitq_method_get_info(0, &mi), VITQ_ERR_ABI_MISMATCH);
-    vitq_method_info_init(&mi);
-    CHECK_STATUS(vitq_method_get_info(0, &mi), VITQ_OK);
+    CHECK_V1(mi, V1(vitq_method_info, option_size), vitq_method_get_info(0, &mi));
     vitq_calibrator_free(cal);
     vitq_dataset_free(ds);
     vitq_model_free(m);

@@ -89,14 +89,20 @@ static vitq_quantizer *calibrated(const vitq_scheme *s, const shape *sh, int bit
     return q;
 }
 
-/* The same calibration through the scheme's table and `host`: a state to read the parameters from. */
-static void *table_state(const vitq_scheme *s, const shape *sh, int bits, float *x) {
+/* The point configuration of `sh` at `bits`, as the library gives it to a scheme's create. */
+static vitq_point_config config_of(const shape *sh, int bits) {
     int channel = strcmp(sh->granularity, "channel") == 0;
     vitq_point_config c = {.struct_size = sizeof c, .name = "quantizer", .bits = bits, .symmetric = sh->symmetric,
                            .channels = sh->channels, .groups = channel ? sh->channels : 1,
                            .channels_per_group = channel ? 1 : sh->channels};
     c.kind = strcmp(sh->kind, "weight") == 0 ? VITQ_POINT_WEIGHT : VITQ_POINT_ACTIVATION;
     c.granularity = channel ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
+    return c;
+}
+
+/* The same calibration through the scheme's table and `host`: a state to read the parameters from. */
+static void *table_state(const vitq_scheme *s, const shape *sh, int bits, float *x) {
+    vitq_point_config c = config_of(sh, bits);
     void *state = NULL;
     vitq_tensor_view v = view_of(x, sh);
     CHECK_STATUS(s->create(&c, &host, &state), VITQ_OK);
@@ -132,12 +138,7 @@ static int uniform_bound(const float *x, const float *fq, const shape *sh, int b
  * (scale, zero_point), filling *scale, *zero, *groups for the error bound. */
 static int check_params(const vitq_scheme *s, vitq_quantizer *q, void *state, const shape *sh, int bits,
                         const float *x, const float *want, const float **scale, const float **zero, int64_t *groups) {
-    int channel = strcmp(sh->granularity, "channel") == 0;
-    vitq_point_config c = {.struct_size = sizeof c, .name = "quantizer", .bits = bits, .symmetric = sh->symmetric,
-                           .channels = sh->channels, .groups = channel ? sh->channels : 1,
-                           .channels_per_group = channel ? 1 : sh->channels};
-    c.kind = strcmp(sh->kind, "weight") == 0 ? VITQ_POINT_WEIGHT : VITQ_POINT_ACTIVATION;
-    c.granularity = channel ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
+    vitq_point_config c = config_of(sh, bits);
     void *fresh = NULL;
     CHECK_STATUS(s->create(&c, &host, &fresh), VITQ_OK);
     int32_t n = s->param_count(state);
