@@ -67,18 +67,6 @@ char *vitq_i_strdup(const vitq_allocator *a, const char *s) {
     return p;
 }
 
-int vitq_i_mul_size(size_t a, size_t b, size_t *out) {
-    if (a != 0 && b > SIZE_MAX / a) return 0;
-    *out = a * b;
-    return 1;
-}
-
-int vitq_i_add_size(size_t a, size_t b, size_t *out) {
-    if (b > SIZE_MAX - a) return 0;
-    *out = a + b;
-    return 1;
-}
-
 vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes, float **const *slots, int count,
                                    float **block) {
     size_t total = 0;

@@ -46,9 +46,31 @@ vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes,
 /* Fail with VITQ_ERR_OUT_OF_MEMORY naming what could not be allocated. */
 vitq_status vitq_i_oom(const char *what, size_t bytes);
 
-/* Overflow-checked size arithmetic: return 0 on overflow, 1 when *out is valid. */
+/* Checked arithmetic (core/checked.c), the one place sizes read from files are combined: every
+ * function returns 1 when *out is valid and 0 on overflow (or a negative input where a count is
+ * meant), never wrapping. Use these before any multiplication, addition or allocation whose
+ * operands come from a file, a header or a caller. */
 int vitq_i_mul_size(size_t a, size_t b, size_t *out);
 int vitq_i_add_size(size_t a, size_t b, size_t *out);
+int vitq_i_mul3_size(size_t a, size_t b, size_t c, size_t *out);
+int vitq_i_mul_i64(int64_t a, int64_t b, int64_t *out);
+int vitq_i_add_i64(int64_t a, int64_t b, int64_t *out);
+/* Product of ndim dimensions that must each be in [0, limit] (limit <= SIZE_MAX), the product also at
+ * most `limit`: the element count of a shape read from a file. 0 if a dimension is negative or
+ * anything exceeds limit. ndim 0 gives 1 (a scalar). */
+int vitq_i_shape_count_i64(int ndim, const int64_t *shape, uint64_t limit, size_t *out);
+int vitq_i_shape_count_u64(int ndim, const uint64_t *shape, uint64_t limit, size_t *out);
+
+/* Write data[0..n) to `path` through a temporary file beside it and an atomic rename, so that `path`
+ * holds either its previous content or all of the new one, never a part (errors, kills, full disks).
+ * Refuses (VITQ_ERR_IO) a `path` that exists and is not a regular file (a device, a folder); on
+ * failure only the temporary file is removed. */
+vitq_status vitq_i_write_file_atomic(const char *path, const void *data, size_t n);
+/* The same for `count` pieces written one after another (a header and a payload). */
+vitq_status vitq_i_write_file_atomic_parts(const char *path, const void *const *parts, const size_t *sizes,
+                                           int count);
+/* 1 when paths a and b name the same existing file (same device and inode), 0 otherwise. */
+int vitq_i_same_file(const char *a, const char *b);
 
 /* Read a whole file into memory from `a`. Fails with VITQ_ERR_IO naming the path. */
 vitq_status vitq_i_read_file(const vitq_allocator *a, const char *path, uint8_t **data, size_t *size);

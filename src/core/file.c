@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
@@ -42,4 +44,64 @@ int vitq_i_path_is_dir(const char *path) {
 int vitq_i_path_exists(const char *path) {
     struct stat s;
     return stat(path, &s) == 0;
+}
+
+/* The temporary name: beside the target (same file system, so rename is atomic), unique per
+ * process and call, created with O_EXCL so that it never replaces anything. */
+static int open_temporary(const char *path, char *tmp, size_t cap) {
+    static unsigned long counter; /* uniqueness within a process; O_EXCL settles races */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned long n = counter++;
+        if (snprintf(tmp, cap, "%s.vitq-tmp-%ld-%lu", path, (long)getpid(), n) >= (int)cap) return -1;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 0;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 1;
+}
+
+vitq_status vitq_i_write_file_atomic_parts(const char *path, const void *const *parts, const size_t *sizes,
+                                           int count) {
+    struct stat s;
+    if (stat(path, &s) == 0 && !S_ISREG(s.st_mode))
+        return vitq_i_fail(VITQ_ERR_IO, "%s: exists and is not a regular file; refusing to replace it", path);
+    char tmp[4096 + 64];
+    if (strlen(path) > 4096) return vitq_i_fail(VITQ_ERR_IO, "%s: path too long", path);
+    int fd = open_temporary(path, tmp, sizeof tmp);
+    if (fd < 0) return vitq_i_fail(VITQ_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+    int ok = 1, err = 0;
+    for (int i = 0; ok && i < count; i++)
+        if (sizes[i] && !write_all(fd, parts[i], sizes[i])) ok = 0, err = errno;
+    /* fsync before rename: otherwise a crash can leave the new name pointing at unwritten blocks. */
+    if (ok && fsync(fd) != 0 && errno != EINVAL && errno != EROFS) ok = 0, err = errno;
+    if (close(fd) != 0 && ok) ok = 0, err = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
+    if (!ok) {
+        unlink(tmp);
+        return vitq_i_fail(VITQ_ERR_IO, "%s: write failed: %s (the previous file, if any, is unchanged)", path,
+                           strerror(err ? err : EIO));
+    }
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_write_file_atomic(const char *path, const void *data, size_t n) {
+    const void *parts[1] = {data};
+    size_t sizes[1] = {n};
+    return vitq_i_write_file_atomic_parts(path, parts, sizes, 1);
+}
+
+int vitq_i_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

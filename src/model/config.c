@@ -6,6 +6,7 @@
 
 #include "model/arch_table.h"
 #include "model/config.h"
+#include "model/timm_args.h"
 
 typedef enum { CFG_NONE, CFG_HF, CFG_TIMM } config_kind;
 
@@ -13,8 +14,10 @@ typedef struct {
     const vitq_i_shape_facts *f;
     const vitq_i_config_inputs *in;
     config_kind kind;
-    const vitq_i_arch_entry *arch;
-    const char *arch_origin; /* "config.json" or "__metadata__" */
+    const vitq_i_arch_entry *arch; /* the architecture name's defaults with model_args over them */
+    const char *arch_origin;       /* "config.json" or "__metadata__" */
+    vitq_i_arch_entry arch_applied;
+    char arch_args[128];           /* the model_args that overrode the name's defaults ("" when none) */
 } resolver;
 
 /* ---- JSON access by dotted path ("pretrained_cfg.mean") ---------------------------------------- */
@@ -216,8 +219,9 @@ static vitq_status check_config_against_shapes(const resolver *r) {
     }
     if (!st && r->arch) {
         const vitq_i_arch_entry *a = r->arch;
-        char key[128];
-        snprintf(key, sizeof key, "architecture %s", a->name);
+        char key[256];
+        snprintf(key, sizeof key, "architecture %s%s%s%s", a->name, r->arch_args[0] ? " with model_args (" : "",
+                 r->arch_args, r->arch_args[0] ? ")" : "");
         if ((a->swin_window != 0) != (f->swin != 0))
             st = vitq_i_fail(VITQ_ERR_CONFIG, "%s: %s (from %s) is a %s, but the weights are a %s", r->in->name, key,
                              r->arch_origin, a->swin_window ? "Swin" : "ViT/DeiT", f->swin ? "Swin" : "ViT/DeiT");
@@ -399,18 +403,29 @@ static vitq_status resolve_image_size(const resolver *r, vitq_model_info *info, 
         *src = VITQ_SOURCE_CONFIG_JSON;
         origin = in->config_name;
     } else if (r->kind == CFG_TIMM) {
+        /* model_args.img_size is what timm built the model with; pretrained_cfg.input_size is what its
+         * data pipeline feeds. They must agree: vitq preprocesses to the size the model has. */
         float dims[3];
+        int args_size = 0;
         int n = json_floats(in->config, in->config_name, "pretrained_cfg.input_size", dims, 3);
         if (n == 0) n = json_floats(in->config, in->config_name, "input_size", dims, 3);
         if (n < 0) return VITQ_ERR_CONFIG;
+        int from_args = vitq_i_timm_square(json_path(in->config, "model_args"), in->config_name, "img_size", &args_size);
+        if (from_args < 0) return VITQ_ERR_CONFIG;
         if (n == 3) {
             if (dims[1] != dims[2] || (int)dims[0] != r->f->in_channels)
                 return vitq_i_fail(VITQ_ERR_CONFIG, "%s: input_size [%g,%g,%g] is not [%d,S,S]", in->config_name,
                                    dims[0], dims[1], dims[2], r->f->in_channels);
             size = (int)dims[1];
             got = 1;
-        } else {
-            got = json_int(in->config, in->config_name, "model_args.img_size", &size);
+            if (from_args && args_size != size)
+                return vitq_i_fail(VITQ_ERR_CONFIG,
+                                   "%s: model_args.img_size = %d but pretrained_cfg.input_size is %d: the model and "
+                                   "its preprocessing disagree",
+                                   in->config_name, args_size, size);
+        } else if (from_args) {
+            size = args_size;
+            got = 1;
         }
         *src = VITQ_SOURCE_CONFIG_JSON;
         origin = in->config_name;
@@ -528,7 +543,11 @@ static vitq_status resolve_norm(const resolver *r, int which, float *values, vit
 
 vitq_status vitq_i_config_resolve(const vitq_i_shape_facts *facts, const vitq_i_config_inputs *in,
                                   vitq_model_info *info, vitq_source *sources) {
-    resolver r = {facts, in, CFG_NONE, NULL, NULL};
+    resolver r;
+    memset(&r, 0, sizeof r);
+    r.f = facts;
+    r.in = in;
+    r.kind = CFG_NONE;
     const vitq_i_json *c = in->config;
     if (c) {
         if (c->type != VITQ_I_JSON_OBJECT)
@@ -551,7 +570,14 @@ vitq_status vitq_i_config_resolve(const vitq_i_shape_facts *facts, const vitq_i_
         r.arch_origin = "__metadata__";
     }
     r.arch = vitq_i_arch_lookup(arch_name);
-    vitq_status st = check_config_against_shapes(&r);
+    vitq_status st = VITQ_OK;
+    /* A name of the other family is reported as such by the shape check, not as a bad model_args. */
+    if (r.arch && r.kind == CFG_TIMM && (r.arch->swin_window != 0) == (facts->swin != 0)) {
+        st = vitq_i_timm_apply_model_args(r.arch, json_path(c, "model_args"), in->config_name, &r.arch_applied,
+                                          r.arch_args, sizeof r.arch_args);
+        r.arch = &r.arch_applied;
+    }
+    if (!st) st = check_config_against_shapes(&r);
     if (!st) st = resolve_heads(&r, info, &sources[VITQ_HPARAM_NUM_HEADS]);
     if (!st) st = resolve_eps(&r, info, &sources[VITQ_HPARAM_LAYER_NORM_EPS]);
     if (!st) st = resolve_gelu(&r, info, &sources[VITQ_HPARAM_GELU]);
