@@ -310,9 +310,10 @@ static vitq_status resolve_eps(const resolver *r, vitq_model_info *info, vitq_so
                            "vitq does not guess",
                            in->name);
     }
-    if (!(v > 0 && v < 1))
-        return vitq_i_fail(VITQ_ERR_CONFIG, "%s: LayerNorm eps %g (from %s) is not in (0, 1)", in->name, v,
-                           vitq_source_string(*src));
+    /* Checked as the float the kernels add, so that 1e-50 is not silently a zero eps. */
+    if (!(v > 0 && v < 1) || !((float)v > 0))
+        return vitq_i_fail(VITQ_ERR_CONFIG, "%s: LayerNorm eps %g (from %s) is not in (0, 1)%s", in->name, v,
+                           vitq_source_string(*src), v > 0 && v < 1 ? " as a float32 (it would be 0)" : "");
     info->layer_norm_eps = (float)v;
     return VITQ_OK;
 }

@@ -206,6 +206,11 @@ static void test_bad_configs(void) {
     o.image_size = 40; /* 25 patches, the weights have 16 */
     CHECK_STATUS(vitq_model_load_file(FIXTURES "odd-vit-hf", &o, &m), VITQ_ERR_CONFIG);
     vitq_model_options_init(&o);
+    /* An eps that is 0 as a float32 was once loaded as a zero eps. */
+    o.config_json = "{\"model_type\":\"vit\",\"num_attention_heads\":6,\"layer_norm_eps\":1e-50}";
+    CHECK_STATUS(vitq_model_load_file(FIXTURES "odd-vit-hf", &o, &m), VITQ_ERR_CONFIG);
+    CHECK(strstr(vitq_last_error(), "as a float32") != NULL);
+    vitq_model_options_init(&o);
     o.config_json = "{\"model_type\": vit}";
     CHECK_STATUS(vitq_model_load_file(FIXTURES "odd-vit-hf", &o, &m), VITQ_ERR_FORMAT);
     vitq_model_options_init(&o);
