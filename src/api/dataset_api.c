@@ -14,9 +14,11 @@ vitq_status vitq_model_forward_dataset(const vitq_model *handle, const vitq_data
     size_t per = (size_t)mi->in_channels * (size_t)mi->image_size * (size_t)mi->image_size;
     size_t batch = n < FORWARD_BATCH ? n : FORWARD_BATCH;
     vitq_status st = vitq_i_dataset_images(model, ds, first, n, NULL); /* range and shape checks */
+    if (!st) st = vitq_i_dataset_check_labels(ds, first, n, mi->num_classes);
     if (st || n == 0) return st;
-    float *input = vitq_i_alloc_array(&model->alloc, batch * per, sizeof(float));
-    if (!input) return vitq_i_oom("dataset batch", batch * per * sizeof(float));
+    size_t elems = 0, bytes = 0;
+    float *input = vitq_i_mul_size(batch, per, &elems) ? vitq_i_alloc_array(&model->alloc, elems, sizeof(float)) : NULL;
+    if (!input) return vitq_i_oom("dataset batch", vitq_i_mul_size(elems, sizeof(float), &bytes) ? bytes : SIZE_MAX);
     for (size_t done = 0; !st && done < n; done += batch) {
         size_t count = n - done < batch ? n - done : batch;
         st = vitq_i_dataset_images(model, ds, first + done, count, input);

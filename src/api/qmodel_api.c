@@ -1,5 +1,4 @@
 /* Public API of quantized models: point descriptions and saving. */
-#include <stdio.h>
 #include <string.h>
 
 #include "api/model.h"
@@ -44,10 +43,9 @@ vitq_status vitq_model_save(const vitq_model *model, const char *path) {
     size_t n;
     vitq_status st = serialize(model, path, &bytes, &n);
     if (st) return st;
-    FILE *f = fopen(path, "wb");
-    if (!f) st = vitq_i_fail(VITQ_ERR_IO, "%s: cannot create", path);
-    if (!st && fwrite(bytes, 1, n, f) != n) st = vitq_i_fail(VITQ_ERR_IO, "%s: write failed", path);
-    if (f && fclose(f) != 0 && !st) st = vitq_i_fail(VITQ_ERR_IO, "%s: write failed", path);
+    /* A temporary file beside `path` renamed over it: an error, a full disk or a kill leaves the previous
+     * file as it was (saving over the model's own source file is safe too: the model keeps no part of it). */
+    st = vitq_i_write_file_atomic(path, bytes, n);
     vitq_i_free(&model->net->alloc, bytes);
     return st;
 }

@@ -305,14 +305,21 @@ vitq_status vitq_calibrator_set_option(vitq_calibrator *c, const char *key, cons
 
 /* ---- calibration images ----------------------------------------------------------------------- */
 
-static vitq_status reserve(vitq_calibrator *c, size_t more) {
-    size_t need = c->num_images + more;
+/* Room for `more` images. Counts near SIZE_MAX are refused before any arithmetic on them: the doubling
+ * below would wrap to 0 and never end, and a wrapped byte count would allocate a tiny buffer. */
+static vitq_status reserve(vitq_calibrator *c, size_t more, const char *fn) {
+    size_t need, limit = SIZE_MAX / sizeof(float) / (c->per_image ? c->per_image : 1);
+    if (!vitq_i_add_size(c->num_images, more, &need) || need > limit)
+        return vitq_i_fail(VITQ_ERR_OUT_OF_MEMORY,
+                           "%s: %zu more calibration images of %zu floats each (%zu held) exceed the address space",
+                           fn, more, c->per_image, c->num_images);
     if (need <= c->capacity) return VITQ_OK;
-    size_t cap = c->capacity ? c->capacity * 2 : 32;
-    while (cap < need) cap *= 2;
+    size_t cap = c->capacity ? c->capacity : 32;
+    while (cap < need) cap = cap > limit / 2 ? limit : cap * 2;
+    if (cap > limit) cap = need; /* the first 32 images alone would pass the limit */
     float *grown = vitq_i_alloc_array(&c->alloc, cap * c->per_image, sizeof(float));
     if (!grown) return vitq_i_oom("calibration images", cap * c->per_image * sizeof(float));
-    if (c->images) memcpy(grown, c->images, c->num_images * c->per_image * sizeof(float));
+    if (c->num_images) memcpy(grown, c->images, c->num_images * c->per_image * sizeof(float));
     vitq_i_free(&c->alloc, c->images);
     c->images = grown;
     c->capacity = cap;
@@ -321,18 +328,22 @@ static vitq_status reserve(vitq_calibrator *c, size_t more) {
 
 vitq_status vitq_calibrator_feed(vitq_calibrator *c, const float *images, size_t n) {
     if (!c || (!images && n)) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_feed: NULL argument");
-    vitq_status st = vitq_i_check_finite(images, n * c->per_image, c->per_image);
-    if (!st) st = reserve(c, n);
+    if (n == 0) return VITQ_OK; /* nothing to copy (and c->images may not exist yet) */
+    /* the size first: the finiteness scan reads n * per_image floats, which must be a real count */
+    vitq_status st = reserve(c, n, "vitq_calibrator_feed");
+    if (!st) st = vitq_i_check_finite(images, n * c->per_image, c->per_image);
     if (st) return st;
     memcpy(c->images + c->num_images * c->per_image, images, n * c->per_image * sizeof(float));
     c->num_images += n;
     return VITQ_OK;
 }
 
-
 vitq_status vitq_calibrator_feed_dataset(vitq_calibrator *c, const vitq_dataset *dataset, uint64_t first, size_t n) {
     if (!c || !dataset) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_calibrator_feed_dataset: NULL argument");
-    vitq_status st = reserve(c, n);
+    /* the range and the image shape before any memory is reserved for them */
+    vitq_status st = vitq_i_dataset_images(c->model, dataset, first, n, NULL);
+    if (st || n == 0) return st;
+    st = reserve(c, n, "vitq_calibrator_feed_dataset");
     if (!st) st = vitq_i_dataset_images(c->model, dataset, first, n, c->images + c->num_images * c->per_image);
     if (!st) c->num_images += n;
     return st;

@@ -69,13 +69,18 @@ char *vitq_i_strdup(const vitq_allocator *a, const char *s) {
 
 vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes, float **const *slots, int count,
                                    float **block) {
-    size_t total = 0;
-    for (int s = 0; s < count; s++) total += (sizes[s] + 15) & ~(size_t)15; /* 16 floats: 64-byte aligned */
+    size_t total = 0, rounded;
+    *block = NULL;
+    for (int s = 0; s < count; s++) /* 16 floats: every slot 64-byte aligned */
+        if (!vitq_i_add_size(sizes[s], 15, &rounded) || !vitq_i_add_size(total, rounded & ~(size_t)15, &total))
+            return vitq_i_oom("forward workspace", SIZE_MAX);
     *block = vitq_i_alloc_array(a, total, sizeof(float));
-    if (!*block) return vitq_i_oom("forward workspace", total * sizeof(float));
+    if (!*block) return vitq_i_oom("forward workspace", total > SIZE_MAX / sizeof(float) ? SIZE_MAX : total * sizeof(float));
     float *p = *block;
     for (int s = 0; s < count; s++) {
-        *slots[s] = p;
+        /* An empty slot is NULL, not a pointer at its neighbour: code that writes to a slot it did not
+         * size then faults at once instead of corrupting the next one. */
+        *slots[s] = sizes[s] ? p : NULL;
         p += (sizes[s] + 15) & ~(size_t)15;
     }
     return VITQ_OK;

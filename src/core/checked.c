@@ -47,6 +47,15 @@ int vitq_i_add_i64(int64_t a, int64_t b, int64_t *out) {
 int vitq_i_shape_count_u64(int ndim, const uint64_t *shape, uint64_t limit, size_t *out) {
     if (ndim < 0 || limit > SIZE_MAX) return 0;
     uint64_t count = 1;
+    int empty = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] > limit) return 0;
+        empty |= shape[i] == 0;
+    }
+    if (empty) { /* [2^40, 2^40, 0] holds nothing: no product to overflow */
+        *out = 0;
+        return 1;
+    }
     for (int i = 0; i < ndim; i++) {
         if (shape[i] > limit) return 0;
         if (shape[i] != 0 && count > limit / shape[i]) return 0;

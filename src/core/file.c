@@ -1,7 +1,12 @@
 /* Whole-file reading. The only place the library touches the file system, so a firmware build that
  * loads from memory never calls it. */
+/* realpath is X/Open in glibc's eyes, beyond the _POSIX_C_SOURCE the build sets. */
+#ifndef _XOPEN_SOURCE
+#define _XOPEN_SOURCE 700
+#endif
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -59,6 +64,24 @@ static int open_temporary(const char *path, char *tmp, size_t cap) {
     return -1;
 }
 
+/* Make the rename itself durable. Best effort: some file systems refuse fsync on a folder. */
+static void sync_parent(const char *path) {
+    char dir[4096 + 1];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
 static int write_all(int fd, const uint8_t *p, size_t n) {
     while (n) {
         ssize_t w = write(fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
@@ -73,24 +96,36 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
 vitq_status vitq_i_write_file_atomic_parts(const char *path, const void *const *parts, const size_t *sizes,
                                            int count) {
     struct stat s;
-    if (stat(path, &s) == 0 && !S_ISREG(s.st_mode))
+    int exists = stat(path, &s) == 0;
+    if (exists && !S_ISREG(s.st_mode))
         return vitq_i_fail(VITQ_ERR_IO, "%s: exists and is not a regular file; refusing to replace it", path);
-    char tmp[4096 + 64];
     if (strlen(path) > 4096) return vitq_i_fail(VITQ_ERR_IO, "%s: path too long", path);
-    int fd = open_temporary(path, tmp, sizeof tmp);
+    /* A symbolic link keeps pointing where it did: the file it names is the one replaced. */
+    char target[4096 + 1], tmp[4096 + 64];
+    struct stat l;
+    const char *dest = path;
+    if (exists && lstat(path, &l) == 0 && S_ISLNK(l.st_mode)) {
+        if (!realpath(path, target))
+            return vitq_i_fail(VITQ_ERR_IO, "%s: cannot resolve the link: %s", path, strerror(errno));
+        dest = target;
+    }
+    int fd = open_temporary(dest, tmp, sizeof tmp);
     if (fd < 0) return vitq_i_fail(VITQ_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
     int ok = 1, err = 0;
+    /* A replaced file keeps its permissions (a new one gets 0666 less the umask, as fopen gives). */
+    if (exists && fchmod(fd, s.st_mode & 07777) != 0) ok = 0, err = errno;
     for (int i = 0; ok && i < count; i++)
         if (sizes[i] && !write_all(fd, parts[i], sizes[i])) ok = 0, err = errno;
     /* fsync before rename: otherwise a crash can leave the new name pointing at unwritten blocks. */
     if (ok && fsync(fd) != 0 && errno != EINVAL && errno != EROFS) ok = 0, err = errno;
     if (close(fd) != 0 && ok) ok = 0, err = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
+    if (ok && rename(tmp, dest) != 0) ok = 0, err = errno;
     if (!ok) {
         unlink(tmp);
         return vitq_i_fail(VITQ_ERR_IO, "%s: write failed: %s (the previous file, if any, is unchanged)", path,
                            strerror(err ? err : EIO));
     }
+    sync_parent(dest);
     return VITQ_OK;
 }
 

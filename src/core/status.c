@@ -34,13 +34,14 @@ static const status_entry status_table[] = {
     [VITQ_ERR_CONFIG] = {"VITQ_ERR_CONFIG", "invalid or contradictory configuration"},
     [VITQ_ERR_UNSUPPORTED] = {"VITQ_ERR_UNSUPPORTED", "unsupported model or file variant"},
     [VITQ_ERR_CORRUPT_DATA] = {"VITQ_ERR_CORRUPT_DATA", "corrupt compressed data"},
-    [VITQ_ERR_NON_FINITE] = {"VITQ_ERR_NON_FINITE", "non-finite value in input"},
+    [VITQ_ERR_NON_FINITE] = {"VITQ_ERR_NON_FINITE", "non-finite value in an input or a weight"},
     [VITQ_ERR_BAD_STATE] = {"VITQ_ERR_BAD_STATE", "call out of order"},
     [VITQ_ERR_CANCELLED] = {"VITQ_ERR_CANCELLED", "cancelled"},
     [VITQ_ERR_BUFFER_TOO_SMALL] = {"VITQ_ERR_BUFFER_TOO_SMALL", "buffer too small"},
     [VITQ_ERR_UNKNOWN_NAME] = {"VITQ_ERR_UNKNOWN_NAME", "unknown scheme, option or point name"},
     [VITQ_ERR_OUT_OF_RANGE] = {"VITQ_ERR_OUT_OF_RANGE", "value out of range"},
     [VITQ_ERR_ABI_MISMATCH] = {"VITQ_ERR_ABI_MISMATCH", "struct or vtable version not understood"},
+    [VITQ_ERR_UNSAFE] = {"VITQ_ERR_UNSAFE", "the file asks for code execution or an object outside what a state dict holds"},
 };
 
 static const status_entry *status_lookup(vitq_status status) {

@@ -1,6 +1,7 @@
 /* Image datasets from IDX or .npy files (plain or gzip), with optional labels, and feeding them to
  * a model. Pixels stay in their stored type and layout; conversion to the model's input happens in
  * bounded batches at forward time. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/abi.h"
@@ -25,43 +26,99 @@ void vitq_dataset_info_init(vitq_dataset_info *info) {
     info->struct_size = sizeof *info;
 }
 
-/* Bytes of a file or buffer, gunzipped when needed; *owned is what to free (may be NULL). */
-static vitq_status unpack(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
-                          uint8_t **owned, const uint8_t **bytes, size_t *n) {
-    *owned = NULL;
-    if (vitq_i_is_gzip(data, size)) {
-        vitq_status st = vitq_i_gzip_decompress(a, data, size, name, owned, n);
-        *bytes = *owned;
-        return st;
-    }
-    *bytes = data;
-    *n = size;
-    return VITQ_OK;
-}
+/* The most of a compressed file decompressed to read its header: a .npy preamble and the longest
+ * header numpy's version 1.0 writes (IDX headers are 8 to 20 bytes). */
+#define HEADER_PEEK ((size_t)12 + 65536)
+/* Largest image side accepted: far beyond any ViT input, small enough that sizes stay exact. */
+#define MAX_SIDE ((uint64_t)1 << 20)
 
 static int is_npy(const uint8_t *b, size_t n) { return n >= 6 && b[0] == 0x93 && memcmp(b + 1, "NUMPY", 5) == 0; }
 
-static vitq_status parse_array(const uint8_t *b, size_t n, const char *name, vitq_i_array *arr) {
-    return is_npy(b, n) ? vitq_i_npy_parse(b, n, name, arr) : vitq_i_idx_parse(b, n, name, arr);
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+/* The .npy reader for .npy magic, the IDX reader for IDX magic (00 00), the .npy reader again for
+ * other files named .npy (it reports their bad magic); anything else is neither, said with the bytes
+ * seen. `header_only`: the header alone (`n` may end after it), else the whole file. */
+static vitq_status parse_array(const uint8_t *b, size_t n, const char *name, int header_only, vitq_i_array *arr,
+                               size_t *data_at) {
+    *data_at = 0;
+    int npy = is_npy(b, n), idx = n < 2 || (b[0] == 0 && b[1] == 0);
+    if (!npy && !idx) npy = ends_with(name, ".npy") || ends_with(name, ".npy.gz");
+    if (npy) return header_only ? vitq_i_npy_parse_header(b, n, name, arr, data_at) : vitq_i_npy_parse(b, n, name, arr);
+    if (idx) return header_only ? vitq_i_idx_parse_header(b, n, name, arr, data_at) : vitq_i_idx_parse(b, n, name, arr);
+    char seen[32] = "";
+    for (size_t i = 0, k = 0; i < 6 && i < n; i++)
+        k += (size_t)snprintf(seen + k, sizeof seen - k, "%s%02x", i ? " " : "", b[i]);
+    return vitq_i_fail(VITQ_ERR_FORMAT, "%s: neither an IDX file (magic 00 00) nor a .npy file (magic 93 4e 55 4d 50 "
+                       "59): the file starts %s", name, seen);
+}
+
+/* A check of an array's header (type, shape) before its data is decompressed or used. */
+typedef vitq_status (*header_check)(void *ctx, const vitq_i_array *arr, const char *name);
+
+/* The array held by a file's bytes. Its header is read first (from the first HEADER_PEEK bytes of a
+ * gzip file) and checked by `check`; a gzip file is then decompressed only up to the size the header
+ * implies, into *owned (NULL for plain bytes, which arr points into). */
+static vitq_status read_array(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
+                              header_check check, void *ctx, uint8_t **owned, vitq_i_array *arr) {
+    *owned = NULL;
+    const uint8_t *bytes = data;
+    size_t n = size, data_at = 0, total = 0;
+    vitq_status st;
+    if (vitq_i_is_gzip(data, size)) {
+        uint8_t *head = NULL;
+        size_t head_n = 0;
+        st = vitq_i_gzip_peek(a, data, size, name, HEADER_PEEK, &head, &head_n);
+        if (!st) st = parse_array(head, head_n, name, 1, arr, &data_at);
+        if (st == VITQ_ERR_TRUNCATED && head_n == HEADER_PEEK)
+            st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: header longer than the %zu bytes read from a compressed file", name,
+                             HEADER_PEEK);
+        int npy = head && is_npy(head, head_n);
+        vitq_i_free(a, head);
+        if (!st) st = check(ctx, arr, name);
+        if (!st && !vitq_i_add_size(data_at, arr->nbytes, &total))
+            st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: header and data need more bytes than the address space holds", name);
+        if (st) return st;
+        char why[160];
+        snprintf(why, sizeof why, "its %s header implies (%zu header bytes + %zu of data)", npy ? ".npy" : "IDX",
+                 data_at, arr->nbytes);
+        st = vitq_i_gzip_decompress_limit(a, data, size, name, total, why, owned, &n);
+        if (st) return st;
+        bytes = *owned;
+    } else {
+        st = parse_array(bytes, n, name, 1, arr, &data_at);
+        if (!st) st = check(ctx, arr, name);
+        if (st) return st;
+    }
+    return parse_array(bytes, n, name, 0, arr, &data_at);
 }
 
 static int is_channel_count(uint64_t c) { return c == 1 || c == 3 || c == 4; }
 
-/* Shape -> count, height, width, channels, layout. */
-static vitq_status describe_images(const vitq_i_array *arr, const char *name, vitq_dataset_info *info) {
+/* A height or width: 1 to MAX_SIDE, said with the axis it sits on. */
+static vitq_status check_side(const char *name, const char *shape, const char *what, int axis, uint64_t v) {
+    if (v == 0)
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: image %s (dimension %d of %s) is 0", name, what, axis, shape);
+    if (v > MAX_SIDE)
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: image %s (dimension %d of %s) is %llu, more than the %llu accepted",
+                           name, what, axis, shape, (unsigned long long)v, (unsigned long long)MAX_SIDE);
+    return VITQ_OK;
+}
+
+/* Shape -> count, height, width, channels, layout (a header_check; ctx is the dataset info). */
+static vitq_status describe_images(void *ctx, const vitq_i_array *arr, const char *name) {
+    vitq_dataset_info *info = ctx;
     char shape[96];
     vitq_i_shape_str(arr, shape, sizeof shape);
     if (arr->elem != VITQ_I_ELEM_U8 && arr->elem != VITQ_I_ELEM_F32)
         return vitq_i_fail(VITQ_ERR_DTYPE, "%s: images of type %s: only uint8 pixels or float32 model inputs", name,
                            vitq_i_elem_name(arr->elem));
     const uint64_t *s = arr->shape;
-    info->count = s[0];
-    if (arr->ndim == 3) {
-        info->height = (int32_t)s[1];
-        info->width = (int32_t)s[2];
-        info->channels = 1;
-        info->layout = VITQ_PIXELS_NHWC;
-    } else if (arr->ndim == 4) {
+    int h_axis = 1, w_axis = 2, c_axis = 0;
+    if (arr->ndim == 4) {
         /* NCHW when the channel axis is unambiguous there (PyTorch's order wins a tie such as
          * [N,3,3,3]); NHWC when only the last axis can be channels. */
         int nchw = is_channel_count(s[1]) && s[2] == s[3];
@@ -70,48 +127,69 @@ static vitq_status describe_images(const vitq_i_array *arr, const char *name, vi
             return vitq_i_fail(VITQ_ERR_SHAPE, "%s: image array %s is neither [N,C,S,S] nor [N,S,S,C] with C in 1,3,4",
                                name, shape);
         info->layout = nchw ? VITQ_PIXELS_NCHW : VITQ_PIXELS_NHWC;
-        info->channels = (int32_t)(nchw ? s[1] : s[3]);
-        info->height = (int32_t)(nchw ? s[2] : s[1]);
-        info->width = (int32_t)(nchw ? s[3] : s[2]);
+        c_axis = nchw ? 1 : 3;
+        h_axis = nchw ? 2 : 1;
+        w_axis = nchw ? 3 : 2;
+    } else if (arr->ndim == 3) {
+        info->layout = VITQ_PIXELS_NHWC;
     } else {
         return vitq_i_fail(VITQ_ERR_SHAPE, "%s: image array %s must have 3 ([N,H,W]) or 4 dimensions", name, shape);
     }
-    if (info->count == 0 || info->height <= 0 || info->width <= 0 || s[1] > 1u << 20 || s[2] > 1u << 20)
-        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: image array %s is empty or too large", name, shape);
+    if (s[0] == 0)
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: image array %s holds no images (dimension 0 is 0)", name, shape);
+    vitq_status st = check_side(name, shape, "height", h_axis, s[h_axis]);
+    if (!st) st = check_side(name, shape, "width", w_axis, s[w_axis]);
+    if (st) return st;
+    info->count = s[0];
+    info->height = (int32_t)s[h_axis];
+    info->width = (int32_t)s[w_axis];
+    info->channels = c_axis ? (int32_t)s[c_axis] : 1;
     info->dtype = arr->elem == VITQ_I_ELEM_U8 ? VITQ_DTYPE_U8 : VITQ_DTYPE_F32;
     return VITQ_OK;
 }
 
+/* One label per image, of an integer type (a header_check; ctx is the dataset). */
+static vitq_status check_labels(void *ctx, const vitq_i_array *arr, const char *name) {
+    const vitq_dataset *ds = ctx;
+    if (arr->ndim != 1 || arr->shape[0] != ds->info.count)
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: %llu labels (rank %d) for %llu images", name,
+                           (unsigned long long)(arr->ndim ? arr->shape[0] : 1), arr->ndim,
+                           (unsigned long long)ds->info.count);
+    if (arr->elem != VITQ_I_ELEM_U8 && arr->elem != VITQ_I_ELEM_U16 && arr->elem != VITQ_I_ELEM_I32 &&
+        arr->elem != VITQ_I_ELEM_I64)
+        return vitq_i_fail(VITQ_ERR_DTYPE, "%s: labels of type %s: use uint8, uint16, int32 or int64", name,
+                           vitq_i_elem_name(arr->elem));
+    return VITQ_OK;
+}
+
 static vitq_status read_labels(vitq_dataset *ds, const uint8_t *data, size_t size, const char *name) {
-    uint8_t *owned;
-    const uint8_t *bytes;
-    size_t n;
+    uint8_t *owned = NULL;
     vitq_i_array arr;
-    vitq_status st = unpack(&ds->alloc, data, size, name, &owned, &bytes, &n);
-    if (!st) st = parse_array(bytes, n, name, &arr);
-    if (!st && (arr.ndim != 1 || arr.shape[0] != ds->info.count))
-        st = vitq_i_fail(VITQ_ERR_SHAPE, "%s: %llu labels (rank %d) for %llu images", name,
-                         (unsigned long long)(arr.ndim ? arr.shape[0] : 1), arr.ndim,
-                         (unsigned long long)ds->info.count);
+    vitq_status st = read_array(&ds->alloc, data, size, name, check_labels, ds, &owned, &arr);
     if (!st) {
         ds->labels = vitq_i_alloc_array(&ds->alloc, (size_t)arr.shape[0], sizeof(int32_t));
-        if (!ds->labels) st = vitq_i_oom("labels", (size_t)arr.shape[0] * sizeof(int32_t));
+        size_t bytes = SIZE_MAX;
+        vitq_i_mul_size((size_t)arr.shape[0], sizeof(int32_t), &bytes);
+        if (!ds->labels) st = vitq_i_oom("labels", bytes);
     }
+    size_t es = vitq_i_elem_size(arr.elem);
     for (size_t i = 0; !st && i < (size_t)ds->info.count; i++) {
-        int64_t v;
+        int64_t v = 0;
+        const uint8_t *p = arr.data + es * i; /* i < count: within the array's checked bytes */
         switch (arr.elem) {
-        case VITQ_I_ELEM_U8: v = arr.data[i]; break;
-        case VITQ_I_ELEM_I32: { int32_t x; memcpy(&x, arr.data + 4 * i, 4); v = x; break; }
-        case VITQ_I_ELEM_I64: memcpy(&v, arr.data + 8 * i, 8); break;
-        case VITQ_I_ELEM_U16: { uint16_t x; memcpy(&x, arr.data + 2 * i, 2); v = x; break; }
-        default:
-            st = vitq_i_fail(VITQ_ERR_DTYPE, "%s: labels of type %s: use uint8, uint16, int32 or int64", name,
-                             vitq_i_elem_name(arr.elem));
-            v = 0;
+        case VITQ_I_ELEM_U8: v = *p; break;
+        case VITQ_I_ELEM_U16: { uint16_t x; memcpy(&x, p, 2); v = x; break; }
+        case VITQ_I_ELEM_I32: { int32_t x; memcpy(&x, p, 4); v = x; break; }
+        default: memcpy(&v, p, 8); break; /* I64, the last type check_labels lets through */
         }
-        if (!st && (v < 0 || v > INT32_MAX))
-            st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: label %zu is %lld", name, i, (long long)v);
-        if (!st) ds->labels[i] = (int32_t)v;
+        if (v < 0)
+            st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: label %zu is %lld: labels are class indices, 0 or more", name, i,
+                             (long long)v);
+        else if (v > INT32_MAX)
+            st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: label %zu is %lld, beyond any class index (at most %ld)", name, i,
+                             (long long)v, (long)INT32_MAX);
+        else
+            ds->labels[i] = (int32_t)v;
     }
     vitq_i_free(&ds->alloc, owned);
     return st;
@@ -129,18 +207,14 @@ static vitq_status dataset_create(const vitq_allocator *allocator, const uint8_t
     vitq_dataset_info_init(&ds->info);
     ds->name = vitq_i_strdup(&a, images_name);
     if (!ds->name) st = vitq_i_oom("dataset name", 0);
-    const uint8_t *bytes = NULL;
-    size_t n = 0;
     vitq_i_array arr;
-    if (!st) st = unpack(&a, images, images_size, images_name, &ds->raw, &bytes, &n);
+    if (!st) st = read_array(&a, images, images_size, images_name, describe_images, &ds->info, &ds->raw, &arr);
     if (!st && !ds->raw) { /* keep our own copy: the caller's buffer may go away */
-        ds->raw = vitq_i_alloc(&a, n);
-        if (!ds->raw) st = vitq_i_oom(images_name, n);
-        else memcpy(ds->raw, bytes, n);
-        bytes = ds->raw;
+        ds->raw = vitq_i_alloc(&a, images_size);
+        if (!ds->raw) st = vitq_i_oom(images_name, images_size);
+        else memcpy(ds->raw, images, images_size);
+        if (!st) arr.data = ds->raw + (arr.data - images);
     }
-    if (!st) st = parse_array(bytes, n, images_name, &arr);
-    if (!st) st = describe_images(&arr, images_name, &ds->info);
     if (!st) ds->pixels = arr.data;
     if (!st && labels) st = read_labels(ds, labels, labels_size, labels_name);
     ds->info.has_labels = ds->labels != NULL;
@@ -225,6 +299,8 @@ vitq_status vitq_i_dataset_images(const vitq_i_net *model, const vitq_dataset *d
     if (di->height != mi->image_size || di->width != mi->image_size || di->channels != mi->in_channels)
         return vitq_i_fail(VITQ_ERR_SHAPE, "%s: images are %dx%dx%d (HxWxC), the model takes %dx%dx%d", ds->name,
                            di->height, di->width, di->channels, mi->image_size, mi->image_size, mi->in_channels);
+    /* Sides are at most 2^20 and channels 4 (describe_images), and [first, first + n) lies within the
+     * images, whose bytes the parser checked: none of these products can wrap. */
     size_t c = (size_t)di->channels, hw = (size_t)di->height * (size_t)di->width, per = c * hw;
     size_t elem = di->dtype == VITQ_DTYPE_U8 ? 1 : sizeof(float);
     if (!out) return VITQ_OK; /* checks only */
@@ -234,6 +310,17 @@ vitq_status vitq_i_dataset_images(const vitq_i_net *model, const vitq_dataset *d
         memcpy(out, src, n * per * sizeof(float));
     else
         nhwc_to_nchw(src, n, hw, c, out);
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_dataset_check_labels(const vitq_dataset *ds, uint64_t first, size_t n, int32_t classes) {
+    for (size_t i = 0; ds->labels && i < n; i++) {
+        int32_t label = ds->labels[first + i]; /* never negative: refused at load */
+        if (label >= classes)
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: the label of image %llu is %d, but the model has %d classes "
+                               "(labels 0 to %d)", ds->name, (unsigned long long)(first + i), (int)label, (int)classes,
+                               (int)classes - 1);
+    }
     return VITQ_OK;
 }
 

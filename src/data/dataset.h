@@ -10,6 +10,11 @@
 vitq_status vitq_i_dataset_images(const vitq_i_net *model, const vitq_dataset *ds, uint64_t first, size_t n,
                                   float *out);
 
+/* Labels of images [first, first + n) (a range vitq_i_dataset_images accepted) against a model's
+ * `classes`: VITQ_ERR_OUT_OF_RANGE naming the first image whose label is not below it (a label set
+ * of another model would otherwise score silently wrong). VITQ_OK when the dataset has no labels. */
+vitq_status vitq_i_dataset_check_labels(const vitq_dataset *ds, uint64_t first, size_t n, int32_t classes);
+
 /* The dataset's name, for messages. */
 const char *vitq_i_dataset_name(const vitq_dataset *ds);
 

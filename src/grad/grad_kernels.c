@@ -125,7 +125,7 @@ static void gather_kv(const float *seq, size_t t, size_t dim, size_t hd, size_t 
 /* Instruction-set clones picked at load time, as gemm.c does for its micro-kernel (the same C code;
  * off where glibc's ifunc is not available or under the sanitizers). */
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) &&         \
-    !defined(VITQ_NO_IFUNC) && !defined(__SANITIZE_ADDRESS__)
+    !defined(VITQ_NO_IFUNC) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES

@@ -1,6 +1,7 @@
 /* Element-type table shared by every reader. */
 #include <stdio.h>
 
+#include "core/core.h"
 #include "io/array.h"
 
 typedef struct {
@@ -26,9 +27,11 @@ size_t vitq_i_elem_size(vitq_i_elem elem) { return lookup(elem)->size; }
 const char *vitq_i_elem_name(vitq_i_elem elem) { return lookup(elem)->name; }
 
 uint64_t vitq_i_array_count(const vitq_i_array *a) {
-    uint64_t n = 1;
-    for (int i = 0; i < a->ndim; i++) n *= a->shape[i];
-    return n;
+    size_t n;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] == 0) return 0; /* empty whatever the other dimensions say */
+    /* A parsed array's count fits in memory (its parser checked); anything else saturates. */
+    return vitq_i_shape_count_u64(a->ndim, a->shape, SIZE_MAX, &n) ? n : UINT64_MAX;
 }
 
 const char *vitq_i_shape_str(const vitq_i_array *a, char *buf, size_t cap) {

@@ -37,7 +37,8 @@ typedef struct vitq_i_array {
 size_t vitq_i_elem_size(vitq_i_elem elem);
 /* Short name as safetensors spells it ("F32", "U8", ...). */
 const char *vitq_i_elem_name(vitq_i_elem elem);
-/* Number of elements of `a` (product of the shape; 1 for rank 0). */
+/* Number of elements of `a` (product of the shape; 1 for rank 0; UINT64_MAX for a product that
+ * overflows, which no parsed array has). */
 uint64_t vitq_i_array_count(const vitq_i_array *a);
 /* Format the shape as "[a,b,c]" into buf (always NUL-terminated). */
 const char *vitq_i_shape_str(const vitq_i_array *a, char *buf, size_t cap);

@@ -18,9 +18,11 @@ static const char *idx_type_name(unsigned code) {
     }
 }
 
-vitq_status vitq_i_idx_parse(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out) {
+vitq_status vitq_i_idx_parse_header(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out,
+                                    size_t *data_offset) {
     if (!name) name = "(buffer)";
-    if ((!buf && n) || !out) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: NULL argument", name);
+    if ((!buf && n) || !out || !data_offset)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: NULL argument", name);
     memset(out, 0, sizeof *out);
     if (n < 4) return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: %zu bytes, shorter than the 4-byte IDX magic", name, n);
     if (buf[0] != 0 || buf[1] != 0)
@@ -37,24 +39,50 @@ vitq_status vitq_i_idx_parse(const uint8_t *buf, size_t n, const char *name, vit
     if (n < off)
         return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: IDX header needs %zu bytes for %u dimensions, file has %zu",
                            name, off, ndim, n);
-    size_t count = 1;
     for (unsigned i = 0; i < ndim; i++) {
         const uint8_t *p = buf + 4 + 4 * i;
         uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        /* The format's sizes are signed 32-bit integers (as MNIST's writers declare them): a set top
+         * bit is a negative size, whatever the unsigned reading would allow. */
+        if (d > INT32_MAX)
+            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: IDX dimension %u is %lld (bytes %02x %02x %02x %02x): sizes "
+                               "cannot be negative", name, i, (long long)d - ((long long)1 << 32), p[0], p[1], p[2],
+                               p[3]);
         out->shape[i] = d;
-        if (!vitq_i_mul_size(count, d, &count))
-            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: IDX dimensions overflow the address space at dimension %u "
-                               "(%u)", name, i, (unsigned)d);
     }
-    if (n - off < count)
+    size_t count = 0;
+    int empty = 0; /* a zero dimension makes the file empty whatever the others say */
+    for (unsigned i = 0; i < ndim; i++) empty |= out->shape[i] == 0;
+    out->ndim = (int)ndim;
+    if (!empty && !vitq_i_shape_count_u64((int)ndim, out->shape, SIZE_MAX, &count)) {
+        char shape[96];
+        vitq_i_shape_str(out, shape, sizeof shape);
+        memset(out, 0, sizeof *out);
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: IDX dimensions %s need more bytes than the address space holds",
+                           name, shape);
+    }
+    out->elem = VITQ_I_ELEM_U8;
+    out->nbytes = count;
+    *data_offset = off;
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_idx_parse(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out) {
+    if (!name) name = "(buffer)";
+    size_t off = 0;
+    vitq_status st = vitq_i_idx_parse_header(buf, n, name, out, &off);
+    if (st) return st;
+    size_t count = out->nbytes;
+    if (n - off < count) {
+        memset(out, 0, sizeof *out);
         return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: IDX data is %zu bytes, dimensions need %zu", name, n - off,
                            count);
-    if (n - off > count)
+    }
+    if (n - off > count) {
+        memset(out, 0, sizeof *out);
         return vitq_i_fail(VITQ_ERR_FORMAT, "%s: IDX data is %zu bytes, dimensions need only %zu (%zu extra at "
                            "byte %zu)", name, n - off, count, n - off - count, off + count);
-    out->elem = VITQ_I_ELEM_U8;
-    out->ndim = (int)ndim;
+    }
     out->data = buf + off;
-    out->nbytes = count;
     return VITQ_OK;
 }

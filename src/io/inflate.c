@@ -247,6 +247,10 @@ typedef struct {
     size_t len, cap;
     size_t stream_start; /* output offset where the current stream began: distances stop there */
     size_t base;         /* offset of the current stream within the caller's buffer, for messages */
+    size_t limit;        /* most output allowed (SIZE_MAX: none) */
+    const char *why;     /* where the limit comes from, for the message */
+    int peek;            /* reaching the limit ends decoding successfully (vitq_i_gzip_peek) */
+    int stopped;         /* decoding ended at the limit in peek mode */
 } inflater;
 
 /* Report a decoding error at the current position: TRUNCATED when the bits that led to it were
@@ -269,12 +273,30 @@ static vitq_status truncated(const inflater *z, size_t at) {
     return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: compressed data ends early (at byte %zu)", z->name, at);
 }
 
-/* Make room for `extra` more output bytes, doubling the buffer (the allocator has no realloc). */
+/* Room for the output past the limit that a match's 8-byte copies may touch (never kept). */
+#define SLACK (258 + 8)
+
+/* The next output would pass the limit. In peek mode the caller stores what fits and stops
+ * (z->stopped, with VITQ_ERR_FORMAT only as a signal that unwinds the decoder: no message is set);
+ * otherwise this is the error. */
+static vitq_status over_limit(inflater *z) {
+    if (z->peek) {
+        z->stopped = 1;
+        return VITQ_ERR_FORMAT;
+    }
+    return vitq_i_fail(VITQ_ERR_FORMAT, "%s: decompressed data runs past the %zu bytes %s", z->name, z->limit,
+                       z->why ? z->why : "expected");
+}
+
+/* Make room for `extra` more output bytes, doubling the buffer (the allocator has no realloc), but
+ * never beyond the limit and its slack. */
 static vitq_status out_reserve(inflater *z, size_t extra) {
     if (z->cap - z->len >= extra) return VITQ_OK;
-    size_t need, ncap = z->cap ? z->cap : 4096;
+    size_t need, ncap = z->cap ? z->cap : 4096, most;
     if (!vitq_i_add_size(z->len, extra, &need)) return vitq_i_oom(z->name, SIZE_MAX);
+    if (!vitq_i_add_size(z->limit, SLACK, &most)) most = SIZE_MAX;
     while (ncap < need) ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    if (ncap > most && most >= need) ncap = most;
     uint8_t *p = vitq_i_alloc(z->a, ncap);
     if (!p) return vitq_i_fail(VITQ_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes for decompressed data",
                                z->name, ncap);
@@ -300,12 +322,18 @@ static vitq_status stored_block(inflater *z, bitreader *b) {
                            "does not match NLEN %u", z->name, z->base + p, len, nlen);
     p += 4;
     if (b->n - p < len) return truncated(z, z->base + b->n);
-    vitq_status st = out_reserve(z, len);
+    size_t keep = len;
+    if (keep > z->limit - z->len) {
+        vitq_status st = over_limit(z);
+        if (!z->stopped) return st;
+        keep = z->limit - z->len; /* peek: the part that fits */
+    }
+    vitq_status st = out_reserve(z, keep);
     if (st) return st;
-    if (len) memcpy(z->out + z->len, b->src + p, len);
-    z->len += len;
+    if (keep) memcpy(z->out + z->len, b->src + p, keep);
+    z->len += keep;
     b->pos = p + len;
-    return VITQ_OK;
+    return z->stopped ? VITQ_ERR_FORMAT : VITQ_OK;
 }
 
 static vitq_status build_error(const inflater *z, const bitreader *b, int r, const char *which) {
@@ -378,8 +406,8 @@ static vitq_status huffman_block(inflater *z, bitreader *b) {
     const uint32_t *lit = z->tab->lit, *dist = z->tab->dist;
     for (;;) {
         if (b->cnt < 48) br_refill(b);
-        if (z->cap - z->len < 258 + 8) { /* a match, plus slack for 8-byte copies */
-            vitq_status st = out_reserve(z, 258 + 8);
+        if (z->cap - z->len < SLACK) { /* a match, plus slack for 8-byte copies */
+            vitq_status st = out_reserve(z, SLACK);
             if (st) return st;
         }
         uint32_t e = huff_lookup(lit, LIT_BITS, b->buf);
@@ -388,6 +416,7 @@ static vitq_status huffman_block(inflater *z, bitreader *b) {
         unsigned sym = e & 0xFFFF;
         if (sym < 256) {
             if (br_overrun(b)) return truncated(z, z->base + b->n);
+            if (z->len == z->limit) return over_limit(z);
             z->out[z->len++] = (uint8_t)sym;
             continue;
         }
@@ -404,6 +433,12 @@ static vitq_status huffman_block(inflater *z, bitreader *b) {
         if (d > z->len - z->stream_start)
             return bad(z, b, "distance %zu reaches before the start of the output (%zu bytes so far)", d,
                        z->len - z->stream_start);
+        unsigned keep = len;
+        if (len > z->limit - z->len) {
+            vitq_status st = over_limit(z);
+            if (!z->stopped) return st;
+            keep = (unsigned)(z->limit - z->len); /* peek: copy the match whole into the slack, keep what fits */
+        }
         uint8_t *dst = z->out + z->len;
         const uint8_t *from = dst - d;
         if (d >= 8) { /* chunks never read bytes written by the same chunk; overshoot lands in slack */
@@ -413,7 +448,8 @@ static vitq_status huffman_block(inflater *z, bitreader *b) {
         } else {
             for (unsigned i = 0; i < len; i++) dst[i] = from[i]; /* overlapping: repeats a pattern */
         }
-        z->len += len;
+        z->len += keep;
+        if (z->stopped) return VITQ_ERR_FORMAT;
     }
     if (br_overrun(b)) return truncated(z, z->base + b->n);
     return VITQ_OK;
@@ -453,6 +489,7 @@ static vitq_status inflater_init(inflater *z, const vitq_allocator *a, const cha
     memset(z, 0, sizeof *z);
     z->a = a;
     z->name = name ? name : "(buffer)";
+    z->limit = SIZE_MAX;
     z->tab = vitq_i_alloc(a, sizeof *z->tab);
     if (!z->tab) return vitq_i_oom("inflate tables", sizeof *z->tab);
     crc_slices_init(z->tab->crc);
@@ -474,8 +511,9 @@ vitq_status vitq_i_inflate_raw(const vitq_allocator *a, const uint8_t *src, size
     if (out_n) *out_n = 0;
     if (!a || (!src && n) || !out || !out_n)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "inflate: NULL argument");
+    size_t four;
     inflater z;
-    vitq_status st = inflater_init(&z, a, name, size_guess(4 * n, n));
+    vitq_status st = inflater_init(&z, a, name, size_guess(vitq_i_mul_size(n, 4, &four) ? four : SIZE_MAX, n));
     if (st) return st;
     size_t used = 0;
     st = inflate_stream(&z, src, n, &used);
@@ -558,7 +596,7 @@ static vitq_status gzip_members(inflater *z, const uint8_t *src, size_t n) {
         if (st) return st;
         size_t start = z->len, used = 0;
         z->base = p + hlen;
-        if ((st = inflate_stream(z, src + p + hlen, n - p - hlen, &used))) return st;
+        if ((st = inflate_stream(z, src + p + hlen, n - p - hlen, &used))) return z->stopped ? VITQ_OK : st;
         p += hlen + used;
         if (n - p < 8)
             return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: gzip trailer at byte %zu is cut short", z->name, p);
@@ -576,8 +614,9 @@ static vitq_status gzip_members(inflater *z, const uint8_t *src, size_t n) {
     return VITQ_OK;
 }
 
-vitq_status vitq_i_gzip_decompress(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name,
-                                   uint8_t **out, size_t *out_n) {
+/* Decompress with an output limit; `peek` makes reaching it a success. */
+static vitq_status gzip_run(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name, size_t limit,
+                            const char *why, int peek, uint8_t **out, size_t *out_n) {
     if (out) *out = NULL;
     if (out_n) *out_n = 0;
     if (!a || (!src && n) || !out || !out_n)
@@ -585,9 +624,14 @@ vitq_status vitq_i_gzip_decompress(const vitq_allocator *a, const uint8_t *src, 
     if (!name) name = "(buffer)";
     if (n == 0) return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: empty file, gzip data expected", name);
     /* The last member's ISIZE is the whole size for the usual single member: a first guess only. */
+    size_t guess = n >= 18 ? size_guess(le32(src + n - 4), n) : 0;
+    if (guess > limit) guess = limit;
     inflater z;
-    vitq_status st = inflater_init(&z, a, name, n >= 18 ? size_guess(le32(src + n - 4), n) : 0);
+    vitq_status st = inflater_init(&z, a, name, guess);
     if (st) return st;
+    z.limit = limit;
+    z.why = why;
+    z.peek = peek;
     st = gzip_members(&z, src, n);
     vitq_i_free(a, z.tab);
     if (st) {
@@ -597,4 +641,19 @@ vitq_status vitq_i_gzip_decompress(const vitq_allocator *a, const uint8_t *src, 
     *out = z.out;
     *out_n = z.len;
     return VITQ_OK;
+}
+
+vitq_status vitq_i_gzip_decompress(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name,
+                                   uint8_t **out, size_t *out_n) {
+    return gzip_run(a, src, n, name, SIZE_MAX, NULL, 0, out, out_n);
+}
+
+vitq_status vitq_i_gzip_decompress_limit(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name,
+                                         size_t limit, const char *why, uint8_t **out, size_t *out_n) {
+    return gzip_run(a, src, n, name, limit, why, 0, out, out_n);
+}
+
+vitq_status vitq_i_gzip_peek(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name, size_t want,
+                             uint8_t **out, size_t *out_n) {
+    return gzip_run(a, src, n, name, want, NULL, 1, out, out_n);
 }

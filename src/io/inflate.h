@@ -19,6 +19,19 @@ int vitq_i_is_gzip(const uint8_t *src, size_t n);
 vitq_status vitq_i_gzip_decompress(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name,
                                    uint8_t **out, size_t *out_n);
 
+/* As vitq_i_gzip_decompress(), for data whose size is known in advance (a file's own header says how
+ * long it is): the output may not exceed `limit` bytes. Decoding stops at the first byte past it and
+ * fails with VITQ_ERR_FORMAT, "<name>: decompressed data runs past the <limit> bytes <why>", so a
+ * small compressed file never takes more memory than its header promised (a gzip bomb). */
+vitq_status vitq_i_gzip_decompress_limit(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name,
+                                         size_t limit, const char *why, uint8_t **out, size_t *out_n);
+
+/* The first min(want, total) decompressed bytes of src[0..n), to read a header before deciding how
+ * much to decompress: decoding stops after `want` bytes, without the checksum (which covers the
+ * rest); data shorter than `want` is decompressed and checked whole. Errors as vitq_i_gzip_decompress(). */
+vitq_status vitq_i_gzip_peek(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name, size_t want,
+                             uint8_t **out, size_t *out_n);
+
 /* Decode one raw DEFLATE stream (no wrapper). *consumed (may be NULL) receives the number of input
  * bytes the stream used, up to the byte boundary after its last block; later bytes are not looked at. */
 vitq_status vitq_i_inflate_raw(const vitq_allocator *a, const uint8_t *src, size_t n, const char *name,

@@ -1,7 +1,6 @@
 /* .npy reader and writer. The header is a Python dict literal; rather than evaluating Python, a small
  * recursive-descent parser accepts exactly the literal forms numpy writes and reads: quoted strings,
  * True/False, integer tuples (with optional trailing commas), in any key order. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -138,6 +137,15 @@ static vitq_status parse_shape(cursor *c, uint64_t *shape, int *ndim) {
     }
     for (;;) {
         uint64_t d = 0;
+        skip_ws(c);
+        if (peek(c) == '-') { /* say which dimension is negative rather than "expected an integer" */
+            char what[96];
+            size_t k = c->i + 1;
+            while (k < c->n && k - c->i < 21 && c->s[k] >= '0' && c->s[k] <= '9') k++;
+            snprintf(what, sizeof what, "dimension %d of 'shape' is negative (%.*s)", *ndim, (int)(k - c->i),
+                     c->s + c->i);
+            return malformed(c, what);
+        }
         if ((st = parse_uint(c, &d))) return st;
         if (*ndim == VITQ_I_MAX_DIMS)
             return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: .npy array has more than %d dimensions", c->name,
@@ -239,13 +247,20 @@ static vitq_status parse_dict(cursor *c, npy_header *h) {
 
 /* ---- Reader ------------------------------------------------------------------------------------ */
 
-vitq_status vitq_i_npy_parse(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out) {
+vitq_status vitq_i_npy_parse_header(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out,
+                                    size_t *data_offset) {
     if (!name) name = "(buffer)";
-    if ((!buf && n) || !out) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: NULL argument", name);
+    if ((!buf && n) || !out || !data_offset)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: NULL argument", name);
     memset(out, 0, sizeof *out);
     if (n == 0) return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: empty file, .npy data expected", name);
-    if (memcmp(buf, npy_magic, n < 6 ? n : 6) != 0)
-        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: not a .npy file (bad magic)", name);
+    if (memcmp(buf, npy_magic, n < 6 ? n : 6) != 0) {
+        char seen[32] = "";
+        for (size_t i = 0, k = 0; i < 6 && i < n; i++)
+            k += (size_t)snprintf(seen + k, sizeof seen - k, "%s%02x", i ? " " : "", buf[i]);
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: not a .npy file (magic %s, expected 93 4e 55 4d 50 59, "
+                           "\"\\x93NUMPY\")", name, seen);
+    }
     if (n < 10) return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: .npy preamble cut short (%zu bytes)", name, n);
     unsigned major = buf[6], minor = buf[7];
     if ((major != 1 && major != 2 && major != 3) || minor != 0)
@@ -275,22 +290,36 @@ vitq_status vitq_i_npy_parse(const uint8_t *buf, size_t n, const char *name, vit
     if (h.fortran)
         return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: .npy array is in Fortran order; save it C-contiguous", name);
 
-    size_t off = pre + hlen, count = 1, nbytes;
-    for (int i = 0; i < h.ndim; i++)
-        if (h.shape[i] > SIZE_MAX || !vitq_i_mul_size(count, (size_t)h.shape[i], &count))
-            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: .npy shape overflows the address space", name);
-    if (!vitq_i_mul_size(count, vitq_i_elem_size(elem), &nbytes))
+    size_t count = 0, nbytes = 0;
+    int empty = 0; /* a zero dimension makes the array empty whatever the others say */
+    for (int i = 0; i < h.ndim; i++) empty |= h.shape[i] == 0;
+    if (!empty && (!vitq_i_shape_count_u64(h.ndim, h.shape, SIZE_MAX, &count) ||
+                   !vitq_i_mul_size(count, vitq_i_elem_size(elem), &nbytes)))
         return vitq_i_fail(VITQ_ERR_FORMAT, "%s: .npy shape overflows the address space", name);
-    if (n - off < nbytes)
-        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: .npy data is %zu bytes, shape needs %zu", name, n - off, nbytes);
-    if (n - off > nbytes)
-        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: .npy data is %zu bytes, shape needs only %zu (extra bytes at %zu)",
-                           name, n - off, nbytes, off + nbytes);
     out->elem = elem;
     out->ndim = h.ndim;
     memcpy(out->shape, h.shape, sizeof h.shape);
-    out->data = buf + off;
     out->nbytes = nbytes;
+    *data_offset = pre + hlen;
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_npy_parse(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out) {
+    if (!name) name = "(buffer)";
+    size_t off = 0;
+    vitq_status st = vitq_i_npy_parse_header(buf, n, name, out, &off);
+    if (st) return st;
+    size_t nbytes = out->nbytes;
+    if (n - off < nbytes) {
+        memset(out, 0, sizeof *out);
+        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: .npy data is %zu bytes, shape needs %zu", name, n - off, nbytes);
+    }
+    if (n - off > nbytes) {
+        memset(out, 0, sizeof *out);
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: .npy data is %zu bytes, shape needs only %zu (extra bytes at %zu)",
+                           name, n - off, nbytes, off + nbytes);
+    }
+    out->data = buf + off;
     return VITQ_OK;
 }
 
@@ -332,30 +361,20 @@ vitq_status vitq_i_npy_write_header(vitq_i_elem elem, int ndim, const uint64_t *
 vitq_status vitq_i_npy_save(const char *path, vitq_i_elem elem, int ndim, const uint64_t *shape, const void *data) {
     if (!path) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, ".npy save: NULL path");
     char hdr[VITQ_I_NPY_HEADER_MAX];
-    size_t hlen, count = 1, nbytes;
+    size_t hlen, count = 0, nbytes = 0;
     vitq_status st = vitq_i_npy_write_header(elem, ndim, shape, hdr, sizeof hdr, &hlen);
     if (st) {
         vitq_i_error_prefix("%s", path);
         return st;
     }
-    for (int i = 0; i < ndim; i++)
-        if (shape[i] > SIZE_MAX || !vitq_i_mul_size(count, (size_t)shape[i], &count))
-            return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: array shape overflows", path);
-    if (!vitq_i_mul_size(count, vitq_i_elem_size(elem), &nbytes))
+    int empty = 0;
+    for (int i = 0; i < ndim; i++) empty |= shape[i] == 0;
+    if (!empty && (!vitq_i_shape_count_u64(ndim, shape, SIZE_MAX, &count) ||
+                   !vitq_i_mul_size(count, vitq_i_elem_size(elem), &nbytes)))
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: array shape overflows", path);
     if (nbytes && !data) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: NULL data", path);
 
-    FILE *f = fopen(path, "wb");
-    if (!f) return vitq_i_fail(VITQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    int ok = fwrite(hdr, 1, hlen, f) == hlen && (nbytes == 0 || fwrite(data, 1, nbytes, f) == nbytes);
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        err = errno;
-    }
-    if (!ok) {
-        remove(path); /* do not leave a half-written file that looks valid */
-        return vitq_i_fail(VITQ_ERR_IO, "%s: write error: %s", path, strerror(err));
-    }
-    return VITQ_OK;
+    const void *parts[2] = {hdr, data};
+    const size_t sizes[2] = {hlen, nbytes};
+    return vitq_i_write_file_atomic_parts(path, parts, sizes, 2);
 }

@@ -16,6 +16,12 @@
  * buf. */
 vitq_status vitq_i_npy_parse(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out);
 
+/* The header alone of a .npy file in buf[0..n) (n may stop anywhere after it): out gets the type,
+ * shape and nbytes the data must have (out->data stays NULL), *data_offset where the data starts.
+ * Errors as vitq_i_npy_parse(), without those about the data. */
+vitq_status vitq_i_npy_parse_header(const uint8_t *buf, size_t n, const char *name, vitq_i_array *out,
+                                    size_t *data_offset);
+
 /* Write a version 1.0 header (magic through the padded dict, a multiple of 64 bytes long) for a
  * C-order little-endian array into buf[0..cap); *len = its length. VITQ_ERR_BUFFER_TOO_SMALL (with
  * *len set to the size needed) when cap is too small; VITQ_ERR_DTYPE for elements numpy lacks (BF16).
@@ -24,8 +30,10 @@ vitq_status vitq_i_npy_parse(const uint8_t *buf, size_t n, const char *name, vit
 vitq_status vitq_i_npy_write_header(vitq_i_elem elem, int ndim, const uint64_t *shape, char *buf, size_t cap,
                                     size_t *len);
 
-/* Write a whole .npy file: header, then product(shape) elements of `data` (little-endian, row-major).
- * VITQ_ERR_IO naming the path when the file cannot be written. */
+/* Write a whole .npy file: header, then product(shape) elements of `data` (little-endian, row-major),
+ * through a temporary file beside `path` and an atomic rename (vitq_i_write_file_atomic_parts): `path`
+ * holds its old content or the whole new file. VITQ_ERR_IO naming the path when it cannot be written
+ * or is not a regular file (a folder, a device), which is left as it was. */
 vitq_status vitq_i_npy_save(const char *path, vitq_i_elem elem, int ndim, const uint64_t *shape, const void *data);
 
 #endif

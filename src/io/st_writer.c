@@ -135,9 +135,10 @@ static void header(const vitq_i_st_writer *w, sink *s) {
 vitq_status vitq_i_stw_finish(vitq_i_st_writer *w, uint8_t **out, size_t *size) {
     sink count = {NULL, 0};
     header(w, &count);
-    size_t hlen = (count.len + 7) & ~(size_t)7, data = 0;
-    for (size_t i = 0; i < w->count; i++) data += w->entries[i].nbytes;
-    size_t total = 8 + hlen + data;
+    size_t hlen = (count.len + 7) & ~(size_t)7, data = 0, total = 0;
+    int fits = 1;
+    for (size_t i = 0; fits && i < w->count; i++) fits = vitq_i_add_size(data, w->entries[i].nbytes, &data);
+    if (!fits || !vitq_i_add_size(8 + hlen, data, &total)) return vitq_i_oom("safetensors file", SIZE_MAX);
     uint8_t *buf = vitq_i_alloc(&w->alloc, total);
     if (!buf) return vitq_i_oom("safetensors file", total);
     for (int b = 0; b < 8; b++) buf[b] = (uint8_t)((uint64_t)hlen >> (8 * b));

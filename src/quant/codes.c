@@ -4,7 +4,26 @@
 int vitq_i_code_storage_bits(int bits) { return bits > 4 ? 8 : bits > 2 ? 4 : 2; }
 
 size_t vitq_i_code_row_bytes(int64_t cols, int storage_bits) {
-    return (size_t)((cols * storage_bits + 7) / 8);
+    if (cols <= 0 || storage_bits < 1 || storage_bits > 8) return 0;
+    /* cols = 8q + r: 8q codes take q * storage_bits bytes exactly, the r others round up. */
+    uint64_t q = (uint64_t)cols / 8, r = (uint64_t)cols % 8;
+    uint64_t bytes = q * (uint64_t)storage_bits + (r * (uint64_t)storage_bits + 7) / 8;
+    return bytes > SIZE_MAX ? 0 : (size_t)bytes;
+}
+
+/* rows x cols codes exist in memory (as int32) and so do their packed rows: then every index below,
+ * r * cols + c and r * row_bytes, fits. */
+static vitq_status check_layout(int64_t rows, int64_t cols, int bits, const char *what, size_t *row_bytes) {
+    int64_t dims[2] = {rows, cols};
+    size_t count, bytes;
+    if (bits < 2 || bits > 8)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: %d-bit codes (2 to 8 bits are stored)", what, bits);
+    *row_bytes = vitq_i_code_row_bytes(cols, vitq_i_code_storage_bits(bits));
+    if (!vitq_i_shape_count_i64(2, dims, SIZE_MAX / sizeof(int32_t), &count) ||
+        (count && (!*row_bytes || !vitq_i_mul_size((size_t)rows, *row_bytes, &bytes))))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: %lld x %lld codes do not fit in memory", what,
+                           (long long)rows, (long long)cols);
+    return VITQ_OK;
 }
 
 void vitq_i_code_range(int bits, int symmetric, int32_t *qmin, int32_t *qmax) {
@@ -15,7 +34,9 @@ void vitq_i_code_range(int bits, int symmetric, int32_t *qmin, int32_t *qmax) {
 vitq_status vitq_i_codes_pack(const int32_t *codes, int64_t rows, int64_t cols, int bits, int symmetric, uint8_t *out,
                               const char *what) {
     int sb = vitq_i_code_storage_bits(bits);
-    size_t row_bytes = vitq_i_code_row_bytes(cols, sb);
+    size_t row_bytes;
+    vitq_status st = check_layout(rows, cols, bits, what, &row_bytes);
+    if (st) return st;
     int32_t qmin, qmax;
     vitq_i_code_range(bits, symmetric, &qmin, &qmax);
     for (int64_t r = 0; r < rows; r++) {
@@ -38,9 +59,12 @@ vitq_status vitq_i_codes_pack(const int32_t *codes, int64_t rows, int64_t cols, 
     return VITQ_OK;
 }
 
-void vitq_i_codes_unpack(const uint8_t *in, int64_t rows, int64_t cols, int bits, int symmetric, int32_t *codes) {
+vitq_status vitq_i_codes_unpack(const uint8_t *in, int64_t rows, int64_t cols, int bits, int symmetric,
+                                int32_t *codes) {
     int sb = vitq_i_code_storage_bits(bits);
-    size_t row_bytes = vitq_i_code_row_bytes(cols, sb);
+    size_t row_bytes;
+    vitq_status st = check_layout(rows, cols, bits, "weight codes", &row_bytes);
+    if (st) return st;
     int32_t qmin, qmax;
     vitq_i_code_range(bits, symmetric, &qmin, &qmax);
     for (int64_t r = 0; r < rows; r++) {
@@ -55,4 +79,5 @@ void vitq_i_codes_unpack(const uint8_t *in, int64_t rows, int64_t cols, int bits
             }
         }
     }
+    return VITQ_OK;
 }

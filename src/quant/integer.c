@@ -32,6 +32,7 @@ static int input_grid(const vitq_i_qpoint *qp, vitq_i_qact *act) {
  * layer then stays simulated). */
 static vitq_status pack_weight(const vitq_allocator *a, const vitq_i_qpoint *qp, const vitq_i_linear *l,
                                vitq_i_qpacked *out) {
+    memset(out, 0, sizeof *out); /* the caller frees *out on any failure, also one before packing */
     const vitq_i_range_state *s = uniform_state(qp);
     size_t n = l->out, k = l->in, count;
     if (!s || !qp->codes || s->grid.bits > 8 || (size_t)qp->inst.config.channels != n) return VITQ_ERR_UNSUPPORTED;
@@ -41,13 +42,19 @@ static vitq_status pack_weight(const vitq_allocator *a, const vitq_i_qpoint *qp,
     int32_t *zero = vitq_i_alloc_array(a, n, sizeof(int32_t));
     vitq_status st = codes && scale && zero ? VITQ_OK : vitq_i_oom("integer weights", count * sizeof(int32_t));
     if (!st) {
-        vitq_i_codes_unpack(qp->codes, (int64_t)n, (int64_t)k, s->grid.bits, s->grid.symmetric, codes);
+        st = vitq_i_codes_unpack(qp->codes, (int64_t)n, (int64_t)k, s->grid.bits, s->grid.symmetric, codes);
         int64_t per = s->config.channels_per_group > 0 ? s->config.channels_per_group : (int64_t)n;
-        for (size_t j = 0; j < n; j++) {
+        for (size_t j = 0; !st && j < n; j++) {
             scale[j] = s->scale[(int64_t)j / per];
             float z = s->zero_point[(int64_t)j / per];
+            /* A zero point outside the code range, or fractional, is not a grid of codes (range first:
+             * converting an out-of-range float to int is undefined). */
+            if (!(z >= -256.0f && z <= 256.0f)) {
+                st = VITQ_ERR_UNSUPPORTED;
+                break;
+            }
             zero[j] = (int32_t)z;
-            if ((float)zero[j] != z) st = VITQ_ERR_UNSUPPORTED; /* a fractional zero point is not a grid of codes */
+            if ((float)zero[j] != z) st = VITQ_ERR_UNSUPPORTED;
         }
     }
     if (!st) st = vitq_i_qgemm_pack(a, codes, n, k, s->grid.bits, s->grid.symmetric, scale, zero, n, 0, out);

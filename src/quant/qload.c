@@ -1,6 +1,7 @@
 /* Loading a quantized model file (see qmodel.h and docs/formats.md, "Quantized models"). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io/safetensors.h"
@@ -13,6 +14,140 @@
 int vitq_i_qload_is_quantized(const vitq_i_safetensors *st) {
     const char *f = vitq_i_st_meta(st, "vitq.format");
     return f && strcmp(f, "quantized") == 0;
+}
+
+/* ---- What the file's own tensors allow -------------------------------------------------------- */
+/* Every count in vitq.points is checked against the tensors the file holds before anything is
+ * allocated for it, so that a few bytes of metadata cannot ask for gigabytes: a point has at most as
+ * many channels as the largest dimension of its layer's tensors (the exact count is checked against
+ * the built network in attach), and all points together at most as many channels as the layers'
+ * tensors hold values. Quantizer parameter tensors ("<point>.<param>") do not count as layers. */
+
+typedef struct file_bounds {
+    unsigned char *is_param; /* [st->count] */
+    uint64_t budget;         /* values in the layers' tensors, packed codes counted four per byte */
+} file_bounds;
+
+typedef struct name_key {
+    const char *s;
+    size_t len;
+} name_key;
+
+static int cmp_key_name(const void *key, const void *elem) {
+    const name_key *k = key;
+    const char *name = *(const char *const *)elem;
+    int c = strncmp(k->s, name, k->len);
+    return c ? c : name[k->len] ? -1 : 0;
+}
+
+static int cmp_names(const void *x, const void *y) {
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* Values of tensor `a` (0 when empty), packed codes counted up to four per byte. */
+static uint64_t tensor_values(const vitq_i_array *a) {
+    size_t count, packed;
+    if (!vitq_i_shape_count_u64(a->ndim, a->shape, SIZE_MAX, &count)) return 0; /* empty with huge dims */
+    if (vitq_i_elem_size(a->elem) != 1) return count;
+    return vitq_i_mul_size(count, 4, &packed) ? packed : SIZE_MAX;
+}
+
+/* The largest dimension of tensor `a` as a layer sees it: its rows, or its columns (every other
+ * dimension together: a patch embedding's C x P x P inputs). */
+static uint64_t tensor_extent(const vitq_i_array *a) {
+    uint64_t values = tensor_values(a);
+    if (!values || a->ndim == 0) return values;
+    uint64_t cols = values / a->shape[0];
+    return cols > a->shape[0] ? cols : a->shape[0];
+}
+
+static vitq_status bounds_build(const vitq_allocator *a, const vitq_i_safetensors *st, const vitq_i_json *root,
+                                file_bounds *fb) {
+    memset(fb, 0, sizeof *fb);
+    const char **names = vitq_i_alloc_array(a, root->count + 1, sizeof *names);
+    fb->is_param = vitq_i_calloc(a, st->count + 1, 1);
+    if (!names || !fb->is_param) {
+        size_t bytes = SIZE_MAX; /* the counts are entries of a header, so their sum cannot wrap */
+        vitq_i_mul_size(root->count + st->count, sizeof *names, &bytes);
+        vitq_i_free(a, names);
+        return vitq_i_oom("quantized model", bytes);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < root->count; i++) {
+        const vitq_i_json *v = vitq_i_json_get(root->items[i], "name");
+        if (v && v->type == VITQ_I_JSON_STRING) names[n++] = v->string;
+    }
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t t = 0; t < st->count; t++) {
+        const char *tn = st->tensors[t].name, *dot = strrchr(tn, '.');
+        name_key k = {tn, dot ? (size_t)(dot - tn) : 0};
+        fb->is_param[t] = dot && n && bsearch(&k, names, n, sizeof *names, cmp_key_name) != NULL;
+        if (!fb->is_param[t]) {
+            uint64_t v = tensor_values(&st->tensors[t].array);
+            fb->budget = fb->budget > UINT64_MAX - v ? UINT64_MAX : fb->budget + v;
+        }
+    }
+    vitq_i_free(a, names);
+    return VITQ_OK;
+}
+
+/* The layer of `point`: the tensors under the longest prefix of its name, cut after a '.', that has
+ * any (never the empty prefix). Returns their largest extent, 0 when no prefix has a tensor;
+ * *prefix_len receives the prefix's length. The name index is sorted, so a prefix's tensors are one
+ * run of it. */
+static uint64_t layer_extent(const vitq_i_safetensors *st, const file_bounds *fb, const char *point,
+                             size_t *prefix_len) {
+    *prefix_len = 0;
+    for (size_t end = strlen(point); end-- > 0;) {
+        if (point[end] != '.') continue;
+        size_t len = end + 1, lo = 0, hi = st->count;
+        while (lo < hi) { /* first name not below the prefix */
+            size_t mid = lo + (hi - lo) / 2;
+            if (strncmp(st->by_name[mid]->name, point, len) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        uint64_t extent = 0;
+        for (size_t i = lo; i < st->count && strncmp(st->by_name[i]->name, point, len) == 0; i++) {
+            const vitq_i_st_tensor *t = st->by_name[i];
+            if (fb->is_param[t - st->tensors]) continue;
+            uint64_t e = tensor_extent(&t->array);
+            if (e > extent) extent = e;
+        }
+        *prefix_len = len;
+        if (extent) return extent;
+    }
+    return 0;
+}
+
+/* Channels of each entry within its layer, and of all entries together within the file's budget
+ * (entries without a name or a valid count are refused one by one in load_point). */
+static vitq_status check_channels(const vitq_i_safetensors *st, const vitq_i_json *root, const file_bounds *fb) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < root->count; i++) {
+        const vitq_i_json *v = vitq_i_json_get(root->items[i], "channels");
+        const vitq_i_json *n = vitq_i_json_get(root->items[i], "name");
+        if (!v || v->type != VITQ_I_JSON_NUMBER || !v->is_integer || v->integer < 1 || !n ||
+            n->type != VITQ_I_JSON_STRING)
+            continue;
+        const char *name = n->string;
+        uint64_t channels = (uint64_t)v->integer;
+        size_t prefix = 0;
+        uint64_t extent = layer_extent(st, fb, name, &prefix);
+        if (!extent)
+            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' belongs to no layer of the file (%s%.*s%s)", st->name,
+                               name, prefix ? "no tensor under '" : "its name has no layer part", (int)prefix, name,
+                               prefix ? "'" : "");
+        if (channels > extent)
+            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' has %llu channels, more than its layer '%.*s' has "
+                               "(its tensors' largest dimension is %llu)", st->name, name,
+                               (unsigned long long)channels, (int)prefix - 1, name, (unsigned long long)extent);
+        total = total > UINT64_MAX - channels ? UINT64_MAX : total + channels;
+    }
+    if (total > fb->budget)
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: vitq.points lists %llu channels in all, more than the %llu values "
+                           "of the layers' tensors", st->name, (unsigned long long)total,
+                           (unsigned long long)fb->budget);
+    return VITQ_OK;
 }
 
 static vitq_status remember_name(vitq_i_qload *p, const char *name, size_t capacity) {
@@ -38,7 +173,9 @@ static vitq_status load_params(vitq_i_qload *p, const vitq_i_safetensors *st, co
         if (params->items[k]->type != VITQ_I_JSON_STRING)
             return vitq_i_fail(VITQ_ERR_FORMAT, "%s: params of '%s' must be strings", st->name, qp->inst.name);
         const char *param = params->items[k]->string;
-        snprintf(full, sizeof full, "%s.%s", qp->inst.name, param);
+        if (snprintf(full, sizeof full, "%s.%s", qp->inst.name, param) >= (int)sizeof full)
+            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: parameter name '%.40s...' of '%s' is too long", st->name, param,
+                               qp->inst.name);
         const vitq_i_st_tensor *t = vitq_i_st_find(st, full);
         if (!t) return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: quantizer parameter tensor '%s' is missing", st->name, full);
         if (t->array.elem != VITQ_I_ELEM_F32 || t->array.ndim != 1)
@@ -77,52 +214,86 @@ static vitq_status load_noise(vitq_i_qload *p, const vitq_i_safetensors *st, vit
     return s ? s : remember_name(p, full, name_capacity);
 }
 
+/* The stored shape of a weight point and its code tensor, checked before anything is allocated for
+ * them: positive dimensions whose product fits in memory, rows = channels, and a code tensor of
+ * exactly rows x (packed row) bytes. */
+typedef struct weight_layout {
+    int64_t shape[4];
+    size_t ndim, count;
+    int64_t inner; /* count / rows */
+    vitq_i_st_tensor *tensor;
+} weight_layout;
+
+static vitq_status check_weight(vitq_i_safetensors *st, const vitq_i_json *e, const vitq_point_config *cfg,
+                                weight_layout *w) {
+    const char *name = cfg->name;
+    vitq_status s = vitq_i_json_get_ints(e, "shape", st->name, 2, 4, w->shape, &w->ndim, NULL);
+    if (s) return s;
+    char text[128];
+    int k = snprintf(text, sizeof text, "[");
+    for (size_t d = 0; d < w->ndim && k > 0 && (size_t)k < sizeof text; d++)
+        k += snprintf(text + k, sizeof text - (size_t)k, "%s%lld", d ? "," : "", (long long)w->shape[d]);
+    if (k > 0 && (size_t)k < sizeof text) snprintf(text + k, sizeof text - (size_t)k, "]");
+    for (size_t d = 0; d < w->ndim; d++)
+        if (w->shape[d] < 1)
+            return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s': shape %s: dimension %zu is %lld (dimensions are "
+                               "positive)", st->name, name, text, d, (long long)w->shape[d]);
+    if (!vitq_i_shape_count_i64((int)w->ndim, w->shape, SIZE_MAX / sizeof(float), &w->count))
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s': shape %s: the product of its dimensions is more values "
+                           "than memory holds", st->name, name, text);
+    if (w->shape[0] != cfg->channels)
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' has shape %s but %lld channels", st->name, name, text,
+                           (long long)cfg->channels);
+    w->inner = (int64_t)(w->count / (size_t)w->shape[0]);
+    w->tensor = (vitq_i_st_tensor *)vitq_i_st_find(st, name); /* st is ours to adjust */
+    if (!w->tensor) return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: quantized weight '%s' is missing", st->name, name);
+    size_t row_bytes = vitq_i_code_row_bytes(w->inner, vitq_i_code_storage_bits(cfg->bits));
+    int want_i8 = vitq_i_code_storage_bits(cfg->bits) == 8 && cfg->symmetric;
+    const vitq_i_array *t = &w->tensor->array;
+    if (t->elem != (want_i8 ? VITQ_I_ELEM_I8 : VITQ_I_ELEM_U8) || t->ndim != 2 ||
+        t->shape[0] != (uint64_t)w->shape[0] || t->shape[1] != row_bytes) {
+        char stored[96];
+        vitq_i_shape_str(t, stored, sizeof stored);
+        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: quantized weight '%s' is %s %s, but %d-bit codes of shape %s are "
+                           "stored as %s [%lld, %zu]", st->name, name, vitq_i_elem_name(t->elem), stored,
+                           (int)cfg->bits, text, want_i8 ? "I8" : "U8", (long long)w->shape[0], row_bytes);
+    }
+    return VITQ_OK;
+}
+
 /* Keep the codes of a weight point and make its tensor an F32 view of the dequantized weight. */
-static vitq_status load_weight(vitq_i_qload *p, vitq_i_safetensors *st, const vitq_i_json *e, vitq_i_qpoint *qp) {
+static vitq_status load_weight(vitq_i_qload *p, const weight_layout *wl, vitq_i_qpoint *qp) {
     const char *name = qp->inst.name;
     const vitq_point_config *cfg = &qp->inst.config;
-    int64_t shape[4];
-    size_t ndim = 0;
-    vitq_status s = vitq_i_json_get_ints(e, "shape", st->name, 2, 4, shape, &ndim, NULL);
-    if (s) return s;
-    int64_t inner = 1;
-    for (size_t d = 1; d < ndim; d++) inner *= shape[d];
-    if (shape[0] != cfg->channels || inner < 1)
-        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' has shape %lld x %lld but %lld channels", st->name, name,
-                           (long long)shape[0], (long long)inner, (long long)cfg->channels);
-    vitq_i_st_tensor *t = (vitq_i_st_tensor *)vitq_i_st_find(st, name); /* st is ours to adjust */
-    if (!t) return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: quantized weight '%s' is missing", st->name, name);
-    size_t row_bytes = vitq_i_code_row_bytes(inner, vitq_i_code_storage_bits(cfg->bits));
-    int want_i8 = vitq_i_code_storage_bits(cfg->bits) == 8 && cfg->symmetric;
-    if (t->array.elem != (want_i8 ? VITQ_I_ELEM_I8 : VITQ_I_ELEM_U8) || t->array.ndim != 2 ||
-        t->array.shape[0] != (uint64_t)shape[0] || t->array.shape[1] != row_bytes)
-        return vitq_i_fail(VITQ_ERR_SHAPE, "%s: quantized weight '%s' must be %s [%lld, %zu] for %d-bit codes",
-                           st->name, name, want_i8 ? "I8" : "U8", (long long)shape[0], row_bytes, (int)cfg->bits);
+    vitq_i_st_tensor *t = wl->tensor;
+    int64_t rows = wl->shape[0], inner = wl->inner;
     qp->codes_bytes = t->array.nbytes;
     qp->codes = vitq_i_alloc(&p->alloc, qp->codes_bytes);
-    int32_t *codes = vitq_i_alloc_array(&p->alloc, (size_t)(shape[0] * inner), sizeof(int32_t));
-    float *w = vitq_i_alloc_array(&p->alloc, (size_t)(shape[0] * inner), sizeof(float));
+    int32_t *codes = vitq_i_alloc_array(&p->alloc, wl->count, sizeof(int32_t));
+    float *w = vitq_i_alloc_array(&p->alloc, wl->count, sizeof(float));
     if (!qp->codes || !codes || !w) {
         vitq_i_free(&p->alloc, codes);
         vitq_i_free(&p->alloc, w);
-        return vitq_i_oom(name, qp->codes_bytes * 8);
+        size_t bytes = SIZE_MAX;
+        vitq_i_mul_size(wl->count, sizeof(float) + sizeof(int32_t), &bytes);
+        return vitq_i_oom(name, bytes);
     }
     memcpy(qp->codes, t->array.data, qp->codes_bytes);
-    vitq_i_codes_unpack(qp->codes, shape[0], inner, cfg->bits, cfg->symmetric, codes);
-    vitq_tensor_view v = {sizeof v, w, 1, shape[0], inner, shape[0] * inner};
-    s = qp->inst.scheme.dequantize(qp->inst.state, codes, &v);
+    vitq_status s = vitq_i_codes_unpack(qp->codes, rows, inner, cfg->bits, cfg->symmetric, codes);
+    vitq_tensor_view v = {sizeof v, w, 1, rows, inner, (int64_t)wl->count};
+    if (!s) s = qp->inst.scheme.dequantize(qp->inst.state, codes, &v);
     vitq_i_free(&p->alloc, codes);
     p->buffers[p->num_buffers++] = w;
     if (s) return s;
-    qp->ndim = (int)ndim;
-    for (size_t d = 0; d < ndim; d++) {
-        qp->shape[d] = (uint64_t)shape[d];
-        t->array.shape[d] = (uint64_t)shape[d];
+    qp->ndim = (int)wl->ndim;
+    for (size_t d = 0; d < wl->ndim; d++) {
+        qp->shape[d] = (uint64_t)wl->shape[d];
+        t->array.shape[d] = (uint64_t)wl->shape[d];
     }
     t->array.elem = VITQ_I_ELEM_F32;
-    t->array.ndim = (int)ndim;
+    t->array.ndim = (int)wl->ndim;
     t->array.data = (const uint8_t *)w;
-    t->array.nbytes = (size_t)(shape[0] * inner) * sizeof(float);
+    t->array.nbytes = wl->count * sizeof(float);
     return VITQ_OK;
 }
 
@@ -145,6 +316,9 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
     if (!s) s = vitq_i_json_get_number(e, "observed_max", file, &hi, NULL);
     if (s) return s;
     if (!scheme_name || !gran) return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s' lacks scheme or granularity", file, name);
+    if (strlen(name) >= VITQ_I_POINT_NAME)
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point name '%.40s...' is longer than any point's (%d characters)",
+                           file, name, VITQ_I_POINT_NAME - 1);
     const vitq_scheme *scheme = vitq_i_registry_find(registry, scheme_name);
     if (!scheme) {
         vitq_i_error_prefix("%s: point '%s' (pass a registry holding it in vitq_model_options.registry)", file, name);
@@ -153,9 +327,13 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
     vitq_point_config cfg = {sizeof cfg, name, vitq_i_json_get(e, "shape") ? VITQ_POINT_WEIGHT : VITQ_POINT_ACTIVATION,
                              0, (int32_t)bits, 0, (int32_t)sym, channels, groups, cpg, NULL, (uint64_t)seed, NULL};
     if ((s = vitq_i_parse_granularity(gran, &cfg.granularity))) return s;
-    if (groups * cpg != channels && !(groups == 1 && cpg == channels))
+    int64_t product = 0;
+    if ((!vitq_i_mul_i64(groups, cpg, &product) || product != channels) && !(groups == 1 && cpg == channels))
         return vitq_i_fail(VITQ_ERR_FORMAT, "%s: point '%s': %lld groups of %lld channels is not %lld channels", file,
                            name, (long long)groups, (long long)cpg, (long long)channels);
+    weight_layout wl;
+    memset(&wl, 0, sizeof wl);
+    if (cfg.kind == VITQ_POINT_WEIGHT && (s = check_weight(st, e, &cfg, &wl))) return s;
     double options[VITQ_I_MAX_SCHEME_OPTIONS];
     vitq_i_scheme_option_defaults(scheme, options);
     const vitq_i_json *opts = vitq_i_json_get(e, "options");
@@ -173,7 +351,7 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
     qp->observed_max = (float)hi;
     if ((s = load_params(p, st, e, qp, name_capacity))) return s;
     if (vitq_i_json_get(e, "noise") && (s = load_noise(p, st, qp, name_capacity))) return s;
-    return cfg.kind == VITQ_POINT_WEIGHT ? load_weight(p, st, e, qp) : VITQ_OK;
+    return cfg.kind == VITQ_POINT_WEIGHT ? load_weight(p, &wl, qp) : VITQ_OK;
 }
 
 vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st, const vitq_registry *registry,
@@ -195,8 +373,14 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     p->q = vitq_i_calloc(a, 1, sizeof *p->q);
     if (p->q) p->q->qpoints = vitq_i_calloc(a, root->count + 1, sizeof *p->q->qpoints);
     p->buffers = vitq_i_calloc(a, root->count + 1, sizeof *p->buffers);
-    if (!p->q || !p->q->qpoints || !p->buffers) s = vitq_i_oom("quantized model", root->count * sizeof(vitq_i_qpoint));
+    size_t bytes = SIZE_MAX;
+    vitq_i_mul_size(root->count, sizeof(vitq_i_qpoint), &bytes);
+    if (!p->q || !p->q->qpoints || !p->buffers) s = vitq_i_oom("quantized model", bytes);
     if (p->q) p->q->alloc = *a;
+    file_bounds fb;
+    memset(&fb, 0, sizeof fb);
+    if (!s) s = bounds_build(a, st, root, &fb);
+    if (!s) s = check_channels(st, root, &fb); /* before any entry allocates */
     size_t name_capacity = 1; /* every listed parameter of every point */
     for (size_t i = 0; i < root->count; i++) {
         const vitq_i_json *params = vitq_i_json_get(root->items[i], "params");
@@ -206,6 +390,7 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
         s = load_point(p, st, registry, root->items[i], &p->q->qpoints[i], name_capacity);
         p->q->count = (int)i + 1; /* so that a failure frees what this entry created */
     }
+    vitq_i_free(a, fb.is_param);
     vitq_i_json_free(a, root);
     return s;
 }

@@ -190,14 +190,19 @@ vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_i_net *m, const vit
     vitq_i_stw_init(&w, a);
     save_ctx c = {a, &w, q, vitq_i_calloc(a, (size_t)q->count + 1, sizeof(int)),
                   vitq_i_calloc(a, (size_t)q->count + 1, sizeof(uint64_t[4]))};
-    vitq_status st = c.weight_ndim && c.weight_shape ? VITQ_OK : vitq_i_oom("quantized model", 0);
+    vitq_status st = c.weight_ndim && c.weight_shape
+                         ? VITQ_OK
+                         : vitq_i_oom("quantized model shapes", ((size_t)q->count + 1) * sizeof(uint64_t[4]));
     if (!st) st = add_hparams(&w, m);
     if (!st) st = vitq_i_model_tensors(m, add_tensor, &c);
     for (int qi = 0; !st && qi < q->count; qi++) st = add_params(&c, qi);
-    append(&t, "[");
-    for (int qi = 0; qi < q->count; qi++) describe_point(&t, &c, qi);
-    append(&t, "]");
-    if (!st && t.failed) st = vitq_i_oom("quantized model point table", t.cap);
+    /* the point table reads the shapes add_tensor recorded: only after everything above succeeded */
+    if (!st) {
+        append(&t, "[");
+        for (int qi = 0; qi < q->count; qi++) describe_point(&t, &c, qi);
+        append(&t, "]");
+        if (t.failed) st = vitq_i_oom("quantized model point table", t.cap ? 2 * t.cap : 4096);
+    }
     if (!st) st = vitq_i_stw_meta(&w, "vitq.points", t.s);
     if (!st) st = vitq_i_stw_finish(&w, out, size);
     vitq_i_free(a, t.s);
