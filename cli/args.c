@@ -1,5 +1,6 @@
 /* Command-line parsing into cli_args. */
 #include <errno.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,18 @@ static int parse_floats(const char *opt, const char *s, float *out, int32_t *cou
     return 0;
 }
 
+/* Every option takes a value; an unknown one is named as such even when it is the last argument. */
+static int known_option(const char *opt) {
+    static const char *const names[] = {
+        "--data", "--labels", "--out", "--limit", "--threads", "--batch",                  /* all commands */
+        "--num-heads", "--image-size", "--layer-norm-eps", "--gelu", "--mean", "--std",    /* model overrides */
+        "--execution", "--scheme", "--calib", "--calib-n", "--seed", "--wbits", "--abits", /* quantization */
+        "--edge-bits", "--set", "--opt", "--quantized", "--csv"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(opt, names[i])) return 1;
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
     vitq_model_options_init(&a->options);
@@ -56,6 +69,10 @@ int cli_parse(int argc, char **argv, cli_args *a) {
             }
             a->model = opt;
             continue;
+        }
+        if (!known_option(opt)) {
+            fprintf(stderr, "vitq: unknown option %s\n", opt);
+            return -1;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "vitq: option %s needs a value\n", opt);
@@ -86,6 +103,10 @@ int cli_parse(int argc, char **argv, cli_args *a) {
             double e = strtod(val, &end);
             if (end == val || *end || !(e > 0 && e < 1)) {
                 fprintf(stderr, "vitq: --layer-norm-eps: '%s' is not a number in (0, 1)\n", val);
+                rc = -1;
+            } else if (!((float)e >= FLT_MIN)) { /* as a float it would be 0 ("from the checkpoint") or subnormal */
+                fprintf(stderr, "vitq: --layer-norm-eps: '%s' is below the smallest normal float %g\n", val,
+                        (double)FLT_MIN);
                 rc = -1;
             }
             a->options.layer_norm_eps = (float)e;

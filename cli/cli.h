@@ -44,6 +44,16 @@ void cli_print_schemes(FILE *f);
  * when --labels is absent and `want_labels` is set). 0 on success. */
 int cli_open(const cli_args *args, int want_labels, vitq_model **model, vitq_dataset **data);
 
+/* 0 when `out`, the file option `flag` names, is none of the command's inputs (the model's weights and
+ * the config files read beside them, --data, --labels, --calib, --quantized); otherwise prints which one
+ * it is and returns 2: writing there would replace an input (refused even though writes are atomic). */
+int cli_check_output(const cli_args *args, const char *flag, const char *out);
+
+/* Write `size` bytes to `path` (the file option `flag` names) through a temporary file and a rename (the
+ * library's atomic write): `path` keeps its previous content unless the whole new one is written. A pipe
+ * or a device (/dev/stdout) is written in place. 0 on success; prints errors. */
+int cli_write_file(const char *flag, const char *path, const void *data, size_t size);
+
 /* Run the model over the first `n` images, calling back after each batch, with a progress bar on
  * a terminal. Logits of all n images land in `logits`. */
 int cli_run(const cli_args *args, vitq_model *model, vitq_dataset *data, size_t n, float *logits);

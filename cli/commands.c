@@ -9,7 +9,10 @@ static const char *arch_name(int a) {
     return a == VITQ_ARCH_DEIT_DISTILLED ? "DeiT (distilled)" : a == VITQ_ARCH_SWIN ? "Swin" : "ViT / DeiT";
 }
 static const char *layout_name(int l) {
-    return l == VITQ_LAYOUT_HF ? "Hugging Face transformers" : l == VITQ_LAYOUT_TIMM_PRE09 ? "timm < 0.9" : "timm";
+    return l == VITQ_LAYOUT_HF            ? "Hugging Face transformers"
+           : l == VITQ_LAYOUT_TIMM_PRE09   ? "timm < 0.9"
+           : l == VITQ_LAYOUT_TORCHVISION  ? "torchvision"
+                                           : "timm";
 }
 
 static void print_stages(const vitq_model_info *i) {
@@ -32,6 +35,8 @@ int cli_info(const cli_args *args) {
     printf("input         %d x %d x %d (C x H x W), patch %d, %d tokens (%d prefix)\n", i.in_channels, i.image_size,
            i.image_size, i.patch_size, i.num_tokens, i.num_prefix_tokens);
     printf("blocks        %d, width %d, MLP %d, classes %d\n", i.depth, i.embed_dim, i.mlp_dim, i.num_classes);
+    if (i.representation_size)
+        printf("pre_logits    width %d (linear + tanh before the classifier)\n", i.representation_size);
     if (i.arch == VITQ_ARCH_SWIN) print_stages(&i);
     printf("parameters    %llu (%.2f MB as float32)\n", (unsigned long long)i.num_params,
            (double)i.num_params * 4.0 / 1e6);
@@ -117,6 +122,7 @@ int cli_logits(const cli_args *args) {
         fprintf(stderr, "vitq: logits: --out FILE.npy is required\n");
         return 2;
     }
+    if (cli_check_output(args, "--out", args->out)) return 2;
     vitq_model *m = NULL;
     vitq_dataset *d = NULL;
     float *logits = NULL;

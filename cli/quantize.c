@@ -132,7 +132,11 @@ int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_cali
         vitq_dataset_get_info(calib, &di);
         uint64_t n = (uint64_t)args->calib_n < di.count ? (uint64_t)args->calib_n : di.count, rng = (uint64_t)args->seed;
         order = malloc((di.count + 1) * sizeof *order);
-        if (!order) rc = cli_fail("calibration order", VITQ_ERR_OUT_OF_MEMORY);
+        if (!order) {
+            fprintf(stderr, "vitq: out of memory for the order of %llu calibration images\n",
+                    (unsigned long long)di.count);
+            rc = 1;
+        }
         for (uint64_t i = 0; i < di.count && !rc; i++) order[i] = i;
         for (uint64_t i = 0; i < n && !rc; i++) {
             uint64_t j = i + next_random(&rng) % (di.count - i), t = order[i];
@@ -155,6 +159,7 @@ int cli_quantize(const cli_args *args) {
         fprintf(stderr, "vitq: quantize: --calib IMAGES and --out QMODEL.safetensors are required\n");
         return 2;
     }
+    if (cli_check_output(args, "--out", args->out)) return 2;
     vitq_model *m = NULL, *q = NULL;
     vitq_calibrator *cal = NULL;
     vitq_status st;

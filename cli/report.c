@@ -4,11 +4,30 @@
 
 #include "cli.h"
 
+/* The rows as CSV, built in memory and written through cli_write_file: a failed write (a full disk, a
+ * folder that cannot be written) is an error and leaves any previous file as it was. */
+static int write_csv(const char *path, const vitq_report_row *rows, int32_t count) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    int ok = f && fprintf(f, "point,bits,sqnr_db,min,max,output_cosine\n") >= 0;
+    for (int32_t r = 0; ok && r < count; r++)
+        ok = fprintf(f, "%s,%d,%.6g,%.9g,%.9g,%.9g\n", rows[r].point, rows[r].bits, rows[r].sqnr_db,
+                     (double)rows[r].min, (double)rows[r].max, rows[r].output_cosine) >= 0;
+    if (f && fclose(f) != 0) ok = 0;
+    int rc = 1;
+    if (!ok) fprintf(stderr, "vitq: --csv %s: out of memory building the table\n", path);
+    else if (!(rc = cli_write_file("--csv", path, text, size))) fprintf(stderr, "wrote %s\n", path);
+    free(text);
+    return rc;
+}
+
 int cli_report(const cli_args *args) {
     if (!args->data || (!args->calib && !args->quantized)) {
         fprintf(stderr, "vitq: report: --data IMAGES and either --calib IMAGES or --quantized QMODEL are required\n");
         return 2;
     }
+    if (args->csv && cli_check_output(args, "--csv", args->csv)) return 2;
     vitq_model *m = NULL, *q = NULL;
     vitq_dataset *d = NULL;
     vitq_calibrator *cal = NULL;
@@ -27,8 +46,13 @@ int cli_report(const cli_args *args) {
     if (!rc && (st = vitq_model_report(m, q, d, 0, n, NULL, 0, &count, &cosine))) rc = cli_fail("report", st);
     if (!rc) {
         rows = calloc((size_t)count + 1, sizeof *rows);
-        rows[0].struct_size = sizeof *rows;
-        if ((st = vitq_model_report(m, q, d, 0, n, rows, count, &count, &cosine))) rc = cli_fail("report", st);
+        if (!rows) {
+            fprintf(stderr, "vitq: report: out of memory for %d rows\n", (int)count);
+            rc = 1;
+        } else {
+            rows[0].struct_size = sizeof *rows;
+            if ((st = vitq_model_report(m, q, d, 0, n, rows, count, &count, &cosine))) rc = cli_fail("report", st);
+        }
     }
     if (!rc) {
         printf("output cosine of the quantized model against FP32 on %zu images: %.6f\n", n, cosine);
@@ -37,19 +61,7 @@ int cli_report(const cli_args *args) {
         for (int32_t r = 0; r < count; r++)
             printf("%-48s %4d %10.2f %12.5g %12.5g %14.6f\n", rows[r].point, rows[r].bits, rows[r].sqnr_db,
                    (double)rows[r].min, (double)rows[r].max, rows[r].output_cosine);
-        if (args->csv) {
-            FILE *f = fopen(args->csv, "w");
-            if (!f) {
-                rc = cli_fail(args->csv, VITQ_ERR_IO);
-            } else {
-                fprintf(f, "point,bits,sqnr_db,min,max,output_cosine\n");
-                for (int32_t r = 0; r < count; r++)
-                    fprintf(f, "%s,%d,%.6g,%.9g,%.9g,%.9g\n", rows[r].point, rows[r].bits, rows[r].sqnr_db,
-                            (double)rows[r].min, (double)rows[r].max, rows[r].output_cosine);
-                fclose(f);
-                fprintf(stderr, "wrote %s\n", args->csv);
-            }
-        }
+        if (args->csv) rc = write_csv(args->csv, rows, count);
     }
     free(rows);
     vitq_calibrator_free(cal);

@@ -1,11 +1,14 @@
-/* Opening models and data, running batches with a progress bar. */
+/* Opening models and data, running batches with a progress bar, writing output files. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/core.h"
 
 int cli_fail(const char *what, vitq_status st) {
     fprintf(stderr, "vitq: %s: %s: %s\n", what, vitq_status_name(st), vitq_last_error());
@@ -42,6 +45,58 @@ int cli_open(const cli_args *args, int want_labels, vitq_model **model, vitq_dat
     st = vitq_dataset_load_file(args->data, labels, NULL, data);
     if (st) return cli_fail(args->data, st);
     return 0;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int cli_check_output(const cli_args *args, const char *flag, const char *out) {
+    /* the model's folder: MODEL itself, or the folder of a MODEL file, where the config files are read */
+    char dir[4096], weights[4096 + 32], config[4096 + 32], preproc[4096 + 32];
+    struct stat s;
+    int is_dir = stat(args->model, &s) == 0 && S_ISDIR(s.st_mode);
+    snprintf(dir, sizeof dir, "%s", args->model);
+    char *slash = strrchr(dir, '/');
+    if (!is_dir && slash) *slash = '\0';
+    else if (!is_dir) snprintf(dir, sizeof dir, ".");
+    /* the weights a folder is loaded from: the first of these that exists (vitq_model_load_file's order) */
+    static const char *const weight_names[] = {"model.safetensors", "pytorch_model.bin", "model.pth"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(weights, sizeof weights, "%s/%s", dir, weight_names[i]);
+        if (stat(weights, &s) == 0) break;
+    }
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    snprintf(preproc, sizeof preproc, "%s/preprocessor_config.json", dir);
+    const struct {
+        const char *what, *path;
+    } inputs[] = {{"model", is_dir ? weights : args->model}, {"model's config", config},
+                  {"model's preprocessor config", preproc},  {"--data images", args->data},
+                  {"--labels", args->labels},                 {"--calib images", args->calib},
+                  {"--quantized model", args->quantized}};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        if (!same_file(out, inputs[i].path)) continue;
+        fprintf(stderr, "vitq: %s %s is the %s (%s): writing there would replace an input; choose another file\n",
+                flag, out, inputs[i].what, inputs[i].path);
+        return 2;
+    }
+    return 0;
+}
+
+int cli_write_file(const char *flag, const char *path, const void *data, size_t size) {
+    struct stat s;
+    if (stat(path, &s) == 0 && !S_ISREG(s.st_mode) && !S_ISDIR(s.st_mode)) {
+        /* a pipe or a device (/dev/stdout): nothing to replace, so written in place, every error checked */
+        FILE *f = fopen(path, "w");
+        int ok = f && fwrite(data, 1, size, f) == size;
+        if (f && fclose(f) != 0) ok = 0;
+        if (!ok) fprintf(stderr, "vitq: %s %s: write failed: %s\n", flag, path, strerror(errno));
+        return !ok;
+    }
+    /* a regular file (or a link to one, which keeps pointing there): replaced atomically */
+    vitq_status st = vitq_i_write_file_atomic(path, data, size);
+    return st ? cli_fail(flag, st) : 0;
 }
 
 static double now_seconds(void) {

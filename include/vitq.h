@@ -37,7 +37,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 3
+#define VITQ_VERSION_MINOR 4
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -83,13 +83,17 @@ typedef enum vitq_status {
     VITQ_ERR_CONFIG = 12,          /**< a hyper-parameter is invalid or sources contradict each other */
     VITQ_ERR_UNSUPPORTED = 13,     /**< a valid model or file variant vitq does not implement */
     VITQ_ERR_CORRUPT_DATA = 14,    /**< compressed data fails to decode or its checksum */
-    VITQ_ERR_NON_FINITE = 15,      /**< NaN or infinity in an input */
+    VITQ_ERR_NON_FINITE = 15,      /**< NaN or infinity in an input, or in a checkpoint's weights */
     VITQ_ERR_BAD_STATE = 16,       /**< call out of order */
     VITQ_ERR_CANCELLED = 17,       /**< a callback asked to stop */
     VITQ_ERR_BUFFER_TOO_SMALL = 18, /**< the caller's buffer cannot hold the result */
     VITQ_ERR_UNKNOWN_NAME = 19,    /**< no scheme, option key or quantization point has this name */
-    VITQ_ERR_OUT_OF_RANGE = 20,    /**< an option value is outside what the option or scheme accepts */
-    VITQ_ERR_ABI_MISMATCH = 21     /**< a caller's struct or vtable has an unknown size or ABI version */
+    VITQ_ERR_OUT_OF_RANGE = 20,    /**< an option value is outside what the option or scheme accepts, or a label
+                                        outside the model's classes */
+    VITQ_ERR_ABI_MISMATCH = 21,    /**< a caller's struct or vtable has an unknown size or ABI version */
+    /** the file asks for code execution or an object outside what a state dict holds (a PyTorch
+     *  pickle naming a function or class vitq does not allow; nothing in it is ever run). Since 0.4. */
+    VITQ_ERR_UNSAFE = 22
 } vitq_status;
 
 /** Short static English description of a status (never NULL, also for unknown values). */
@@ -155,7 +159,10 @@ typedef enum vitq_arch {
 typedef enum vitq_layout {
     VITQ_LAYOUT_TIMM = 1, /**< timm key names (patch_embed.proj, blocks.N.attn.qkv, ...) */
     VITQ_LAYOUT_HF = 2,   /**< Hugging Face transformers names (vit.encoder.layer.N..., deit..., swin...) */
-    VITQ_LAYOUT_TIMM_PRE09 = 3 /**< timm < 0.9 Swin names: patch merging at the end of a stage, head.weight */
+    VITQ_LAYOUT_TIMM_PRE09 = 3, /**< timm < 0.9 Swin names: patch merging at the end of a stage, head.weight */
+    /** torchvision state dicts (VisionTransformer: conv_proj, encoder.layers.encoder_layer_N, heads.*;
+     *  SwinTransformer: features.N...). Since 0.4. */
+    VITQ_LAYOUT_TORCHVISION = 4
 } vitq_layout;
 
 typedef enum vitq_gelu {
@@ -209,9 +216,9 @@ typedef struct vitq_model_options {
     uint32_t struct_size;             /**< set by vitq_model_options_init() */
     const vitq_allocator *allocator;  /**< NULL: malloc/free. Copied. */
     int32_t num_heads;                /**< override (0: from config) */
-    float layer_norm_eps;             /**< override (0: from config) */
+    float layer_norm_eps;             /**< override (0: from config); else a normal float in (0, 1) */
     int32_t gelu;                     /**< override, a vitq_gelu (0: from config) */
-    int32_t image_size;               /**< override (0: from config or pos_embed) */
+    int32_t image_size;               /**< override (0: from config or pos_embed); at most 65536 */
     int32_t num_mean;                 /**< number of values in mean[] (0: from config); 1 = all channels */
     float mean[VITQ_MAX_CHANNELS];    /**< override of the normalisation mean, pixels scaled to [0,1] */
     int32_t num_std;                  /**< number of values in std[] (0: from config) */
@@ -227,22 +234,31 @@ typedef struct vitq_model_options {
     const vitq_registry *registry;
     /** A vitq_execution: how a quantized model runs (ignored for float models). Since 0.2. */
     int32_t execution;
+    /** 1: load weights holding NaN or infinity as they are (0: refuse them, VITQ_ERR_NON_FINITE
+     *  naming the tensor and element). Since 0.4. */
+    int32_t allow_non_finite;
 } vitq_model_options;
 
 /** Fill `options` with defaults and its struct_size. */
 VITQ_API void vitq_model_options_init(vitq_model_options *options);
 
 /**
- * Load a model from a `.safetensors` file or a folder holding `model.safetensors`. `config.json` and
+ * Load a model from a `.safetensors` file, a PyTorch checkpoint written by torch.save (`.pth`, `.pt`,
+ * `pytorch_model.bin`, any name: recognised by its first bytes), or a folder holding
+ * `model.safetensors` (without it, `pytorch_model.bin`, then `model.pth`). `config.json` and
  * `preprocessor_config.json` beside the weights are read when present. `options` may be NULL.
+ * A PyTorch checkpoint's pickle is never executed: anything but a state dict of tensors (and the
+ * plain values of a training checkpoint around it) is refused, code with VITQ_ERR_UNSAFE; the
+ * legacy format of PyTorch < 1.6 gives VITQ_ERR_UNSUPPORTED.
  * On success *out owns all its memory (the file is not kept open or mapped).
  */
 VITQ_API vitq_status vitq_model_load_file(const char *path, const vitq_model_options *options,
                                           vitq_model **out);
 
 /**
- * Load a model from the bytes of a safetensors file. The bytes are copied: the caller may free
- * `data` as soon as this returns. `name` (may be NULL) is used in error messages.
+ * Load a model from the bytes of a safetensors file or of a torch.save checkpoint (as
+ * vitq_model_load_file). The bytes are copied: the caller may free `data` as soon as this returns.
+ * `name` (may be NULL) is used in error messages.
  */
 VITQ_API vitq_status vitq_model_load_memory(const void *data, size_t size, const char *name,
                                             const vitq_model_options *options, vitq_model **out);
@@ -287,6 +303,9 @@ typedef struct vitq_model_info {
     /** Attention blocks whose Q.K^T and P.V products a quantized model runs with integer kernels
      *  (q, k, v and probabilities on uniform grids of at most 8 bits, scores not quantized). Since 0.2. */
     int32_t num_integer_attentions;
+    /** Width of the ViT representation layer (pre_logits: linear + tanh before the classifier, timm
+     *  in21k and torchvision representation_size); 0 when the model has none. Since 0.4. */
+    int32_t representation_size;
 } vitq_model_info;
 
 VITQ_API void vitq_model_info_init(vitq_model_info *info);
@@ -366,7 +385,9 @@ VITQ_API vitq_status vitq_dataset_label(const vitq_dataset *dataset, uint64_t in
 /**
  * Logits of images [first, first + n) of `dataset`, preprocessed for `model` (uint8 pixels are
  * normalised with the model's mean/std; float32 pixels are fed as they are). `logits` receives
- * n x num_classes floats. The dataset's image size and channels must match the model's.
+ * n x num_classes floats. The dataset's image size and channels must match the model's, and its
+ * labels, when it has any, must be class indices of the model: VITQ_ERR_OUT_OF_RANGE names the first
+ * image of the range whose label is num_classes or more (before any forward pass).
  */
 VITQ_API vitq_status vitq_model_forward_dataset(const vitq_model *model, const vitq_dataset *dataset,
                                                 uint64_t first, size_t n, float *logits);
@@ -678,7 +699,8 @@ VITQ_API vitq_status vitq_calibrator_set(vitq_calibrator *calibrator, const char
  */
 VITQ_API vitq_status vitq_calibrator_set_option(vitq_calibrator *calibrator, const char *key, const char *value);
 
-/** Add n calibration images (normalised NCHW floats, as vitq_model_forward takes); copied. */
+/** Add n calibration images (normalised NCHW floats, as vitq_model_forward takes); copied. n = 0 adds
+ *  nothing; a count that cannot fit in memory gives VITQ_ERR_OUT_OF_MEMORY and adds nothing. */
 VITQ_API vitq_status vitq_calibrator_feed(vitq_calibrator *calibrator, const float *images, size_t n);
 /** Add images [first, first + n) of `dataset`, preprocessed for the model. */
 VITQ_API vitq_status vitq_calibrator_feed_dataset(vitq_calibrator *calibrator, const vitq_dataset *dataset,
@@ -712,7 +734,9 @@ VITQ_API vitq_status vitq_model_point_info(const vitq_model *model, int32_t inde
  * Save a quantized model as safetensors: integer weights (I8, or U8 with two 4-bit or four 2-bit
  * codes per byte), every quantizer's parameters as F32 tensors, float tensors the quantization
  * left alone, and __metadata__ (docs/formats.md). vitq_model_load_file() of the result gives a
- * model whose outputs are bit-identical. A float model gives VITQ_ERR_BAD_STATE.
+ * model whose outputs are bit-identical. A float model gives VITQ_ERR_BAD_STATE. The file is written
+ * beside `path` under a temporary name and renamed over it: after an error (VITQ_ERR_IO: a full disk,
+ * a folder that cannot be written) or a kill, `path` holds its previous content, never a part.
  */
 VITQ_API vitq_status vitq_model_save(const vitq_model *model, const char *path);
 /** As vitq_model_save() into `buffer` of `capacity` bytes; *size receives the bytes needed (call

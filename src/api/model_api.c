@@ -1,4 +1,6 @@
 /* Public model API: loading from files or memory, info, forward, preprocessing. */
+#include <float.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,6 +10,8 @@
 #include "util/json.h"
 
 #define PATH_LEN 4096
+/* Largest image side an option may give (a 65536 x 65536 image is 16 GB of floats per channel). */
+#define VITQ_I_MAX_IMAGE_SIZE 65536
 
 /* Options as this library version sees them: a caller built against an older, smaller struct gets
  * defaults for the members it does not know. */
@@ -18,9 +22,29 @@ static vitq_status read_options(const vitq_model_options *in, vitq_model_options
                                               "vitq_model_options");
     if (st) return st;
     vitq_i_struct_in(out, sizeof *out, in, in->struct_size);
-    if (out->num_heads < 0 || out->image_size < 0 || out->num_threads < 0 || out->num_mean < 0 ||
-        out->num_std < 0 || !(out->layer_norm_eps >= 0))
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: negative or NaN override");
+    /* Each member named with its range. A 32-bit member given 2^31 arrives negative; an eps given as a
+     * double below the float range arrives as 0 ("from the checkpoint") and cannot be told from it. */
+    static const struct {
+        const char *name, *zero; /* what 0 means */
+        size_t offset;
+        int32_t max;
+    } counts[] = {{"num_heads", "from the checkpoint", offsetof(vitq_model_options, num_heads), 65536},
+                  {"image_size", "from the checkpoint", offsetof(vitq_model_options, image_size), VITQ_I_MAX_IMAGE_SIZE},
+                  {"num_threads", "all available", offsetof(vitq_model_options, num_threads), 65536},
+                  {"num_mean", "from the checkpoint", offsetof(vitq_model_options, num_mean), VITQ_MAX_CHANNELS},
+                  {"num_std", "from the checkpoint", offsetof(vitq_model_options, num_std), VITQ_MAX_CHANNELS}};
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        int32_t v;
+        memcpy(&v, (const char *)out + counts[k].offset, sizeof v);
+        if (v < 0 || v > counts[k].max)
+            return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: %s = %d is not 0 (%s) or 1..%d", counts[k].name,
+                               (int)v, counts[k].zero, (int)counts[k].max);
+    }
+    float eps = out->layer_norm_eps;
+    if (!(eps == 0 || (eps >= FLT_MIN && eps < 1)))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT,
+                           "options: layer_norm_eps = %g is not 0 (from the checkpoint) or in [%g, 1) (a normal float)",
+                           (double)eps, (double)FLT_MIN);
     if (out->execution != VITQ_EXECUTION_AUTO && out->execution != VITQ_EXECUTION_SIMULATED)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: execution %d is not a vitq_execution",
                            (int)out->execution);
@@ -117,11 +141,17 @@ vitq_status vitq_model_load_file(const char *path, const vitq_model_options *opt
     vitq_status st = read_options(options, &opts);
     if (!st) st = vitq_i_allocator_resolve(opts.allocator, &a);
     if (st) return st;
-    /* A folder holds model.safetensors and its config files; a file has them beside it. */
+    /* A folder holds model.safetensors - or, without it, a PyTorch checkpoint under one of its usual
+     * names - and its config files; a file, whatever its name, has them beside it. */
     if (vitq_i_path_is_dir(path)) {
+        static const char *const names[] = {"model.safetensors", "pytorch_model.bin", "model.pth"};
+        size_t k = 0, count = sizeof names / sizeof names[0];
         snprintf(dir, sizeof dir, "%s", path);
-        if (snprintf(weights, sizeof weights, "%s/model.safetensors", path) >= (int)sizeof weights)
-            return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: path too long", path);
+        for (; k < count; k++) { /* path is at most PATH_LEN - 64 long, so these fit */
+            snprintf(weights, sizeof weights, "%s/%s", path, names[k]);
+            if (vitq_i_path_exists(weights)) break;
+        }
+        if (k == count) snprintf(weights, sizeof weights, "%s/%s", path, names[0]); /* the error names it */
     } else {
         snprintf(weights, sizeof weights, "%s", path);
         snprintf(dir, sizeof dir, "%s", path);

@@ -129,14 +129,11 @@ static vitq_status read_entry(const char *file, const char *tname, const vitq_i_
     /* Bytes the shape needs. A zero dimension makes the tensor empty whatever the others say, so
      * it is tested first: otherwise [2^40, 2^40, 0] would look like an overflow. */
     char shape_buf[160];
-    size_t need = vitq_i_elem_size(t->array.elem);
-    int overflow = 0;
-    for (int i = 0; i < t->array.ndim; i++)
-        if (t->array.shape[i] == 0) need = 0;
-    for (int i = 0; i < t->array.ndim && need; i++)
-        if (t->array.shape[i] > SIZE_MAX || !vitq_i_mul_size(need, (size_t)t->array.shape[i], &need))
-            overflow = 1;
-    if (overflow)
+    size_t count = 0, need = 0;
+    int empty = 0;
+    for (int i = 0; i < t->array.ndim; i++) empty |= t->array.shape[i] == 0;
+    if (!empty && (!vitq_i_shape_count_u64(t->array.ndim, t->array.shape, SIZE_MAX, &count) ||
+                   !vitq_i_mul_size(count, vitq_i_elem_size(t->array.elem), &need)))
         return tensor_fail(VITQ_ERR_SHAPE, file, tname, "shape %s of %s needs more bytes than memory holds",
                            vitq_i_shape_str(&t->array, shape_buf, sizeof shape_buf),
                            vitq_i_elem_name(t->array.elem));
@@ -348,6 +345,7 @@ void vitq_i_st_free(vitq_i_safetensors *st) {
     vitq_i_free(&st->alloc, st->meta_keys);
     vitq_i_free(&st->alloc, st->meta_values);
     vitq_i_free(&st->alloc, st->strings);
+    vitq_i_free(&st->alloc, st->owned);
     memset(st, 0, sizeof *st);
 }
 

@@ -48,6 +48,7 @@ typedef struct vitq_i_safetensors {
     size_t meta_count;
     vitq_i_st_tensor **by_name; /* tensors sorted by name (strcmp), for vitq_i_st_find */
     char *strings;             /* one block holding every name, key and value */
+    uint8_t *owned;            /* tensor bytes that are copies, not views (io/pth.c: strided tensors) */
 } vitq_i_safetensors;
 
 /* Parse the safetensors file held in buf[0..n). The buffer stays owned by the caller and must outlive

@@ -1,6 +1,7 @@
 /* Loading float and quantized networks (see load.h). */
 #include <string.h>
 
+#include "io/pth.h"
 #include "io/safetensors.h"
 #include "model/vit_build.h"
 #include "quant/integer.h"
@@ -13,7 +14,10 @@ vitq_status vitq_i_load(const vitq_allocator *a, const uint8_t *data, size_t siz
     *net = NULL;
     *quant = NULL;
     vitq_i_safetensors st_file;
-    vitq_status st = vitq_i_st_parse(a, data, size, name, &st_file);
+    /* The first bytes choose the reader: a torch.save archive starts "PK\3\4" (its legacy format with
+     * a pickle protocol byte), which as a safetensors header length would exceed any valid one. */
+    vitq_status st = vitq_i_pth_detect(data, size) ? vitq_i_pth_parse(a, data, size, name, &st_file)
+                                                   : vitq_i_st_parse(a, data, size, name, &st_file);
     if (st) return st;
     /* A quantized file carries its hyper-parameters in __metadata__: config files beside it belong
      * to whatever model shares the folder and are not read. */

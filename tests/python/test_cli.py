@@ -4,13 +4,22 @@ files, eval's output format and accuracy, and clear errors with non-zero exits."
 import ctypes
 import os
 import re
+import resource
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
 from npyio import max_error, read_npy_f32
 
-VITQ = os.path.join("bin", "vitq")
+def find_cli():
+    """The CLI of the build under test ($BUILD/bin/vitq, what `make` copies to bin/vitq), else bin/vitq."""
+    built = os.path.join(os.environ.get("BUILD", ""), "bin", "vitq")
+    return built if os.environ.get("BUILD") and os.access(built, os.X_OK) else os.path.join("bin", "vitq")
+
+
+VITQ = find_cli()
 FIXTURES = "tests/fixtures/models"
 failures = 0
 
@@ -21,8 +30,12 @@ def report(name, ok, detail=""):
     failures += not ok
 
 
-def run(*args):
-    p = subprocess.run([VITQ, *args], capture_output=True, text=True)
+def run(*args, max_file_size=None):
+    """Run the CLI; max_file_size: no file it writes may grow past that many bytes (as on a full disk)."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead of killing it
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    p = subprocess.run([VITQ, *args], capture_output=True, text=True, preexec_fn=limit if max_file_size else None)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -62,6 +75,40 @@ def help_lists_the_registry():
            rc == 1 and "VITQ_ERR_UNKNOWN_NAME" in err and all(n in err for n in schemes + methods), err)
 
 
+IMAGENET_NORM = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
+STATE_DICT_OPTIONS = {"tv-vit": ["--num-heads", "3"] + IMAGENET_NORM,
+                      "tv-vit-prelogits": ["--num-heads", "3"] + IMAGENET_NORM,
+                      "tv-swin": ["--image-size", "32"] + IMAGENET_NORM}
+
+
+def write_npy_i64(path, values):
+    header = "{'descr': '<i8', 'fortran_order': False, 'shape': (%d,), }" % len(values)
+    header += " " * (63 - len(header) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1"))
+        f.write(b"".join(v.to_bytes(8, "little", signed=True) for v in values))
+
+
+def eval_state_dict(tmp):
+    """`vitq eval model.pth --num-heads H ...` on a torchvision ViT state dict: labelled with PyTorch's own
+    predictions, so every image must be right."""
+    folder = f"{FIXTURES}/tv-vit"
+    shape, golden = read_npy_f32(f"{folder}/golden_logits_u8.npy")
+    classes = shape[1]
+    labels = [max(range(classes), key=lambda c: golden[i * classes + c]) for i in range(shape[0])]
+    label_path = os.path.join(tmp, "tv-labels.npy")
+    write_npy_i64(label_path, labels)
+    rc, out, err = run("eval", f"{folder}/model.pth", "--data", f"{folder}/input_u8.npy", "--labels", label_path,
+                       *STATE_DICT_OPTIONS["tv-vit"])
+    report("eval of a torchvision .pth state dict with --num-heads", rc == 0 and
+           out.startswith(f"top1 = 1.0000 ({shape[0]}/{shape[0]})"), out + err)
+    rc, out, err = run("info", f"{folder}/model.pth", "--num-heads", "3")
+    report("info names the torchvision layout", rc == 0 and "torchvision" in out, out + err)
+    rc, out, err = run("eval", f"{folder}/model.pth", "--data", f"{folder}/input_u8.npy", "--labels", label_path)
+    report("a state dict without --num-heads says where heads may come from", rc != 0 and "--num-heads" in err,
+           out + err)
+
+
 def main():
     help_lists_the_registry()
     rc, out, err = run("info", f"{FIXTURES}/odd-deit-timm-meta")
@@ -71,10 +118,12 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in sorted(os.listdir(FIXTURES)):
             folder = os.path.join(FIXTURES, name)
-            if not os.path.isdir(folder):
-                continue
+            if not os.path.isfile(os.path.join(folder, "input_u8.npy")):
+                continue  # not a model folder (timm-args holds configs for the others)
             path = os.path.join(tmp, name + ".npy")
-            rc, out, err = run("logits", folder, "--data", f"{folder}/input_u8.npy", "--out", path)
+            # a torchvision state dict says nothing of heads or normalisation: the user gives them
+            extra = STATE_DICT_OPTIONS.get(name, [])
+            rc, out, err = run("logits", folder, "--data", f"{folder}/input_u8.npy", "--out", path, *extra)
             ok = rc == 0 and os.path.exists(path)
             if ok:
                 shape, got = read_npy_f32(path)
@@ -83,6 +132,7 @@ def main():
                 ok = tuple(shape) == tuple(gshape) and e <= tol
                 err = f"shape {shape} vs {gshape}, error {e} > {tol}"
             report(f"logits of {name} match PyTorch", ok, err)
+        eval_state_dict(tmp)
         # overrides reach the model: a wrong head count changes the logits
         path = os.path.join(tmp, "heads.npy")
         rc, _, err = run("logits", f"{FIXTURES}/odd-vit-hf", "--data", f"{FIXTURES}/odd-vit-hf/input_u8.npy",
@@ -130,7 +180,82 @@ def main():
     report("unknown option: exit 2", rc == 2 and "--bogus" in err, err)
     rc, out, err = run("info", f"{FIXTURES}/odd-vit-hf", "--mean", "0.5,x")
     report("bad --mean list: exit 2", rc == 2 and "--mean" in err, err)
+    bad_arguments()
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs_never_replace_inputs(tmp)
+        failed_writes_keep_the_old_file(tmp)
     return 1 if failures else 0
+
+
+def bad_arguments():
+    rc, out, err = run("info", f"{FIXTURES}/odd-vit-hf", "--bogus")
+    report("unknown last option: named as unknown, not as missing a value",
+           rc == 2 and "unknown option --bogus" in err and "needs a value" not in err, err)
+    rc, out, err = run("info", f"{FIXTURES}/odd-vit-hf", "--layer-norm-eps", "1e-50")
+    report("--layer-norm-eps below the float range: exit 2 (it used to become 0, 'from the checkpoint')",
+           rc == 2 and "--layer-norm-eps" in err and "smallest normal float" in err and not out, out + err)
+    for size in ["-28", str(2**31), "0"]:
+        rc, out, err = run("info", f"{FIXTURES}/odd-vit-hf", "--image-size", size)
+        report(f"--image-size {size}: exit 2 naming the option and its range",
+               rc == 2 and "--image-size" in err and "[1, 65536]" in err and not out, out + err)
+
+
+def snapshot(folder):
+    return {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, name))}
+
+
+def outputs_never_replace_inputs(tmp):
+    """--out / --csv naming an input (the model, its config, the images) is refused before any work."""
+    model = os.path.join(tmp, "model")
+    shutil.copytree(f"{FIXTURES}/odd-vit-hf", model)
+    images = os.path.join(model, "input_u8.npy")
+    before = snapshot(model)
+    cases = [("quantize", model, "--calib", images, "--out", os.path.join(model, "model.safetensors")),
+             ("quantize", os.path.join(model, "model.safetensors"), "--calib", images,
+              "--out", os.path.join(model, "config.json")),
+             ("quantize", model, "--calib", images, "--out", images),
+             ("logits", model, "--data", images, "--out", images),
+             ("report", model, "--calib", images, "--data", images, "--limit", "2", "--csv", images)]
+    for args in cases:
+        rc, out, err = run(*args)
+        report(f"{args[0]} {args[-2]} {os.path.basename(args[-1])} (an input) is refused (exit 2), the input kept",
+               rc == 2 and "replace an input" in err and args[-1] in err and snapshot(model) == before, out + err)
+
+
+def failed_writes_keep_the_old_file(tmp):
+    """A write that cannot complete (a full disk, simulated by a file size limit; a missing folder; a
+    device) fails with exit 1 and leaves the previous file as it was, and no temporary file."""
+    model = f"{FIXTURES}/odd-vit-hf"
+    images = f"{model}/input_u8.npy"
+    folder = os.path.join(tmp, "out")
+    os.mkdir(folder)
+    qpath, csv = os.path.join(folder, "q.safetensors"), os.path.join(folder, "r.csv")
+    rc, out, err = run("quantize", model, "--calib", images, "--out", qpath)
+    with open(csv, "w") as f:
+        f.write("an old report\n")
+    before = snapshot(folder)
+    ok = rc == 0 and len(before[os.path.basename(qpath)]) > 8192
+    rc, out, err = run("quantize", model, "--calib", images, "--wbits", "4", "--out", qpath, max_file_size=4096)
+    report("quantize onto a full disk: exit 1 naming the file; the old model and nothing else in its folder",
+           ok and rc == 1 and "VITQ_ERR_IO" in err and qpath in err and snapshot(folder) == before, out + err)
+    rc, out, err = run("report", model, "--quantized", qpath, "--data", images, "--limit", "2", "--csv", csv,
+                       max_file_size=300)
+    report("report --csv onto a full disk: exit 1; the old CSV and nothing else in its folder",
+           rc == 1 and csv in err and snapshot(folder) == before, out + err)
+    rc, out, err = run("report", model, "--quantized", qpath, "--data", images, "--limit", "2", "--csv",
+                       os.path.join(tmp, "missing", "r.csv"))
+    report("report --csv into a missing folder: exit 1 naming it", rc == 1 and "missing" in err, err)
+    if os.path.exists("/dev/full"):
+        rc, out, err = run("report", model, "--quantized", qpath, "--data", images, "--limit", "2",
+                           "--csv", "/dev/full")
+        report("report --csv /dev/full: the write error is not ignored (exit 1)",
+               rc == 1 and "/dev/full" in err and "wrote" not in err, err)
+    rc, out, err = run("report", model, "--quantized", qpath, "--data", images, "--limit", "2", "--csv", csv)
+    rows = open(csv).read().splitlines()
+    report("report --csv with room: replaces the old CSV, no temporary file left",
+           rc == 0 and rows[0].startswith("point,bits") and len(rows) > 10
+           and sorted(os.listdir(folder)) == ["q.safetensors", "r.csv"], out + err)
 
 
 CALIB = "data/fashion-mnist/calib1000-images-idx3-ubyte.gz"
