@@ -1,7 +1,8 @@
 /* The whole model's backward (see backward.h). Per chunk of images: a forward pass that keeps each
  * block's input (and each stage's output, which patch merging and the final norm need), the
- * cross-entropy loss and its gradient at the logits, then the way back: classifier, final LayerNorm
- * (ViT: on the prefix tokens only; Swin: under the mean pooling), and the blocks from the last,
+ * cross-entropy loss and its gradient at the logits, then the way back: classifier, the ViT
+ * representation layer when there is one (tanh, then its linear layer), final LayerNorm (ViT: on the
+ * prefix tokens only; Swin: under the mean pooling), and the blocks from the last,
  * crossing Swin's patch merging between stages. The embedding is not differentiated (no block is
  * below it). The forward runs the forward pass's own stems (model/stem.h) and blocks (model/block.h),
  * so its logits are bit-identical to vitq_i_net_forward without taps. */
@@ -27,6 +28,7 @@ typedef struct model_ws {
     float *patches;         /* im2col of the patch embedding */
     float *feat, *feat_ln;  /* ViT: the prefix-token rows before / after the final norm; Swin: pooled */
     float *dfeat;
+    float *rep, *drep;      /* ViT representation layer: its tanh output and the gradient there */
     float *logits, *logits_dist, *dlogits;
     float *wt_merge;        /* a merge reduction weight packed transposed */
     float *block;
@@ -78,14 +80,15 @@ static vitq_status ws_alloc(const vitq_i_net *m, size_t images, model_ws *w) {
     size_t patch_in = (size_t)i->in_channels * (size_t)i->patch_size * (size_t)i->patch_size;
     size_t patches = stage_tokens(m, 0) - (size_t)i->num_prefix_tokens;
     size_t last = (size_t)i->stage_dim[i->num_stages - 1], feat = images * 2 * last;
-    size_t k = images * (size_t)i->num_classes;
-    size_t sizes[14] = {cache, stages, widest, widest, widest, widest, widest, images * patches * patch_in,
-                        feat,  feat,   feat,   k,      k,      k};
-    float **slots[14] = {&w->cache, &w->stage_out, &w->x,    &w->dx,      &w->dprev,      &w->gather,  &w->dgather,
-                         &w->patches, &w->feat,    &w->feat_ln, &w->dfeat, &w->logits, &w->logits_dist, &w->dlogits};
+    size_t k = images * (size_t)i->num_classes, rep = images * m->pre_logits.out;
+    size_t sizes[16] = {cache, stages, widest, widest, widest, widest, widest, images * patches * patch_in,
+                        feat,  feat,   feat,   rep,    rep,    k,      k,      k};
+    float **slots[16] = {&w->cache,   &w->stage_out, &w->x,       &w->dx,    &w->dprev, &w->gather,
+                         &w->dgather, &w->patches,   &w->feat,    &w->feat_ln, &w->dfeat, &w->rep,
+                         &w->drep,    &w->logits,    &w->logits_dist, &w->dlogits};
     memset(w, 0, sizeof *w);
     w->nthreads = vitq_i_resolve_threads(m->num_threads);
-    vitq_status st = vitq_i_carve_workspace(&m->alloc, sizes, slots, 14, &w->block);
+    vitq_status st = vitq_i_carve_workspace(&m->alloc, sizes, slots, 16, &w->block);
     float *wt = NULL;
     if (!st) {
         wt = vitq_i_alloc_array(&m->alloc, merge ? merge : 1, sizeof(float));
@@ -130,7 +133,7 @@ static void forward_chunk(const vitq_i_net *m, const float *images, size_t n, mo
         memcpy(stage_cache(m, w, n, s), w->x, count * sizeof(float));
     }
     if (swin) vitq_i_swin_classify(&p, n, w->x, w->gather, w->feat, w->logits);
-    else vitq_i_vit_classify(&p, n, w->x, w->feat, w->feat_ln, w->logits, w->logits_dist);
+    else vitq_i_vit_classify_into(&p, n, w->x, w->feat, w->feat_ln, w->rep, w->logits, w->logits_dist);
     (void)vitq_i_pass_end(&p); /* float layers only: nothing can fail */
 }
 
@@ -183,7 +186,14 @@ static void vit_head_backward(const vitq_i_net *m, size_t n, model_ws *w) {
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim, t = (size_t)i->num_tokens, pre = (size_t)i->num_prefix_tokens;
     float scale = pre == 2 ? 0.5f : 1.0f;
-    head_backward(&m->head, w->dlogits, n, scale, w->dfeat);
+    if (m->pre_logits.out) { /* logits = head(tanh(z)), z = pre_logits(LN(x)): tanh' = 1 - tanh^2 */
+        size_t r = m->pre_logits.out;
+        head_backward(&m->head, w->dlogits, n, scale, w->drep);
+        for (size_t j = 0; j < n * r; j++) w->drep[j] *= 1.0f - w->rep[j] * w->rep[j];
+        head_backward(&m->pre_logits, w->drep, n, 1.0f, w->dfeat);
+    } else {
+        head_backward(&m->head, w->dlogits, n, scale, w->dfeat);
+    }
     if (pre == 2) head_backward(&m->head_dist, w->dlogits, n, scale, w->dfeat + n * d);
     vitq_i_layernorm_backward(w->feat, w->dfeat, pre * n, d, m->norm.gamma, i->layer_norm_eps, w->dfeat, 0,
                               w->nthreads);

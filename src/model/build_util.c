@@ -33,8 +33,7 @@ vitq_status vitq_i_build_head_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f)
     uint64_t s[VITQ_I_MAX_DIMS];
     char name[VITQ_I_NAME_LEN];
     if (!vitq_i_ckpt_has(c, "head.weight")) {
-        int named = c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_translate(c, "head.weight", name, sizeof name)
-                                                     : vitq_i_vit_translate(c, "head.weight", name, sizeof name);
+        int named = vitq_i_ckpt_translate(c, "head.weight", name, sizeof name);
         /* timm Swin names it head.fc (>= 0.9) or head (< 0.9): with neither present, name both */
         int both = c->family == VITQ_I_FAMILY_SWIN && c->layout != VITQ_LAYOUT_HF;
         return vitq_i_fail(VITQ_ERR_MISSING_TENSOR,
@@ -61,9 +60,8 @@ vitq_status vitq_i_build_vector(vitq_i_ckpt *c, const vitq_allocator *a, const c
     return vitq_i_ckpt_read(c, canon, 1, shape, *out);
 }
 
-/* Linear layer `prefix`.weight [out, in] and optional `prefix`.bias [out]. */
 vitq_status vitq_i_build_linear(vitq_i_ckpt *c, const vitq_allocator *a, const char *prefix, size_t out,
-                               size_t in, vitq_i_linear *l) {
+                               size_t in, vitq_i_bias_rule bias, vitq_i_linear *l) {
     char key[VITQ_I_NAME_LEN];
     vitq_status st = VITQ_OK;
     uint64_t wshape[2] = {out, in};
@@ -73,8 +71,8 @@ vitq_status vitq_i_build_linear(vitq_i_ckpt *c, const vitq_allocator *a, const c
     l->weight = vitq_i_build_floats(a, out * in, key, &st);
     if (!st) st = vitq_i_ckpt_read(c, key, 2, wshape, l->weight);
     snprintf(key, sizeof key, "%s.bias", prefix);
-    if (!st && vitq_i_ckpt_has(c, key)) {
-        st = vitq_i_build_vector(c, a, key, out, &l->bias);
+    if (!st && (vitq_i_ckpt_has(c, key) || bias == VITQ_I_BIAS_REQUIRED)) {
+        st = vitq_i_build_vector(c, a, key, out, &l->bias); /* names the missing bias */
     } else if (!st) {
         l->bias = vitq_i_calloc(a, out, sizeof(float)); /* e.g. timm qkv_bias=False */
         if (!l->bias) st = vitq_i_oom(key, out * sizeof(float));
@@ -112,21 +110,40 @@ vitq_status vitq_i_build_patch_embed(vitq_i_ckpt *c, vitq_i_net *m) {
     return st;
 }
 
+/* qkv [3 inner, d] with inner != d: multi-head attention whose heads x head size is not the model
+ * width. Worth its own message: the generic shape error would suggest a damaged file. */
+static vitq_status check_attention_width(const vitq_i_ckpt *c, const char *prefix, size_t d) {
+    char key[VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
+    uint64_t s[VITQ_I_MAX_DIMS];
+    int ndim;
+    snprintf(key, sizeof key, "%s.attn.qkv.weight", prefix);
+    if (!vitq_i_ckpt_has(c, key) || vitq_i_ckpt_shape(c, key, &ndim, s) != VITQ_OK) return VITQ_OK; /* read names it */
+    if (ndim != 2 || s[1] != d || s[0] % 3 != 0 || s[0] == 3 * d) return VITQ_OK;
+    if (!vitq_i_ckpt_translate(c, key, actual, sizeof actual)) snprintf(actual, sizeof actual, "%s", key);
+    return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
+                       "%s: tensor '%s' is [%llu, %llu]: the attention's inner width %llu (heads x head size) is "
+                       "not the model width %zu, as in lucidrains' vit-pytorch (dim_head x heads); vitq implements "
+                       "attention whose heads x head size equals the width",
+                       c->name, actual, (unsigned long long)s[0], (unsigned long long)s[1],
+                       (unsigned long long)(s[0] / 3), d);
+}
+
 vitq_status vitq_i_build_block(vitq_i_ckpt *c, const vitq_allocator *a, const char *prefix, size_t d,
                                size_t hidden, vitq_i_block *blk) {
     char key[VITQ_I_NAME_LEN];
     snprintf(key, sizeof key, "%s.norm1", prefix);
     vitq_status st = vitq_i_build_layernorm(c, a, key, d, &blk->norm1);
+    if (!st) st = check_attention_width(c, prefix, d);
     snprintf(key, sizeof key, "%s.attn.qkv", prefix);
-    if (!st) st = vitq_i_build_linear(c, a, key, 3 * d, d, &blk->qkv);
+    if (!st) st = vitq_i_build_linear(c, a, key, 3 * d, d, VITQ_I_BIAS_OPTIONAL, &blk->qkv);
     snprintf(key, sizeof key, "%s.attn.proj", prefix);
-    if (!st) st = vitq_i_build_linear(c, a, key, d, d, &blk->proj);
+    if (!st) st = vitq_i_build_linear(c, a, key, d, d, VITQ_I_BIAS_REQUIRED, &blk->proj);
     snprintf(key, sizeof key, "%s.norm2", prefix);
     if (!st) st = vitq_i_build_layernorm(c, a, key, d, &blk->norm2);
     snprintf(key, sizeof key, "%s.mlp.fc1", prefix);
-    if (!st) st = vitq_i_build_linear(c, a, key, hidden, d, &blk->fc1);
+    if (!st) st = vitq_i_build_linear(c, a, key, hidden, d, VITQ_I_BIAS_REQUIRED, &blk->fc1);
     snprintf(key, sizeof key, "%s.mlp.fc2", prefix);
-    if (!st) st = vitq_i_build_linear(c, a, key, d, hidden, &blk->fc2);
+    if (!st) st = vitq_i_build_linear(c, a, key, d, hidden, VITQ_I_BIAS_REQUIRED, &blk->fc2);
     return st;
 }
 
@@ -136,6 +153,7 @@ vitq_status vitq_i_build_model(const vitq_i_family_builder *fb, vitq_i_ckpt *c, 
     vitq_i_shape_facts facts;
     vitq_i_net *m = NULL;
     *out = NULL;
+    c->allow_non_finite = in->opts->allow_non_finite != 0;
     vitq_status st = fb->collect_facts(c, &facts);
     if (!st) {
         m = vitq_i_calloc(a, 1, sizeof *m);
@@ -165,7 +183,8 @@ vitq_status vitq_i_build_model(const vitq_i_family_builder *fb, vitq_i_ckpt *c, 
     if (!st) st = vitq_i_ckpt_check_all_used(c);
     if (st) {
         vitq_i_net_destroy(m);
-        return st;
+        /* a missing tensor is often one the file calls something else: say what was not recognised */
+        return st == VITQ_ERR_MISSING_TENSOR ? vitq_i_ckpt_explain(c, st) : st;
     }
     fb->count_cost(m);
     *out = m;

@@ -1,5 +1,7 @@
-/* Checkpoint access through canonical names: layout detection, lookup through the family's name map
- * (names_vit.c, names_swin.c), fusion of HF query/key/value, and the record of what was consumed. */
+/* Checkpoint access through canonical names: layout detection, lookup through the layout's name map
+ * (names_vit.c, names_swin.c, names_torchvision.c), fusion of HF query/key/value, the finiteness of
+ * what is read, and the record of what was consumed. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,16 +9,6 @@
 
 static size_t index_of(const vitq_i_ckpt *c, const vitq_i_st_tensor *t) {
     return (size_t)(t - c->st->tensors);
-}
-
-static int translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap) {
-    return c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_translate(c, canon, out, cap)
-                                           : vitq_i_vit_translate(c, canon, out, cap);
-}
-
-static int hf_qkv_parts(const vitq_i_ckpt *c, const char *canon, char parts[3][VITQ_I_NAME_LEN]) {
-    return c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_qkv_parts(c, canon, parts)
-                                           : vitq_i_vit_qkv_parts(c, canon, parts);
 }
 
 static int has_prefixed(const vitq_i_safetensors *st, const char *prefix, const char *name) {
@@ -48,6 +40,28 @@ static int detect_swin(vitq_i_ckpt *c) {
     return 0;
 }
 
+/* torchvision VisionTransformer or SwinTransformer (v1), optionally under "module.". 1 if recognised. */
+static int detect_torchvision(vitq_i_ckpt *c) {
+    static const char *const prefixes[] = {"", "module."};
+    for (size_t i = 0; i < 2; i++) {
+        c->prefix = prefixes[i];
+        c->layout = VITQ_LAYOUT_TORCHVISION;
+        if (has_prefixed(c->st, c->prefix, "conv_proj.weight") &&
+            has_prefixed(c->st, c->prefix, "encoder.layers.encoder_layer_0.ln_1.weight")) {
+            c->family = VITQ_I_FAMILY_VIT;
+            return 1;
+        }
+        if (has_prefixed(c->st, c->prefix, "features.0.0.weight") &&
+            has_prefixed(c->st, c->prefix, "features.1.0.attn.relative_position_bias_table")) {
+            c->family = VITQ_I_FAMILY_SWIN;
+            return 1;
+        }
+    }
+    c->layout = 0;
+    c->prefix = NULL;
+    return 0;
+}
+
 static int detect_vit(vitq_i_ckpt *c) {
     static const char *const hf_prefixes[] = {"vit.", "deit.", ""};
     c->family = VITQ_I_FAMILY_VIT;
@@ -75,15 +89,29 @@ vitq_status vitq_i_ckpt_open(vitq_i_ckpt *c, const vitq_allocator *a, const vitq
     c->alloc = a;
     c->st = st;
     c->name = name;
-    if (!detect_swin(c) && !detect_vit(c)) {
+    if (!detect_swin(c) && !detect_torchvision(c) && !detect_vit(c)) {
         if (vitq_i_st_find(st, "layers.0.blocks.0.attn.logit_scale") ||
-            vitq_i_st_find(st, "swinv2.embeddings.patch_embeddings.projection.weight"))
+            vitq_i_st_find(st, "swinv2.embeddings.patch_embeddings.projection.weight") ||
+            vitq_i_st_find(st, "features.1.0.attn.logit_scale") ||
+            vitq_i_st_find(st, "module.features.1.0.attn.logit_scale"))
             return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: Swin V2 checkpoints are not supported yet", name);
-        return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
-                           "%s: unknown checkpoint layout: found none of 'patch_embed.proj.weight' (timm ViT/DeiT), "
-                           "'layers.0.blocks.0.attn.relative_position_bias_table' (timm Swin), "
-                           "'[vit.|deit.|swin.]embeddings.patch_embeddings.projection.weight' (Hugging Face)",
-                           name);
+        if (vitq_i_st_find(st, "conv_proj.conv_last.weight") || vitq_i_st_find(st, "module.conv_proj.conv_last.weight"))
+            return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
+                               "%s: torchvision ViTs with a convolutional stem (conv_stem_configs) are not supported yet",
+                               name);
+        memset(c, 0, sizeof *c);
+        c->alloc = a;
+        c->st = st;
+        c->name = name;
+        vitq_status fail = vitq_i_fail(
+            VITQ_ERR_UNSUPPORTED,
+            "%s: unknown checkpoint layout: found none of 'patch_embed.proj.weight' (timm ViT/DeiT), "
+            "'layers.0.blocks.0.attn.relative_position_bias_table' (timm Swin), "
+            "'[vit.|deit.|swin.]embeddings.patch_embeddings.projection.weight' (Hugging Face), "
+            "'conv_proj.weight' + 'encoder.layers.encoder_layer_0.ln_1.weight' (torchvision ViT), "
+            "'features.0.0.weight' + 'features.1.0.attn.relative_position_bias_table' (torchvision Swin)",
+            name);
+        return vitq_i_ckpt_explain(c, fail);
     }
     c->used = vitq_i_calloc(a, st->count ? st->count : 1, 1);
     if (!c->used) return vitq_i_oom("checkpoint bookkeeping", st->count);
@@ -96,14 +124,14 @@ void vitq_i_ckpt_close(vitq_i_ckpt *c) {
 }
 
 static const vitq_i_st_tensor *find_plain(const vitq_i_ckpt *c, const char *canon, char *actual, size_t cap) {
-    if (!translate(c, canon, actual, cap)) return NULL;
+    if (!vitq_i_ckpt_translate(c, canon, actual, cap)) return NULL;
     return vitq_i_st_find(c->st, actual);
 }
 
 int vitq_i_ckpt_has(const vitq_i_ckpt *c, const char *canon) {
     char parts[3][VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
     /* Any of the three parts counts: reading then names whichever part is missing. */
-    if (hf_qkv_parts(c, canon, parts))
+    if (vitq_i_ckpt_qkv_parts(c, canon, parts))
         return vitq_i_st_find(c->st, parts[0]) || vitq_i_st_find(c->st, parts[1]) ||
                vitq_i_st_find(c->st, parts[2]);
     return find_plain(c, canon, actual, sizeof actual) != NULL;
@@ -118,7 +146,7 @@ static vitq_status missing(const vitq_i_ckpt *c, const char *canon, const char *
 
 vitq_status vitq_i_ckpt_shape(const vitq_i_ckpt *c, const char *canon, int *ndim, uint64_t *shape) {
     char parts[3][VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
-    if (hf_qkv_parts(c, canon, parts)) {
+    if (vitq_i_ckpt_qkv_parts(c, canon, parts)) {
         const vitq_i_st_tensor *t[3];
         for (int i = 0; i < 3; i++) {
             t[i] = vitq_i_st_find(c->st, parts[i]);
@@ -145,6 +173,33 @@ vitq_status vitq_i_ckpt_shape(const vitq_i_ckpt *c, const char *canon, int *ndim
     return VITQ_OK;
 }
 
+/* A NaN or infinity in a weight would poison every logit silently: refuse it, naming where it is. */
+static vitq_status check_finite(const vitq_i_ckpt *c, const vitq_i_st_tensor *t, const float *x) {
+    if (c->allow_non_finite) return VITQ_OK;
+    size_t n = (size_t)vitq_i_array_count(&t->array);
+    size_t i = 0;
+    while (i < n && isfinite(x[i])) i++;
+    if (i == n) return VITQ_OK;
+    /* the element as a multi-index of the tensor's own shape, last dimension fastest */
+    char where[128] = "";
+    size_t rest = i, len = 0;
+    for (int k = t->array.ndim - 1; k >= 0 && t->array.shape[k]; k--) {
+        char part[32];
+        snprintf(part, sizeof part, "[%llu]", (unsigned long long)(rest % t->array.shape[k]));
+        rest /= t->array.shape[k];
+        size_t pl = strlen(part);
+        if (len + pl >= sizeof where) break;
+        memmove(where + pl, where, len + 1);
+        memcpy(where, part, pl);
+        len += pl;
+    }
+    if (!len) snprintf(where, sizeof where, "its only element"); /* a 0-d tensor */
+    return vitq_i_fail(VITQ_ERR_NON_FINITE,
+                       "%s: tensor '%s' holds %s at %s (element %zu of %zu); set allow_non_finite in the model "
+                       "options to load it anyway",
+                       c->name, t->name, isnan(x[i]) ? "NaN" : x[i] > 0 ? "+infinity" : "-infinity", where, i, n);
+}
+
 static vitq_status read_one(vitq_i_ckpt *c, const vitq_i_st_tensor *t, int ndim, const uint64_t *shape,
                             float *dst) {
     int same = t->array.ndim == ndim;
@@ -159,6 +214,7 @@ static vitq_status read_one(vitq_i_ckpt *c, const vitq_i_st_tensor *t, int ndim,
                            vitq_i_shape_str(&t->array, got, sizeof got), vitq_i_shape_str(&w, want, sizeof want));
     }
     vitq_status st = vitq_i_st_to_f32(c->st, t, dst);
+    if (!st) st = check_finite(c, t, dst);
     if (st == VITQ_OK) c->used[index_of(c, t)] = 1;
     return st;
 }
@@ -166,7 +222,7 @@ static vitq_status read_one(vitq_i_ckpt *c, const vitq_i_st_tensor *t, int ndim,
 vitq_status vitq_i_ckpt_read(vitq_i_ckpt *c, const char *canon, int ndim, const uint64_t *shape,
                              float *dst) {
     char parts[3][VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
-    if (hf_qkv_parts(c, canon, parts)) {
+    if (vitq_i_ckpt_qkv_parts(c, canon, parts)) {
         uint64_t part_shape[VITQ_I_MAX_DIMS];
         memcpy(part_shape, shape, sizeof(uint64_t) * (size_t)ndim);
         if (shape[0] % 3) return vitq_i_fail(VITQ_ERR_SHAPE, "%s: qkv rows not a multiple of 3", c->name);
@@ -233,12 +289,12 @@ vitq_status vitq_i_ckpt_check_all_used(const vitq_i_ckpt *c) {
     for (size_t i = 0; i < c->st->count; i++) {
         if (c->used[i]) continue;
         const char *tname = c->st->tensors[i].name;
-        const char *note = c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_variant_note(tname)
-                                                            : vitq_i_vit_variant_note(tname);
+        const char *note = c->layout == VITQ_LAYOUT_TORCHVISION ? vitq_i_tv_variant_note(tname) : NULL;
+        if (!note)
+            note = c->family == VITQ_I_FAMILY_SWIN ? vitq_i_swin_variant_note(tname) : vitq_i_vit_variant_note(tname);
         if (note) return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: tensor '%s': %s", c->name, tname, note);
-        return vitq_i_fail(VITQ_ERR_UNEXPECTED_TENSOR, "%s: tensor '%s' is not part of a %s %s that vitq understands",
-                           c->name, tname, c->layout == VITQ_LAYOUT_HF ? "Hugging Face" : "timm",
-                           c->family == VITQ_I_FAMILY_SWIN ? "Swin" : "ViT/DeiT");
+        return vitq_i_fail(VITQ_ERR_UNEXPECTED_TENSOR, "%s: tensor '%s' is not part of a %s checkpoint that vitq "
+                           "understands", c->name, tname, vitq_i_ckpt_layout_label(c));
     }
     return VITQ_OK;
 }

@@ -263,8 +263,11 @@ static vitq_status resolve_heads(const resolver *r, vitq_model_info *info, vitq_
         *src = VITQ_SOURCE_CONFIG_JSON;
     } else if ((got = meta_number(r, "vitq.num_heads", &v)) != 0) {
         if (got < 0) return VITQ_ERR_CONFIG;
+        /* Range first: converting an out-of-range double to int is undefined. */
+        if (!(v >= 1 && v <= 65536) || v != floor(v))
+            return vitq_i_fail(VITQ_ERR_CONFIG, "%s: __metadata__ vitq.num_heads = %g is not an integer in 1..65536",
+                               in->name, v);
         heads = (int)v;
-        if (v != heads) return vitq_i_fail(VITQ_ERR_CONFIG, "%s: vitq.num_heads = %g", in->name, v);
         *src = VITQ_SOURCE_METADATA;
     } else if (r->arch) {
         heads = r->arch->num_heads;
@@ -361,8 +364,9 @@ static vitq_status resolve_gelu(const resolver *r, vitq_model_info *info, vitq_s
 static vitq_status check_image_size(const resolver *r, int size, const char *origin) {
     int p = r->f->patch_size, grid = size / p;
     if (r->f->swin) {
-        if (size <= 0 || size % p != 0)
-            return vitq_i_fail(VITQ_ERR_CONFIG, "%s: image size %d (from %s) is not a multiple of the patch size %d",
+        if (size <= 0 || size > 65536 || size % p != 0)
+            return vitq_i_fail(VITQ_ERR_CONFIG,
+                               "%s: image size %d (from %s) is not a multiple of the patch size %d in 1..65536",
                                r->in->name, size, origin, p);
         for (int s = 0; s < r->f->num_stages; s++) {
             if (s > 0 && grid % 2)
@@ -382,11 +386,14 @@ static vitq_status check_image_size(const resolver *r, int size, const char *ori
                                r->in->name, size, origin, r->f->mask_image_size);
         return VITQ_OK;
     }
-    if (size <= 0 || size % p != 0 || grid * grid != r->f->pos_patches)
+    if (size <= 0 || size > 65536 || size % p != 0)
+        return vitq_i_fail(VITQ_ERR_CONFIG, "%s: image size %d (from %s) is not a multiple of the patch size %d in 1..65536",
+                           r->in->name, size, origin, p);
+    if ((int64_t)grid * grid != r->f->pos_patches)
         return vitq_i_fail(VITQ_ERR_CONFIG,
-                           "%s: image size %d (from %s) with patch %d needs %d position embeddings, the weights have "
+                           "%s: image size %d (from %s) with patch %d needs %lld position embeddings, the weights have "
                            "%d (resampling position embeddings is not supported)",
-                           r->in->name, size, origin, p, size % p ? -1 : grid * grid, r->f->pos_patches);
+                           r->in->name, size, origin, p, (long long)grid * grid, r->f->pos_patches);
     return VITQ_OK;
 }
 
@@ -434,6 +441,9 @@ static vitq_status resolve_image_size(const resolver *r, vitq_model_info *info, 
     if (got < 0) return VITQ_ERR_CONFIG;
     if (!size && (got = meta_number(r, "vitq.image_size", &v)) != 0) {
         if (got < 0) return VITQ_ERR_CONFIG;
+        if (!(v >= 1 && v <= 65536) || v != floor(v))
+            return vitq_i_fail(VITQ_ERR_CONFIG, "%s: __metadata__ vitq.image_size = %g is not an integer in 1..65536",
+                               in->name, v);
         size = (int)v;
         *src = VITQ_SOURCE_METADATA;
         origin = "__metadata__ vitq.image_size";

@@ -107,6 +107,7 @@ static vitq_status vit(const walker *w, const vitq_i_net *m) {
         st = block(w, pre, &m->blocks[b], (size_t)d, (size_t)i->num_heads, 0);
     }
     if (!st) st = layernorm(w, "norm", &m->norm, (size_t)d);
+    if (!st && m->pre_logits.out) st = linear(w, "pre_logits.fc", &m->pre_logits, 1); /* timm's in21k name */
     if (!st) st = linear(w, "head", &m->head, 1);
     if (!st && i->num_prefix_tokens == 2) st = linear(w, "head_dist", &m->head_dist, 1);
     return st;

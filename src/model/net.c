@@ -42,6 +42,7 @@ void vitq_i_net_destroy(vitq_i_net *m) {
     vitq_i_free(&a, m->stages);
     free_layernorm(&a, &m->patch_norm);
     free_layernorm(&a, &m->norm);
+    free_linear(&a, &m->pre_logits);
     free_linear(&a, &m->head);
     free_linear(&a, &m->head_dist);
     vitq_i_free(&a, m->name);

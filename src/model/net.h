@@ -59,6 +59,7 @@ struct vitq_i_net {
     float *pos_embed;          /* [tokens][D] */
     vitq_i_block *blocks;      /* [depth] */
     vitq_i_layernorm_params norm;
+    vitq_i_linear pre_logits;  /* ViT representation layer D -> R, then tanh (out == 0: none) */
     vitq_i_linear head;
     vitq_i_linear head_dist; /* distilled DeiT only (out == 0 otherwise) */
 

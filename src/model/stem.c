@@ -1,4 +1,5 @@
-/* Embeddings and patch merging (see stem.h). */
+/* Embeddings, patch merging and the heads (see stem.h). */
+#include <math.h>
 #include <string.h>
 
 #include "model/stem.h"
@@ -65,8 +66,8 @@ void vitq_i_swin_merge(vitq_i_pass *p, int s, size_t n, const float *prev, float
                       (size_t)i->stage_dim[s], VITQ_I_EPI_NONE);
 }
 
-void vitq_i_vit_classify(vitq_i_pass *p, size_t n, const float *x, float *feat, float *feat_ln, float *logits,
-                         float *logits_dist) {
+void vitq_i_vit_classify_into(vitq_i_pass *p, size_t n, const float *x, float *feat, float *feat_ln, float *rep,
+                              float *logits, float *logits_dist) {
     const vitq_i_net *m = p->m;
     const vitq_model_info *i = &m->info;
     vitq_i_taps *taps = p->taps;
@@ -79,10 +80,33 @@ void vitq_i_vit_classify(vitq_i_pass *p, size_t n, const float *x, float *feat, 
         float *in = feat + token * n * d, *ln = feat_ln + token * n * d;
         for (size_t b = 0; b < n; b++) memcpy(in + b * d, x + (b * t + token) * d, d * sizeof(float));
         vitq_i_layernorm_run(p, VITQ_I_SITE(taps, taps->sites, norm_in), in, n, d, &m->norm, i->layer_norm_eps, ln);
+        if (token == 0 && m->pre_logits.out) { /* class token: head(tanh(pre_logits(x))) */
+            size_t r = m->pre_logits.out;
+            vitq_i_linear_run(p, VITQ_I_SITE(taps, taps->sites, pre_logits_in), &m->pre_logits, ln, d, n, rep, r,
+                              VITQ_I_EPI_NONE);
+            for (size_t j = 0; j < n * r; j++) rep[j] = tanhf(rep[j]);
+            vitq_i_linear_run(p, sites[0], heads[0], rep, r, n, out[0], k, VITQ_I_EPI_NONE);
+            continue;
+        }
         vitq_i_linear_run(p, sites[token], heads[token], ln, d, n, out[token], k, VITQ_I_EPI_NONE);
     }
     if (i->num_prefix_tokens < 2) return;
     for (size_t j = 0; j < n * k; j++) logits[j] = (logits[j] + logits_dist[j]) / 2.0f;
+}
+
+void vitq_i_vit_classify(vitq_i_pass *p, size_t n, const float *x, float *feat, float *feat_ln, float *logits,
+                         float *logits_dist) {
+    const vitq_i_net *m = p->m;
+    float *rep = NULL;
+    if (m->pre_logits.out) {
+        rep = vitq_i_alloc_array(&m->alloc, n, m->pre_logits.out * sizeof(float));
+        if (!rep) {
+            if (!p->status) p->status = vitq_i_oom("representation layer output", n * m->pre_logits.out * sizeof(float));
+            return;
+        }
+    }
+    vitq_i_vit_classify_into(p, n, x, feat, feat_ln, rep, logits, logits_dist);
+    vitq_i_free(&m->alloc, rep);
 }
 
 void vitq_i_swin_classify(vitq_i_pass *p, size_t n, float *x, float *ln, float *pooled, float *logits) {

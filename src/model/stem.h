@@ -27,8 +27,14 @@ void vitq_i_swin_embed(vitq_i_pass *p, const float *images, size_t n, float *pat
 void vitq_i_swin_merge(vitq_i_pass *p, int s, size_t n, const float *prev, float *gather, float *x);
 
 /* ViT / DeiT head: the prefix tokens of x copied into feat ([prefix token][n][d]), the final LayerNorm
- * into feat_ln (may be feat), the classifier into logits; distilled: the distillation head's logits
- * into logits_dist and their mean with the class head's into logits. */
+ * into feat_ln (may be feat), the representation layer's tanh output into rep ([n][R], when the model
+ * has one), the classifier into logits; distilled: the distillation head's logits into logits_dist and
+ * their mean with the class head's into logits. */
+void vitq_i_vit_classify_into(vitq_i_pass *p, size_t n, const float *x, float *feat, float *feat_ln, float *rep,
+                              float *logits, float *logits_dist);
+
+/* The same with rep allocated (and freed) here when the model has a representation layer; a failed
+ * allocation is the pass's status. */
 void vitq_i_vit_classify(vitq_i_pass *p, size_t n, const float *x, float *feat, float *feat_ln, float *logits,
                          float *logits_dist);
 

@@ -1,4 +1,4 @@
-/* Swin Transformer (v1) from timm (< 0.9 and >= 0.9) or Hugging Face checkpoints. Shapes reveal almost
+/* Swin Transformer (v1) from timm (< 0.9 and >= 0.9), Hugging Face or torchvision checkpoints. Shapes reveal almost
  * everything: stages and blocks by their names, widths by the LayerNorms, heads and window side by
  * the relative position tables ([(2w-1)^2, heads]). Stored relative position indices and attention
  * masks (timm < 0.9, HF) are checked against the ones vitq computes, then counted as consumed. */
@@ -84,20 +84,29 @@ static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
     return VITQ_OK;
 }
 
-/* A stored integer index or float mask must equal what vitq computes from the geometry. */
+/* A stored integer index or float mask must equal what vitq computes from the geometry. The index is
+ * [w*w, w*w] (timm < 0.9, HF) or the same values flattened to [w^4] (torchvision, and HF files
+ * converted from it); any other shape is refused by the read. */
 static vitq_status check_stored_index(vitq_i_ckpt *c, const char *canon, int w, int64_t *scratch) {
     size_t n = (size_t)w * (size_t)w;
-    uint64_t shape[2] = {n, n};
-    vitq_status st = vitq_i_ckpt_read_int(c, canon, 2, shape, scratch);
+    uint64_t shape[2] = {n, n}, got[VITQ_I_MAX_DIMS];
+    int ndim = 2;
+    vitq_status st = vitq_i_ckpt_shape(c, canon, &ndim, got);
     if (st) return st;
+    if (ndim == 1 && got[0] == n * n) shape[0] = n * n;
+    else ndim = 2;
+    st = vitq_i_ckpt_read_int(c, canon, ndim, shape, scratch);
+    if (st) return st;
+    char actual[NAME_LEN];
+    if (!vitq_i_ckpt_translate(c, canon, actual, sizeof actual)) snprintf(actual, sizeof actual, "%s", canon);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
             if (scratch[i * n + j] != vitq_i_swin_rel_index(w, i, j))
                 return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
-                                   "%s: tensor '%s' differs from Swin's relative position index at [%zu][%zu] "
+                                   "%s: tensor '%s' differs from Swin's relative position index at [%zu][%zu]%s "
                                    "(%lld, expected %lld)",
-                                   c->name, canon, i, j, (long long)scratch[i * n + j],
-                                   (long long)vitq_i_swin_rel_index(w, i, j));
+                                   c->name, actual, i, j, ndim == 1 ? " of its [w*w, w*w] form" : "",
+                                   (long long)scratch[i * n + j], (long long)vitq_i_swin_rel_index(w, i, j));
     return VITQ_OK;
 }
 
@@ -107,13 +116,15 @@ static vitq_status check_stored_mask(vitq_i_ckpt *c, const char *canon, const vi
     uint64_t shape[3] = {windows, n, n};
     vitq_status st = vitq_i_ckpt_read(c, canon, 3, shape, scratch);
     if (st) return st;
+    char actual[NAME_LEN];
+    if (!vitq_i_ckpt_translate(c, canon, actual, sizeof actual)) snprintf(actual, sizeof actual, "%s", canon);
     for (size_t i = 0; i < windows * n * n; i++) {
         float want = stage->mask ? stage->mask[i] : 0.0f;
         if (scratch[i] != want)
             return vitq_i_fail(VITQ_ERR_CONFIG,
                                "%s: tensor '%s' is not the shifted-window mask of a %dx%d grid with window %d and "
                                "shift %d: the image size is probably wrong",
-                               c->name, canon, grid, grid, w, shift);
+                               c->name, actual, grid, grid, w, shift);
     }
     return VITQ_OK;
 }
@@ -162,7 +173,8 @@ static vitq_status load_stage(vitq_i_ckpt *c, vitq_i_net *m, int s, float *fscra
         snprintf(key, sizeof key, "layers.%d.downsample.norm", s);
         st = vitq_i_build_layernorm(c, a, key, in, &stage->merge_norm);
         snprintf(key, sizeof key, "layers.%d.downsample.reduction", s);
-        if (!st) st = vitq_i_build_linear(c, a, key, (size_t)i->stage_dim[s], in, &stage->merge);
+        /* no bias in any implementation; a reparameterised (RepQ-ViT) file may carry one */
+        if (!st) st = vitq_i_build_linear(c, a, key, (size_t)i->stage_dim[s], in, VITQ_I_BIAS_OPTIONAL, &stage->merge);
     }
     int w = i->stage_window[s], grid = i->stage_grid[s];
     if (!st && i->stage_depth[s] > 1 && vitq_i_swin_shift(1, w, grid)) {
@@ -208,7 +220,7 @@ static vitq_status load_weights(vitq_i_ckpt *c, vitq_i_net *m) {
     vitq_i_free(a, fscratch);
     vitq_i_free(a, iscratch);
     if (!st) st = vitq_i_build_layernorm(c, a, "norm", last, &m->norm);
-    if (!st) st = vitq_i_build_linear(c, a, "head", (size_t)i->num_classes, last, &m->head);
+    if (!st) st = vitq_i_build_linear(c, a, "head", (size_t)i->num_classes, last, VITQ_I_BIAS_REQUIRED, &m->head);
     return st;
 }
 

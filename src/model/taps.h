@@ -18,6 +18,7 @@ typedef struct vitq_i_stage_sites {
 
 typedef struct vitq_i_sites {
     int patch_in, patch_norm_in, norm_in, head_in, head_dist_in;
+    int pre_logits_in; /* ViT representation layer's input (the final norm's output), -1 without one */
     vitq_i_block_sites *blocks; /* [depth] */
     vitq_i_stage_sites *stages; /* [num_stages], at least 1 */
 } vitq_i_sites;

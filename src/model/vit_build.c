@@ -9,6 +9,43 @@
 
 #define NAME_LEN VITQ_I_NAME_LEN
 
+/* The representation layer (timm's pre_logits.fc of in21k ViTs, torchvision's heads.pre_logits): a
+ * linear D -> R, then tanh, before the classifier. Its width R, 0 when the file has none; shapes
+ * checked, and the classifier's input width checked against it. */
+static vitq_status pre_logits_facts(const vitq_i_ckpt *c, const vitq_i_shape_facts *f, int *width) {
+    uint64_t s[VITQ_I_MAX_DIMS];
+    char name[NAME_LEN];
+    vitq_status st;
+    *width = 0;
+    if (vitq_i_ckpt_has(c, "pre_logits.fc.weight")) {
+        if ((st = vitq_i_build_shape(c, "pre_logits.fc.weight", 2, s))) return st;
+        vitq_i_ckpt_translate(c, "pre_logits.fc.weight", name, sizeof name);
+        if (s[1] != (uint64_t)f->embed_dim || s[0] == 0 || s[0] > 1000000)
+            return vitq_i_fail(VITQ_ERR_SHAPE, "%s: representation layer '%s' is [%llu, %llu], not [R, width %d]",
+                               c->name, name, (unsigned long long)s[0], (unsigned long long)s[1], f->embed_dim);
+        if (f->distilled)
+            return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
+                               "%s: a distilled DeiT with a representation layer ('%s') is not a known model",
+                               c->name, name);
+        *width = (int)s[0];
+    }
+    int want = *width ? *width : f->embed_dim;
+    if ((st = vitq_i_build_shape(c, "head.weight", 2, s))) return st;
+    if (s[1] != (uint64_t)want) {
+        vitq_i_ckpt_translate(c, "head.weight", name, sizeof name);
+        if (*width)
+            return vitq_i_fail(VITQ_ERR_SHAPE, "%s: classifier '%s' is [%llu, %llu]; after the representation layer "
+                               "(width %d) it must take %d inputs",
+                               c->name, name, (unsigned long long)s[0], (unsigned long long)s[1], *width, *width);
+        return vitq_i_fail(VITQ_ERR_SHAPE,
+                           "%s: classifier '%s' is [%llu, %llu]: its input width %llu is not the model width %d, and "
+                           "the file has no representation layer (pre_logits) that would make it",
+                           c->name, name, (unsigned long long)s[0], (unsigned long long)s[1],
+                           (unsigned long long)s[1], f->embed_dim);
+    }
+    return VITQ_OK;
+}
+
 static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
     uint64_t s[VITQ_I_MAX_DIMS];
     vitq_status st;
@@ -35,6 +72,8 @@ static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
     if ((st = vitq_i_build_shape(c, "blocks.0.mlp.fc1.weight", 2, s))) return st;
     f->mlp_dim = (int)s[0];
     if ((st = vitq_i_build_head_facts(c, f))) return st;
+    int representation;
+    if ((st = pre_logits_facts(c, f, &representation))) return st;
     if (f->distilled != vitq_i_ckpt_has(c, "head_dist.weight"))
         return vitq_i_fail(VITQ_ERR_MISSING_TENSOR, "%s: %s", c->name,
                            f->distilled ? "distillation token without distillation head ('head_dist.weight')"
@@ -44,7 +83,7 @@ static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
 
 static vitq_status load_weights(vitq_i_ckpt *c, vitq_i_net *m) {
     const vitq_allocator *a = &m->alloc;
-    const vitq_model_info *i = &m->info;
+    vitq_model_info *i = &m->info;
     size_t d = (size_t)i->embed_dim;
     size_t hidden = (size_t)i->mlp_dim, classes = (size_t)i->num_classes;
     vitq_status st = VITQ_OK;
@@ -70,8 +109,19 @@ static vitq_status load_weights(vitq_i_ckpt *c, vitq_i_net *m) {
         st = vitq_i_build_block(c, a, key, d, hidden, blk);
     }
     if (!st) st = vitq_i_build_layernorm(c, a, "norm", d, &m->norm);
-    if (!st) st = vitq_i_build_linear(c, a, "head", classes, d, &m->head);
-    if (!st && i->num_prefix_tokens == 2) st = vitq_i_build_linear(c, a, "head_dist", classes, d, &m->head_dist);
+    size_t head_in = d;
+    if (!st && vitq_i_ckpt_has(c, "pre_logits.fc.weight")) { /* shape checked by pre_logits_facts */
+        uint64_t s[VITQ_I_MAX_DIMS];
+        st = vitq_i_build_shape(c, "pre_logits.fc.weight", 2, s);
+        if (!st) {
+            head_in = (size_t)s[0];
+            i->representation_size = (int32_t)s[0];
+            st = vitq_i_build_linear(c, a, "pre_logits.fc", head_in, d, VITQ_I_BIAS_REQUIRED, &m->pre_logits);
+        }
+    }
+    if (!st) st = vitq_i_build_linear(c, a, "head", classes, head_in, VITQ_I_BIAS_REQUIRED, &m->head);
+    if (!st && i->num_prefix_tokens == 2)
+        st = vitq_i_build_linear(c, a, "head_dist", classes, d, VITQ_I_BIAS_REQUIRED, &m->head_dist);
     return st;
 }
 
@@ -79,15 +129,16 @@ static void count_cost(vitq_i_net *m) {
     vitq_model_info *i = &m->info;
     uint64_t d = (uint64_t)i->embed_dim, t = (uint64_t)i->num_tokens, h = (uint64_t)i->mlp_dim;
     uint64_t patch_in = (uint64_t)i->in_channels * (uint64_t)i->patch_size * (uint64_t)i->patch_size;
-    uint64_t heads_out = (uint64_t)i->num_classes * (d + 1) * (uint64_t)i->num_prefix_tokens;
+    uint64_t r = (uint64_t)i->representation_size, head_in = r ? r : d;
+    uint64_t heads_macs = (uint64_t)i->num_classes * head_in * (uint64_t)i->num_prefix_tokens + r * d;
+    uint64_t heads_out = heads_macs + (uint64_t)i->num_classes * (uint64_t)i->num_prefix_tokens + r;
     /* two LayerNorms (2d each) + qkv + proj + fc1 + fc2 */
     uint64_t per_block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (h * d + h) + (d * h + d);
     i->num_params = (patch_in * d + d) + d * (uint64_t)i->num_prefix_tokens + t * d +
                     per_block * (uint64_t)i->depth + 2 * d + heads_out;
     double patches = (double)(t - (uint64_t)i->num_prefix_tokens);
     double macs_block = (double)t * (4.0 * (double)(d * d) + 2.0 * (double)(d * h)) + 2.0 * (double)(t * t * d);
-    double macs = patches * (double)(patch_in * d) + macs_block * (double)i->depth +
-                  (double)(heads_out / (d + 1) * d);
+    double macs = patches * (double)(patch_in * d) + macs_block * (double)i->depth + (double)heads_macs;
     i->gflops = 2.0 * macs / 1e9;
 }
 

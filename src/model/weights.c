@@ -16,8 +16,12 @@ vitq_i_linear *vitq_i_model_linear_at(const vitq_i_net *m, size_t i) {
     size_t merges = m->stages && m->info.num_stages > 1 ? (size_t)m->info.num_stages - 1 : 0;
     if (i < merges) return &mm->stages[i + 1].merge;
     i -= merges;
-    if (i == 0) return &mm->head;
-    return i == 1 && m->head_dist.out ? &mm->head_dist : NULL;
+    vitq_i_linear *tail[3];
+    size_t count = 0;
+    if (m->pre_logits.out) tail[count++] = &mm->pre_logits;
+    tail[count++] = &mm->head;
+    if (m->head_dist.out) tail[count++] = &mm->head_dist;
+    return i < count ? tail[i] : NULL;
 }
 
 vitq_status vitq_i_linear_rows(const vitq_allocator *a, const vitq_i_linear *l, float *dst) {

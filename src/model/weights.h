@@ -12,7 +12,8 @@
 #include "model/net.h"
 
 /* Linear layer i of m, counting the patch embedding, the blocks' qkv, proj, fc1, fc2, Swin's patch
- * mergings and the heads in that order; NULL once i is past the last. */
+ * mergings, the representation layer (pre_logits) and the heads in that order; NULL once i is past
+ * the last. */
 vitq_i_linear *vitq_i_model_linear_at(const vitq_i_net *m, size_t i); /* (non-const as strchr's result) */
 
 /* The layer's weight as w[out][in] into dst (out * in floats): from its row-major copy when it has

@@ -66,7 +66,8 @@ static void add_block(builder *b, const char *pre, vitq_i_block *blk, int64_t d,
 }
 
 static int point_capacity(const vitq_i_net *m) {
-    /* per block 12 activations + 4 weights; per stage 3 + 1; ends: patch 2 + 1, norm 1, 2 heads x 2 */
+    /* per block 12 activations + 4 weights; per stage 3 + 1; ends: patch 2 + 1, norm 1, pre_logits 2,
+     * 2 heads x 2 */
     return 16 * m->info.depth + 4 * m->info.num_stages + 16;
 }
 
@@ -84,7 +85,7 @@ vitq_status vitq_i_points_build(const vitq_allocator *a, vitq_i_net *m, vitq_i_p
     }
     builder b = {out, capacity};
     vitq_i_sites *s = &out->sites;
-    s->patch_norm_in = s->head_dist_in = -1;
+    s->patch_norm_in = s->head_dist_in = s->pre_logits_in = -1;
     s->patch_in = add_linear(&b, "patch_embed.proj", VITQ_ROLE_IMAGE, 0, 0, &m->patch_embed);
     out->points[s->patch_in].edge = out->points[s->patch_in + 1].edge = 1;
     if (i->arch == VITQ_ARCH_SWIN) {
@@ -123,7 +124,15 @@ vitq_status vitq_i_points_build(const vitq_allocator *a, vitq_i_net *m, vitq_i_p
         }
         s->norm_in = add(&b, "norm", "input", VITQ_POINT_ACTIVATION, VITQ_ROLE_LAYERNORM_INPUT, i->embed_dim, 1, 0,
                          NULL);
-        s->head_in = add_linear(&b, "head", VITQ_ROLE_POST_LAYERNORM, 0, 0, &m->head);
+        vitq_point_role head_role = VITQ_ROLE_POST_LAYERNORM;
+        if (m->pre_logits.out) {
+            /* the representation layer reads the final norm's output; the classifier then reads its
+             * tanh output. Part of the classifier, so an edge layer as the head is. */
+            s->pre_logits_in = add_linear(&b, "pre_logits.fc", VITQ_ROLE_POST_LAYERNORM, 0, 0, &m->pre_logits);
+            out->points[s->pre_logits_in].edge = out->points[s->pre_logits_in + 1].edge = 1;
+            head_role = VITQ_ROLE_LINEAR_INPUT;
+        }
+        s->head_in = add_linear(&b, "head", head_role, 0, 0, &m->head);
         if (i->num_prefix_tokens == 2) {
             s->head_dist_in = add_linear(&b, "head_dist", VITQ_ROLE_POST_LAYERNORM, 0, 0, &m->head_dist);
             out->points[s->head_dist_in].edge = out->points[s->head_dist_in + 1].edge = 1;
@@ -163,6 +172,7 @@ vitq_status vitq_i_sites_filter(const vitq_allocator *a, const vitq_i_net *m, co
     out->norm_in = keep(in->norm_in, active);
     out->head_in = keep(in->head_in, active);
     out->head_dist_in = keep(in->head_dist_in, active);
+    out->pre_logits_in = keep(in->pre_logits_in, active);
     for (int s = 0; s < stages; s++) {
         out->stages[s].merge_norm_in = keep(in->stages[s].merge_norm_in, active);
         out->stages[s].merge_in = keep(in->stages[s].merge_in, active);

@@ -8,41 +8,62 @@
 
 #define FIXTURES "tests/fixtures/models/"
 
-/* A fixture folder under FIXTURES: golden logits from float input and from uint8 pixels. */
-static inline void check_fixture(const char *name) {
-    char path[512], golden[512];
-    vitq_model *m = NULL;
-    snprintf(path, sizeof path, FIXTURES "%s", name);
-    CHECK_STATUS(vitq_model_load_file(path, NULL, &m), VITQ_OK);
-    if (!m) return;
+/* Index of the largest of x[0..k). */
+static inline size_t top_class(const float *x, size_t k) {
+    size_t best = 0;
+    for (size_t c = 1; c < k; c++)
+        if (x[c] > x[best]) best = c;
+    return best;
+}
+
+/* The golden tolerance (logits_match) and the same top-1 class in every row. */
+static inline void golden_match(const char *what, const float *got, const float *want, size_t rows, size_t cols) {
+    logits_match(what, got, want, rows * cols);
+    for (size_t r = 0; r < rows; r++) CHECK(top_class(got + r * cols, cols) == top_class(want + r * cols, cols));
+}
+
+/* Model m against the golden logits of fixture folder `name`: its float input and its uint8 pixels
+ * (through the dataset API and the model's own mean/std). */
+static inline void check_model_golden(const char *name, const vitq_model *m) {
+    char path[512];
     uint64_t rows = 0, cols = 0, grows = 0, gcols = 0;
-    snprintf(golden, sizeof golden, FIXTURES "%s/input.npy", name);
-    float *input = load_npy_f32(golden, &rows, &cols);
-    snprintf(golden, sizeof golden, FIXTURES "%s/golden_logits.npy", name);
-    float *want = load_npy_f32(golden, &grows, &gcols);
-    CHECK(input && want);
+    snprintf(path, sizeof path, FIXTURES "%s/input.npy", name);
+    float *input = load_npy_f32(path, &rows, &cols);
+    snprintf(path, sizeof path, FIXTURES "%s/golden_logits.npy", name);
+    float *want = load_npy_f32(path, &grows, &gcols);
+    CHECK(input && want && rows == grows);
     if (input && want) {
         float *got = malloc(grows * gcols * sizeof(float));
         CHECK_STATUS(vitq_model_forward(m, input, rows, got), VITQ_OK);
-        logits_match(name, got, want, grows * gcols);
+        golden_match(name, got, want, grows, gcols);
         free(got);
     }
     free(input), free(want);
-    /* uint8 pixels through the dataset API and the model's own mean/std */
     vitq_dataset *d = NULL;
-    snprintf(golden, sizeof golden, FIXTURES "%s/input_u8.npy", name);
-    CHECK_STATUS(vitq_dataset_load_file(golden, NULL, NULL, &d), VITQ_OK);
-    snprintf(golden, sizeof golden, FIXTURES "%s/golden_logits_u8.npy", name);
-    want = load_npy_f32(golden, &grows, &gcols);
+    snprintf(path, sizeof path, FIXTURES "%s/input_u8.npy", name);
+    CHECK_STATUS(vitq_dataset_load_file(path, NULL, NULL, &d), VITQ_OK);
+    snprintf(path, sizeof path, FIXTURES "%s/golden_logits_u8.npy", name);
+    want = load_npy_f32(path, &grows, &gcols);
     CHECK(d && want);
     if (d && want) {
         float *got = malloc(grows * gcols * sizeof(float));
         CHECK_STATUS(vitq_model_forward_dataset(m, d, 0, grows, got), VITQ_OK);
-        logits_match("uint8 input", got, want, grows * gcols);
+        golden_match("uint8 input", got, want, grows, gcols);
         free(got);
     }
     free(want);
     vitq_dataset_free(d);
+}
+
+/* A fixture folder under FIXTURES, loaded with its own files: golden logits from float input and from
+ * uint8 pixels. */
+static inline void check_fixture(const char *name) {
+    char path[512];
+    vitq_model *m = NULL;
+    snprintf(path, sizeof path, FIXTURES "%s", name);
+    CHECK_STATUS(vitq_model_load_file(path, NULL, &m), VITQ_OK);
+    if (!m) return;
+    check_model_golden(name, m);
     vitq_model_free(m);
 }
 

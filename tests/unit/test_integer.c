@@ -3,22 +3,8 @@
  * logits on ViT, DeiT and Swin, at 8- and 4-bit weights, for a method that mixes integer and simulated
  * layers; the counts of integer layers and integer attentions are what the quantizers allow; files reload bit for bit; each weight is held once. */
 #include "calib_util.h"
+#include "test_util.h"
 #include "kernels/cpu.h"
-
-/* Load the bytes of quantized model q with `execution`. */
-static vitq_model *reload(const vitq_model *q, int32_t execution) {
-    size_t size = 0;
-    vitq_model *m = NULL;
-    CHECK_STATUS(vitq_model_save_memory(q, NULL, 0, &size), VITQ_OK);
-    void *bytes = malloc(size);
-    CHECK_STATUS(vitq_model_save_memory(q, bytes, size, &size), VITQ_OK);
-    vitq_model_options o;
-    vitq_model_options_init(&o);
-    o.execution = execution;
-    CHECK_STATUS(vitq_model_load_memory(bytes, size, "quantized", &o, &m), VITQ_OK);
-    free(bytes);
-    return m;
-}
 
 static int32_t integer_layers(const vitq_model *m) {
     vitq_model_info i;
@@ -69,7 +55,8 @@ static void check_close(const char *what, const float *a, const float *b, size_t
 }
 
 static void check_agreement(const vitq_model *q, const char *what, int32_t want_layers, int want_attentions) {
-    vitq_model *integer = reload(q, VITQ_EXECUTION_AUTO), *simulated = reload(q, VITQ_EXECUTION_SIMULATED);
+    vitq_model *integer = reload_quantized(q, VITQ_EXECUTION_AUTO);
+    vitq_model *simulated = reload_quantized(q, VITQ_EXECUTION_SIMULATED);
     if (!integer || !simulated) goto done;
     CHECK(integer_layers(simulated) == 0 && integer_attentions(simulated) == 0);
     int32_t got = integer_layers(integer);
@@ -152,8 +139,8 @@ static void test_integer_reload(void) {
     if (!fp) return;
     for (int wbits = 8; wbits >= 4; wbits -= 4) {
         vitq_model *q = quantize(fp, NULL, "minmax", wbits, 8, NULL, 0);
-        vitq_model *a = q ? reload(q, VITQ_EXECUTION_AUTO) : NULL, *b = a ? reload(a, VITQ_EXECUTION_AUTO) : NULL;
-        vitq_model *sim = q ? reload(q, VITQ_EXECUTION_SIMULATED) : NULL;
+        vitq_model *a = q ? reload_quantized(q, VITQ_EXECUTION_AUTO) : NULL, *b = a ? reload_quantized(a, VITQ_EXECUTION_AUTO) : NULL;
+        vitq_model *sim = q ? reload_quantized(q, VITQ_EXECUTION_SIMULATED) : NULL;
         if (a && b && sim) {
             CHECK(integer_layers(a) == linear_layers(a));
             size_t n = 32, size_a, size_sim;
@@ -250,7 +237,7 @@ static void test_weights_stored_once(void) {
 static void test_integer_isa_paths(void) {
     vitq_model *fp = load("models/fmnist-vit");
     vitq_model *q = fp ? quantize(fp, NULL, "minmax", 8, 8, NULL, 0) : NULL;
-    vitq_model *m = q ? reload(q, VITQ_EXECUTION_AUTO) : NULL;
+    vitq_model *m = q ? reload_quantized(q, VITQ_EXECUTION_AUTO) : NULL;
     if (m) {
         size_t n = harness_quick() ? 100 : 300, k = (size_t)classes_of(m);
         float *ref = logits_of(m, n), *fma_ref = NULL;

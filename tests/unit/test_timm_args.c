@@ -47,19 +47,7 @@ static void check_golden(const char *weights, const char *config, int swin) {
     vitq_model *m = NULL;
     CHECK_STATUS(load_with(weights, text, &m), VITQ_OK);
     if (m) {
-        uint64_t rows = 0, cols = 0, grows = 0, gcols = 0;
-        snprintf(path, sizeof path, FIXTURES "%s/input.npy", weights);
-        float *input = load_npy_f32(path, &rows, &cols);
-        snprintf(path, sizeof path, FIXTURES "%s/golden_logits.npy", weights);
-        float *want = load_npy_f32(path, &grows, &gcols);
-        CHECK(input && want);
-        if (input && want) {
-            float *got = malloc(grows * gcols * sizeof *got);
-            CHECK_STATUS(vitq_model_forward(m, input, rows, got), VITQ_OK);
-            logits_match(config, got, want, grows * gcols);
-            free(got);
-        }
-        free(input), free(want);
+        check_model_golden(weights, m);
         /* The hyper-parameters the shapes cannot tell came from the config, not the name's defaults. */
         vitq_source heads = VITQ_SOURCE_NONE, size = VITQ_SOURCE_NONE;
         CHECK_STATUS(vitq_model_hparam_source(m, VITQ_HPARAM_NUM_HEADS, &heads), VITQ_OK);

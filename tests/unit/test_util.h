@@ -72,4 +72,20 @@ static inline int logits_match(const char *what, const float *got, const float *
     return 1;
 }
 
+/* Save quantized model q to memory and load it again with `execution` (a vitq_execution). */
+static inline vitq_model *reload_quantized(const vitq_model *q, int32_t execution) {
+    size_t size = 0;
+    vitq_model *m = NULL;
+    CHECK_STATUS(vitq_model_save_memory(q, NULL, 0, &size), VITQ_OK);
+    void *bytes = malloc(size);
+    if (!bytes) return NULL;
+    CHECK_STATUS(vitq_model_save_memory(q, bytes, size, &size), VITQ_OK);
+    vitq_model_options o;
+    vitq_model_options_init(&o);
+    o.execution = execution;
+    CHECK_STATUS(vitq_model_load_memory(bytes, size, "quantized", &o, &m), VITQ_OK);
+    free(bytes);
+    return m;
+}
+
 #endif
