@@ -1,5 +1,5 @@
 # vitq - build the static and shared libraries, the CLI, tests, docs tables.
-# make [OPENMP=0] | make test | make check-asan | make demo | make results [IMAGENET=dir] | make install PREFIX=/usr/local DESTDIR=
+# make [OPENMP=0] | make test | make check-asan | make check-tsan | make fuzz | make demo | make results [IMAGENET=dir] | make install PREFIX=/usr/local DESTDIR=
 .SUFFIXES:
 
 # The version lives in include/vitq.h only (one source of truth).
@@ -33,6 +33,12 @@ endif
 ifeq ($(SANITIZE),1)
   SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   VARIANT := $(VARIANT)-asan
+  OPT := -O1
+else ifeq ($(SANITIZE),thread)
+  # ThreadSanitizer (make check-tsan): use with OPENMP=0, TSan cannot see libgomp's synchronisation.
+  # VITQ_NO_IFUNC: an instrumented ifunc resolver runs before the TSan runtime is up and crashes.
+  SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -DVITQ_NO_IFUNC
+  VARIANT := $(VARIANT)-tsan
   OPT := -O1
 else
   SAN_FLAGS :=
@@ -123,6 +129,49 @@ check-asan:
 		UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh --c-only
 
 bin-asan: $(BUILD)/bin/vitq
+
+# make check-tsan: several threads run vitq_model_forward on one model at once under ThreadSanitizer
+# (tests/tsan/). The library is built OPENMP=0: TSan does not see libgomp's barriers and would report
+# races inside them; the test's own pthreads are the concurrency under test.
+.PHONY: check-tsan
+check-tsan:
+	sh tests/tsan/check_concurrent_forward.sh
+$(BUILD)/tests/tsan/%: tests/tsan/%.c include/vitq.h tests/unit/harness.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Itests/unit $(SAN_FLAGS) $(CFLAGS) -pthread \
+		-o $@ $< $(STATIC) $(ALL_LDFLAGS) -pthread $(LDLIBS_LIB)
+
+# make fuzz: every fuzz/fuzz_*.c target under libFuzzer + ASan + UBSan for FUZZ_SECONDS each, seeds from
+# fuzz/corpus/<target>/ (fuzz/README.md); FUZZ_TARGETS="json npy" runs some. The library is compiled
+# again by clang with coverage instrumentation into build/fuzz/ (without OpenMP: one thread per input
+# keeps every finding reproducible).
+.PHONY: fuzz fuzz-build
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_BUILD := build/fuzz
+FUZZ_CFLAGS := -std=c11 -O1 -g $(WARN) -D_POSIX_C_SOURCE=200809L -DVITQ_BUILDING -Iinclude -Isrc \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_BUILD)/%)
+# zlib, when its header and library are there, is fuzz_idx_gzip's oracle for raw DEFLATE (it never goes
+# into libvitq). Recursive (=): the probe runs only when that target is linked.
+FUZZ_ZLIB = $(shell printf '\043include <zlib.h>\nint main(void) { return !zlibVersion(); }\n' | \
+	$(FUZZ_CC) -x c - -lz -o $(FUZZ_BUILD)/zlib-probe >/dev/null 2>&1 && echo 1)
+
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) sh fuzz/run.sh $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/src/%.o: src/%.c $(wildcard include/*.h) $(shell find src -name '*.h')
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_BUILD)/libvitq.a: $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(wildcard fuzz/*.h) $(FUZZ_BUILD)/libvitq.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libvitq.a -lm \
+		$(if $(and $(filter idx_gzip,$*),$(FUZZ_ZLIB)),-DVITQ_FUZZ_ZLIB -lz)
 
 demo: all
 	sh tools/demo.sh

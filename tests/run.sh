@@ -1,6 +1,7 @@
 #!/bin/sh
 # The test runner: every test program in $BUILD/tests, then (unless --c-only) the ABI checks, the
-# layering checks, the Python ctypes test and the CLI checks. Each check prints PASS/FAIL/SKIP lines
+# layering checks, a short run of the fuzz targets, the ThreadSanitizer test, the Python ctypes test
+# and the CLI checks. Each check prints PASS/FAIL/SKIP lines
 # (a SKIP names what is missing); the last line is "N passed, N failed, N skipped" and the exit status
 # is non-zero when anything failed.
 BUILD=${BUILD:-build/omp}
@@ -55,7 +56,8 @@ for t in "$BUILD"/tests/test_*; do
 done
 
 if [ "$MODE" != "--c-only" ]; then
-    for check in tests/abi/check_*.sh tests/build/check_*.sh tests/arch/check_*.sh; do
+    for check in tests/abi/check_*.sh tests/build/check_*.sh tests/arch/check_*.sh tests/fuzz/check_*.sh \
+        tests/tsan/check_*.sh; do
         [ -f "$check" ] || continue
         echo "== $check"
         BUILD=$BUILD sh "$check" >"$log" 2>&1
