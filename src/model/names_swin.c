@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/checkpoint.h"
+#include "model/name_map.h"
 
 /* timm suffix -> HF suffix inside "layers.S.blocks.B." <-> "swin.encoder.layers.S.blocks.B.". */
 static const char *const hf_block_names[][2] = {
@@ -34,16 +35,6 @@ static const char *const variant_notes[][2] = {
 
 static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
-/* "prefix" + table[i][1] + what follows table[i][0] in `name`, for the first entry that matches. */
-static int map_prefix(const char *const (*table)[2], size_t n, const char *name, const char *prefix, char *out,
-                      size_t cap) {
-    for (size_t i = 0; i < n; i++)
-        if (starts_with(name, table[i][0])) {
-            snprintf(out, cap, "%s%s%s", prefix, table[i][1], name + strlen(table[i][0]));
-            return 1;
-        }
-    return 0;
-}
 
 int vitq_i_swin_translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap) {
     unsigned stage, block;
@@ -69,10 +60,10 @@ int vitq_i_swin_translate(const vitq_i_ckpt *c, const char *canon, char *out, si
     }
     if (sscanf(canon, "layers.%u.blocks.%u.%n", &stage, &block, &pos) == 2 && pos > 0) {
         snprintf(rest, sizeof rest, "swin.encoder.layers.%u.blocks.%u.", stage, block);
-        return map_prefix(hf_block_names, sizeof hf_block_names / sizeof hf_block_names[0], canon + pos, rest, out,
+        return vitq_i_ckpt_map_prefix(hf_block_names, sizeof hf_block_names / sizeof hf_block_names[0], canon + pos, rest, out,
                           cap);
     }
-    return map_prefix(hf_top_names, sizeof hf_top_names / sizeof hf_top_names[0], canon, "", out, cap);
+    return vitq_i_ckpt_map_prefix(hf_top_names, sizeof hf_top_names / sizeof hf_top_names[0], canon, "", out, cap);
 }
 
 int vitq_i_swin_qkv_parts(const vitq_i_ckpt *c, const char *canon, char parts[3][VITQ_I_NAME_LEN]) {

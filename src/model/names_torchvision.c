@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "model/checkpoint.h"
+#include "model/name_map.h"
 
 /* canonical suffix inside blocks.N. -> torchvision suffix inside encoder.layers.encoder_layer_N. */
 static const char *const vit_block_names[][2] = {
@@ -65,16 +66,6 @@ static const char *const variant_notes[][2] = {
 
 static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
-/* prefix + table[i][1] + what follows table[i][0] in `name`, for the first entry that matches. */
-static int map_prefix(const char *const (*table)[2], size_t n, const char *name, const char *prefix, char *out,
-                      size_t cap) {
-    for (size_t i = 0; i < n; i++)
-        if (starts_with(name, table[i][0])) {
-            snprintf(out, cap, "%s%s%s", prefix, table[i][1], name + strlen(table[i][0]));
-            return 1;
-        }
-    return 0;
-}
 
 static int vit_translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap) {
     unsigned block;
@@ -82,16 +73,16 @@ static int vit_translate(const vitq_i_ckpt *c, const char *canon, char *out, siz
     if (sscanf(canon, "blocks.%u.%n", &block, &pos) == 1 && pos > 0) {
         char pre[VITQ_I_NAME_LEN];
         snprintf(pre, sizeof pre, "%sencoder.layers.encoder_layer_%u.", c->prefix, block);
-        if (!map_prefix(vit_block_names, COUNT(vit_block_names), canon + pos, pre, out, cap)) return 0;
+        if (!vitq_i_ckpt_map_prefix(vit_block_names, COUNT(vit_block_names), canon + pos, pre, out, cap)) return 0;
         /* the version-1 MLP name when the file has it and not the current one */
         char old[VITQ_I_NAME_LEN];
         if (!vitq_i_st_find(c->st, out) &&
-            map_prefix(vit_block_names_v1, COUNT(vit_block_names_v1), canon + pos, pre, old, sizeof old) &&
+            vitq_i_ckpt_map_prefix(vit_block_names_v1, COUNT(vit_block_names_v1), canon + pos, pre, old, sizeof old) &&
             vitq_i_st_find(c->st, old))
             snprintf(out, cap, "%s", old);
         return 1;
     }
-    return map_prefix(vit_top_names, COUNT(vit_top_names), canon, c->prefix, out, cap);
+    return vitq_i_ckpt_map_prefix(vit_top_names, COUNT(vit_top_names), canon, c->prefix, out, cap);
 }
 
 static int swin_translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap) {
@@ -106,12 +97,12 @@ static int swin_translate(const vitq_i_ckpt *c, const char *canon, char *out, si
     if (sscanf(canon, "layers.%u.blocks.%u.%n", &stage, &block, &pos) == 2 && pos > 0) {
         const char *rest = canon + pos;
         snprintf(pre, sizeof pre, "%sfeatures.%u.%u.", c->prefix, 2 * stage + 1, block);
-        if (map_prefix(swin_block_names, COUNT(swin_block_names), rest, pre, out, cap)) return 1;
+        if (vitq_i_ckpt_map_prefix(swin_block_names, COUNT(swin_block_names), rest, pre, out, cap)) return 1;
         if (starts_with(rest, "attn_mask")) return 0; /* computed by torchvision's forward, never stored */
         snprintf(out, cap, "%s%s", pre, rest);        /* norm1, norm2, attn.* keep timm's names */
         return 1;
     }
-    return map_prefix(swin_top_names, COUNT(swin_top_names), canon, c->prefix, out, cap);
+    return vitq_i_ckpt_map_prefix(swin_top_names, COUNT(swin_top_names), canon, c->prefix, out, cap);
 }
 
 int vitq_i_tv_translate(const vitq_i_ckpt *c, const char *canon, char *out, size_t cap) {
