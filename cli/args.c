@@ -62,6 +62,17 @@ int cli_parse(int argc, char **argv, cli_args *a) {
     a->wbits = a->abits = a->edge_bits = 8;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
+        if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) return CLI_HELP;
+        /* --opt=value is --opt value (only the option's own '=': values such as KEY=VALUE keep theirs) */
+        char name[64];
+        const char *inline_value = NULL;
+        const char *eq = opt[0] == '-' && opt[1] == '-' ? strchr(opt, '=') : NULL;
+        if (eq && (size_t)(eq - opt) < sizeof name) {
+            memcpy(name, opt, (size_t)(eq - opt));
+            name[eq - opt] = '\0';
+            opt = name;
+            inline_value = eq + 1;
+        }
         if (opt[0] != '-') {
             if (a->model) {
                 fprintf(stderr, "vitq: unexpected argument '%s'\n", opt);
@@ -74,11 +85,11 @@ int cli_parse(int argc, char **argv, cli_args *a) {
             fprintf(stderr, "vitq: unknown option %s\n", opt);
             return -1;
         }
-        if (i + 1 >= argc) {
+        if (!inline_value && i + 1 >= argc) {
             fprintf(stderr, "vitq: option %s needs a value\n", opt);
             return -1;
         }
-        const char *val = argv[++i];
+        const char *val = inline_value ? inline_value : argv[++i];
         long v = 0;
         int rc = 0;
         if (!strcmp(opt, "--data")) a->data = val;

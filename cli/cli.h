@@ -31,6 +31,9 @@ typedef struct cli_args {
 } cli_args;
 
 /* Parse "COMMAND MODEL --opt value ..." (argv[0] is the command). 0 on success; prints errors. */
+/* cli_parse's answer to -h / --help anywhere among a command's arguments. */
+#define CLI_HELP 1
+/* 0 when parsed, CLI_HELP when help was asked for, -1 on a usage error (already printed). */
 int cli_parse(int argc, char **argv, cli_args *args);
 
 /* Print "vitq: <what>: <status name>: <detail>" to stderr and return exit code 1. */

@@ -34,42 +34,75 @@ void cli_print_schemes(FILE *f) {
     }
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "vitq %s - post-training quantization and inference of Vision Transformers\n"
-            "usage:\n"
-            "  vitq info MODEL\n"
-            "  vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T]\n"
-            "  vitq logits MODEL --data IMAGES [--limit N] [--threads T] --out FILE.npy\n"
-            "  vitq points MODEL [quantize options]      (quantization points and their configuration)\n"
-            "  vitq quantize MODEL --calib IMAGES --out QMODEL.safetensors [--scheme SCHEME|METHOD]\n"
-            "       [--wbits W] [--abits A] [--edge-bits E] [--calib-n 32] [--seed S] [--opt KEY=VALUE ...]\n"
-            "       [--set 'POINT_GLOB=key:value[,key:value]' ...]   keys: bits, granularity, symmetric, scheme,\n"
-            "       noisy, and the scheme's options (e.g. percentile:99.9); eval and logits accept QMODEL\n",
+/* Each command's usage, in the order of the full help; the full help is all of them. */
+static const struct {
+    const char *command, *text;
+} commands[] = {
+    {"info", "  vitq info MODEL                                 hyper-parameters and where each came from\n"},
+    {"eval", "  vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T] [--batch B]\n"},
+    {"logits", "  vitq logits MODEL --data IMAGES [--limit N] [--threads T] [--batch B] --out FILE.npy\n"},
+    {"points", "  vitq points MODEL [quantize options]      (quantization points and their configuration)\n"},
+    {"quantize",
+     "  vitq quantize MODEL --calib IMAGES --out QMODEL.safetensors [--scheme SCHEME|METHOD]\n"
+     "       [--wbits W] [--abits A] [--edge-bits E] [--calib-n 32] [--seed S] [--opt KEY=VALUE ...]\n"
+     "       [--set 'POINT_GLOB=key:value[,key:value]' ...]   keys: bits, granularity, symmetric, scheme,\n"
+     "       noisy, and the scheme's options (e.g. percentile:99.9); eval and logits accept QMODEL\n"},
+    {"report",
+     "  vitq report MODEL (--calib IMAGES [quantize options] | --quantized QMODEL) --data IMAGES\n"
+     "       [--limit 64] [--csv FILE]   per-point SQNR, range and output cosine, worst first\n"},
+};
+#define NUM_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void common_notes(FILE *f) {
+    fprintf(f, "MODEL is a .safetensors file, a PyTorch .pth/.pt/pytorch_model.bin state dict, or a folder holding\n"
+               "one (config.json and preprocessor_config.json beside it are read). IMAGES is an IDX or .npy file,\n"
+               "optionally gzipped. Options take their value as --opt VALUE or --opt=VALUE.\n"
+               "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
+               "                 --mean M[,M,M]  --std S[,S,S]\n"
+               "quantized models: --execution auto (integer kernels where the quantizers allow, default) | simulated\n"
+               "--batch B: images per forward pass (default 64); --threads T: 0 = all cores (default)\n");
+}
+
+/* The usage of `command` (NULL: every command), with the schemes and methods where they apply. */
+static void usage(FILE *f, const char *command) {
+    fprintf(f, "vitq %s - post-training quantization and inference of Vision Transformers\nusage:\n",
             vitq_version_string());
-    cli_print_schemes(f);
-    fprintf(f,
-            "  vitq report MODEL (--calib IMAGES [quantize options] | --quantized QMODEL) --data IMAGES\n"
-            "       [--limit 64] [--csv FILE]   per-point SQNR, range and output cosine, worst first\n"
-            "MODEL is a .safetensors file or a folder holding model.safetensors (config.json and\n"
-            "preprocessor_config.json beside it are read). IMAGES is an IDX or .npy file, optionally gzipped.\n"
-            "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
-            "                 --mean M[,M,M]  --std S[,S,S]\n"
-            "quantized models: --execution auto (integer kernels where the quantizers allow, default) | simulated\n");
+    for (size_t i = 0; i < NUM_COMMANDS; i++) {
+        if (command && strcmp(command, commands[i].command)) continue;
+        fputs(commands[i].text, f);
+        if (!strcmp(commands[i].command, "quantize")) cli_print_schemes(f);
+    }
+    common_notes(f);
+}
+
+static int known_command(const char *command) {
+    for (size_t i = 0; i < NUM_COMMANDS; i++)
+        if (!strcmp(command, commands[i].command)) return 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        usage(argc < 2 ? stderr : stdout);
+        usage(argc < 2 ? stderr : stdout, NULL);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("vitq %s\n", vitq_version_string());
         return 0;
     }
+    if (!known_command(argv[1])) {
+        fprintf(stderr, "vitq: unknown command '%s'\n", argv[1]);
+        usage(stderr, NULL);
+        return 2;
+    }
     cli_args args;
-    if (cli_parse(argc - 1, argv + 1, &args) != 0) {
-        fprintf(stderr, "run 'vitq --help' for usage\n");
+    int parsed = cli_parse(argc - 1, argv + 1, &args);
+    if (parsed == CLI_HELP) {
+        usage(stdout, argv[1]);
+        return 0;
+    }
+    if (parsed != 0) { /* a usage error: the usage of this command, exit 2 */
+        usage(stderr, argv[1]);
         return 2;
     }
     if (!strcmp(argv[1], "info")) return cli_info(&args);
@@ -77,8 +110,5 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "logits")) return cli_logits(&args);
     if (!strcmp(argv[1], "quantize")) return cli_quantize(&args);
     if (!strcmp(argv[1], "points")) return cli_points(&args);
-    if (!strcmp(argv[1], "report")) return cli_report(&args);
-    fprintf(stderr, "vitq: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    return cli_report(&args);
 }

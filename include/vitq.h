@@ -708,9 +708,11 @@ VITQ_API vitq_status vitq_calibrator_feed_dataset(vitq_calibrator *calibrator, c
 
 /**
  * Calibrate every point on the fed images and return a quantized model: a vitq_model that runs
- * simulated quantization (each point's tensor replaced by its quantized value) through
- * vitq_model_forward() and saves with vitq_model_save(). Free it with vitq_model_free(); it does
- * not depend on the calibrator or on the float model afterwards.
+ * through vitq_model_forward() as a loaded quantized file does with VITQ_EXECUTION_AUTO (linear
+ * layers and attention products whose quantizers allow it on the integer kernels, the rest as
+ * simulated quantization: each point's tensor replaced by its quantized value), and saves with
+ * vitq_model_save(). Free it with vitq_model_free(); it does not depend on the calibrator or on the
+ * float model afterwards.
  */
 VITQ_API vitq_status vitq_calibrator_run(vitq_calibrator *calibrator, vitq_model **quantized);
 

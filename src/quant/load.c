@@ -7,6 +7,16 @@
 #include "quant/integer.h"
 #include "quant/load.h"
 
+/* Images and labels given where a model belongs: named as such instead of a parser's complaint about
+ * a header length (the first bytes of IDX, .npy and gzip files cannot start a safetensors file, whose
+ * 8-byte header length would be absurd, nor a zip). */
+static const char *data_file_kind(const uint8_t *d, size_t n) {
+    if (n >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 0x08 && d[3] >= 1 && d[3] <= 4) return "an IDX (MNIST-style) data file";
+    if (n >= 6 && !memcmp(d, "\x93NUMPY", 6)) return "a .npy array file";
+    if (n >= 2 && d[0] == 0x1f && d[1] == 0x8b) return "a gzip file (images or labels?)";
+    return NULL;
+}
+
 vitq_status vitq_i_load(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
                         const vitq_model_options *opts, const struct vitq_i_json *config, const char *config_name,
                         const struct vitq_i_json *preproc, const char *preproc_name, vitq_i_net **net,
@@ -18,6 +28,13 @@ vitq_status vitq_i_load(const vitq_allocator *a, const uint8_t *data, size_t siz
      * a pickle protocol byte), which as a safetensors header length would exceed any valid one. */
     vitq_status st = vitq_i_pth_detect(data, size) ? vitq_i_pth_parse(a, data, size, name, &st_file)
                                                    : vitq_i_st_parse(a, data, size, name, &st_file);
+    /* Only once the model readers refused it, so that no model can be mistaken for data. */
+    const char *data_kind = st ? data_file_kind(data, size) : NULL;
+    if (data_kind)
+        return vitq_i_fail(VITQ_ERR_FORMAT,
+                           "%s: this is %s, not a model (safetensors or torch.save checkpoint); were the model and "
+                           "the data swapped?",
+                           name, data_kind);
     if (st) return st;
     /* A quantized file carries its hyper-parameters in __metadata__: config files beside it belong
      * to whatever model shares the folder and are not read. */

@@ -109,8 +109,25 @@ def eval_state_dict(tmp):
            out + err)
 
 
+def usage_and_option_forms():
+    """Per-command help, --opt=value, usage errors with that command's usage, a model/data swap named."""
+    rc, out, err = run("eval", "--help")
+    report("eval --help: exit 0 with eval's usage only", rc == 0 and "vitq eval MODEL" in out
+           and "vitq quantize" not in out and "--batch" in out, out + err)
+    rc, out, err = run("eval", "models/fmnist-vit", "--data=data/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                       "--limit=4", "--threads=1")
+    report("--opt=value is accepted", rc == 0 and out.startswith("top1 = ") and "(4/4)" in out, out + err)
+    rc, out, err = run("logits", "models/fmnist-vit", "--bogus", "1")
+    report("a usage error exits 2 with that command's usage", rc == 2 and "vitq logits MODEL" in err
+           and "vitq quantize" not in err, err)
+    rc, out, err = run("eval", "data/fashion-mnist/t10k-images-idx3-ubyte.gz", "--data", "models/fmnist-vit")
+    report("MODEL and --data swapped: named as such", rc != 0 and "not a model" in err and "swapped" in err
+           and "header length" not in err, err)
+
+
 def main():
     help_lists_the_registry()
+    usage_and_option_forms()
     rc, out, err = run("info", f"{FIXTURES}/odd-deit-timm-meta")
     report("info names architecture and sources", rc == 0 and "distilled" in out and "__metadata__" in out
            and "num_heads       5" in out, out + err)
