@@ -85,3 +85,20 @@ vitq_status vitq_i_carve_workspace(const vitq_allocator *a, const size_t *sizes,
     }
     return VITQ_OK;
 }
+
+vitq_status vitq_i_grow_array(const vitq_allocator *a, void **array, size_t *cap, size_t need, size_t elem,
+                              const char *what) {
+    if (need <= *cap) return VITQ_OK;
+    size_t c = *cap ? *cap : 16, bytes;
+    while (c < need)
+        if (!vitq_i_mul_size(c, 2, &c)) return vitq_i_oom(what, SIZE_MAX);
+    if (!vitq_i_mul_size(c, elem, &bytes)) return vitq_i_oom(what, SIZE_MAX);
+    uint8_t *p = vitq_i_alloc(a, bytes);
+    if (!p) return vitq_i_oom(what, bytes);
+    if (*cap) memcpy(p, *array, *cap * elem);
+    memset(p + *cap * elem, 0, bytes - *cap * elem); /* new slots start zeroed */
+    vitq_i_free(a, *array);
+    *array = p;
+    *cap = c;
+    return VITQ_OK;
+}

@@ -36,6 +36,11 @@ void *vitq_i_alloc_array(const vitq_allocator *a, size_t count, size_t elem);
 /* As vitq_i_alloc_array, zero-filled. */
 void *vitq_i_calloc(const vitq_allocator *a, size_t count, size_t elem);
 void vitq_i_free(const vitq_allocator *a, void *ptr);
+/* Grow *array (*cap elements of `elem` bytes) to hold at least `need`, doubling from 16; the new
+ * slots are zeroed. VITQ_ERR_OUT_OF_MEMORY naming `what` (also when the size would overflow); *array
+ * is unchanged on failure. */
+vitq_status vitq_i_grow_array(const vitq_allocator *a, void **array, size_t *cap, size_t need, size_t elem,
+                              const char *what);
 /* Copy of a NUL-terminated string (NULL -> NULL). */
 char *vitq_i_strdup(const vitq_allocator *a, const char *s);
 /* One allocation from `a` cut into `count` float slots of sizes[k] floats, each 64-byte aligned

@@ -100,22 +100,9 @@ static vitq_status fail(const run *r, vitq_status status, const char *fmt, ...) 
                        (unsigned)r->vm->op, detail);
 }
 
-/* Grow *array (elements of `elem` bytes, *cap of them) to hold at least `need`, doubling. */
+/* Grow one of the machine's arrays (vitq_i_grow_array with the machine's allocator). */
 static vitq_status grow(const run *r, void **array, size_t *cap, size_t need, size_t elem, const char *what) {
-    if (need <= *cap) return VITQ_OK;
-    size_t c = *cap ? *cap : 16;
-    while (c < need) {
-        if (!vitq_i_mul_size(c, 2, &c)) return fail(r, VITQ_ERR_OUT_OF_MEMORY, "%s too large", what);
-    }
-    size_t bytes;
-    if (!vitq_i_mul_size(c, elem, &bytes)) return fail(r, VITQ_ERR_OUT_OF_MEMORY, "%s too large", what);
-    void *p = vitq_i_alloc(&r->vm->alloc, bytes);
-    if (!p) return vitq_i_oom(what, bytes);
-    if (*cap) memcpy(p, *array, *cap * elem);
-    vitq_i_free(&r->vm->alloc, *array);
-    *array = p;
-    *cap = c;
-    return VITQ_OK;
+    return vitq_i_grow_array(&r->vm->alloc, array, cap, need, elem, what);
 }
 
 static vitq_status new_obj(const run *r, vitq_i_pk_type type, uint32_t *ref) {

@@ -60,21 +60,6 @@ static vitq_status at_fail(const vitq_i_pickle *vm, vitq_status status, const ch
     return vitq_i_fail(status, "%s offset %zu: %s", vm->what, vm->at, detail);
 }
 
-/* Grow a host array to hold one more element. */
-static vitq_status grow_one(const vitq_allocator *a, void **array, size_t *cap, size_t used, size_t elem,
-                            const char *what) {
-    if (used < *cap) return VITQ_OK;
-    size_t c = *cap ? *cap * 2 : 16, bytes;
-    if (!vitq_i_mul_size(c, elem, &bytes)) return vitq_i_oom(what, SIZE_MAX);
-    void *p = vitq_i_alloc(a, bytes);
-    if (!p) return vitq_i_oom(what, bytes);
-    if (used) memcpy(p, *array, used * elem);
-    vitq_i_free(a, *array);
-    *array = p;
-    *cap = c;
-    return VITQ_OK;
-}
-
 int vitq_i_pth_str_is(const vitq_i_pk_obj *o, const char *s) {
     return o->type == VITQ_I_PK_STR && o->u.s.n == strlen(s) && memcmp(o->u.s.p, s, o->u.s.n) == 0;
 }
@@ -202,8 +187,8 @@ static vitq_status on_persistent(void *user, vitq_i_pickle *vm, uint32_t pid, ui
             return at_fail(vm, VITQ_ERR_FORMAT, "storage '%s' is referenced as %s and as %s", key,
                            vitq_i_elem_name(p->storages[si - 1].elem), vitq_i_elem_name(elem));
     } else {
-        st = grow_one(&p->alloc, (void **)&p->storages, &p->cap_storages, p->num_storages, sizeof *p->storages,
-                      "storage table");
+        st = vitq_i_grow_array(&p->alloc, (void **)&p->storages, &p->cap_storages, p->num_storages + 1,
+                               sizeof *p->storages, "storage table");
         if (st) return st;
         p->storages[p->num_storages] = (vitq_i_pth_storage){e, elem, bytes};
         si = (uint32_t)++p->num_storages; /* <= zip entries */
@@ -282,7 +267,8 @@ static vitq_status rebuild_tensor(vitq_i_pth_reader *p, vitq_i_pickle *vm, int v
     }
     if (p->num_tensors >= UINT32_MAX) return at_fail(vm, VITQ_ERR_FORMAT, "too many tensors");
     vitq_status st =
-        grow_one(&p->alloc, (void **)&p->tensors, &p->cap_tensors, p->num_tensors, sizeof *p->tensors, "tensor table");
+        vitq_i_grow_array(&p->alloc, (void **)&p->tensors, &p->cap_tensors, p->num_tensors + 1, sizeof *p->tensors,
+                          "tensor table");
     if (st) return st;
     p->tensors[p->num_tensors] = x;
     return vitq_i_pk_new(vm, VITQ_I_PK_EXT, VITQ_I_PTH_X_TENSOR, (uint32_t)p->num_tensors++, result);

@@ -21,22 +21,10 @@ void vitq_i_stw_free(vitq_i_st_writer *w) {
     memset(w, 0, sizeof *w);
 }
 
-static vitq_status grow(const vitq_allocator *a, void **arr, size_t *capacity, size_t elem, size_t need) {
-    if (need <= *capacity) return VITQ_OK;
-    size_t cap = *capacity ? *capacity * 2 : 64;
-    while (cap < need) cap *= 2;
-    void *n = vitq_i_calloc(a, cap, elem);
-    if (!n) return vitq_i_oom("safetensors writer", cap * elem);
-    if (*arr) memcpy(n, *arr, *capacity * elem);
-    vitq_i_free(a, *arr);
-    *arr = n;
-    *capacity = cap;
-    return VITQ_OK;
-}
-
 vitq_status vitq_i_stw_add(vitq_i_st_writer *w, const char *name, const char *dtype, int ndim, const uint64_t *shape,
                            const void *data, size_t nbytes) {
-    vitq_status st = grow(&w->alloc, (void **)&w->entries, &w->capacity, sizeof *w->entries, w->count + 1);
+    vitq_status st = vitq_i_grow_array(&w->alloc, (void **)&w->entries, &w->capacity, w->count + 1,
+                                       sizeof *w->entries, "safetensors writer");
     if (st) return st;
     vitq_i_st_entry *e = &w->entries[w->count];
     e->name = vitq_i_strdup(&w->alloc, name);
@@ -60,7 +48,8 @@ vitq_status vitq_i_stw_add_owned(vitq_i_st_writer *w, const char *name, const ch
 }
 
 vitq_status vitq_i_stw_meta(vitq_i_st_writer *w, const char *key, const char *value) {
-    vitq_status st = grow(&w->alloc, (void **)&w->meta, &w->meta_capacity, sizeof *w->meta, w->meta_count + 2);
+    vitq_status st = vitq_i_grow_array(&w->alloc, (void **)&w->meta, &w->meta_capacity, w->meta_count + 2,
+                                       sizeof *w->meta, "safetensors writer");
     if (st) return st;
     w->meta[w->meta_count] = vitq_i_strdup(&w->alloc, key);
     w->meta[w->meta_count + 1] = vitq_i_strdup(&w->alloc, value);
