@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "progress.h"
 
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end;
@@ -47,7 +48,7 @@ static int known_option(const char *opt) {
         "--data", "--labels", "--out", "--limit", "--threads", "--batch",                  /* all commands */
         "--num-heads", "--image-size", "--layer-norm-eps", "--gelu", "--mean", "--std",    /* model overrides */
         "--execution", "--scheme", "--calib", "--calib-n", "--seed", "--wbits", "--abits", /* quantization */
-        "--edge-bits", "--set", "--opt", "--quantized", "--csv"};
+        "--edge-bits", "--set", "--opt", "--quantized", "--csv", "--progress"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(opt, names[i])) return 1;
     return 0;
@@ -139,6 +140,13 @@ int cli_parse(int argc, char **argv, cli_args *a) {
         else if (!strcmp(opt, "--calib")) a->calib = val;
         else if (!strcmp(opt, "--quantized")) a->quantized = val;
         else if (!strcmp(opt, "--csv")) a->csv = val;
+        else if (!strcmp(opt, "--progress")) {
+            if (cli_progress_setup(val)) {
+                fprintf(stderr, "vitq: --progress: '%s' is none of auto, bar, plain, none\n", val);
+                rc = -1;
+            }
+            a->progress = val;
+        }
         else if (!strcmp(opt, "--calib-n")) rc = parse_long(opt, val, 1, 1L << 30, &a->calib_n);
         else if (!strcmp(opt, "--seed")) rc = parse_long(opt, val, 0, 1L << 62, &a->seed);
         else if (!strcmp(opt, "--wbits") || !strcmp(opt, "--abits") || !strcmp(opt, "--edge-bits")) {

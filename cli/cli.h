@@ -28,6 +28,7 @@ typedef struct cli_args {
     /* report */
     const char *quantized;
     const char *csv;
+    const char *progress; /* --progress auto|bar|plain|none */
 } cli_args;
 
 /* Parse "COMMAND MODEL --opt value ..." (argv[0] is the command). 0 on success; prints errors. */
@@ -57,8 +58,8 @@ int cli_check_output(const cli_args *args, const char *flag, const char *out);
  * or a device (/dev/stdout) is written in place. 0 on success; prints errors. */
 int cli_write_file(const char *flag, const char *path, const void *data, size_t size);
 
-/* Run the model over the first `n` images, calling back after each batch, with a progress bar on
- * a terminal. Logits of all n images land in `logits`. */
+/* Run the model over the first `n` images in batches of args->batch, reporting progress ("forward",
+ * progress.h) after each. Logits of all n images land in `logits`. */
 int cli_run(const cli_args *args, vitq_model *model, vitq_dataset *data, size_t n, float *logits);
 
 int cli_info(const cli_args *args);

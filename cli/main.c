@@ -60,7 +60,8 @@ static void common_notes(FILE *f) {
                "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
                "                 --mean M[,M,M]  --std S[,S,S]\n"
                "quantized models: --execution auto (integer kernels where the quantizers allow, default) | simulated\n"
-               "--batch B: images per forward pass (default 64); --threads T: 0 = all cores (default)\n");
+               "--batch B: images per forward pass (default 64); --threads T: 0 = all cores (default)\n"
+               "--progress auto|bar|plain|none: a redrawn bar on a terminal, a line every 10 s when piped (auto)\n");
 }
 
 /* The usage of `command` (NULL: every command), with the schemes and methods where they apply. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 
 static const char *kind_name(int k) { return k == VITQ_POINT_WEIGHT ? "weight" : "activation"; }
 static const char *gran_name(int g) {
@@ -35,13 +36,6 @@ static int apply_set(vitq_calibrator *cal, const char *spec) {
     return 0;
 }
 
-static int progress(void *user, const char *stage, int64_t done, int64_t total) {
-    (void)user;
-    fprintf(stderr, "\r%s %lld/%lld", stage, (long long)done, (long long)total);
-    if (done == total) fprintf(stderr, "\n");
-    return 0;
-}
-
 static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator **cal) {
     vitq_calibrator_options co;
     vitq_calibrator_options_init(&co);
@@ -50,7 +44,7 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
     co.activation_bits = args->abits;
     co.edge_bits = args->edge_bits;
     co.seed = (uint64_t)args->seed;
-    if (isatty(2)) co.progress = progress;
+    co.progress = cli_progress_fn;
     vitq_status st = vitq_calibrator_create(m, &co, cal);
     if (st == VITQ_ERR_UNKNOWN_NAME) {
         cli_fail("--scheme", st);
@@ -148,7 +142,10 @@ int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_cali
             fprintf(stderr, "calibrating on %llu of %llu images (seed %ld)\n", (unsigned long long)n,
                     (unsigned long long)di.count, args->seed);
     }
-    if (!rc && (st = vitq_calibrator_run(*cal, q))) rc = cli_fail("calibration", st);
+    if (!rc && (st = vitq_calibrator_run(*cal, q))) {
+        cli_progress_break();
+        rc = cli_fail("calibration", st);
+    }
     free(order);
     vitq_dataset_free(calib);
     return rc;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "progress.h"
 
 /* The rows as CSV, built in memory and written through cli_write_file: a failed write (a full disk, a
  * folder that cannot be written) is an error and leaves any previous file as it was. */
@@ -41,9 +42,17 @@ int cli_report(const cli_args *args) {
         rc = cli_calibrate(args, m, &q, &cal);
     }
     size_t n = args->limit > 0 ? (size_t)args->limit : 64;
+    if (!rc) { /* at most the images there are */
+        vitq_dataset_info di;
+        vitq_dataset_info_init(&di);
+        vitq_dataset_get_info(d, &di);
+        if (di.count < n) n = (size_t)di.count;
+    }
     int32_t count = 0;
     double cosine = 0;
+    /* the size query runs nothing; the second call measures, with progress */
     if (!rc && (st = vitq_model_report(m, q, d, 0, n, NULL, 0, &count, &cosine))) rc = cli_fail("report", st);
+    if (!rc) vitq_model_set_progress(q, cli_progress_fn, NULL);
     if (!rc) {
         rows = calloc((size_t)count + 1, sizeof *rows);
         if (!rows) {
@@ -51,7 +60,10 @@ int cli_report(const cli_args *args) {
             rc = 1;
         } else {
             rows[0].struct_size = sizeof *rows;
-            if ((st = vitq_model_report(m, q, d, 0, n, rows, count, &count, &cosine))) rc = cli_fail("report", st);
+            if ((st = vitq_model_report(m, q, d, 0, n, rows, count, &count, &cosine))) {
+                cli_progress_break();
+                rc = cli_fail("report", st);
+            }
         }
     }
     if (!rc) {

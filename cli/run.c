@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "core/core.h"
+#include "progress.h"
 
 int cli_fail(const char *what, vitq_status st) {
     fprintf(stderr, "vitq: %s: %s: %s\n", what, vitq_status_name(st), vitq_last_error());
@@ -32,8 +33,12 @@ static int find_labels(const char *images, char *out, size_t cap) {
 }
 
 int cli_open(const cli_args *args, int want_labels, vitq_model **model, vitq_dataset **data) {
-    vitq_status st = vitq_model_load_file(args->model, &args->options, model);
+    cli_progress_setup(args->progress); /* checked when parsed */
+    vitq_model_options options = args->options;
+    options.progress = cli_progress_fn;
+    vitq_status st = vitq_model_load_file(args->model, &options, model);
     if (st) return cli_fail(args->model, st);
+    vitq_model_set_progress(*model, NULL, NULL); /* cli_run reports its own batches */
     if (!data) return 0;
     if (!args->data) {
         fprintf(stderr, "vitq: --data IMAGES is required\n");
@@ -105,29 +110,21 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void progress(size_t done, size_t total, double elapsed) {
-    int width = 40, filled = (int)((double)width * (double)done / (double)total);
-    fprintf(stderr, "\r[%.*s%*s] %zu/%zu  %.1f img/s", filled, "########################################",
-            width - filled, "", done, total, elapsed > 0 ? (double)done / elapsed : 0.0);
-    if (done == total) fputc('\n', stderr);
-    fflush(stderr);
-}
-
 int cli_run(const cli_args *args, vitq_model *model, vitq_dataset *data, size_t n, float *logits) {
     vitq_model_info mi;
     vitq_model_info_init(&mi);
     vitq_model_get_info(model, &mi);
-    int tty = isatty(fileno(stderr));
     double t0 = now_seconds();
     size_t batch = (size_t)args->batch;
+    cli_progress_fn(NULL, "forward", 0, (int64_t)n);
     for (size_t first = 0; first < n; first += batch) {
         size_t count = n - first < batch ? n - first : batch;
         vitq_status st = vitq_model_forward_dataset(model, data, first, count, logits + first * (size_t)mi.num_classes);
         if (st) {
-            if (tty) fputc('\n', stderr);
+            cli_progress_break();
             return cli_fail("forward", st);
         }
-        if (tty) progress(first + count, n, now_seconds() - t0);
+        cli_progress_fn(NULL, "forward", (int64_t)(first + count), (int64_t)n);
     }
     double dt = now_seconds() - t0;
     fprintf(stderr, "%zu images in %.2f s (%.2f ms/image)\n", n, dt, 1000.0 * dt / (double)n);

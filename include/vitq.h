@@ -37,7 +37,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 4
+#define VITQ_VERSION_MINOR 5
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -150,6 +150,18 @@ typedef struct vitq_registry vitq_registry;     /**< the quantization schemes kn
 /* Models                                                                                          */
 /* ---------------------------------------------------------------------------------------------- */
 
+/**
+ * Progress of a long call: `done` of `total` units of `stage` are finished. Stages and their units:
+ * "load" (steps: 0/2 before reading, 1/2 read, 2/2 built), "forward" (images,
+ * vitq_model_forward_dataset), "report" (forward passes, vitq_model_report: 0 when it starts, then
+ * one per pass), and the calibrator's "calibrate" (batches of 8 images per pass), "search"
+ * (candidates scored), "noisy bias" (layers).
+ * `total` may grow while a call runs (a method that finds more work). Called on the caller's thread,
+ * never from inside a parallel region. Return nonzero to cancel: the call then fails with
+ * VITQ_ERR_CANCELLED and leaves its outputs as its documentation says for a failure.
+ */
+typedef int (*vitq_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);
+
 typedef enum vitq_arch {
     VITQ_ARCH_VIT = 1,  /**< ViT / DeiT with a class token, logits from token 0 */
     VITQ_ARCH_DEIT_DISTILLED = 2, /**< DeiT with class and distillation tokens, logits = mean of heads */
@@ -237,6 +249,10 @@ typedef struct vitq_model_options {
     /** 1: load weights holding NaN or infinity as they are (0: refuse them, VITQ_ERR_NON_FINITE
      *  naming the tensor and element). Since 0.4. */
     int32_t allow_non_finite;
+    /** Progress of the load ("load") and, kept by the model, of its later long calls (as
+     *  vitq_model_set_progress). NULL: none. Since 0.5. */
+    vitq_progress_fn progress;
+    void *progress_user;
 } vitq_model_options;
 
 /** Fill `options` with defaults and its struct_size. */
@@ -314,6 +330,11 @@ VITQ_API vitq_status vitq_model_get_info(const vitq_model *model, vitq_model_inf
 /** Where hyper-parameter `hparam` of `model` came from. */
 VITQ_API vitq_status vitq_model_hparam_source(const vitq_model *model, vitq_hparam hparam,
                                               vitq_source *source);
+
+/** Progress callback of later long calls on `model`: vitq_model_forward_dataset ("forward", images)
+ *  and vitq_model_report with `model` as the quantized model ("report", forward passes). NULL: none.
+ *  Several threads using one model share its callback. Since 0.5. */
+VITQ_API vitq_status vitq_model_set_progress(vitq_model *model, vitq_progress_fn progress, void *user);
 
 /** Set the number of threads of later forward passes (0: all available). */
 VITQ_API vitq_status vitq_model_set_num_threads(vitq_model *model, int32_t num_threads);
@@ -624,9 +645,6 @@ VITQ_API vitq_status vitq_quantizer_param(const vitq_quantizer *quantizer, const
 
 /* Calibrator -------------------------------------------------------------------------------------- */
 
-/** Progress of a long call: return nonzero to cancel it (it then fails with VITQ_ERR_CANCELLED). */
-typedef int (*vitq_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);
-
 typedef struct vitq_calibrator_options {
     uint32_t struct_size;            /**< set by vitq_calibrator_options_init() */
     const vitq_allocator *allocator; /**< NULL: the model's */
@@ -752,7 +770,8 @@ typedef struct vitq_report_row {
     uint32_t struct_size;
     const char *point;     /**< valid while the quantized model lives */
     int32_t bits;
-    double sqnr_db;        /**< of the point's tensor against its float value, in the quantized run */
+    double sqnr_db;        /**< of the point's tensor against its float value: a weight against the float
+                                weight it was quantized from, an activation in the quantized run */
     float min, max;        /**< range of the float tensor on the report images */
     double output_cosine;  /**< cosine of the logits against FP32 with only this point quantized */
 } vitq_report_row;
@@ -761,9 +780,13 @@ typedef struct vitq_report_row {
  * Per-point damage of `quantized` (from vitq_calibrator_run or a saved file) against `reference` (its
  * float model) on images [first, first + n) of `dataset`: rows sorted by output_cosine, worst first,
  * into rows[0 .. capacity) (*count receives the number of quantized points), and the cosine of the
- * fully quantized logits against FP32 into *output_cosine. Costs one forward pass per point.
+ * fully quantized logits against FP32 into *output_cosine. Costs one forward pass per point plus two.
+ * The float side is `reference` with the quantized model's folds applied (RepQ-ViT's rescaling of
+ * LayerNorm outputs into the next linear layer): a weight is compared with the float weight it was
+ * quantized from, not with the unfolded one.
  * rows[0].struct_size must be set (sizeof(vitq_report_row)): it is the stride of the array.
- * rows may be NULL with capacity 0 to learn *count.
+ * rows NULL with capacity 0 only sets *count (nothing runs: a free size query). Progress ("report",
+ * forward passes) and cancellation go through the callback of `quantized` (vitq_model_set_progress).
  */
 VITQ_API vitq_status vitq_model_report(const vitq_model *reference, const vitq_model *quantized,
                                        const vitq_dataset *dataset, uint64_t first, size_t n, vitq_report_row *rows,

@@ -39,11 +39,12 @@ vitq_status vitq_calibrator_run(vitq_calibrator *c, vitq_model **quantized) {
 vitq_status vitq_model_report(const vitq_model *ref, const vitq_model *qm, const vitq_dataset *ds, uint64_t first,
                               size_t n, vitq_report_row *rows, int32_t capacity, int32_t *count,
                               double *output_cosine) {
-    if (!ref || !qm || !ds || !count || !output_cosine || (capacity > 0 && !rows) || n == 0)
+    if (!ref || !qm || !ds || !count || !output_cosine || (capacity > 0 && !rows) || capacity < 0 || n == 0)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: NULL argument or no images");
     if (ref->quant)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: reference %s is quantized", ref->net->name);
     if (!qm->quant)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_report: %s is not quantized", qm->net->name);
-    return vitq_i_report(ref->net, qm->net, qm->quant, ds, first, n, rows, capacity, count, output_cosine);
+    return vitq_i_report(ref->net, qm->net, qm->quant, ds, first, n, rows, capacity, count, output_cosine,
+                         &qm->progress);
 }

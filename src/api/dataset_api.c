@@ -24,6 +24,9 @@ vitq_status vitq_model_forward_dataset(const vitq_model *handle, const vitq_data
         st = vitq_i_dataset_images(model, ds, first + done, count, input);
         if (!st) st = vitq_model_forward(handle, input, count, logits + done * (size_t)mi->num_classes);
         if (st == VITQ_ERR_NON_FINITE) vitq_i_error_prefix("%s: images from %llu", vitq_i_dataset_name(ds), (unsigned long long)(first + done));
+        if (!st)
+            st = vitq_i_progress_step(&handle->progress, "forward", (int64_t)(done + count), (int64_t)n,
+                                      "vitq_model_forward_dataset");
     }
     vitq_i_free(&model->alloc, input);
     return st;

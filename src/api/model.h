@@ -10,6 +10,7 @@
 struct vitq_model {
     vitq_i_net *net;      /* owned */
     vitq_i_qmodel *quant; /* owned; NULL for a float model */
+    vitq_i_progress progress; /* of forward_dataset and report (vitq_model_set_progress) */
 };
 
 /* Wrap net and quant (both owned from now on, also on failure) into a new handle from the net's

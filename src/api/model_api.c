@@ -84,6 +84,7 @@ vitq_status vitq_i_model_wrap(vitq_i_net *net, vitq_i_qmodel *quant, vitq_model 
     }
     (*out)->net = net;
     (*out)->quant = quant;
+    (*out)->progress = (vitq_i_progress){NULL, NULL};
     return VITQ_OK;
 }
 
@@ -92,9 +93,16 @@ static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, siz
                                const vitq_i_json *preproc, const char *preproc_name, vitq_model **out) {
     vitq_i_net *net;
     vitq_i_qmodel *quant;
-    vitq_status st =
-        vitq_i_load(a, data, size, name, opts, config, config_name, preproc, preproc_name, &net, &quant);
-    return st ? st : vitq_i_model_wrap(net, quant, out);
+    vitq_i_progress progress = {opts->progress, opts->progress_user};
+    vitq_status st = vitq_i_progress_step(&progress, "load", 1, 2, name);
+    if (!st) st = vitq_i_load(a, data, size, name, opts, config, config_name, preproc, preproc_name, &net, &quant);
+    if (!st) st = vitq_i_model_wrap(net, quant, out);
+    if (!st) (*out)->progress = progress;
+    if (!st && (st = vitq_i_progress_step(&progress, "load", 2, 2, name))) {
+        vitq_model_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 vitq_status vitq_i_model_load_bytes(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
@@ -169,6 +177,8 @@ vitq_status vitq_model_load_file(const char *path, const vitq_model_options *opt
         st = parse_json_text(&a, opts.preprocessor_json, strlen(opts.preprocessor_json), preproc_path, &preproc);
     else if (!st)
         st = parse_json_file(&a, dir, "preprocessor_config.json", preproc_path, &preproc);
+    vitq_i_progress progress = {opts.progress, opts.progress_user};
+    if (!st) st = vitq_i_progress_step(&progress, "load", 0, 2, weights);
     if (!st) st = vitq_i_read_file(&a, weights, &data, &size);
     if (!st) st = load_common(&a, data, size, weights, &opts, config, config_path, preproc, preproc_path, out);
     vitq_i_free(&a, data);
@@ -206,6 +216,12 @@ vitq_status vitq_model_set_num_threads(vitq_model *model, int32_t num_threads) {
     if (num_threads < 0)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_set_num_threads: %d < 0", (int)num_threads);
     model->net->num_threads = num_threads;
+    return VITQ_OK;
+}
+
+vitq_status vitq_model_set_progress(vitq_model *model, vitq_progress_fn progress, void *user) {
+    if (!model) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_set_progress: model is NULL");
+    model->progress = (vitq_i_progress){progress, user};
     return VITQ_OK;
 }
 

@@ -30,9 +30,8 @@ vitq_status vitq_i_run_forward(vitq_i_run *r, size_t first, size_t n, vitq_i_tap
 vitq_status vitq_i_run_progress(vitq_i_run *r, const char *stage) {
     r->progress_done++;
     if (r->progress_done > r->progress_total) r->progress_total = r->progress_done;
-    if (r->opts->progress && r->opts->progress(r->opts->progress_user, stage, r->progress_done, r->progress_total))
-        return vitq_i_fail(VITQ_ERR_CANCELLED, "calibration cancelled by the progress callback");
-    return VITQ_OK;
+    vitq_i_progress p = {r->opts->progress, r->opts->progress_user};
+    return vitq_i_progress_step(&p, stage, r->progress_done, r->progress_total, "calibration");
 }
 
 vitq_status vitq_i_run_recreate(vitq_i_run *r, int p, const vitq_scheme *scheme, vitq_point_config *cfg) {

@@ -22,6 +22,17 @@ vitq_status vitq_i_fail(vitq_status status, const char *fmt, ...) VITQ_I_PRINTF(
 void vitq_i_error_prefix(const char *fmt, ...) VITQ_I_PRINTF(1, 2);
 void vitq_i_error_clear(void);
 
+/* A caller's progress callback (fn NULL: none) and its argument. */
+typedef struct vitq_i_progress {
+    vitq_progress_fn fn;
+    void *user;
+} vitq_i_progress;
+/* Tell p's callback that `done` of `total` units of `stage` are done. VITQ_ERR_CANCELLED, naming
+ * `what` (the call: "report", "calibration"), when the callback asks to stop; VITQ_OK when p or its
+ * callback is NULL. */
+vitq_status vitq_i_progress_step(const vitq_i_progress *p, const char *stage, int64_t done, int64_t total,
+                                 const char *what);
+
 /* Wall-clock seconds (for durations only). */
 double vitq_i_now_seconds(void);
 

@@ -174,3 +174,18 @@ done:
     vitq_i_free(a, r);
     return st;
 }
+
+vitq_status vitq_i_repq_unfold_factors(const vitq_i_layernorm_params *original, const vitq_i_layernorm_params *folded,
+                                       size_t d, const char *what, double *r, int *changed) {
+    *changed = memcmp(original->gamma, folded->gamma, d * sizeof(float)) != 0 ||
+               memcmp(original->beta, folded->beta, d * sizeof(float)) != 0;
+    for (size_t c = 0; c < d; c++) {
+        double g = original->gamma[c], gf = folded->gamma[c];
+        r[c] = g == 0.0 && gf == 0.0 ? 1.0 : g / gf;
+        if (!(r[c] > 0.0) || !isfinite(r[c]))
+            return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: channel %zu: gamma %g in the float model and %g in the "
+                               "quantized one is not a positive rescaling (was the quantized model made from this "
+                               "float model?)", what, c, g, gf);
+    }
+    return VITQ_OK;
+}

@@ -33,4 +33,15 @@ vitq_status vitq_i_repq_fold(const vitq_allocator *a, vitq_i_layernorm_params *l
                              vitq_i_linear *const *next, int num_next, const float *scale, const float *zero_point,
                              float *tensor_scale, float *tensor_zero);
 
+/* The column factors r_c of a fold read back from the two LayerNorms it relates: `original` (the float
+ * model's) and `folded` (a quantized model's), r_c = gamma_c / gamma'_c. A folded linear's weight is
+ * then the original weight with column c times r_c (the bias and the LayerNorm are the folded model's
+ * own). *changed is 0 when the two LayerNorms are bit-identical (no fold: every r_c is 1).
+ * A channel whose gamma is 0 in both keeps r_c = 1: its LayerNorm output is a constant beta, the fold
+ * leaves no trace of r_c there, and a constant input column only moves the bias.
+ * VITQ_ERR_INVALID_ARGUMENT naming `what` and the channel when a factor is not positive and finite
+ * (the folded LayerNorm is not a rescaling of the original: not the same float model). */
+vitq_status vitq_i_repq_unfold_factors(const vitq_i_layernorm_params *original, const vitq_i_layernorm_params *folded,
+                                       size_t d, const char *what, double *r, int *changed);
+
 #endif
