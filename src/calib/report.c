@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "calib/report.h"
+#include "calib/report_isolate.h"
 #include "calib/report_reference.h"
 #include "core/abi.h"
 #include "data/dataset.h"
@@ -47,90 +48,9 @@ static vitq_status measure_tap(vitq_i_taps *t, int point, const vitq_tensor_view
     return st;
 }
 
-static vitq_status fake_quant_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
-    const vitq_i_qmodel *q = t->ctx;
-    const vitq_i_instance *inst = &q->qpoints[q->of_point[point]].inst;
-    return inst->scheme.fake_quant(inst->state, v);
-}
-
 static double sqnr_db(double signal, double noise) {
     if (noise == 0) return INFINITY;
     return 10.0 * log10(signal / noise);
-}
-
-/* The linear layer of `copy` at the place `l` has in `ref` (copy shares ref's layout). */
-static vitq_i_linear *same_layer(const vitq_i_net *ref, vitq_i_net *copy, const vitq_i_linear *l) {
-    const char *p = (const char *)l;
-    size_t blocks = (size_t)ref->info.depth * sizeof *ref->blocks;
-    size_t stages = ref->stages ? (size_t)ref->info.num_stages * sizeof *ref->stages : 0;
-    if (p >= (const char *)ref && p < (const char *)(ref + 1)) return (vitq_i_linear *)((char *)copy + (p - (const char *)ref));
-    if (p >= (const char *)ref->blocks && p < (const char *)ref->blocks + blocks)
-        return (vitq_i_linear *)((char *)copy->blocks + (p - (const char *)ref->blocks));
-    if (stages && p >= (const char *)ref->stages && p < (const char *)ref->stages + stages)
-        return (vitq_i_linear *)((char *)copy->stages + (p - (const char *)ref->stages));
-    return NULL;
-}
-
-typedef struct job {
-    const vitq_i_net *ref;
-    const vitq_i_net *qm;
-    const vitq_i_qmodel *q;
-    const float *images;
-    size_t n;
-    const float *fp_logits;
-    float *logits;
-    const vitq_allocator *a;
-    const vitq_i_point_list *ref_list; /* the float model's points: its layers by name */
-} job;
-
-/* Cosine of the logits against FP32 with only qpoint qi quantized. */
-static vitq_status isolated_cosine(const job *j, int qi, double *out) {
-    const vitq_i_qmodel *q = j->q;
-    const vitq_i_qpoint *qp = &q->qpoints[qi];
-    const vitq_i_point_desc *d = &q->list.points[qp->point];
-    size_t k = (size_t)j->ref->info.num_classes;
-    vitq_status st;
-    if (d->kind == VITQ_POINT_ACTIVATION) {
-        vitq_i_sites sites;
-        unsigned char *active = vitq_i_calloc(j->a, (size_t)q->list.count, 1);
-        if (!active) return vitq_i_oom("report", (size_t)q->list.count);
-        active[qp->point] = 1;
-        st = vitq_i_sites_filter(j->a, j->ref, &q->list, active, &sites);
-        vitq_i_free(j->a, active);
-        if (st) return st;
-        vitq_i_taps taps = {.sites = &sites, .apply = fake_quant_tap, .ctx = (void *)q};
-        st = vitq_i_net_forward(j->ref, j->images, j->n, j->logits, &taps);
-        vitq_i_sites_free(j->a, &sites);
-    } else {
-        /* the float model with this one layer's weights replaced by the quantized model's */
-        vitq_i_net copy = *j->ref;
-        size_t nb = (size_t)j->ref->info.depth, ns = j->ref->stages ? (size_t)j->ref->info.num_stages : 0;
-        copy.blocks = vitq_i_alloc_array(j->a, nb + 1, sizeof *copy.blocks);
-        copy.stages = ns ? vitq_i_alloc_array(j->a, ns, sizeof *copy.stages) : NULL;
-        if (!copy.blocks || (ns && !copy.stages)) st = vitq_i_oom("report", nb * sizeof *copy.blocks);
-        else {
-            memcpy(copy.blocks, j->ref->blocks, nb * sizeof *copy.blocks);
-            if (ns) memcpy(copy.stages, j->ref->stages, ns * sizeof *copy.stages);
-            int rp = vitq_i_points_find(j->ref_list, d->name);
-            vitq_i_linear *layer = rp >= 0 ? same_layer(j->ref, &copy, j->ref_list->points[rp].weight) : NULL;
-            vitq_i_packed packed;
-            float *rows = layer ? vitq_i_alloc_array(j->a, d->weight->out, d->weight->in * sizeof(float)) : NULL;
-            st = !layer  ? vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "report: the float model has no layer '%s'", d->name)
-                 : !rows ? vitq_i_oom("report", d->weight->out * d->weight->in * sizeof(float))
-                         : vitq_i_linear_rows(j->a, d->weight, rows);
-            if (!st) st = vitq_i_gemm_pack(j->a, rows, d->weight->out, d->weight->in, &packed);
-            vitq_i_free(j->a, rows);
-            if (!st) {
-                layer->packed = packed;
-                st = vitq_i_net_forward(&copy, j->images, j->n, j->logits, NULL);
-                vitq_i_gemm_packed_free(j->a, &packed);
-            }
-        }
-        vitq_i_free(j->a, copy.blocks);
-        vitq_i_free(j->a, copy.stages);
-    }
-    if (!st) *out = vitq_i_metric(VITQ_METRIC_COSINE, j->fp_logits, j->logits, j->n * k);
-    return st;
 }
 
 static vitq_status check_pair(const vitq_i_net *ref, const vitq_i_net *qm) {
@@ -212,7 +132,9 @@ vitq_status vitq_i_report(const vitq_i_net *ref, const vitq_i_net *qm, const vit
     const vitq_allocator *a = &qm->alloc;
     size_t per = (size_t)ref->info.in_channels * (size_t)ref->info.image_size * (size_t)ref->info.image_size;
     size_t k = (size_t)ref->info.num_classes;
-    int64_t done = 0, total = (int64_t)nq + 2; /* forward passes: float, quantized, one per point */
+    size_t group = vitq_i_report_group(ref, n), groups = (n + group - 1) / group;
+    /* forward passes: float, quantized, one per point and group of images */
+    int64_t done = 0, total = 2 + (int64_t)nq * (int64_t)groups;
     vitq_i_net aligned;
     if ((st = vitq_i_progress_step(progress, "report", 0, total, "report"))) return st;
     if ((st = vitq_i_report_reference(a, ref, qm, &aligned))) return st;
@@ -237,11 +159,8 @@ vitq_status vitq_i_report(const vitq_i_net *ref, const vitq_i_net *qm, const vit
         if (!st) *output_cosine = vitq_i_metric(VITQ_METRIC_COSINE, fp, lg, n * k);
         if (!st) st = vitq_i_progress_step(progress, "report", ++done, total, "report");
     }
-    job j = {&aligned, qm, q, images, n, fp, lg, a, &ref_list};
-    for (int i = 0; !st && i < nq; i++) {
-        st = isolated_cosine(&j, i, &cosine[i]);
-        if (!st) st = vitq_i_progress_step(progress, "report", ++done, total, "report");
-    }
+    if (!st) st = vitq_i_report_isolation(&aligned, q, &ref_list, images, n, fp, group, cosine, progress, &done,
+                                               total);
     if (!st) write_rows(q, &m, cosine, order, rows, capacity, stride);
     vitq_i_points_free(a, &ref_list);
     vitq_i_report_reference_free(a, ref, &aligned);

@@ -14,4 +14,13 @@ int vitq_i_pass_needs_probs(const vitq_i_net *m, const vitq_i_taps *taps);
 /* Images per chunk so that a chunk holds about `rows` tokens (at least 1, at most n). */
 size_t vitq_i_chunk_images(size_t rows, size_t tokens_per_image, size_t n);
 
+/* ViT / DeiT in pieces, for callers that run many passes sharing a prefix (the damage report): the
+ * residual stream of n images entering each block b into at[b] (b in [0, depth]; at[depth] is the
+ * stream before the final LayerNorm; NULL entries skipped; each [n][tokens][d]), without taps; and the
+ * pass from the stream x entering block b (x is read, not changed) to the logits, with taps. Their
+ * logits are bit-identical to vitq_i_vit_forward's. Swin models: VITQ_ERR_INVALID_ARGUMENT. */
+vitq_status vitq_i_vit_streams(const vitq_i_net *m, const float *input, size_t n, float *const *at);
+vitq_status vitq_i_vit_forward_from(const vitq_i_net *m, int b, const float *x, size_t n, float *logits,
+                                    vitq_i_taps *taps);
+
 #endif

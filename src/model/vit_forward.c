@@ -41,12 +41,15 @@ static void run_block(vitq_i_pass *p, int b, size_t n, workspace *w) {
     vitq_i_block_run(p, &g, w->x, &bufs, VITQ_I_BLOCK_FULL);
 }
 
-vitq_status vitq_i_vit_forward(const vitq_i_net *m, const float *input, size_t n, float *logits,
-                               vitq_i_taps *taps) {
+/* The pass from `from` (-1: the images `input`; b in [0, depth]: the stream x_in entering block b, depth:
+ * before the head) to the logits (NULL: none), copying the stream entering each block b into at[b]
+ * when at and at[b] are set (at[depth]: before the head). Streams are [n][tokens][d]. */
+static vitq_status vit_run(const vitq_i_net *m, const float *input, const float *x_in, int from, size_t n,
+                           float *logits, vitq_i_taps *taps, float *const *at) {
     const vitq_model_info *i = &m->info;
     size_t t = (size_t)i->num_tokens, c = (size_t)i->in_channels, s = (size_t)i->image_size;
-    size_t per_image = c * s * s;
-    vitq_status st = vitq_i_check_finite(input, n * per_image, per_image);
+    size_t per_image = c * s * s, per_stream = t * (size_t)i->embed_dim;
+    vitq_status st = from < 0 ? vitq_i_check_finite(input, n * per_image, per_image) : VITQ_OK;
     if (st) return st;
     vitq_i_pass p;
     vitq_i_pass_begin(&p, m, taps);
@@ -54,12 +57,34 @@ vitq_status vitq_i_vit_forward(const vitq_i_net *m, const float *input, size_t n
     workspace w;
     if ((st = workspace_alloc(m, chunk, p.nthreads, vitq_i_pass_needs_probs(m, taps), &w))) return st;
     for (size_t first = 0; first < n; first += chunk) {
-        size_t count = n - first < chunk ? n - first : chunk;
-        vitq_i_vit_embed(&p, input + first * per_image, count, w.patches, w.embed, w.x);
-        for (int b = 0; b < i->depth; b++) run_block(&p, b, count, &w);
-        vitq_i_vit_classify(&p, count, w.x, w.feat, w.feat, logits + first * (size_t)i->num_classes, w.tmp);
+        size_t count = n - first < chunk ? n - first : chunk, off = first * per_stream;
+        if (from < 0) vitq_i_vit_embed(&p, input + first * per_image, count, w.patches, w.embed, w.x);
+        else memcpy(w.x, x_in + off, count * per_stream * sizeof(float));
+        for (int b = from < 0 ? 0 : from; b <= i->depth; b++) {
+            if (at && at[b]) memcpy(at[b] + off, w.x, count * per_stream * sizeof(float));
+            if (b < i->depth) run_block(&p, b, count, &w);
+        }
+        if (logits)
+            vitq_i_vit_classify(&p, count, w.x, w.feat, w.feat, logits + first * (size_t)i->num_classes, w.tmp);
         if (vitq_i_pass_failed(&p)) break;
     }
     vitq_i_free(&m->alloc, w.block);
     return vitq_i_pass_end(&p);
+}
+
+vitq_status vitq_i_vit_forward(const vitq_i_net *m, const float *input, size_t n, float *logits,
+                               vitq_i_taps *taps) {
+    return vit_run(m, input, NULL, -1, n, logits, taps, NULL);
+}
+
+vitq_status vitq_i_vit_streams(const vitq_i_net *m, const float *input, size_t n, float *const *at) {
+    if (m->stages) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_vit_streams: %s is a Swin model", m->name);
+    return vit_run(m, input, NULL, -1, n, NULL, NULL, at);
+}
+
+vitq_status vitq_i_vit_forward_from(const vitq_i_net *m, int b, const float *x, size_t n, float *logits,
+                                    vitq_i_taps *taps) {
+    if (m->stages || b < 0 || b > m->info.depth)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_vit_forward_from: block %d of %s", b, m->name);
+    return vit_run(m, NULL, x, b, n, logits, taps, NULL);
 }

@@ -3,7 +3,10 @@
 #include <string.h>
 
 #include "api/model.h"
+#include "calib/report_isolate.h"
 #include "calib/report_reference.h"
+#include "model/forward_common.h"
+#include "quant/points.h"
 #include "calib_util.h"
 
 /* The report of q against fp on n test images, rows worst first (caller frees). */
@@ -127,6 +130,51 @@ static void test_aligned_reference(void) {
     vitq_model_free(fp);
 }
 
+/* A ViT pass from the kept stream entering block b gives the full pass's logits bit for bit, and the
+ * isolation cosines do not depend on how the images are grouped. */
+static void test_passes_from_kept_streams(void) {
+    vitq_model *fp = load("models/fmnist-vit");
+    vitq_model *q = quantize(fp, NULL, "minmax", 4, 4, NULL, 0);
+    const vitq_i_net *net = fp->net;
+    size_t n = 7, k = 10, per = 28 * 28, stream = (size_t)net->info.num_tokens * (size_t)net->info.embed_dim;
+    int depth = net->info.depth;
+    float *images = malloc(n * per * sizeof(float)), *want = malloc(n * k * sizeof(float)),
+          *got = malloc(n * k * sizeof(float)), *streams = malloc((size_t)(depth + 1) * n * stream * sizeof(float));
+    float *at[16] = {0};
+    for (int b = 0; b <= depth; b++) at[b] = streams + (size_t)b * n * stream;
+    for (size_t i = 0; i < n * per; i++) images[i] = (float)((i * 40503u) % 997) / 400.0f - 1.2f;
+    CHECK_STATUS(vitq_model_forward(fp, images, n, want), VITQ_OK);
+    CHECK_STATUS(vitq_i_vit_streams(net, images, n, at), VITQ_OK);
+    for (int b = 0; b <= depth; b++) {
+        memset(got, 0, n * k * sizeof(float));
+        CHECK_STATUS(vitq_i_vit_forward_from(net, b, at[b], n, got, NULL), VITQ_OK);
+        CHECK(memcmp(got, want, n * k * sizeof(float)) == 0);
+    }
+    CHECK_STATUS(vitq_i_vit_forward_from(net, depth + 1, at[0], n, got, NULL), VITQ_ERR_INVALID_ARGUMENT);
+    vitq_i_point_list list;
+    CHECK_STATUS(vitq_i_points_build(&net->alloc, fp->net, &list), VITQ_OK);
+    int nq = q->quant->count;
+    double *whole = calloc((size_t)nq, sizeof(double)), *grouped = calloc((size_t)nq, sizeof(double));
+    int64_t done = 0;
+    CHECK_STATUS(vitq_i_report_isolation(net, q->quant, &list, images, n, want, n, whole, NULL, &done, 0), VITQ_OK);
+    CHECK(done == nq);
+    done = 0;
+    CHECK_STATUS(vitq_i_report_isolation(net, q->quant, &list, images, n, want, 3, grouped, NULL, &done, 0), VITQ_OK);
+    CHECK(done == 3 * nq); /* groups of 3, 3 and 1 images */
+    double worst = 0, lowest = 1;
+    for (int p = 0; p < nq; p++) worst = fmax(worst, fabs(whole[p] - grouped[p])), lowest = fmin(lowest, whole[p]);
+    CHECK(worst < 1e-12 && lowest < 0.9999); /* same numbers, and W4A4 does damage something */
+    vitq_i_points_free(&net->alloc, &list);
+    free(whole);
+    free(grouped);
+    free(images);
+    free(want);
+    free(got);
+    free(streams);
+    vitq_model_free(q);
+    vitq_model_free(fp);
+}
+
 typedef struct calls {
     int count, cancel_at;
     char stage[32];
@@ -212,6 +260,7 @@ int main(void) {
     if (!calib_set || !test_set) return 1;
     RUN(test_repq_like_with_like);
     RUN(test_aligned_reference);
+    RUN(test_passes_from_kept_streams);
     RUN(test_report_query_progress_cancel);
     RUN(test_forward_and_load_progress);
     vitq_dataset_free(calib_set);
