@@ -1,5 +1,5 @@
 # vitq - build the static and shared libraries, the CLI, tests, docs tables.
-# make [OPENMP=0] | make test | make check-asan | make check-tsan | make fuzz | make demo | make results [IMAGENET=dir] | make install PREFIX=/usr/local DESTDIR=
+# make [OPENMP=1] | make test | make check-asan | make check-tsan | make fuzz | make demo | make results [IMAGENET=dir] | make install PREFIX=/usr/local DESTDIR=
 .SUFFIXES:
 
 # The version lives in include/vitq.h only (one source of truth).
@@ -10,7 +10,10 @@ VERSION := $(MAJOR).$(MINOR).$(PATCH)
 
 CC ?= cc
 PYTHON ?= python3
-OPENMP ?= 1
+# Threads of the parallel loops (src/core/pool.h): 0, the default, the library's own pool (pthreads,
+# idle threads sleep); 1, OpenMP (libgomp's threads spin at barriers, which collapses when other work
+# wants the cores: docs/performance.md, "Threads on a busy machine"). -DVITQ_NO_THREADS in CFLAGS: none.
+OPENMP ?= 0
 SANITIZE ?= 0
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -27,7 +30,8 @@ ifeq ($(OPENMP),1)
   OMP_FLAGS := -fopenmp
   VARIANT := omp
 else
-  OMP_FLAGS :=
+  # the pool (pthreads; in libc itself from glibc 2.34, where -pthread changes nothing)
+  OMP_FLAGS := -pthread
   VARIANT := noomp
 endif
 ifeq ($(SANITIZE),1)
@@ -35,7 +39,7 @@ ifeq ($(SANITIZE),1)
   VARIANT := $(VARIANT)-asan
   OPT := -O1
 else ifeq ($(SANITIZE),thread)
-  # ThreadSanitizer (make check-tsan): use with OPENMP=0, TSan cannot see libgomp's synchronisation.
+  # ThreadSanitizer (make check-tsan): use with OPENMP=0 (the pool), TSan cannot see libgomp's synchronisation.
   # VITQ_NO_IFUNC: an instrumented ifunc resolver runs before the TSan runtime is up and crashes.
   SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -DVITQ_NO_IFUNC
   VARIANT := $(VARIANT)-tsan
@@ -131,8 +135,9 @@ check-asan:
 bin-asan: $(BUILD)/bin/vitq
 
 # make check-tsan: several threads run vitq_model_forward on one model at once under ThreadSanitizer
-# (tests/tsan/). The library is built OPENMP=0: TSan does not see libgomp's barriers and would report
-# races inside them; the test's own pthreads are the concurrency under test.
+# (tests/tsan/), and tests/unit/test_pool.c. The library is built OPENMP=0, with its own pool, whose
+# synchronisation TSan sees (it does not see libgomp's barriers and would report races inside them):
+# the test's pthreads and the pool's threads are the concurrency under test.
 .PHONY: check-tsan
 check-tsan:
 	sh tests/tsan/check_concurrent_forward.sh
@@ -150,8 +155,10 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 FUZZ_BUILD := build/fuzz
-FUZZ_CFLAGS := -std=c11 -O1 -g $(WARN) -D_POSIX_C_SOURCE=200809L -DVITQ_BUILDING -Iinclude -Isrc \
-	-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# VITQ_NO_THREADS: one thread per input, so every input runs the same way twice and no pool threads
+# outlive a crash report.
+FUZZ_CFLAGS := -std=c11 -O1 -g $(WARN) -D_POSIX_C_SOURCE=200809L -DVITQ_BUILDING -DVITQ_NO_THREADS -Iinclude \
+	-Isrc -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FUZZ_BUILD)/%)
 # zlib, when its header and library are there, is fuzz_idx_gzip's oracle for raw DEFLATE (it never goes
@@ -185,11 +192,13 @@ results: all
 		--imagenet-opt ptq4vit:search_images=8 --imagenet-opt apq-vit:search_images=8
 
 # make bench: vitq against ONNX Runtime and PyTorch on random DeiT-T, DeiT-S and ViT-B, one table per
-# model (docs/performance.md). It builds the OpenMP library itself. BENCH_ARGS=--quick: a few minutes.
+# model (docs/performance.md), then the threads table idle and beside a competing CPU load
+# (bench-threads). It builds the default library itself. BENCH_ARGS=--quick: a few minutes.
 .PHONY: bench
 BENCH_ARGS ?=
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-threads
 
 # make bench-kernels: the FP32 kernels' GFLOP/s against the measured FMA peak (bench/bench_kernels.c,
 # an internal benchmark linked against the static library). BENCH_KERNELS_ARGS=--quick: fewer runs.
@@ -211,16 +220,47 @@ $(BUILD)/bench/bench_igemm: bench/bench_igemm.c bench/bench_time.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 
-install: all
-	mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+# make bench-threads: ms/image of FP32 and W8A8 forward passes (models/fmnist-vit, batch 64) with the
+# library's pool (default threads, and 1) and with OpenMP (default and passive wait policy), on an idle
+# machine and beside one busy-loop process per CPU (bench/bench_threads.c; docs/performance.md,
+# "Threads on a busy machine"). Builds build/noomp and, if it can, build/omp. About 1.5 minutes on 2
+# cores; BENCH_THREADS_ARGS=--quick: about 30 s.
+.PHONY: bench-threads
+BENCH_THREADS_ARGS ?=
+bench-threads:
+	$(MAKE) --no-print-directory OPENMP=0 SANITIZE=0 BUILD=build/noomp build/noomp/bench/bench_threads
+	-$(MAKE) --no-print-directory OPENMP=1 SANITIZE=0 BUILD=build/omp build/omp/bench/bench_threads
+	build/noomp/bench/bench_threads --omp build/omp/bench/bench_threads $(BENCH_THREADS_ARGS)
+$(BUILD)/bench/bench_threads: bench/bench_threads.c bench/bench_time.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
+
+# The man page is made from the CLI's own help (vitq --help, vitq COMMAND --help) by tools/help2man.sh,
+# so it says what the installed binary says.
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+MANPAGE := $(BUILD)/man/vitq.1
+.PHONY: man
+man: $(MANPAGE)
+$(MANPAGE): $(BUILD)/bin/vitq tools/help2man.sh
+	@mkdir -p $(dir $@)
+	sh tools/help2man.sh $(BUILD)/bin/vitq > $@.tmp && mv -f $@.tmp $@
+
+install: all $(MANPAGE)
+	mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	cp include/vitq.h $(DESTDIR)$(INCLUDEDIR)/
 	cp lib/libvitq.a lib/libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvitq.so.$(MAJOR)
 	ln -sf libvitq.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libvitq.so
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc
+	cp bin/vitq $(DESTDIR)$(BINDIR)/vitq
+	chmod 755 $(DESTDIR)$(BINDIR)/vitq
+	cp $(MANPAGE) $(DESTDIR)$(MANDIR)/man1/vitq.1
+	chmod 644 $(DESTDIR)$(MANDIR)/man1/vitq.1
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vitq.h $(DESTDIR)$(LIBDIR)/libvitq.* $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc
+	rm -f $(DESTDIR)$(BINDIR)/vitq $(DESTDIR)$(MANDIR)/man1/vitq.1
 
 clean:
 	rm -rf build lib bin

@@ -75,12 +75,18 @@ typedef struct peak_ctx {
     long iters;
 } peak_ctx;
 
+/* One thread's loop (a parallel loop of `threads` items: one per thread). */
+static void peak_task(void *ctx, int64_t item, int worker) {
+    const peak_ctx *p = ctx;
+    volatile int sink = peak_loop(p->iters);
+    (void)sink;
+    (void)item;
+    (void)worker;
+}
+
 static void peak_work(const void *ctx) {
     const peak_ctx *p = ctx;
-    volatile int sink = 0;
-    VITQ_I_PARALLEL_FOR(p->threads)
-    for (int i = 0; i < p->threads; i++) sink += peak_loop(p->iters);
-    (void)sink;
+    vitq_i_parallel_for(p->threads, p->threads, peak_task, (void *)p);
 }
 
 /* GOP/s of `threads` threads running the loop at once (each 12 x 64 multiply-adds per iteration):

@@ -28,7 +28,7 @@
 
 /* One timed run: wall seconds and CPU seconds of all threads (core-seconds: work / CPU time is a
  * core's rate, unaffected by other processes taking turns on the cores; idle OpenMP threads spin,
- * so load imbalance and synchronisation still count). */
+ * so there load imbalance and synchronisation still count, while the pool's idle threads sleep). */
 typedef struct timing {
     double wall, cpu;
 } timing;
@@ -81,15 +81,29 @@ __attribute__((target("avx2,fma"))) static float fma_loop_256(long n) {
 static volatile float sink;
 
 /* GFLOP/s per core of the FMA loop on `threads` threads (lanes: 16 or 8): work / CPU time, best of 5. */
+#if BENCH_X86
+typedef struct fma_job {
+    int lanes;
+    long n;
+} fma_job;
+
+/* One thread's FMA loop (a loop of `threads` items: one per thread). */
+static void fma_task(void *ctx, int64_t item, int worker) {
+    const fma_job *f = ctx;
+    (void)item;
+    (void)worker;
+    sink = f->lanes == 16 ? fma_loop_512(f->n) : fma_loop_256(f->n);
+}
+#endif
+
 static double measure_peak(int lanes, int threads) {
     double best = 0;
 #if BENCH_X86
     const long n = 20000000;
+    fma_job f = {lanes, n};
     for (int rep = 0; rep < 5; rep++) {
         double t0 = cpu_now();
-        (void)threads;
-        VITQ_I_PARALLEL_FOR(threads)
-        for (int th = 0; th < threads; th++) sink = lanes == 16 ? fma_loop_512(n) : fma_loop_256(n);
+        vitq_i_parallel_for(threads, threads, fma_task, &f);
         double rate = 2.0 * lanes * 12.0 * (double)n * threads / (cpu_now() - t0) / 1e9;
         if (rate > best) best = rate;
     }

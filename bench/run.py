@@ -202,11 +202,12 @@ def build(args, out):
     cc = os.environ.get("CC", "cc")
     bindir = os.path.join(out, "bin")
     os.makedirs(bindir, exist_ok=True)
-    lib = os.path.join(ROOT, "build", "omp", "libvitq.a")
+    lib = os.path.join(ROOT, "build", "noomp", "libvitq.a")
     if not args.no_build:
-        # The OpenMP build, whatever the caller's default: every engine gets the same 2 threads.
-        log("== building build/omp/libvitq.a")
-        r = subprocess.run(["make", "-j2", "OPENMP=1", "SANITIZE=0", "build/omp/libvitq.a"], cwd=ROOT,
+        # The default build (the library's own thread pool), whatever the caller's make variables:
+        # every engine gets all the machine's cores.
+        log("== building build/noomp/libvitq.a")
+        r = subprocess.run(["make", "-j2", "OPENMP=0", "SANITIZE=0", "build/noomp/libvitq.a"], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             first_error = next((ln for ln in r.stderr.splitlines() if "error" in ln), "make failed")
@@ -216,13 +217,13 @@ def build(args, out):
             # still a vitq, but say so in the report.
             stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(lib)))
             WARNINGS.append(f"the library did not build ({first_error.strip()}); "
-                            f"measured the previous build/omp/libvitq.a of {stamp}")
+                            f"measured the previous build/noomp/libvitq.a of {stamp}")
             log("   warning: " + WARNINGS[-1])
     base = [cc, "-std=c11", "-O2", "-g"] + WARN
     sh(base + ["-o", os.path.join(bindir, "make_model"), os.path.join(BENCH, "make_model.c")])
     sh(base + ["-pthread", "-o", os.path.join(bindir, "peak"), os.path.join(BENCH, "peak.c")])
     sh(base + ["-I" + os.path.join(ROOT, "include"), "-o", os.path.join(bindir, "bench_vitq"),
-               os.path.join(BENCH, "bench_vitq.c"), lib, "-fopenmp", "-lm"])
+               os.path.join(BENCH, "bench_vitq.c"), lib, "-pthread", "-lm"])
     return bindir
 
 
@@ -526,7 +527,7 @@ def parse_args():
                     help="vitq's quantized models: integer kernels where vitq has them (auto), or simulated")
     ap.add_argument("--torch-python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
-    ap.add_argument("--no-build", action="store_true", help="use the existing build/omp/libvitq.a")
+    ap.add_argument("--no-build", action="store_true", help="use the existing build/noomp/libvitq.a")
     ap.add_argument("--no-npm", action="store_true", help="never run npm install")
     a = ap.parse_args()
     a.models = (a.models or ("deit_tiny,deit_small" if a.quick else "deit_tiny,deit_small,vit_base")).split(",")

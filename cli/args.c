@@ -1,4 +1,4 @@
-/* Command-line parsing into cli_args. */
+/* Command-line parsing into cli_args, and the table of options that the help is printed from. */
 #include <errno.h>
 #include <float.h>
 #include <stdio.h>
@@ -6,7 +6,74 @@
 #include <string.h>
 
 #include "cli.h"
-#include "progress.h"
+
+#define MODEL_CMDS (CLI_INFO | CLI_EVAL | CLI_LOGITS | CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)
+/* points takes quantize's options, so that a quantize command line shows its configuration */
+#define QUANT_CMDS (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)
+
+/* Every option, the commands that take it and its help line: the parser refuses an option its command
+ * does not take (it would be ignored silently), and each command's help lists exactly its own. */
+const cli_option cli_options[] = {
+    {"--data", "IMAGES", CLI_EVAL | CLI_LOGITS | CLI_REPORT,
+     "images: IDX or .npy (uint8 or float32), optionally gzipped"},
+    {"--labels", "LABELS", CLI_EVAL,
+     "labels (IDX or .npy); default: the file beside IMAGES named with 'labels' for 'images'"},
+    {"--limit", "N", CLI_EVAL | CLI_LOGITS | CLI_REPORT, "the first N images only (report: default 64)"},
+    {"--out", "FILE", CLI_LOGITS | CLI_QUANTIZE,
+     "logits: FILE.npy, float32 [N, classes]; quantize: QMODEL.safetensors"},
+    {"--top-k", "K", CLI_EVAL | CLI_LOGITS,
+     "K most likely classes per image (default 5, at most the number of classes); eval prints top-1 and top-K"},
+    {"--class-names", "FILE", CLI_EVAL | CLI_LOGITS,
+     "one class name per line, line i naming class i, instead of the model's own (config.json)"},
+    {"--predictions", "FILE", CLI_EVAL | CLI_LOGITS,
+     "per image: index, label, top-K classes, names, probabilities; FILE.csv or FILE.jsonl"},
+    {"--json", NULL, CLI_EVAL, "the summary on stdout as one JSON object instead of a line of text"},
+    {"--batch", "B", CLI_EVAL | CLI_LOGITS, "images per forward pass (default 64)"},
+    {"--threads", "T", MODEL_CMDS, "threads (default 0: all cores)"},
+    {"--progress", "MODE", MODEL_CMDS,
+     "auto (default: bar on a terminal, else plain), bar (redrawn in place), plain (a line every 10 s and "
+     "when a stage ends: for logs) or none"},
+    {"--num-heads", "H", MODEL_CMDS, "model override: attention heads"},
+    {"--layer-norm-eps", "E", MODEL_CMDS, "model override: LayerNorm epsilon"},
+    {"--gelu", "erf|tanh", MODEL_CMDS, "model override: exact or tanh-approximated GELU"},
+    {"--image-size", "S", MODEL_CMDS, "model override: input height = width"},
+    {"--mean", "M[,M,M]", MODEL_CMDS, "model override: per-channel mean of pixels scaled to [0, 1]"},
+    {"--std", "S[,S,S]", MODEL_CMDS, "model override: per-channel standard deviation"},
+    {"--execution", "auto|simulated", MODEL_CMDS,
+     "quantized models: integer kernels where the quantizers allow (auto, default) or simulated everywhere"},
+    {"--calib", "IMAGES", QUANT_CMDS, "calibration images"},
+    {"--calib-n", "N", QUANT_CMDS, "calibration images drawn from --calib (default 32)"},
+    {"--seed", "S", QUANT_CMDS, "seed of the draw and of schemes that use random numbers (default 0)"},
+    {"--scheme", "SCHEME|METHOD", QUANT_CMDS, "every point's scheme, or a PTQ method (default minmax; list below)"},
+    {"--wbits", "W", QUANT_CMDS, "weight bits (default 8; 0: float)"},
+    {"--abits", "A", QUANT_CMDS, "activation bits (default 8; 0: float)"},
+    {"--edge-bits", "E", QUANT_CMDS, "bits of the patch embedding and the classifier (default 8; 0: as the others)"},
+    {"--set", "'POINT_GLOB=key:value[,key:value]'", QUANT_CMDS,
+     "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy and the "
+     "scheme's options"},
+    {"--opt", "KEY=VALUE", QUANT_CMDS, "an option of the PTQ method (repeatable)"},
+    {"--quantized", "QMODEL", CLI_REPORT, "a quantized model to report on instead of calibrating one"},
+    {"--csv", "FILE", CLI_REPORT, "the report's rows as CSV"},
+};
+const size_t cli_num_options = sizeof cli_options / sizeof cli_options[0];
+
+static const char *const command_names[] = {"info", "eval", "logits", "points", "quantize", "report"};
+
+unsigned cli_command_bit(const char *command) {
+    for (size_t i = 0; i < sizeof command_names / sizeof command_names[0]; i++)
+        if (!strcmp(command, command_names[i])) return 1u << i;
+    return 0;
+}
+
+/* The commands of `bits`, for "(an option of eval, logits)". */
+static void command_list(unsigned bits, char *out, size_t cap) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof command_names / sizeof command_names[0]; i++)
+        if (bits & (1u << i))
+            used += (size_t)snprintf(out + used, used < cap ? cap - used : 0, "%s%s", used ? ", " : "",
+                                     command_names[i]);
+}
 
 static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end;
@@ -42,16 +109,116 @@ static int parse_floats(const char *opt, const char *s, float *out, int32_t *cou
     return 0;
 }
 
-/* Every option takes a value; an unknown one is named as such even when it is the last argument. */
-static int known_option(const char *opt) {
-    static const char *const names[] = {
-        "--data", "--labels", "--out", "--limit", "--threads", "--batch",                  /* all commands */
-        "--num-heads", "--image-size", "--layer-norm-eps", "--gelu", "--mean", "--std",    /* model overrides */
-        "--execution", "--scheme", "--calib", "--calib-n", "--seed", "--wbits", "--abits", /* quantization */
-        "--edge-bits", "--set", "--opt", "--quantized", "--csv", "--progress"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(opt, names[i])) return 1;
-    return 0;
+static const cli_option *find_option(const char *name) {
+    for (size_t i = 0; i < cli_num_options; i++)
+        if (!strcmp(name, cli_options[i].name)) return &cli_options[i];
+    return NULL;
+}
+
+/* 1 when `path` ends in `ext` (".csv"), case-insensitively. */
+static int has_extension(const char *path, const char *ext) {
+    size_t n = strlen(path), e = strlen(ext);
+    if (n <= e) return 0;
+    for (size_t i = 0; i < e; i++) {
+        char c = path[n - e + i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        if (c != ext[i]) return 0;
+    }
+    return 1;
+}
+
+/* The value of an option that takes one; -1 on a usage error (printed). */
+static int apply(cli_args *a, const char *opt, const char *val) {
+    long v = 0;
+    int rc = 0;
+    if (!strcmp(opt, "--data")) a->data = val;
+    else if (!strcmp(opt, "--labels")) a->labels = val;
+    else if (!strcmp(opt, "--out")) a->out = val;
+    else if (!strcmp(opt, "--limit")) rc = parse_long(opt, val, 1, 1L << 40, &a->limit);
+    else if (!strcmp(opt, "--threads")) {
+        rc = parse_long(opt, val, 0, 4096, &v);
+        a->threads = (int)v;
+        a->options.num_threads = (int32_t)v;
+    } else if (!strcmp(opt, "--batch")) {
+        rc = parse_long(opt, val, 1, 65536, &v);
+        a->batch = (int)v;
+    } else if (!strcmp(opt, "--top-k")) {
+        rc = parse_long(opt, val, 1, 1L << 30, &v);
+        a->top_k = (int)v;
+    } else if (!strcmp(opt, "--class-names")) a->class_names = val;
+    else if (!strcmp(opt, "--predictions")) {
+        if (!has_extension(val, ".csv") && !has_extension(val, ".jsonl")) {
+            fprintf(stderr, "vitq: --predictions: '%s' ends neither in .csv nor in .jsonl (the extension chooses "
+                            "the format)\n", val);
+            rc = -1;
+        }
+        a->predictions = val;
+    } else if (!strcmp(opt, "--progress")) {
+        if (strcmp(val, "auto") && strcmp(val, "bar") && strcmp(val, "plain") && strcmp(val, "none")) {
+            fprintf(stderr, "vitq: --progress: '%s' is none of auto, bar, plain, none\n", val);
+            rc = -1;
+        }
+        a->progress = val;
+    } else if (!strcmp(opt, "--num-heads")) {
+        rc = parse_long(opt, val, 1, 65536, &v);
+        a->options.num_heads = (int32_t)v;
+    } else if (!strcmp(opt, "--image-size")) {
+        rc = parse_long(opt, val, 1, 65536, &v);
+        a->options.image_size = (int32_t)v;
+    } else if (!strcmp(opt, "--layer-norm-eps")) {
+        char *end;
+        double e = strtod(val, &end);
+        if (end == val || *end || !(e > 0 && e < 1)) {
+            fprintf(stderr, "vitq: --layer-norm-eps: '%s' is not a number in (0, 1)\n", val);
+            rc = -1;
+        } else if (!((float)e >= FLT_MIN)) { /* as a float it would be 0 ("from the checkpoint") or subnormal */
+            fprintf(stderr, "vitq: --layer-norm-eps: '%s' is below the smallest normal float %g\n", val,
+                    (double)FLT_MIN);
+            rc = -1;
+        }
+        a->options.layer_norm_eps = (float)e;
+    } else if (!strcmp(opt, "--gelu")) {
+        if (!strcmp(val, "erf")) a->options.gelu = VITQ_GELU_ERF;
+        else if (!strcmp(val, "tanh")) a->options.gelu = VITQ_GELU_TANH;
+        else {
+            fprintf(stderr, "vitq: --gelu: '%s' is neither erf nor tanh\n", val);
+            rc = -1;
+        }
+    } else if (!strcmp(opt, "--execution")) {
+        if (!strcmp(val, "auto")) a->options.execution = VITQ_EXECUTION_AUTO;
+        else if (!strcmp(val, "simulated")) a->options.execution = VITQ_EXECUTION_SIMULATED;
+        else {
+            fprintf(stderr, "vitq: --execution: '%s' is neither auto nor simulated\n", val);
+            rc = -1;
+        }
+    } else if (!strcmp(opt, "--scheme")) a->scheme = val;
+    else if (!strcmp(opt, "--calib")) a->calib = val;
+    else if (!strcmp(opt, "--quantized")) a->quantized = val;
+    else if (!strcmp(opt, "--csv")) a->csv = val;
+    else if (!strcmp(opt, "--calib-n")) rc = parse_long(opt, val, 1, 1L << 30, &a->calib_n);
+    else if (!strcmp(opt, "--seed")) rc = parse_long(opt, val, 0, 1L << 62, &a->seed);
+    else if (!strcmp(opt, "--wbits") || !strcmp(opt, "--abits") || !strcmp(opt, "--edge-bits")) {
+        rc = parse_long(opt, val, 0, 8, &v);
+        *(opt[2] == 'w' ? &a->wbits : opt[2] == 'a' ? &a->abits : &a->edge_bits) = (int)v;
+    } else if (!strcmp(opt, "--set")) {
+        if (a->num_sets == (int)(sizeof a->sets / sizeof a->sets[0])) {
+            fprintf(stderr, "vitq: too many --set options\n");
+            return -1;
+        }
+        a->sets[a->num_sets++] = val;
+    } else if (!strcmp(opt, "--opt")) {
+        if (a->num_method_opts == (int)(sizeof a->method_opts / sizeof a->method_opts[0])) {
+            fprintf(stderr, "vitq: too many --opt options\n");
+            return -1;
+        }
+        a->method_opts[a->num_method_opts++] = val;
+    } else if (!strcmp(opt, "--mean")) rc = parse_floats(opt, val, a->options.mean, &a->options.num_mean);
+    else if (!strcmp(opt, "--std")) rc = parse_floats(opt, val, a->options.std, &a->options.num_std);
+    else {
+        fprintf(stderr, "vitq: unknown option %s\n", opt);
+        return -1;
+    }
+    return rc;
 }
 
 int cli_parse(int argc, char **argv, cli_args *a) {
@@ -61,6 +228,8 @@ int cli_parse(int argc, char **argv, cli_args *a) {
     a->scheme = "minmax";
     a->calib_n = 32;
     a->wbits = a->abits = a->edge_bits = 8;
+    a->progress = "auto";
+    unsigned command = cli_command_bit(argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) return CLI_HELP;
@@ -82,94 +251,31 @@ int cli_parse(int argc, char **argv, cli_args *a) {
             a->model = opt;
             continue;
         }
-        if (!known_option(opt)) {
+        /* an unknown option is named as such even when it is the last argument */
+        const cli_option *o = find_option(opt);
+        if (!o) {
             fprintf(stderr, "vitq: unknown option %s\n", opt);
             return -1;
+        }
+        if (!(o->commands & command)) {
+            char list[128];
+            command_list(o->commands, list, sizeof list);
+            fprintf(stderr, "vitq: %s does not take %s (an option of %s)\n", argv[0], opt, list);
+            return -1;
+        }
+        if (!o->value) { /* a flag */
+            if (inline_value) {
+                fprintf(stderr, "vitq: option %s takes no value\n", opt);
+                return -1;
+            }
+            if (!strcmp(opt, "--json")) a->json = 1;
+            continue;
         }
         if (!inline_value && i + 1 >= argc) {
             fprintf(stderr, "vitq: option %s needs a value\n", opt);
             return -1;
         }
-        const char *val = inline_value ? inline_value : argv[++i];
-        long v = 0;
-        int rc = 0;
-        if (!strcmp(opt, "--data")) a->data = val;
-        else if (!strcmp(opt, "--labels")) a->labels = val;
-        else if (!strcmp(opt, "--out")) a->out = val;
-        else if (!strcmp(opt, "--limit")) rc = parse_long(opt, val, 1, 1L << 40, &a->limit);
-        else if (!strcmp(opt, "--threads")) {
-            rc = parse_long(opt, val, 0, 4096, &v);
-            a->threads = (int)v;
-            a->options.num_threads = (int32_t)v;
-        } else if (!strcmp(opt, "--batch")) {
-            rc = parse_long(opt, val, 1, 65536, &v);
-            a->batch = (int)v;
-        } else if (!strcmp(opt, "--num-heads")) {
-            rc = parse_long(opt, val, 1, 65536, &v);
-            a->options.num_heads = (int32_t)v;
-        } else if (!strcmp(opt, "--image-size")) {
-            rc = parse_long(opt, val, 1, 65536, &v);
-            a->options.image_size = (int32_t)v;
-        } else if (!strcmp(opt, "--layer-norm-eps")) {
-            char *end;
-            double e = strtod(val, &end);
-            if (end == val || *end || !(e > 0 && e < 1)) {
-                fprintf(stderr, "vitq: --layer-norm-eps: '%s' is not a number in (0, 1)\n", val);
-                rc = -1;
-            } else if (!((float)e >= FLT_MIN)) { /* as a float it would be 0 ("from the checkpoint") or subnormal */
-                fprintf(stderr, "vitq: --layer-norm-eps: '%s' is below the smallest normal float %g\n", val,
-                        (double)FLT_MIN);
-                rc = -1;
-            }
-            a->options.layer_norm_eps = (float)e;
-        } else if (!strcmp(opt, "--gelu")) {
-            if (!strcmp(val, "erf")) a->options.gelu = VITQ_GELU_ERF;
-            else if (!strcmp(val, "tanh")) a->options.gelu = VITQ_GELU_TANH;
-            else {
-                fprintf(stderr, "vitq: --gelu: '%s' is neither erf nor tanh\n", val);
-                rc = -1;
-            }
-        } else if (!strcmp(opt, "--execution")) {
-            if (!strcmp(val, "auto")) a->options.execution = VITQ_EXECUTION_AUTO;
-            else if (!strcmp(val, "simulated")) a->options.execution = VITQ_EXECUTION_SIMULATED;
-            else {
-                fprintf(stderr, "vitq: --execution: '%s' is neither auto nor simulated\n", val);
-                rc = -1;
-            }
-        } else if (!strcmp(opt, "--scheme")) a->scheme = val;
-        else if (!strcmp(opt, "--calib")) a->calib = val;
-        else if (!strcmp(opt, "--quantized")) a->quantized = val;
-        else if (!strcmp(opt, "--csv")) a->csv = val;
-        else if (!strcmp(opt, "--progress")) {
-            if (cli_progress_setup(val)) {
-                fprintf(stderr, "vitq: --progress: '%s' is none of auto, bar, plain, none\n", val);
-                rc = -1;
-            }
-            a->progress = val;
-        }
-        else if (!strcmp(opt, "--calib-n")) rc = parse_long(opt, val, 1, 1L << 30, &a->calib_n);
-        else if (!strcmp(opt, "--seed")) rc = parse_long(opt, val, 0, 1L << 62, &a->seed);
-        else if (!strcmp(opt, "--wbits") || !strcmp(opt, "--abits") || !strcmp(opt, "--edge-bits")) {
-            rc = parse_long(opt, val, 0, 8, &v);
-            *(opt[2] == 'w' ? &a->wbits : opt[2] == 'a' ? &a->abits : &a->edge_bits) = (int)v;
-        } else if (!strcmp(opt, "--set")) {
-            if (a->num_sets == (int)(sizeof a->sets / sizeof a->sets[0])) {
-                fprintf(stderr, "vitq: too many --set options\n");
-                return -1;
-            }
-            a->sets[a->num_sets++] = val;
-        } else if (!strcmp(opt, "--opt")) {
-            if (a->num_method_opts == (int)(sizeof a->method_opts / sizeof a->method_opts[0])) {
-                fprintf(stderr, "vitq: too many --opt options\n");
-                return -1;
-            }
-            a->method_opts[a->num_method_opts++] = val;
-        } else if (!strcmp(opt, "--mean")) rc = parse_floats(opt, val, a->options.mean, &a->options.num_mean);
-        else if (!strcmp(opt, "--std")) rc = parse_floats(opt, val, a->options.std, &a->options.num_std);
-        else {
-            fprintf(stderr, "vitq: unknown option %s\n", opt);
-            return -1;
-        }
+        int rc = apply(a, opt, inline_value ? inline_value : argv[++i]);
         if (rc) return rc;
     }
     if (!a->model) {

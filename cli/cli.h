@@ -28,13 +28,34 @@ typedef struct cli_args {
     /* report */
     const char *quantized;
     const char *csv;
-    const char *progress; /* --progress auto|bar|plain|none */
+    /* eval and logits */
+    int top_k;               /* 0: 5, at most the number of classes */
+    const char *class_names; /* file of names, one per line, or NULL: the model's own */
+    const char *predictions; /* .csv or .jsonl (checked when parsed), or NULL */
+    int json;                /* eval: the summary as one JSON object */
+    const char *progress;    /* "auto" (default), "bar", "plain" or "none" (checked when parsed) */
 } cli_args;
+
+/* The commands, as bits of cli_option.commands (in the order of the help). */
+enum { CLI_INFO = 1, CLI_EVAL = 2, CLI_LOGITS = 4, CLI_POINTS = 8, CLI_QUANTIZE = 16, CLI_REPORT = 32 };
+/* The bit of command `name`; 0 for an unknown command. */
+unsigned cli_command_bit(const char *name);
+
+/* An option: its name ("--data"), its value's name (NULL for a flag such as --json), the commands
+ * that take it and one line of help. The help of each command lists the options of this table it takes. */
+typedef struct cli_option {
+    const char *name, *value;
+    unsigned commands;
+    const char *help;
+} cli_option;
+extern const cli_option cli_options[];
+extern const size_t cli_num_options;
 
 /* Parse "COMMAND MODEL --opt value ..." (argv[0] is the command). 0 on success; prints errors. */
 /* cli_parse's answer to -h / --help anywhere among a command's arguments. */
 #define CLI_HELP 1
-/* 0 when parsed, CLI_HELP when help was asked for, -1 on a usage error (already printed). */
+/* 0 when parsed, CLI_HELP when help was asked for, -1 on a usage error (already printed): an unknown
+ * option, one the command does not take, a bad value. */
 int cli_parse(int argc, char **argv, cli_args *args);
 
 /* Print "vitq: <what>: <status name>: <detail>" to stderr and return exit code 1. */
@@ -61,6 +82,35 @@ int cli_write_file(const char *flag, const char *path, const void *data, size_t 
 /* Run the model over the first `n` images in batches of args->batch, reporting progress ("forward",
  * progress.h) after each. Logits of all n images land in `logits`. */
 int cli_run(const cli_args *args, vitq_model *model, vitq_dataset *data, size_t n, float *logits);
+
+/* Class names for eval and logits (predict.c): name[c] for each class, or name NULL when there are none. */
+typedef struct cli_names {
+    const char **name;
+    char *text; /* the --class-names file's text, which name[] points into */
+} cli_names;
+/* --class-names FILE (one name per line, line i naming class i) or else the model's own names
+ * (vitq_model_class_name). 0 on success; 2 when the file does not fit the model (its line count is not
+ * `classes`, an empty line, not UTF-8), 1 on other failures; prints errors. Free with cli_names_free. */
+int cli_names_load(const cli_args *args, const vitq_model *model, int classes, cli_names *names);
+void cli_names_free(cli_names *names);
+
+/* The k most likely classes of each of n rows of logits into ids[n][k] (highest first; ties: lower class
+ * first) and their softmax probabilities over all classes into probs[n][k]. */
+void cli_top_k(const float *logits, size_t n, int classes, int k, int32_t *ids, float *probs);
+
+/* One --predictions file's content. */
+typedef struct cli_predictions {
+    size_t n;
+    int k;
+    const int32_t *ids;      /* [n][k] */
+    const float *probs;      /* [n][k] */
+    const int32_t *labels;   /* [n], or NULL when unknown */
+    const char *const *names; /* [classes], or NULL when unknown */
+} cli_predictions;
+/* Write `p` to `path` as CSV (FILE.csv) or JSON lines (FILE.jsonl) through cli_write_file. 0 on success. */
+int cli_write_predictions(const char *path, const cli_predictions *p);
+/* `s` as a JSON string (quoted, escaped) to `f`. */
+void cli_json_string(FILE *f, const char *s);
 
 int cli_info(const cli_args *args);
 int cli_eval(const cli_args *args);

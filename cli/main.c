@@ -1,9 +1,7 @@
-/* vitq command-line tool: inspect, evaluate and run models through the public API.
- *   vitq info MODEL
- *   vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T]
- *   vitq logits MODEL --data IMAGES [--limit N] --out FILE.npy
- *   vitq points MODEL, vitq quantize MODEL --calib IMAGES --out QMODEL (quantize.c)
- * Model overrides: --num-heads H --layer-norm-eps E --gelu erf|tanh --image-size S --mean a[,b,c] --std a[,b,c] */
+/* vitq command-line tool: inspect, evaluate, quantize and report on models through the public API.
+ *   vitq info | eval | logits | points | quantize | report MODEL [options]
+ * Each command's help (vitq COMMAND --help) lists the options of args.c's table that it takes; the man
+ * page (tools/help2man.sh) and docs/cli.md are made from and checked against this help. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,52 +32,87 @@ void cli_print_schemes(FILE *f) {
     }
 }
 
-/* Each command's usage, in the order of the full help; the full help is all of them. */
+/* Each command's synopsis and what it does, in the order of the full help. */
 static const struct {
-    const char *command, *text;
+    const char *command, *synopsis, *purpose;
 } commands[] = {
-    {"info", "  vitq info MODEL                                 hyper-parameters and where each came from\n"},
-    {"eval", "  vitq eval MODEL --data IMAGES [--labels LABELS] [--limit N] [--threads T] [--batch B]\n"},
-    {"logits", "  vitq logits MODEL --data IMAGES [--limit N] [--threads T] [--batch B] --out FILE.npy\n"},
-    {"points", "  vitq points MODEL [quantize options]      (quantization points and their configuration)\n"},
-    {"quantize",
-     "  vitq quantize MODEL --calib IMAGES --out QMODEL.safetensors [--scheme SCHEME|METHOD]\n"
-     "       [--wbits W] [--abits A] [--edge-bits E] [--calib-n 32] [--seed S] [--opt KEY=VALUE ...]\n"
-     "       [--set 'POINT_GLOB=key:value[,key:value]' ...]   keys: bits, granularity, symmetric, scheme,\n"
-     "       noisy, and the scheme's options (e.g. percentile:99.9); eval and logits accept QMODEL\n"},
-    {"report",
-     "  vitq report MODEL (--calib IMAGES [quantize options] | --quantized QMODEL) --data IMAGES\n"
-     "       [--limit 64] [--csv FILE]   per-point SQNR, range and output cosine, worst first\n"},
+    {"info", "vitq info MODEL [options]", "hyper-parameters and where each came from"},
+    {"eval", "vitq eval MODEL --data IMAGES [--labels LABELS] [options]",
+     "top-1 and top-K accuracy; with --predictions also per-image predictions (labels then optional)"},
+    {"logits", "vitq logits MODEL --data IMAGES --out FILE.npy [options]", "the logits as float32 [N, classes]"},
+    {"points", "vitq points MODEL [quantize options]", "quantization points and their configuration"},
+    {"quantize", "vitq quantize MODEL --calib IMAGES --out QMODEL.safetensors [options]",
+     "calibrate and save a quantized model; eval, logits and report accept QMODEL"},
+    {"report", "vitq report MODEL (--calib IMAGES | --quantized QMODEL) --data IMAGES [options]",
+     "per-point SQNR, range and output cosine of the quantized model, worst first"},
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
+#define HELP_WIDTH 100 /* columns the option lines wrap at */
+#define HELP_INDENT 32 /* where an option's help starts */
+
+/* `text` from column `col` on, wrapped at HELP_WIDTH with continuation lines indented HELP_INDENT. */
+static void print_wrapped(FILE *f, const char *text, int col) {
+    while (*text) {
+        int room = HELP_WIDTH - col, len = (int)strlen(text);
+        if (len > room) { /* break at the last space that fits (or the first one) */
+            int cut = room;
+            while (cut > 0 && text[cut] != ' ') cut--;
+            if (cut == 0) cut = (int)strcspn(text, " ");
+            len = cut;
+        }
+        fprintf(f, "%.*s\n", len, text);
+        text += len;
+        while (*text == ' ') text++;
+        if (*text) fprintf(f, "%*s", HELP_INDENT, "");
+        col = HELP_INDENT;
+    }
+}
+
+/* The options `command_bits` take; `tag`: add the commands to options that not all commands take. */
+static void print_options(FILE *f, unsigned command_bits, int tag) {
+    unsigned all = 0;
+    for (size_t c = 0; c < NUM_COMMANDS; c++) all |= cli_command_bit(commands[c].command);
+    for (size_t i = 0; i < cli_num_options; i++) {
+        const cli_option *o = &cli_options[i];
+        if (!(o->commands & command_bits)) continue;
+        char head[96], help[512];
+        int n = snprintf(head, sizeof head, "  %s%s%s", o->name, o->value ? " " : "", o->value ? o->value : "");
+        if (n < HELP_INDENT) fprintf(f, "%s%*s", head, HELP_INDENT - n, "");
+        else fprintf(f, "%s\n%*s", head, HELP_INDENT, ""); /* a long value: the help on the next line */
+        size_t used = (size_t)snprintf(help, sizeof help, "%s", o->help);
+        if (tag && o->commands != all) {
+            used += (size_t)snprintf(help + used, sizeof help - used, " [");
+            for (size_t c = 0; c < NUM_COMMANDS; c++)
+                if (o->commands & cli_command_bit(commands[c].command))
+                    used += (size_t)snprintf(help + used, sizeof help - used, "%s%s",
+                                             help[used - 1] == '[' ? "" : " ", commands[c].command);
+            snprintf(help + used, sizeof help - used, "]");
+        }
+        print_wrapped(f, help, HELP_INDENT);
+    }
+}
 
 static void common_notes(FILE *f) {
     fprintf(f, "MODEL is a .safetensors file, a PyTorch .pth/.pt/pytorch_model.bin state dict, or a folder holding\n"
                "one (config.json and preprocessor_config.json beside it are read). IMAGES is an IDX or .npy file,\n"
-               "optionally gzipped. Options take their value as --opt VALUE or --opt=VALUE.\n"
-               "model overrides: --num-heads H  --layer-norm-eps E  --gelu erf|tanh  --image-size S\n"
-               "                 --mean M[,M,M]  --std S[,S,S]\n"
-               "quantized models: --execution auto (integer kernels where the quantizers allow, default) | simulated\n"
-               "--batch B: images per forward pass (default 64); --threads T: 0 = all cores (default)\n"
-               "--progress auto|bar|plain|none: a redrawn bar on a terminal, a line every 10 s when piped (auto)\n");
+               "optionally gzipped. Options take their value as --opt VALUE or --opt=VALUE; -h or --help shows\n"
+               "a command's help, vitq --version the version. Exit status: 0 done, 1 failed, 2 usage error.\n");
 }
 
 /* The usage of `command` (NULL: every command), with the schemes and methods where they apply. */
 static void usage(FILE *f, const char *command) {
     fprintf(f, "vitq %s - post-training quantization and inference of Vision Transformers\nusage:\n",
             vitq_version_string());
+    unsigned bits = 0;
     for (size_t i = 0; i < NUM_COMMANDS; i++) {
         if (command && strcmp(command, commands[i].command)) continue;
-        fputs(commands[i].text, f);
-        if (!strcmp(commands[i].command, "quantize")) cli_print_schemes(f);
+        fprintf(f, "  %s\n      %s\n", commands[i].synopsis, commands[i].purpose);
+        bits |= cli_command_bit(commands[i].command);
     }
+    fprintf(f, command ? "options:\n" : "options (the commands that take one, when not all, in brackets):\n");
+    print_options(f, bits, command == NULL);
+    if (bits & (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)) cli_print_schemes(f);
     common_notes(f);
-}
-
-static int known_command(const char *command) {
-    for (size_t i = 0; i < NUM_COMMANDS; i++)
-        if (!strcmp(command, commands[i].command)) return 1;
-    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -91,7 +124,7 @@ int main(int argc, char **argv) {
         printf("vitq %s\n", vitq_version_string());
         return 0;
     }
-    if (!known_command(argv[1])) {
+    if (!cli_command_bit(argv[1])) {
         fprintf(stderr, "vitq: unknown command '%s'\n", argv[1]);
         usage(stderr, NULL);
         return 2;

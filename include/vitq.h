@@ -12,10 +12,12 @@
  *  - One handle is used by one thread at a time; distinct handles are independent. A loaded model is
  *    never modified by inference, so several threads may run vitq_model_forward() on one model.
  *  - Memory comes from the vitq_allocator given at creation (NULL: malloc/free), which the handle keeps
- *    for its whole life. There is no global mutable state but two things set once: the instruction
+ *    for its whole life. There is no global mutable state but three things set once: the instruction
  *    set the kernels use, chosen at the first kernel call from the CPU (cpuid) and the environment
- *    variable VITQ_ISA (generic, avx2 or avx512: a lower path for testing), and, per thread, the
- *    detail of vitq_last_error().
+ *    variable VITQ_ISA (generic, avx2 or avx512: a lower path for testing); the library's thread
+ *    pool, started at the first parallel loop (its idle threads sleep; one caller's loop at a time,
+ *    another caller meanwhile runs its loop on its own thread; joined at exit or dlclose; a forked
+ *    child starts a fresh one); and, per thread, the detail of vitq_last_error().
  *  - Every public struct starts with `uint32_t struct_size`. Fill it with the matching *_init()
  *    function (or sizeof), so that a program built against this header keeps working with later
  *    library versions: the library accepts any struct_size from the size of the struct's first
@@ -115,8 +117,9 @@ VITQ_API uint32_t vitq_version(void);
 VITQ_API const char *vitq_version_string(void);
 
 /** Bits of vitq_build_features(). */
-#define VITQ_FEATURE_OPENMP 1u       /**< built with OpenMP: forward passes can use several threads */
+#define VITQ_FEATURE_OPENMP 1u       /**< built with OpenMP (`make OPENMP=1`): its threads run the parallel loops */
 #define VITQ_FEATURE_THREAD_LOCAL 2u /**< vitq_last_error() is per thread (else one shared buffer) */
+#define VITQ_FEATURE_THREADS 4u      /**< forward passes can use several threads (own pool or OpenMP) */
 /** Features this build of the library has. */
 VITQ_API uint32_t vitq_build_features(void);
 
@@ -154,8 +157,8 @@ typedef struct vitq_registry vitq_registry;     /**< the quantization schemes kn
  * Progress of a long call: `done` of `total` units of `stage` are finished. Stages and their units:
  * "load" (steps: 0/2 before reading, 1/2 read, 2/2 built), "forward" (images,
  * vitq_model_forward_dataset), "report" (forward passes, vitq_model_report: 0 when it starts, then
- * one per pass), and the calibrator's "calibrate" (batches of 8 images per pass), "search"
- * (candidates scored), "noisy bias" (layers).
+ * one per pass), and the calibrator's
+ * "calibrate" (batches of 8 images per pass), "search" (candidates scored), "noisy bias" (layers).
  * `total` may grow while a call runs (a method that finds more work). Called on the caller's thread,
  * never from inside a parallel region. Return nonzero to cancel: the call then fails with
  * VITQ_ERR_CANCELLED and leaves its outputs as its documentation says for a failure.
@@ -240,7 +243,7 @@ typedef struct vitq_model_options {
     const char *config_json;
     /** Text of a Hugging Face preprocessor_config.json, as config_json. */
     const char *preprocessor_json;
-    int32_t num_threads;              /**< threads used by forward (0: all available; 1 without OpenMP) */
+    int32_t num_threads;              /**< threads used by forward (0: all available, see vitq_model_set_num_threads) */
     /** Schemes a quantized model file may use beyond the built-ins (NULL: built-ins only). A model
      *  loaded with it keeps copies of the scheme tables, not the registry. */
     const vitq_registry *registry;
@@ -327,6 +330,14 @@ typedef struct vitq_model_info {
 VITQ_API void vitq_model_info_init(vitq_model_info *info);
 VITQ_API vitq_status vitq_model_get_info(const vitq_model *model, vitq_model_info *info);
 
+/** Name of class `index` from the model's config: Hugging Face config.json "id2label", timm's
+ *  "label_names" (top level or in pretrained_cfg), or a vitq quantized file's metadata
+ *  (vitq.class_names, written from the float model's names); *name is NULL when the config names no
+ *  classes. VITQ_ERR_OUT_OF_RANGE for an index outside [0, num_classes). Valid while the model lives.
+ *  A list that does not name every class exactly once is refused when the model loads
+ *  (VITQ_ERR_CONFIG, docs/formats.md "Class names"). Since 0.5. */
+VITQ_API vitq_status vitq_model_class_name(const vitq_model *model, int32_t index, const char **name);
+
 /** Where hyper-parameter `hparam` of `model` came from. */
 VITQ_API vitq_status vitq_model_hparam_source(const vitq_model *model, vitq_hparam hparam,
                                               vitq_source *source);
@@ -336,7 +347,11 @@ VITQ_API vitq_status vitq_model_hparam_source(const vitq_model *model, vitq_hpar
  *  Several threads using one model share its callback. Since 0.5. */
 VITQ_API vitq_status vitq_model_set_progress(vitq_model *model, vitq_progress_fn progress, void *user);
 
-/** Set the number of threads of later forward passes (0: all available). */
+/** Set the number of threads of later forward passes. 0 (the default): all available, which is the
+ *  CPUs the process may run on (its affinity mask), at most the environment variable VITQ_NUM_THREADS
+ *  when that is a positive integer (read once); larger requests are capped the same way. The threads
+ *  are the library's own pool (or OpenMP's in a `make OPENMP=1` build), started at the first parallel
+ *  loop; they sleep while idle. A build without VITQ_FEATURE_THREADS always uses 1. */
 VITQ_API vitq_status vitq_model_set_num_threads(vitq_model *model, int32_t num_threads);
 
 /**

@@ -4,7 +4,7 @@
 # and the CLI checks. Each check prints PASS/FAIL/SKIP lines
 # (a SKIP names what is missing); the last line is "N passed, N failed, N skipped" and the exit status
 # is non-zero when anything failed.
-BUILD=${BUILD:-build/omp}
+BUILD=${BUILD:-build/noomp}
 PYTHON=${PYTHON:-python3}
 MODE=${1:-all}
 passed=0

@@ -7,8 +7,11 @@ const char *vitq_version_string(void) { return VITQ_VERSION_STRING; }
 
 uint32_t vitq_build_features(void) {
     uint32_t f = 0;
-#ifdef _OPENMP
+#if !defined(VITQ_NO_THREADS)
+    f |= VITQ_FEATURE_THREADS; /* core/pool.c: the library's pool, or OpenMP */
+#if defined(_OPENMP)
     f |= VITQ_FEATURE_OPENMP;
+#endif
 #endif
 #ifndef VITQ_NO_TLS
     f |= VITQ_FEATURE_THREAD_LOCAL;

@@ -7,33 +7,45 @@
 #include "grad/backward.h"
 #include "kernels/parallel.h"
 
+typedef struct ln_back_job {
+    const float *x, *dy, *gamma;
+    size_t dim;
+    float eps;
+    float *dx;
+    int accumulate;
+} ln_back_job;
+
+static void ln_back_task(void *ctx, int64_t r, int worker) {
+    const ln_back_job *j = ctx;
+    (void)worker;
+    size_t dim = j->dim;
+    const float *xr = j->x + (size_t)r * dim, *gr = j->dy + (size_t)r * dim, *gamma = j->gamma;
+    float *out = j->dx + (size_t)r * dim;
+    /* the statistics as vitq_i_layernorm computes them */
+    double sum = 0.0, sq = 0.0;
+    for (size_t i = 0; i < dim; i++) sum += xr[i];
+    double mean = sum / (double)dim;
+    for (size_t i = 0; i < dim; i++) sq += (xr[i] - mean) * (xr[i] - mean);
+    double rstd = 1.0 / sqrt(sq / (double)dim + (double)j->eps);
+    /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma */
+    double g_sum = 0.0, gx_sum = 0.0;
+    for (size_t i = 0; i < dim; i++) {
+        double g = (double)gr[i] * gamma[i];
+        g_sum += g;
+        gx_sum += g * (xr[i] - mean) * rstd;
+    }
+    double g_mean = g_sum / (double)dim, gx_mean = gx_sum / (double)dim;
+    for (size_t i = 0; i < dim; i++) {
+        double xhat = (xr[i] - mean) * rstd;
+        float v = (float)(rstd * ((double)gr[i] * gamma[i] - g_mean - xhat * gx_mean));
+        out[i] = j->accumulate ? out[i] + v : v;
+    }
+}
+
 void vitq_i_layernorm_backward(const float *x, const float *dy, size_t rows, size_t dim, const float *gamma,
                                float eps, float *dx, int accumulate, int nthreads) {
-    (void)nthreads;
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long r = 0; r < (long)rows; r++) {
-        const float *xr = x + (size_t)r * dim, *gr = dy + (size_t)r * dim;
-        float *out = dx + (size_t)r * dim;
-        /* the statistics as vitq_i_layernorm computes them */
-        double sum = 0.0, sq = 0.0;
-        for (size_t i = 0; i < dim; i++) sum += xr[i];
-        double mean = sum / (double)dim;
-        for (size_t i = 0; i < dim; i++) sq += (xr[i] - mean) * (xr[i] - mean);
-        double rstd = 1.0 / sqrt(sq / (double)dim + (double)eps);
-        /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma */
-        double g_sum = 0.0, gx_sum = 0.0;
-        for (size_t i = 0; i < dim; i++) {
-            double g = (double)gr[i] * gamma[i];
-            g_sum += g;
-            gx_sum += g * (xr[i] - mean) * rstd;
-        }
-        double g_mean = g_sum / (double)dim, gx_mean = gx_sum / (double)dim;
-        for (size_t i = 0; i < dim; i++) {
-            double xhat = (xr[i] - mean) * rstd;
-            float v = (float)(rstd * ((double)gr[i] * gamma[i] - g_mean - xhat * gx_mean));
-            out[i] = accumulate ? out[i] + v : v;
-        }
-    }
+    ln_back_job j = {x, dy, gamma, dim, eps, dx, accumulate};
+    vitq_i_parallel_for(nthreads, (int64_t)rows, ln_back_task, &j);
 }
 
 /* d/dx of 0.5 x (1 + erf(x / sqrt 2)) = Phi(x) + x phi(x). */
@@ -49,18 +61,28 @@ static float gelu_tanh_slope(float x) {
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * c * x * x);
 }
 
+#define GELU_BLOCK 4096 /* elements per task: the call is memory-bound, tasks only need to be coarse */
+
+typedef struct gelu_back_job {
+    const float *x, *dy;
+    size_t count;
+    int gelu;
+    float *dx;
+} gelu_back_job;
+
+static void gelu_back_task(void *ctx, int64_t t, int worker) {
+    const gelu_back_job *j = ctx;
+    (void)worker;
+    size_t lo = (size_t)t * GELU_BLOCK, hi = lo + GELU_BLOCK < j->count ? lo + GELU_BLOCK : j->count;
+    if (j->gelu == VITQ_GELU_TANH)
+        for (size_t i = lo; i < hi; i++) j->dx[i] = j->dy[i] * gelu_tanh_slope(j->x[i]);
+    else
+        for (size_t i = lo; i < hi; i++) j->dx[i] = j->dy[i] * gelu_erf_slope(j->x[i]);
+}
+
 void vitq_i_gelu_backward(const float *x, const float *dy, size_t count, int gelu, float *dx, int nthreads) {
-    const long block = 4096; /* elements per task: the call is memory-bound, tasks only need to be coarse */
-    long tasks = (long)((count + (size_t)block - 1) / (size_t)block);
-    (void)nthreads;
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long t = 0; t < tasks; t++) {
-        size_t lo = (size_t)t * (size_t)block, hi = lo + (size_t)block < count ? lo + (size_t)block : count;
-        if (gelu == VITQ_GELU_TANH)
-            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * gelu_tanh_slope(x[i]);
-        else
-            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * gelu_erf_slope(x[i]);
-    }
+    gelu_back_job j = {x, dy, count, gelu, dx};
+    vitq_i_parallel_for(nthreads, (int64_t)((count + GELU_BLOCK - 1) / GELU_BLOCK), gelu_back_task, &j);
 }
 
 void vitq_i_softmax_backward(const float *p, const float *dp, size_t n, float *dz) {
@@ -163,29 +185,37 @@ static void backward_row(const float *q, const float *p, const float *d_o, size_
     for (size_t d = 0; d < hd; d++) dq_out[d] = a->dq[d] * scale;
 }
 
+typedef struct attn_back_job {
+    const float *qkv, *probs, *d_out;
+    size_t tokens, dim, heads, hd, per_thread;
+    float *d_qkv, *d_probs, *d_scores, *scratch;
+} attn_back_job;
+
+/* One (sequence, head) per task: it owns its head's slices of d_qkv, so tasks never collide. */
+static void attn_back_task(void *ctx, int64_t task, int worker) {
+    const attn_back_job *j = ctx;
+    size_t tokens = j->tokens, dim = j->dim, hd = j->hd, tt = tokens * tokens;
+    size_t b = (size_t)task / j->heads, h = (size_t)task % j->heads;
+    attn_scratch a = carve(j->scratch + (size_t)worker * j->per_thread, tokens, hd);
+    const float *seq = j->qkv + b * tokens * 3 * dim;
+    float *dseq = j->d_qkv + b * tokens * 3 * dim;
+    size_t at = (size_t)task * tt;
+    gather_kv(seq, tokens, dim, hd, h, &a);
+    for (size_t i = 0; i < tokens; i++)
+        backward_row(seq + i * 3 * dim + h * hd, j->probs + at + i * tokens, j->d_out + (b * tokens + i) * dim + h * hd,
+                     tokens, hd, &a, dseq + i * 3 * dim + h * hd, j->d_probs ? j->d_probs + at + i * tokens : NULL,
+                     j->d_scores ? j->d_scores + at + i * tokens : NULL);
+    for (size_t k = 0; k < tokens; k++) {
+        float *row = dseq + k * 3 * dim;
+        memcpy(row + dim + h * hd, a.dk + k * hd, hd * sizeof(float));
+        memcpy(row + 2 * dim + h * hd, a.dv + k * hd, hd * sizeof(float));
+    }
+}
+
 void vitq_i_attention_backward(const float *qkv, const float *probs, const float *d_out, size_t seqs, size_t tokens,
                                size_t dim, size_t heads, float *d_qkv, float *d_probs, float *d_scores,
                                float *scratch, int nthreads) {
-    size_t hd = dim / heads, tt = tokens * tokens, per_thread = vitq_i_attention_backward_scratch_floats(tokens, hd);
-    long tasks = (long)(seqs * heads);
-    (void)nthreads;
-    /* one (sequence, head) per task: it owns its head's slices of d_qkv, so tasks never collide */
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long task = 0; task < tasks; task++) {
-        size_t b = (size_t)task / heads, h = (size_t)task % heads;
-        attn_scratch a = carve(scratch + (size_t)vitq_i_thread_id() * per_thread, tokens, hd);
-        const float *seq = qkv + b * tokens * 3 * dim;
-        float *dseq = d_qkv + b * tokens * 3 * dim;
-        size_t at = (size_t)task * tt;
-        gather_kv(seq, tokens, dim, hd, h, &a);
-        for (size_t i = 0; i < tokens; i++)
-            backward_row(seq + i * 3 * dim + h * hd, probs + at + i * tokens, d_out + (b * tokens + i) * dim + h * hd,
-                         tokens, hd, &a, dseq + i * 3 * dim + h * hd, d_probs ? d_probs + at + i * tokens : NULL,
-                         d_scores ? d_scores + at + i * tokens : NULL);
-        for (size_t j = 0; j < tokens; j++) {
-            float *row = dseq + j * 3 * dim;
-            memcpy(row + dim + h * hd, a.dk + j * hd, hd * sizeof(float));
-            memcpy(row + 2 * dim + h * hd, a.dv + j * hd, hd * sizeof(float));
-        }
-    }
+    size_t hd = dim / heads, per_thread = vitq_i_attention_backward_scratch_floats(tokens, hd);
+    attn_back_job j = {qkv, probs, d_out, tokens, dim, heads, hd, per_thread, d_qkv, d_probs, d_scores, scratch};
+    vitq_i_parallel_for(nthreads, (int64_t)(seqs * heads), attn_back_task, &j);
 }

@@ -66,10 +66,11 @@ size_t vitq_i_attention_scratch_floats(size_t tokens, size_t head_dim) {
     return part_sizes(tokens, head_dim, sizes);
 }
 
-static attn_scratch carve(const attn_geom *g, float *scratch) {
+/* The scratch of `worker` (per-thread slices of vitq_i_attention_scratch_floats floats). */
+static attn_scratch carve(const attn_geom *g, float *scratch, int worker) {
     size_t sizes[5], per_thread = part_sizes(g->tokens, g->hd, sizes);
     attn_scratch s;
-    s.kp = scratch + (size_t)vitq_i_thread_id() * per_thread;
+    s.kp = scratch + (size_t)worker * per_thread;
     s.v = s.kp + sizes[0];
     s.q = s.v + sizes[1];
     s.s = s.q + sizes[2];
@@ -153,27 +154,50 @@ static void bias_rows(const vitq_i_attn_bias *bias, size_t b, size_t h, size_t t
     *mk = bias && bias->mask ? bias->mask + (b % bias->mask_period) * tt : NULL;
 }
 
+/* What the parallel loops of this file share: task t is (sequence t / heads, head t % heads). */
+typedef struct attn_job {
+    attn_geom g;
+    const vitq_i_isa_kernels *isa;
+    const float *qkv;
+    const vitq_i_attn_bias *bias;
+    const float *probs; /* apply: [task][tokens][tokens] */
+    float *out;         /* fused and apply: [batch][tokens][dim]; scores: [task][tokens][tokens] */
+    float *scratch;
+    size_t rows;        /* softmax: rows of `out`, in blocks of SOFTMAX_BLOCK */
+} attn_job;
+
+static attn_job job_of(const float *qkv, size_t tokens, size_t dim, size_t heads, float *out, float *scratch) {
+    attn_job j;
+    memset(&j, 0, sizeof j);
+    j.g = geometry(tokens, dim, heads);
+    j.isa = vitq_i_kernels_active();
+    j.qkv = qkv;
+    j.out = out;
+    j.scratch = scratch;
+    return j;
+}
+
+static void fused_task(void *ctx, int64_t task, int worker) {
+    const attn_job *j = ctx;
+    const attn_geom *g = &j->g;
+    size_t b = (size_t)task / g->heads, h = (size_t)task % g->heads, tokens = g->tokens;
+    attn_scratch s = carve(g, j->scratch, worker);
+    const float *seq = j->qkv + b * tokens * 3 * g->dim, *hb, *mk;
+    bias_rows(j->bias, b, h, g->tt, &hb, &mk);
+    gather(g, seq, h, 1, 1, &s);
+    for (size_t i0 = 0; i0 < tokens; i0 += j->isa->mr) {
+        size_t rows = tokens - i0 < j->isa->mr ? tokens - i0 : j->isa->mr;
+        score_block(j->isa, g, seq, h, i0, rows, hb, mk, &s);
+        for (size_t r = 0; r < rows; r++) j->isa->softmax(s.s + r * g->tp, tokens);
+        apply_block(j->isa, g, s.s, g->tp, seq, h, i0, rows, j->out + b * tokens * g->dim, &s);
+    }
+}
+
 void vitq_i_attention_biased(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
                              const vitq_i_attn_bias *bias, float *out, float *scratch, int nthreads) {
-    attn_geom g = geometry(tokens, dim, heads);
-    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
-    long tasks = (long)(batch * heads);
-    nthreads = vitq_i_resolve_threads(nthreads);
-    (void)nthreads;
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long task = 0; task < tasks; task++) {
-        size_t b = (size_t)task / heads, h = (size_t)task % heads;
-        attn_scratch s = carve(&g, scratch);
-        const float *seq = qkv + b * tokens * 3 * dim, *hb, *mk;
-        bias_rows(bias, b, h, g.tt, &hb, &mk);
-        gather(&g, seq, h, 1, 1, &s);
-        for (size_t i0 = 0; i0 < tokens; i0 += isa->mr) {
-            size_t rows = tokens - i0 < isa->mr ? tokens - i0 : isa->mr;
-            score_block(isa, &g, seq, h, i0, rows, hb, mk, &s);
-            for (size_t r = 0; r < rows; r++) isa->softmax(s.s + r * g.tp, tokens);
-            apply_block(isa, &g, s.s, g.tp, seq, h, i0, rows, out + b * tokens * dim, &s);
-        }
-    }
+    attn_job j = job_of(qkv, tokens, dim, heads, out, scratch);
+    j.bias = bias;
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)(batch * heads), fused_task, &j);
 }
 
 void vitq_i_attention(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
@@ -181,56 +205,65 @@ void vitq_i_attention(const float *qkv, size_t batch, size_t tokens, size_t dim,
     vitq_i_attention_biased(qkv, batch, tokens, dim, heads, NULL, out, scratch, nthreads);
 }
 
-void vitq_i_attention_scores(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
-                             const vitq_i_attn_bias *bias, float *scores, float *scratch, int nthreads) {
-    attn_geom g = geometry(tokens, dim, heads);
-    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
-    long tasks = (long)(batch * heads);
-    nthreads = vitq_i_resolve_threads(nthreads);
-    (void)nthreads;
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long task = 0; task < tasks; task++) {
-        size_t b = (size_t)task / heads, h = (size_t)task % heads;
-        attn_scratch s = carve(&g, scratch);
-        const float *seq = qkv + b * tokens * 3 * dim, *hb, *mk;
-        float *dst = scores + (size_t)task * g.tt;
-        bias_rows(bias, b, h, g.tt, &hb, &mk);
-        gather(&g, seq, h, 1, 0, &s);
-        for (size_t i0 = 0; i0 < tokens; i0 += isa->mr) {
-            size_t rows = tokens - i0 < isa->mr ? tokens - i0 : isa->mr;
-            score_block(isa, &g, seq, h, i0, rows, hb, mk, &s);
-            for (size_t r = 0; r < rows; r++) memcpy(dst + (i0 + r) * tokens, s.s + r * g.tp, tokens * sizeof(float));
-        }
+static void scores_task(void *ctx, int64_t task, int worker) {
+    const attn_job *j = ctx;
+    const attn_geom *g = &j->g;
+    size_t b = (size_t)task / g->heads, h = (size_t)task % g->heads, tokens = g->tokens;
+    attn_scratch s = carve(g, j->scratch, worker);
+    const float *seq = j->qkv + b * tokens * 3 * g->dim, *hb, *mk;
+    float *dst = j->out + (size_t)task * g->tt;
+    bias_rows(j->bias, b, h, g->tt, &hb, &mk);
+    gather(g, seq, h, 1, 0, &s);
+    for (size_t i0 = 0; i0 < tokens; i0 += j->isa->mr) {
+        size_t rows = tokens - i0 < j->isa->mr ? tokens - i0 : j->isa->mr;
+        score_block(j->isa, g, seq, h, i0, rows, hb, mk, &s);
+        for (size_t r = 0; r < rows; r++) memcpy(dst + (i0 + r) * tokens, s.s + r * g->tp, tokens * sizeof(float));
     }
 }
 
+void vitq_i_attention_scores(const float *qkv, size_t batch, size_t tokens, size_t dim, size_t heads,
+                             const vitq_i_attn_bias *bias, float *scores, float *scratch, int nthreads) {
+    attn_job j = job_of(qkv, tokens, dim, heads, scores, scratch);
+    j.bias = bias;
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)(batch * heads), scores_task, &j);
+}
+
+#define SOFTMAX_BLOCK 32 /* rows per task */
+
+static void softmax_task(void *ctx, int64_t b, int worker) {
+    const attn_job *j = ctx;
+    (void)worker;
+    size_t r0 = (size_t)b * SOFTMAX_BLOCK, r1 = r0 + SOFTMAX_BLOCK < j->rows ? r0 + SOFTMAX_BLOCK : j->rows;
+    for (size_t r = r0; r < r1; r++) j->isa->softmax(j->out + r * j->g.tokens, j->g.tokens);
+}
+
 void vitq_i_attention_softmax(float *scores, size_t rows, size_t tokens, int nthreads) {
-    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
-    size_t block = 32, blocks = (rows + block - 1) / block; /* rows handed out in blocks */
-    nthreads = vitq_i_resolve_threads(nthreads);
-    (void)nthreads;
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long b = 0; b < (long)blocks; b++)
-        for (size_t r = (size_t)b * block; r < rows && r < (size_t)(b + 1) * block; r++)
-            isa->softmax(scores + r * tokens, tokens);
+    attn_job j;
+    memset(&j, 0, sizeof j);
+    j.isa = vitq_i_kernels_active();
+    j.g.tokens = tokens;
+    j.out = scores;
+    j.rows = rows;
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)((rows + SOFTMAX_BLOCK - 1) / SOFTMAX_BLOCK),
+                        softmax_task, &j);
+}
+
+static void apply_task(void *ctx, int64_t task, int worker) {
+    const attn_job *j = ctx;
+    const attn_geom *g = &j->g;
+    size_t b = (size_t)task / g->heads, h = (size_t)task % g->heads, tokens = g->tokens;
+    attn_scratch s = carve(g, j->scratch, worker);
+    const float *p = j->probs + (size_t)task * g->tt, *seq = j->qkv + b * tokens * 3 * g->dim;
+    gather(g, seq, h, 0, 1, &s);
+    for (size_t i0 = 0; i0 < tokens; i0 += j->isa->mr) {
+        size_t rows = tokens - i0 < j->isa->mr ? tokens - i0 : j->isa->mr;
+        apply_block(j->isa, g, p + i0 * tokens, tokens, seq, h, i0, rows, j->out + b * tokens * g->dim, &s);
+    }
 }
 
 void vitq_i_attention_apply(const float *probs, const float *qkv, size_t batch, size_t tokens, size_t dim,
                             size_t heads, float *out, float *scratch, int nthreads) {
-    attn_geom g = geometry(tokens, dim, heads);
-    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
-    long tasks = (long)(batch * heads);
-    nthreads = vitq_i_resolve_threads(nthreads);
-    (void)nthreads;
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long task = 0; task < tasks; task++) {
-        size_t b = (size_t)task / heads, h = (size_t)task % heads;
-        attn_scratch s = carve(&g, scratch);
-        const float *p = probs + (size_t)task * g.tt, *seq = qkv + b * tokens * 3 * dim;
-        gather(&g, seq, h, 0, 1, &s);
-        for (size_t i0 = 0; i0 < tokens; i0 += isa->mr) {
-            size_t rows = tokens - i0 < isa->mr ? tokens - i0 : isa->mr;
-            apply_block(isa, &g, p + i0 * tokens, tokens, seq, h, i0, rows, out + b * tokens * dim, &s);
-        }
-    }
+    attn_job j = job_of(qkv, tokens, dim, heads, out, scratch);
+    j.probs = probs;
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)(batch * heads), apply_task, &j);
 }

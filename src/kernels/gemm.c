@@ -78,7 +78,8 @@ typedef struct gemm_job {
     float *c;
     size_t ldc;
     vitq_i_epilogue epilogue;
-    size_t mc, kc; /* tile rows, K block depth (K split into equal blocks) */
+    size_t mc, kc;    /* tile rows, K block depth (K split into equal blocks) */
+    size_t row_tiles; /* of the tile grid, row tiles first */
 } gemm_job;
 
 /* Rows of A whose stride is a multiple of 4 KB fall into one set of an L1 cache (64 sets of 64
@@ -114,19 +115,22 @@ static void gemm_tile(const gemm_job *g, size_t row0, size_t col0) {
                          g->epilogue);
 }
 
+/* Tile t of the grid. Consecutive tiles share their 128 columns of W (NC x K, kept in L2) while A
+ * streams by: W is read from memory once per column tile, A (the smaller per flop) once per tile. */
+static void tile_task(void *ctx, int64_t t, int worker) {
+    const gemm_job *g = ctx;
+    (void)worker;
+    gemm_tile(g, (size_t)t % g->row_tiles * g->mc, (size_t)t / g->row_tiles * NC);
+}
+
 void vitq_i_gemm(const float *a, size_t lda, size_t m, const vitq_i_packed *w, const float *bias,
                  float *c, size_t ldc, vitq_i_epilogue epilogue, int nthreads) {
     if (m == 0 || w->n == 0) return;
-    gemm_job g = {vitq_i_kernels_active(), a, lda, m, w, bias, c, ldc, epilogue, 0, 0};
+    gemm_job g = {vitq_i_kernels_active(), a, lda, m, w, bias, c, ldc, epilogue, 0, 0, 0};
     g.mc = g.isa->mr * ROW_STEPS;
     size_t blocks = (w->k + KC - 1) / KC;
     g.kc = blocks ? (w->k + blocks - 1) / blocks : 1;
-    size_t row_tiles = (m + g.mc - 1) / g.mc, col_tiles = (w->n + NC - 1) / NC;
-    long total = (long)(row_tiles * col_tiles);
-    nthreads = vitq_i_resolve_threads(nthreads);
-    (void)nthreads;
-    /* consecutive tiles share their 128 columns of W (NC x K, kept in L2) while A streams by: W is
-     * read from memory once per column tile, A (the smaller per flop) once per tile */
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long t = 0; t < total; t++) gemm_tile(&g, (size_t)t % row_tiles * g.mc, (size_t)t / row_tiles * NC);
+    g.row_tiles = (m + g.mc - 1) / g.mc;
+    size_t col_tiles = (w->n + NC - 1) / NC;
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)(g.row_tiles * col_tiles), tile_task, &g);
 }

@@ -307,22 +307,29 @@ static void quantize_row(const vitq_i_isa_kernels *isa, const act_row *p, const 
 
 #define QUANT_ROWS 16 /* rows per parallel task */
 
+typedef struct quant_job {
+    const vitq_i_isa_kernels *isa;
+    act_row p;
+    const float *x;
+    size_t ldx, rows, cols;
+    uint8_t *out;
+    size_t ldo;
+} quant_job;
+
+/* Rows b * QUANT_ROWS .. (b + 1) * QUANT_ROWS. */
+static void quant_task(void *ctx, int64_t b, int worker) {
+    const quant_job *q = ctx;
+    (void)worker;
+    size_t r0 = (size_t)b * QUANT_ROWS, r1 = r0 + QUANT_ROWS < q->rows ? r0 + QUANT_ROWS : q->rows;
+    for (size_t r = r0; r < r1; r++) quantize_row(q->isa, &q->p, q->x + r * q->ldx, q->cols, q->out + r * q->ldo);
+}
+
 void vitq_i_quantize_u8(const float *x, size_t ldx, size_t rows, size_t cols, const vitq_i_qact *q, uint8_t *out,
                         size_t ldo, int nthreads) {
     if (rows == 0 || cols == 0) return;
-    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
-    act_row p = act_row_of(q);
-    long tasks = (long)((rows + QUANT_ROWS - 1) / QUANT_ROWS);
-    int threads = vitq_i_resolve_threads(nthreads);
-    if (threads == 1) { /* e.g. per attention head inside a parallel loop: no nested region */
-        for (size_t r = 0; r < rows; r++) quantize_row(isa, &p, x + r * ldx, cols, out + r * ldo);
-        return;
-    }
-    VITQ_I_PARALLEL_FOR(threads)
-    for (long b = 0; b < tasks; b++) {
-        size_t r1 = ((size_t)b + 1) * QUANT_ROWS < rows ? ((size_t)b + 1) * QUANT_ROWS : rows;
-        for (size_t r = (size_t)b * QUANT_ROWS; r < r1; r++) quantize_row(isa, &p, x + r * ldx, cols, out + r * ldo);
-    }
+    quant_job j = {vitq_i_kernels_active(), act_row_of(q), x, ldx, rows, cols, out, ldo};
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)((rows + QUANT_ROWS - 1) / QUANT_ROWS), quant_task,
+                        &j);
 }
 
 /* ---- the GEMM ---- */
@@ -460,19 +467,24 @@ static vitq_status check_gemm(const uint8_t *a, size_t lda, size_t m, int32_t a_
     return VITQ_OK;
 }
 
+typedef struct block_grid {
+    const qgemm_job *j;
+    size_t mc, nc, col_blocks;
+} block_grid;
+
+static void block_task(void *ctx, int64_t b, int worker) {
+    const block_grid *g = ctx;
+    (void)worker;
+    run_block(g->j, (size_t)b / g->col_blocks * g->mc, g->mc, (size_t)b % g->col_blocks * g->nc, g->nc);
+}
+
 static void run(const qgemm_job *j, int nthreads) {
     if (j->m == 0 || j->w->n == 0) return;
     size_t mr = j->w->store_bits == 8 ? j->impl->mr8 : j->impl->mr4;
-    size_t mc = block_rows(j->m, mr), nc = NR * block_panels(j->w);
-    size_t row_blocks = (j->m + mc - 1) / mc, col_blocks = (j->w->n + nc - 1) / nc;
-    long total = (long)(row_blocks * col_blocks);
-    int threads = vitq_i_resolve_threads(nthreads);
-    if (threads == 1 || total == 1) { /* no parallel region, nested or not, for one worker */
-        for (long b = 0; b < total; b++) run_block(j, (size_t)b / col_blocks * mc, mc, (size_t)b % col_blocks * nc, nc);
-        return;
-    }
-    VITQ_I_PARALLEL_FOR(threads)
-    for (long b = 0; b < total; b++) run_block(j, (size_t)b / col_blocks * mc, mc, (size_t)b % col_blocks * nc, nc);
+    block_grid g = {j, block_rows(j->m, mr), NR * block_panels(j->w), 0};
+    size_t row_blocks = (j->m + g.mc - 1) / g.mc;
+    g.col_blocks = (j->w->n + g.nc - 1) / g.nc;
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)(row_blocks * g.col_blocks), block_task, &g);
 }
 
 vitq_status vitq_i_qgemm(const uint8_t *a, size_t lda, size_t m, float a_scale, int32_t a_zero, const vitq_i_qpacked *w,

@@ -4,18 +4,29 @@
 #include "kernels/isa.h"
 #include "kernels/parallel.h"
 
+#define LN_BLOCK 16 /* rows per task: one row is too little work to hand out on its own */
+
+typedef struct ln_job {
+    const vitq_i_isa_kernels *isa;
+    const float *x, *gamma, *beta;
+    size_t rows, dim;
+    float eps;
+    float *out;
+} ln_job;
+
+static void ln_task(void *ctx, int64_t b, int worker) {
+    const ln_job *j = ctx;
+    (void)worker;
+    size_t r0 = (size_t)b * LN_BLOCK, r1 = r0 + LN_BLOCK < j->rows ? r0 + LN_BLOCK : j->rows;
+    for (size_t r = r0; r < r1; r++)
+        j->isa->layernorm(j->x + r * j->dim, j->dim, j->gamma, j->beta, j->eps, j->out + r * j->dim);
+}
+
 void vitq_i_layernorm(const float *x, size_t rows, size_t dim, const float *gamma, const float *beta,
                       float eps, float *out, int nthreads) {
     if (dim == 0) return;
-    const vitq_i_isa_kernels *isa = vitq_i_kernels_active();
-    nthreads = vitq_i_resolve_threads(nthreads);
-    (void)nthreads;
-    /* blocks of rows: one row is too little work to hand out on its own */
-    size_t block = 16, blocks = (rows + block - 1) / block;
-    VITQ_I_PARALLEL_FOR(nthreads)
-    for (long b = 0; b < (long)blocks; b++)
-        for (size_t r = (size_t)b * block; r < rows && r < (size_t)(b + 1) * block; r++)
-            isa->layernorm(x + r * dim, dim, gamma, beta, eps, out + r * dim);
+    ln_job j = {vitq_i_kernels_active(), x, gamma, beta, rows, dim, eps, out};
+    vitq_i_parallel_for(vitq_i_resolve_threads(nthreads), (int64_t)((rows + LN_BLOCK - 1) / LN_BLOCK), ln_task, &j);
 }
 
 void vitq_i_softmax(float *x, size_t n) { vitq_i_kernels_active()->softmax(x, n); }

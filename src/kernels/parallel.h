@@ -1,20 +1,12 @@
-/* OpenMP in one place, so that the library builds identically with OPENMP=0 (the pragmas vanish and
- * every loop runs on the caller's thread). Work is always split on a fixed tile grid that does not
- * depend on the thread count, which is why results are bit-identical with and without OpenMP. */
+/* How the kernels run in parallel: every parallel loop is a vitq_i_parallel_for (core/pool.h) over a
+ * fixed grid of tiles, rows or (sequence, head) pairs that does not depend on the thread count. Each
+ * output element is computed by one task in a fixed order, which is why results are bit-identical for
+ * any thread count and in every build (the library's pool, OPENMP=1, VITQ_NO_THREADS). A loop body
+ * is a static task function with a context struct; per-thread scratch is indexed by its worker. */
 #ifndef VITQ_KERNELS_PARALLEL_H
 #define VITQ_KERNELS_PARALLEL_H
 
-#ifdef _OPENMP
-#include <omp.h>
-#define VITQ_I_PRAGMA(x) _Pragma(#x)
-#define VITQ_I_PARALLEL_FOR(nthreads) VITQ_I_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nthreads))
-static inline int vitq_i_thread_id(void) { return omp_get_thread_num(); }
-static inline int vitq_i_max_threads(void) { return omp_get_max_threads(); }
-#else
-#define VITQ_I_PARALLEL_FOR(nthreads)
-static inline int vitq_i_thread_id(void) { return 0; }
-static inline int vitq_i_max_threads(void) { return 1; }
-#endif
+#include "core/pool.h"
 
 /* Number of threads to use for a request of `requested` (0 = all available). */
 static inline int vitq_i_resolve_threads(int requested) {

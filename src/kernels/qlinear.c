@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/parallel.h"
 #include "kernels/qlinear.h"
 
@@ -121,7 +122,10 @@ typedef struct attn_job {
     size_t tokens, dim, heads, hd;
     const vitq_i_attn_bias *bias;
     float *out;
-    float q_scale; /* scale_q / sqrt(head_dim): the scale of the simulation's scaled queries */
+    float q_scale;      /* scale_q / sqrt(head_dim): the scale of the simulation's scaled queries */
+    uint8_t *scratch;   /* per worker: `per` bytes cut as `sizes` */
+    size_t per, sizes[4];
+    int failed;         /* a head's status (VITQ_I_STORE_INT); never set: grids and sizes are checked first */
 } attn_job;
 
 static vitq_status head(const attn_job *j, size_t seq, size_t h, const head_scratch *s) {
@@ -149,9 +153,21 @@ static vitq_status head(const attn_job *j, size_t seq, size_t h, const head_scra
                         j->out + seq * t * j->dim + h * j->hd, j->dim, VITQ_I_EPI_NONE, 1);
 }
 
+/* Task (sequence, head) of the parallel loop. head() cannot fail here: its kernels refuse only the
+ * grids and sizes that vitq_i_qattention_fits and vitq_i_qattention_run check before the loop. Were
+ * it to fail all the same, the status is kept for the caller to report from its own thread (a task
+ * may run on a pool thread, where an error message would be lost). */
+static void head_task(void *ctx, int64_t task, int worker) {
+    attn_job *j = ctx;
+    head_scratch hs = carve(j->scratch + (size_t)worker * j->per, j->sizes);
+    vitq_status err = head(j, (size_t)task / j->heads, (size_t)task % j->heads, &hs);
+    if (err) VITQ_I_STORE_INT(&j->failed, (int)err);
+}
+
 int vitq_i_qattention_fits(size_t tokens, size_t dim, size_t heads) {
     size_t sizes[4], hd = heads ? dim / heads : 0;
-    return heads && hd * heads == dim && tokens <= 33025 && head_bytes(tokens, hd, sizes) != SIZE_MAX;
+    /* tokens and head_dim are the k of P.V and Q.K^T: at most 33025 for exact int32 sums (igemm.h) */
+    return heads && hd * heads == dim && tokens <= 33025 && hd <= 33025 && head_bytes(tokens, hd, sizes) != SIZE_MAX;
 }
 
 vitq_status vitq_i_qattention_run(const vitq_i_qattention *f, const float *qkv, size_t seqs, size_t tokens, size_t dim,
@@ -161,6 +177,11 @@ vitq_status vitq_i_qattention_run(const vitq_i_qattention *f, const float *qkv, 
     if (!vitq_i_qattention_fits(tokens, dim, heads))
         return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "integer attention: %zu tokens of %zu heads in %zu channels", tokens,
                            heads, dim);
+    const vitq_i_qact *grids[4] = {&f->q, &f->k, &f->v, &f->p};
+    for (int g = 0; g < 4; g++) {
+        vitq_status st = vitq_i_qact_check(grids[g]);
+        if (st) return st;
+    }
     size_t per = head_bytes(tokens, hd, sizes);
     int threads = vitq_i_resolve_threads(nthreads);
     size_t rows = seqs * tokens, codes_bytes, need;
@@ -170,23 +191,13 @@ vitq_status vitq_i_qattention_run(const vitq_i_qattention *f, const float *qkv, 
     vitq_status st = vitq_i_scratch_reserve(s, need + 64);
     if (st) return st;
     uint8_t *codes = (uint8_t *)(((uintptr_t)s->data + 63) & ~(uintptr_t)63), *heads_base = codes + align64(codes_bytes);
-    const vitq_i_qact *grids[3] = {&f->q, &f->k, &f->v};
     for (int part = 0; part < 3; part++)
         vitq_i_quantize_u8(qkv + (size_t)part * dim, 3 * dim, rows, dim, grids[part], codes + (size_t)part * dim,
                            3 * dim, threads);
-    attn_job j = {f, codes, tokens, dim, heads, hd, bias, out, f->q.scale * (1.0f / sqrtf((float)hd))};
-    long tasks = (long)(seqs * heads);
-    vitq_status first = VITQ_OK;
-    VITQ_I_PARALLEL_FOR(threads)
-    for (long task = 0; task < tasks; task++) {
-        head_scratch hs = carve(heads_base + (size_t)vitq_i_thread_id() * per, sizes);
-        vitq_status err = head(&j, (size_t)task / heads, (size_t)task % heads, &hs);
-        if (err) {
-#ifdef _OPENMP
-#pragma omp critical /* unnamed: a named one would export a non-vitq global */
-#endif
-            if (!first) first = err;
-        }
-    }
-    return first;
+    attn_job j = {f, codes, tokens, dim, heads, hd, bias, out, f->q.scale * (1.0f / sqrtf((float)hd)), heads_base,
+                  per, {sizes[0], sizes[1], sizes[2], sizes[3]}, 0};
+    vitq_i_parallel_for(threads, (int64_t)(seqs * heads), head_task, &j);
+    st = (vitq_status)VITQ_I_LOAD_INT(&j.failed);
+    return st ? vitq_i_fail(st, "integer attention: a head's kernels refused %zu tokens, head_dim %zu", tokens, hd)
+              : VITQ_OK;
 }

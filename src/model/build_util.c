@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "model/build_util.h"
+#include "model/class_names.h"
 
 vitq_status vitq_i_build_shape(const vitq_i_ckpt *c, const char *canon, int want_ndim, uint64_t *shape) {
     int ndim;
@@ -179,6 +180,7 @@ vitq_status vitq_i_build_model(const vitq_i_family_builder *fb, vitq_i_ckpt *c, 
         m->name = vitq_i_strdup(a, in->name ? in->name : "model");
         if (!m->name) st = vitq_i_oom("model name", 0);
     }
+    if (!st) st = vitq_i_class_names_read(a, in, facts.num_classes, &m->class_names);
     if (!st) st = fb->load_weights(c, m);
     if (!st) st = vitq_i_ckpt_check_all_used(c);
     if (st) {

@@ -46,6 +46,7 @@ void vitq_i_net_destroy(vitq_i_net *m) {
     free_linear(&a, &m->head);
     free_linear(&a, &m->head_dist);
     vitq_i_free(&a, m->name);
+    vitq_i_free(&a, m->class_names);
     vitq_i_free(&a, m);
 }
 

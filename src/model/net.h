@@ -52,6 +52,9 @@ struct vitq_i_net {
     vitq_source sources[VITQ_HPARAM_COUNT];
     int num_threads;
     char *name; /* file name for messages */
+    /* [info.num_classes] names from the configuration or __metadata__ (model/class_names.h), one block
+     * with the strings after the pointers; NULL when no source names the classes */
+    char **class_names;
 
     vitq_i_linear patch_embed; /* conv weight [D, C, p, p] seen as [D, C*p*p] */
     float *cls_token;          /* [D] */

@@ -2,13 +2,14 @@
  *   float tensors under timm names, except the weights of quantized points, stored as codes;
  *   "<point>.<param>" F32 tensors with every quantizer's parameters;
  *   __metadata__: vitq.format = "quantized", vitq.format_version, the hyper-parameters as vitq.*
- *   keys (so the file loads without config.json), and vitq.points, a JSON array describing each
- *   quantized point. */
+ *   keys (so the file loads without config.json), the class names (vitq.class_names) when the model
+ *   has them, and vitq.points, a JSON array describing each quantized point. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "io/st_writer.h"
+#include "model/class_names.h"
 #include "model/model_tensors.h"
 #include "model/weights.h"
 #include "quant/codes.h"
@@ -179,6 +180,11 @@ static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_i_net *m) {
         for (int ch = 0; ch < i->in_channels; ch++)
             used += (size_t)snprintf(v + used, sizeof v - used, "%s%.9g", ch ? "," : "", (double)x[ch]);
         st = vitq_i_stw_meta(w, which ? "vitq.std" : "vitq.mean", v);
+    }
+    if (!st && m->class_names) { /* a quantized file reads no config.json: it keeps the names itself */
+        char *names = vitq_i_class_names_json(&w->alloc, m->class_names, i->num_classes);
+        st = names ? vitq_i_stw_meta(w, VITQ_I_CLASS_NAMES_KEY, names) : vitq_i_oom("class names", 0);
+        vitq_i_free(&w->alloc, names);
     }
     return st;
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The layering of src/ (docs/design.md, "Layers"): includes only downward, no circular dependency
 # between files (by includes, and by symbols of the built objects in $BUILD/src).
-BUILD=${BUILD:-build/omp}
+BUILD=${BUILD:-build/noomp}
 PYTHON=${PYTHON:-python3}
 if "$PYTHON" tests/arch/check_layers.py --self-test; then
     echo "PASS layering checker catches an upward include and a cycle"

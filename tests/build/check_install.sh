@@ -1,7 +1,7 @@
 #!/bin/sh
-# `make install PREFIX=... DESTDIR=...` lays out header, both libraries (with soname links) and vitq.pc,
-# and a program built only from what was installed links and runs, against the shared and the static
-# library alike.
+# `make install PREFIX=... DESTDIR=...` lays out header, both libraries (with soname links), vitq.pc,
+# the CLI and its man page, and a program built only from what was installed links and runs, against the
+# shared and the static library alike; `make uninstall` removes every file again.
 set -e
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -24,4 +24,19 @@ model=tests/fixtures/models/odd-vit-hf
 a=$(LD_LIBRARY_PATH="$root/lib" "$tmp/classify_shared" $model $model/input_u8.npy 4)
 b=$("$tmp/classify_static" $model $model/input_u8.npy 4)
 [ -n "$a" ] && [ "$a" = "$b" ] || { echo "FAIL: installed builds disagree or print nothing: '$a' vs '$b'"; exit 1; }
-echo "OK: installed tree builds and runs examples/classify.c (shared and static)"
+# The CLI and its man page, made from the CLI's own help: a title, and every command and option it prints.
+[ -x "$root/bin/vitq" ] && "$root/bin/vitq" --version | grep -q "^vitq [0-9]" || { echo "FAIL: bin/vitq"; exit 1; }
+man="$root/share/man/man1/vitq.1"
+grep -q '^\.TH VITQ 1 ' "$man" || { echo "FAIL: share/man/man1/vitq.1 has no .TH VITQ 1"; exit 1; }
+commands=$("$root/bin/vitq" --help | sed -n 's/^  vitq \([a-z]*\) .*/\1/p')
+[ "$(echo "$commands" | wc -l)" -ge 6 ] || { echo "FAIL: vitq --help lists no commands"; exit 1; }
+for c in $commands; do
+    grep -q "^\.SS vitq $c\$" "$man" || { echo "FAIL: the man page has no section for vitq $c"; exit 1; }
+    for o in $("$root/bin/vitq" "$c" --help | sed -n 's/^  \(--[a-z-]*\).*/\1/p'); do
+        grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" "$man" || { echo "FAIL: the man page lacks $o of $c"; exit 1; }
+    done
+done
+make --no-print-directory uninstall PREFIX=$prefix DESTDIR="$tmp" >/dev/null
+left=$(find "$root" -type f -o -type l)
+[ -z "$left" ] || { echo "FAIL: make uninstall left $left"; exit 1; }
+echo "OK: installed tree builds and runs examples/classify.c (shared and static); vitq and vitq.1 installed and uninstalled"

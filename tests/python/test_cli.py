@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """The vitq command-line tool end to end (standard library only): info, logits against golden
 files, eval's output format and accuracy, and clear errors with non-zero exits."""
+import csv
 import ctypes
+import gzip
+import io
+import json
+import math
 import os
 import re
 import resource
@@ -161,16 +166,16 @@ def main():
     for model in ["models/fmnist-vit", "models/fmnist-swin-hf"]:
         rc, out, err = run("eval", model, "--data", "data/fashion-mnist/t10k-images-idx3-ubyte.gz",
                            "--limit", "300", "--threads", "2")
-        m = re.fullmatch(r"top1 = (\d\.\d{4}) \((\d+)/300\)\n", out)
-        report(f"eval {model} prints 'top1 = x.xxxx (k/n)' and finds the labels", rc == 0 and m is not None
-               and float(m.group(1)) > 0.8, out + err)
+        m = re.fullmatch(r"top1 = (\d\.\d{4}) \((\d+)/300\)  top5 = (\d\.\d{4}) \((\d+)/300\)\n", out)
+        report(f"eval {model} prints 'top1 = x.xxxx (k/n)  top5 = ...' and finds the labels", rc == 0
+               and m is not None and float(m.group(1)) > 0.8 and int(m.group(4)) >= int(m.group(2)), out + err)
 
     rc, out, err = run("info", f"{FIXTURES}/odd-swin-timm-old")
     report("info on a timm < 0.9 Swin lists its stages, heads from the tables",
            rc == 0 and "Swin, timm < 0.9 layout" in out and "stage 1" in out and "<- tensor shapes" in out
            and "<- attn_mask" not in out, out + err)
 
-    examples = os.path.join(os.environ.get("BUILD", "build/omp"), "examples")
+    examples = os.path.join(os.environ.get("BUILD", "build/noomp"), "examples")
     p = subprocess.run([os.path.join(examples, "classify"), f"{FIXTURES}/odd-vit-hf",
                         f"{FIXTURES}/odd-vit-hf/input_u8.npy"], capture_output=True, text=True)
     report("examples/classify runs", p.returncode == 0 and p.stdout.count("image ") == 2, p.stdout + p.stderr)
@@ -201,6 +206,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         outputs_never_replace_inputs(tmp)
         failed_writes_keep_the_old_file(tmp)
+    help_and_docs_agree()
+    commands_take_exactly_their_options()
+    with tempfile.TemporaryDirectory() as tmp:
+        eval_top_k_names_and_predictions(tmp)
+        top_k_against_logits(tmp)
+        labels_checked_before_the_run(tmp)
+        eval_and_logits_usage_errors(tmp)
     return 1 if failures else 0
 
 
@@ -341,6 +353,277 @@ def methods_from_the_cli(tmp):
     rc, out, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--set", "*.attn.q=noisy:1", "--out", qpath)
     report("noisy on a point that is not a linear input: an error naming the point",
            rc == 1 and "attn.q" in err, err)
+
+
+# ---- help and docs/cli.md ---------------------------------------------------------------------------
+
+OPTION = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def help_texts():
+    """`vitq --help` and {command: `vitq COMMAND --help`} for every command the full help names."""
+    _, full, _ = run("--help")
+    return full, {c: run(c, "--help")[1] for c in re.findall(r"^  vitq ([a-z]+) ", full, re.M)}
+
+
+def option_lines(text):
+    """The options a help lists, one per line ("  --name VALUE   what it does")."""
+    return set(re.findall(r"^  (--[a-z][a-z0-9-]*)", text, re.M))
+
+
+def docs_tables(path="docs/cli.md"):
+    """{section title: options in the first column of the section's tables} of docs/cli.md."""
+    tables, section = {}, None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"## (.+)", line)
+            if m:
+                section = m.group(1).strip()
+                tables.setdefault(section, set())
+            m = re.match(r"\|\s*`(--[a-z][a-z0-9-]*)", line)
+            if m and section:
+                tables[section].add(m.group(1))
+    return tables
+
+
+def help_and_docs_agree():
+    full, per = help_texts()
+    with open("docs/cli.md", encoding="utf-8") as f:
+        docs = f.read()
+    printed = set(OPTION.findall(full)).union(*(OPTION.findall(t) for t in per.values()))
+    missing = sorted(o for o in printed if not re.search(re.escape(o) + r"(?![a-z0-9-])", docs))
+    report("every option `vitq --help` and each `vitq COMMAND --help` print is in docs/cli.md",
+           len(per) == 6 and "--top-k" in printed and "--progress" in printed and not missing, f"missing {missing}")
+    listed = [option_lines(t) for t in per.values()]
+    report("the full help lists every command's options", option_lines(full) == set().union(*listed),
+           f"{sorted(option_lines(full) ^ set().union(*listed))}")
+    tables = docs_tables()
+    common = tables.get("Options of every command", set())
+    every = set.intersection(*listed) if listed else set()
+    report("docs/cli.md's table of every command's options: the options all commands take",
+           common and common == every, f"docs {sorted(common)}, help {sorted(every)}")
+    for command, text in per.items():
+        want, got = option_lines(text), tables.get(f"`vitq {command}`", set()) | common
+        report(f"docs/cli.md's options of vitq {command} are exactly those of `vitq {command} --help`",
+               want and want == got, f"only in the help {sorted(want - got)}, only in docs {sorted(got - want)}")
+    documented = set().union(*tables.values())
+    report("every option of docs/cli.md's tables is in the help", documented and documented <= option_lines(full),
+           f"not in the help: {sorted(documented - option_lines(full))}")
+
+
+SAMPLE_VALUES = {"--limit": "1", "--top-k": "1", "--batch": "1", "--threads": "1", "--progress": "none",
+                 "--num-heads": "1", "--layer-norm-eps": "1e-6", "--gelu": "erf", "--image-size": "16",
+                 "--mean": "0.5", "--std": "0.5", "--execution": "auto", "--calib-n": "1", "--seed": "0",
+                 "--wbits": "8", "--abits": "8", "--edge-bits": "8", "--predictions": "p.csv"}
+
+
+def commands_take_exactly_their_options():
+    """An option in a command's help is accepted by it (`--help` after it: exit 0), any other is refused
+    as one the command does not take (it would otherwise be ignored silently)."""
+    full, per = help_texts()
+    every = option_lines(full)
+    wrong = []
+    for command, text in per.items():
+        own = option_lines(text)
+        for opt in sorted(every):
+            args = [opt] if opt == "--json" else [opt, SAMPLE_VALUES.get(opt, "x")]
+            rc, out, err = run(command, "M", *args, "--help")
+            if opt in own and rc != 0:
+                wrong.append(f"{command} refuses {opt}: {err.strip()}")
+            if opt not in own and not (rc == 2 and f"{command} does not take {opt}" in err):
+                wrong.append(f"{command} accepts {opt}, which its help does not list")
+    report("each command takes exactly the options its help lists", len(per) == 6 and not wrong, "; ".join(wrong[:5]))
+
+
+# ---- eval and logits: top-K, class names, predictions, JSON --------------------------------------------
+
+def softmax(row):
+    top = max(row)
+    e = [math.exp(x - top) for x in row]
+    return [x / sum(e) for x in e]
+
+
+def ranking(row):
+    """Classes by decreasing logit, the lower class first on a tie (as vitq ranks them)."""
+    return sorted(range(len(row)), key=lambda c: (-row[c], c))
+
+
+def golden_rows(folder):
+    """PyTorch's logits of a fixture's uint8 images (computed when the fixture was made), per image."""
+    (n, classes), values = read_npy_f32(f"{folder}/golden_logits_u8.npy")
+    return [values[i * classes:(i + 1) * classes] for i in range(n)]
+
+
+NAMES = ["tench, Tinca tinca", "back\\slash", 'say "cheese"', "caf\u00e9", "line", "five", "six"]
+
+
+def check_predictions(rows, records, k, labels, names, what):
+    """records (dicts with index, label, classes, names, probs) against the logits `rows`."""
+    bad = []
+    for i, (row, rec) in enumerate(zip(rows, records)):
+        order, probs = ranking(row)[:k], softmax(row)
+        if rec["index"] != i or rec.get("label") != (labels[i] if labels else None):
+            bad.append(f"row {i}: index/label {rec['index']}, {rec.get('label')}")
+        if rec["classes"] != order:
+            bad.append(f"row {i}: classes {rec['classes']}, expected {order}")
+        if rec.get("names") != ([names[c] for c in order] if names else None):
+            bad.append(f"row {i}: names {rec.get('names')}")
+        if any(abs(p - probs[c]) > 1e-4 for p, c in zip(rec["probs"], order)):
+            bad.append(f"row {i}: probabilities {rec['probs']}, expected {[probs[c] for c in order]}")
+    report(what, len(records) == len(rows) and not bad, "; ".join(bad[:3]) or f"{len(records)} records")
+
+
+def read_csv_predictions(path, k):
+    with open(path, newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    records = []
+    for row in table:
+        rec = {"index": int(row["index"]), "classes": [int(row[f"class_{r}"]) for r in range(1, k + 1)],
+               "probs": [float(row[f"prob_{r}"]) for r in range(1, k + 1)]}
+        if "label" in row:
+            rec["label"] = int(row["label"])
+        if "name_1" in row:
+            rec["names"] = [row[f"name_{r}"] for r in range(1, k + 1)]
+        records.append(rec)
+    return records
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def eval_top_k_names_and_predictions(tmp):
+    """odd-vit-hf: 2 images, 7 classes named in config.json, PyTorch's logits committed. Labels chosen
+    so that image 0 is right at top-1 and image 1 only at top-3."""
+    folder = f"{FIXTURES}/odd-vit-hf"
+    images = f"{folder}/input_u8.npy"
+    rows = golden_rows(folder)
+    labels = [ranking(rows[0])[0], ranking(rows[1])[2]]
+    label_path, names_path = os.path.join(tmp, "odd-labels.npy"), os.path.join(tmp, "names.txt")
+    write_npy_i64(label_path, labels)
+    with open(names_path, "w", encoding="utf-8", newline="") as f:
+        f.write("\r\n".join(NAMES) + "\r\n")
+    for k, topk in [(2, 1), (3, 2)]:
+        rc, out, err = run("eval", folder, "--data", images, "--labels", label_path, "--top-k", str(k))
+        report(f"eval --top-k {k}: top-1 and top-{k} as the PyTorch logits rank the classes",
+               rc == 0 and out == f"top1 = 0.5000 (1/2)  top{k} = {topk / 2:.4f} ({topk}/2)\n", out + err)
+    rc, out, err = run("eval", folder, "--data", images, "--labels", label_path, "--top-k", "50")
+    report("--top-k above the number of classes: all 7, said on stderr",
+           rc == 0 and out == "top1 = 0.5000 (1/2)  top7 = 1.0000 (2/2)\n" and "7 classes" in err, out + err)
+
+    csv_path = os.path.join(tmp, "p.csv")
+    rc, out, err = run("eval", folder, "--data", images, "--labels", label_path, "--top-k", "3",
+                       "--class-names", names_path, "--predictions", csv_path)
+    records = read_csv_predictions(csv_path, 3) if rc == 0 and os.path.exists(csv_path) else []
+    check_predictions(rows, records, 3, labels, NAMES,
+                      "--predictions FILE.csv with --class-names: classes, quoted names, labels, probabilities")
+    with open(csv_path, encoding="utf-8") if os.path.exists(csv_path) else io.StringIO() as f:
+        text = f.read()
+    report("the CSV quotes a name holding a comma or a quote", '"tench, Tinca tinca"' in text
+           and '"say ""cheese"""' in text, text)
+
+    jsonl_path = os.path.join(tmp, "p.jsonl")
+    rc, out, err = run("eval", folder, "--data", images, "--labels", label_path, "--predictions", jsonl_path,
+                       "--json")
+    own = [f"odd-vit-hf-class-{c}" for c in range(7)]
+    check_predictions(rows, read_jsonl(jsonl_path) if rc == 0 else [], 5, labels, own,
+                      "--predictions FILE.jsonl: the model's own names (config.json id2label), top-5")
+    try:
+        summary = json.loads(out)
+    except ValueError:
+        summary = {}
+    report("--json: one JSON object with the counts, k, time, threads and batch",
+           summary.get("images") == 2 and summary.get("top1") == {"accuracy": 0.5, "correct": 1}
+           and summary.get("topk") == {"k": 5, "accuracy": 1.0, "correct": 2} and summary.get("batch") == 64
+           and summary.get("predictions") == jsonl_path and summary.get("model") == folder
+           and summary.get("seconds", -1) >= 0 and "ms_per_image" in summary and "threads" in summary
+           and out.count("\n") == 1, out + err)
+
+    path = os.path.join(tmp, "l.npy")
+    rc, out, err = run("logits", folder, "--data", images, "--out", path, "--top-k", "4", "--class-names",
+                       names_path, "--predictions", jsonl_path)
+    check_predictions(rows, read_jsonl(jsonl_path) if rc == 0 else [], 4, None, NAMES,
+                      "logits --predictions: top-4 with names, no labels; the .npy written too")
+    report("logits --predictions also writes --out", rc == 0 and os.path.exists(path), err)
+
+    short = os.path.join(tmp, "six.txt")
+    with open(short, "w") as f:
+        f.write("\n".join(NAMES[:6]) + "\n")
+    rc, out, err = run("eval", folder, "--data", images, "--labels", label_path, "--class-names", short)
+    report("--class-names with 6 lines for 7 classes: exit 2 with both counts, before any forward pass",
+           rc == 2 and "6 lines" in err and "7 classes" in err and "images in" not in err and not out, out + err)
+    with open(short, "w") as f:
+        f.write("a\nb\n\nd\ne\nf\ng\n")
+    rc, out, err = run("eval", folder, "--data", images, "--labels", label_path, "--class-names", short)
+    report("--class-names with an empty line: exit 2 naming the line", rc == 2 and "line 3 is empty" in err, err)
+    before = open(names_path, "rb").read()
+    csv_names = os.path.join(tmp, "names.csv")
+    shutil.copy(names_path, csv_names)
+    rc, out, err = run("eval", folder, "--data", images, "--labels", label_path, "--class-names", csv_names,
+                       "--predictions", csv_names)
+    report("--predictions naming the --class-names file: refused (exit 2), the names kept",
+           rc == 2 and "replace an input" in err and open(csv_names, "rb").read() == before, err)
+
+
+def top_k_against_logits(tmp):
+    """eval's top-1 and top-5 counts on 200 Fashion-MNIST images equal those computed here from the
+    logits `vitq logits` writes (the same forward pass, ranked independently)."""
+    path = os.path.join(tmp, "fm.npy")
+    rc, _, err = run("logits", "models/fmnist-vit", "--data", TEST, "--limit", "200", "--out", path)
+    rc2, out, err2 = run("eval", "models/fmnist-vit", "--data", TEST, "--limit", "200", "--json")
+    ok = rc == 0 and rc2 == 0
+    if ok:
+        (n, classes), values = read_npy_f32(path)
+        with gzip.open(TEST_LABELS) as f:
+            labels = list(f.read()[8:8 + n])
+        ranks = [ranking(values[i * classes:(i + 1) * classes]) for i in range(n)]
+        top1 = sum(r[0] == y for r, y in zip(ranks, labels))
+        top5 = sum(y in r[:5] for r, y in zip(ranks, labels))
+        s = json.loads(out)
+        ok = s["top1"]["correct"] == top1 and s["topk"]["correct"] == top5 and s["topk"]["k"] == 5 and top5 > top1
+        err2 = f"eval {s['top1']}, {s['topk']}; from the logits top-1 {top1}, top-5 {top5}"
+    report("eval's top-1 / top-5 counts equal those ranked from `vitq logits` output", ok, err + err2)
+
+
+def labels_checked_before_the_run(tmp):
+    """Without labels eval stops before any forward pass, naming --labels and --predictions; with
+    --predictions it writes them and says no accuracy is computed."""
+    folder = f"{FIXTURES}/odd-vit-hf"
+    rc, out, err = run("eval", folder, "--data", f"{folder}/input_u8.npy")
+    report("eval without labels: exit 2 before any forward pass (no progress or timing line), naming the options",
+           rc == 2 and "--labels" in err and "--predictions" in err and not out
+           and not re.search(r"forward|images in|img/s", err), out + err)
+    path = os.path.join(tmp, "nolabels.jsonl")
+    rc, out, err = run("eval", folder, "--data", f"{folder}/input_u8.npy", "--predictions", path, "--top-k", "2")
+    recs = read_jsonl(path) if rc == 0 and os.path.exists(path) else []
+    report("eval without labels with --predictions: predictions written, 'no accuracy' on stderr, nothing on stdout",
+           rc == 0 and not out and "no accuracy" in err and len(recs) == 2 and all("label" not in r for r in recs)
+           and all(len(r["classes"]) == 2 for r in recs), out + err)
+    rc, out, err = run("eval", folder, "--data", f"{folder}/input_u8.npy", "--predictions", path, "--json")
+    report("--json without labels: top1 and topk are null", rc == 0 and json.loads(out or "{}").get("top1", 0) is None
+           and json.loads(out or "{}").get("topk", 0) is None, out + err)
+
+
+def eval_and_logits_usage_errors(tmp):
+    folder = f"{FIXTURES}/odd-vit-hf"
+    base = ["eval", folder, "--data", f"{folder}/input_u8.npy"]
+    cases = [(["--predictions", os.path.join(tmp, "p.txt")], "neither in .csv nor in .jsonl"),
+             (["--progress", "fancy"], "none of auto, bar, plain, none"),
+             (["--top-k", "0"], "--top-k"),
+             (["--json=1"], "takes no value")]
+    for extra, needle in cases:
+        rc, out, err = run(*base, *extra)
+        report(f"eval {' '.join(extra)}: usage error (exit 2) naming it", rc == 2 and needle in err and not out, err)
+    rc, out, err = run("logits", folder, "--data", f"{folder}/input_u8.npy", "--out", "/dev/null", "--json")
+    report("logits --json: exit 2, an option logits does not take", rc == 2 and "logits does not take --json" in err,
+           err)
+    rc, out, err = run("logits", folder, "--data", f"{folder}/input_u8.npy", "--out", "/dev/null", "--top-k", "3")
+    report("logits --top-k without --predictions: exit 2 (it would be ignored)",
+           rc == 2 and "--top-k applies to --predictions" in err, err)
+    rc, out, err = run(*base, "--predictions", os.path.join(tmp, "P.JSONL"), "--progress", "none")
+    report("--predictions FILE.JSONL (any case) and --progress none are accepted",
+           rc == 0 and os.path.exists(os.path.join(tmp, "P.JSONL")), err)
 
 
 if __name__ == "__main__":

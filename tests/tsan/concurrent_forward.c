@@ -8,7 +8,10 @@
  * Between rounds every thread makes a failing call whose message names the thread, waits until all
  * threads have made theirs, and checks that vitq_last_error() still shows its own.
  * ThreadSanitizer reports any data race (the script makes that a failure). The library is built with
- * OPENMP=0: TSan does not see libgomp's synchronisation and would report races inside its barriers. */
+ * its own thread pool (OPENMP=0), whose synchronisation TSan sees: the models run at the default thread
+ * count, so one thread's forward pass runs its loops on the pool while the others, finding it taken,
+ * run theirs inline; both paths are under test. (TSan does not see libgomp's synchronisation and would
+ * report races inside its barriers.) */
 #include <pthread.h>
 #include <stdint.h>
 
