@@ -213,6 +213,7 @@ def main():
         top_k_against_logits(tmp)
         labels_checked_before_the_run(tmp)
         eval_and_logits_usage_errors(tmp)
+        progress_when_piped(tmp)
     return 1 if failures else 0
 
 
@@ -603,6 +604,36 @@ def labels_checked_before_the_run(tmp):
     rc, out, err = run("eval", folder, "--data", f"{folder}/input_u8.npy", "--predictions", path, "--json")
     report("--json without labels: top1 and topk are null", rc == 0 and json.loads(out or "{}").get("top1", 0) is None
            and json.loads(out or "{}").get("topk", 0) is None, out + err)
+
+
+PROGRESS_LINE = re.compile(r"^(\w[\w ]*) (\d+)/(\d+) \((\d+)%\)  [0-9.]+ \w+/s  elapsed [0-9.hms]+, (done|.* left)$")
+
+
+def progress_when_piped(tmp):
+    """Piped (as here), progress comes as plain lines: each stage's last line says done with the numbers
+    the library reported; --progress none prints none, and bar draws in place."""
+    model, q = "models/fmnist-vit", os.path.join(tmp, "q.safetensors")
+    rc, _, err = run("eval", model, "--data", TEST, "--limit", "300", "--batch", "50")
+    lines = [m for m in map(PROGRESS_LINE.match, err.splitlines()) if m]
+    last = lines[-1] if lines else None
+    report("eval piped: a plain progress line for the forward passes, 300/300 done", rc == 0 and last is not None
+           and last.group(1) == "forward" and last.group(2) == last.group(3) == "300" and last.group(5) == "done",
+           err)
+    rc, _, err = run("eval", model, "--data", TEST, "--limit", "300", "--progress", "none")
+    report("--progress none: no progress line", rc == 0 and not any(map(PROGRESS_LINE.match, err.splitlines())), err)
+    rc, _, err = run("eval", model, "--data", TEST, "--limit", "300", "--batch", "100", "--progress", "bar")
+    # (text mode reads each carriage return as a line end: count the erase-to-end-of-line marks instead)
+    report("--progress bar: redrawn in place, a line that ends 300/300 100% ... done",
+           rc == 0 and err.count("\x1b[K") >= 2 and "300/300 100%" in err and "0/300   0%" in err, repr(err))
+    rc, _, err = run("quantize", model, "--calib", CALIB, "--calib-n", "32", "--out", q)
+    stages = {m.group(1): m for m in map(PROGRESS_LINE.match, err.splitlines()) if m}
+    report("quantize piped: the calibration's progress line", rc == 0 and "calibrate" in stages
+           and stages["calibrate"].group(5) == "done", err)
+    rc, _, err = run("report", model, "--quantized", q, "--data", TEST, "--limit", "4")
+    stages = {m.group(1): m for m in map(PROGRESS_LINE.match, err.splitlines()) if m}
+    r = stages.get("report")
+    report("report piped: its passes counted to the end (0 at the start, then one per point and group)",
+           rc == 0 and r is not None and r.group(2) == r.group(3) and int(r.group(3)) > 50, err)
 
 
 def eval_and_logits_usage_errors(tmp):
