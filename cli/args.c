@@ -48,6 +48,9 @@ const cli_option cli_options[] = {
     {"--wbits", "W", QUANT_CMDS, "weight bits (default 8; 0: float)"},
     {"--abits", "A", QUANT_CMDS, "activation bits (default 8; 0: float)"},
     {"--edge-bits", "E", QUANT_CMDS, "bits of the patch embedding and the classifier (default 8; 0: as the others)"},
+    {"--setting", "default|paper", QUANT_CMDS,
+     "default: --edge-bits for the patch embedding and the classifier, the image in float; paper: what the "
+     "method's paper quantized (every layer at W/A bits; repq-vit's image at 8 bits)"},
     {"--set", "'POINT_GLOB=key:value[,key:value]'", QUANT_CMDS,
      "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy and the "
      "scheme's options"},
@@ -200,6 +203,13 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     else if (!strcmp(opt, "--wbits") || !strcmp(opt, "--abits") || !strcmp(opt, "--edge-bits")) {
         rc = parse_long(opt, val, 0, 8, &v);
         *(opt[2] == 'w' ? &a->wbits : opt[2] == 'a' ? &a->abits : &a->edge_bits) = (int)v;
+    } else if (!strcmp(opt, "--setting")) {
+        if (!strcmp(val, "default")) a->setting = VITQ_SETTING_DEFAULT;
+        else if (!strcmp(val, "paper")) a->setting = VITQ_SETTING_PAPER;
+        else {
+            fprintf(stderr, "vitq: --setting: '%s' is neither default nor paper\n", val);
+            rc = -1;
+        }
     } else if (!strcmp(opt, "--set")) {
         if (a->num_sets == (int)(sizeof a->sets / sizeof a->sets[0])) {
             fprintf(stderr, "vitq: too many --set options\n");

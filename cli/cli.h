@@ -21,6 +21,7 @@ typedef struct cli_args {
     long calib_n;
     long seed;
     int wbits, abits, edge_bits;
+    int setting; /* vitq_setting */
     int num_sets;
     const char *sets[64]; /* "POINT_GLOB=key:value[,key:value]" */
     int num_method_opts;

@@ -43,6 +43,7 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
     co.weight_bits = args->wbits;
     co.activation_bits = args->abits;
     co.edge_bits = args->edge_bits;
+    co.setting = args->setting;
     co.seed = (uint64_t)args->seed;
     co.progress = cli_progress_fn;
     vitq_status st = vitq_calibrator_create(m, &co, cal);
@@ -172,9 +173,11 @@ int cli_quantize(const cli_args *args) {
         vitq_model_get_info(q, &qi);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        printf("quantized %d points with %s (W%dA%d, edges %d bits) in %.2f s; calibrator peak %.1f MB, "
+        char edges[32] = "paper setting";
+        if (args->setting != VITQ_SETTING_PAPER) snprintf(edges, sizeof edges, "edges %d bits", args->edge_bits);
+        printf("quantized %d points with %s (W%dA%d, %s) in %.2f s; calibrator peak %.1f MB, "
                "process peak RSS %.1f MB\nwrote %s\n",
-               (int)qi.num_quantized_points, args->scheme, args->wbits, args->abits, args->edge_bits, cs.seconds,
+               (int)qi.num_quantized_points, args->scheme, args->wbits, args->abits, edges, cs.seconds,
                (double)cs.peak_bytes / 1e6, (double)ru.ru_maxrss / 1e3, args->out);
     }
     vitq_calibrator_free(cal);

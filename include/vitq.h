@@ -660,6 +660,20 @@ VITQ_API vitq_status vitq_quantizer_param(const vitq_quantizer *quantizer, const
 
 /* Calibrator -------------------------------------------------------------------------------------- */
 
+/** Which tensors a calibration quantizes beyond the transformer blocks (vitq_calibrator_options.setting). */
+typedef enum vitq_setting {
+    /** The patch embedding and the classifier(s), weights and inputs, at edge_bits; the image left in
+     *  float: what users should get (first and last layers are cheap and sensitive). */
+    VITQ_SETTING_DEFAULT = 0,
+    /** What the method's paper quantized in its experiments, so that results compare with its tables:
+     *  every linear layer, the patch embedding's and classifier's weights included, at weight_bits,
+     *  their inputs at activation_bits (edge_bits ignored); the image at 8 bits for repq-vit (its
+     *  code quantizes the patch embedding's input at 8 bits), in float for ptq4vit, apq-vit,
+     *  noisyquant and plain schemes (PTQ4ViT's code, on which the others build, leaves it in float).
+     *  docs/quantization.md lists what each setting quantizes. Since 0.5. */
+    VITQ_SETTING_PAPER = 1
+} vitq_setting;
+
 typedef struct vitq_calibrator_options {
     uint32_t struct_size;            /**< set by vitq_calibrator_options_init() */
     const vitq_allocator *allocator; /**< NULL: the model's */
@@ -676,6 +690,7 @@ typedef struct vitq_calibrator_options {
     uint64_t seed;                   /**< for schemes that draw random numbers */
     vitq_progress_fn progress;       /**< may be NULL */
     void *progress_user;
+    int32_t setting;                 /**< a vitq_setting (VITQ_SETTING_DEFAULT). Since 0.5. */
 } vitq_calibrator_options;
 
 VITQ_API void vitq_calibrator_options_init(vitq_calibrator_options *options);

@@ -59,17 +59,26 @@ static int nonlinear_input(vitq_point_role role) {
     return role == VITQ_ROLE_LAYERNORM_INPUT || role == VITQ_ROLE_SOFTMAX_INPUT || role == VITQ_ROLE_GELU_INPUT;
 }
 
-static void default_config(const vitq_calibrator_options *o, const vitq_scheme *scheme, const vitq_i_point_desc *d,
-                           vitq_i_point_cfg *c) {
-    int weight = d->kind == VITQ_POINT_WEIGHT;
+/* Bits of the image in the paper setting: what the method's reference code does to the input of the
+ * patch embedding. RepQ-ViT's code quantizes it at 8 bits whatever the activation bits; PTQ4ViT's
+ * leaves it in float, and APQ-ViT and NoisyQuant build on PTQ4ViT's code. Kept here, beside the
+ * other setting rules, rather than as a member of every method table: it is a fact about the papers'
+ * experiments, not about how a method calibrates. */
+static int32_t paper_image_bits(const vitq_i_method *method) {
+    return method && !strcmp(method->name, "repq-vit") ? 8 : 0;
+}
+
+static void default_config(const vitq_calibrator_options *o, const vitq_i_method *method, const vitq_scheme *scheme,
+                           const vitq_i_point_desc *d, vitq_i_point_cfg *c) {
+    int weight = d->kind == VITQ_POINT_WEIGHT, paper = o->setting == VITQ_SETTING_PAPER;
     c->scheme = scheme;
     c->bits = weight ? o->weight_bits : o->activation_bits;
-    if (d->edge && o->edge_bits) c->bits = o->edge_bits;
+    if (d->edge && o->edge_bits && !paper) c->bits = o->edge_bits;
     if (nonlinear_input(d->role)) c->bits = 0;
     /* The image is 8-bit pixels already: an integer pipeline takes them as they are and folds the
      * normalisation into the patch embedding, exactly. Putting the normalised floats on a new 8-bit
      * grid would only add error (and PTQ4ViT's code leaves it in float too). Settable like any point. */
-    if (d->role == VITQ_ROLE_IMAGE) c->bits = 0;
+    if (d->role == VITQ_ROLE_IMAGE) c->bits = paper ? paper_image_bits(method) : 0;
     c->granularity = weight ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
     c->symmetric = weight;
     vitq_i_scheme_option_defaults(scheme, c->options);
@@ -78,7 +87,7 @@ static void default_config(const vitq_calibrator_options *o, const vitq_scheme *
 /* A point's configuration from the options and the method (not from vitq_calibrator_set). */
 static vitq_status configure_point(vitq_calibrator *c, int p) {
     const vitq_scheme *scheme = c->method ? &vitq_i_scheme_minmax : c->scheme;
-    default_config(&c->opts, scheme, &c->list.points[p], &c->cfg[p]);
+    default_config(&c->opts, c->method, scheme, &c->list.points[p], &c->cfg[p]);
     if (!c->method || !c->cfg[p].bits) return VITQ_OK;
     return c->method->configure(&c->list.points[p], &c->cfg[p], c->method_options);
 }
@@ -104,6 +113,9 @@ vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibra
     vitq_status st = check_bits(o.weight_bits, "weight_bits");
     if (!st) st = check_bits(o.activation_bits, "activation_bits");
     if (!st) st = check_bits(o.edge_bits, "edge_bits");
+    if (!st && o.setting != VITQ_SETTING_DEFAULT && o.setting != VITQ_SETTING_PAPER)
+        st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "setting = %d: VITQ_SETTING_DEFAULT (0) or VITQ_SETTING_PAPER (1)",
+                         (int)o.setting);
     if (st) return st;
     /* A method name (ptq4vit, repq-vit, ...) chooses every point's quantizer itself; any other name is
      * a scheme of the registry used everywhere. */

@@ -454,6 +454,65 @@ static void test_report(void) {
     vitq_model_free(fp);
 }
 
+/* The paper setting quantizes what the methods' reference code quantizes: the patch embedding's and the
+ * classifier's weights and inputs at W/A bits (edge_bits ignored), and the image at 8 bits for
+ * repq-vit only; the default keeps the edges at edge_bits and the image in float. */
+static void test_setting(void) {
+    vitq_model *fp = load("models/fmnist-vit");
+    static const struct {
+        const char *method;
+        int setting, edge_w, edge_in, image;
+    } cases[] = {{"repq-vit", VITQ_SETTING_PAPER, 4, 4, 8}, {"ptq4vit", VITQ_SETTING_PAPER, 4, 4, 0},
+                 {"minmax", VITQ_SETTING_PAPER, 4, 4, 0},   {"repq-vit", VITQ_SETTING_DEFAULT, 8, 8, 0},
+                 {"apq-vit", VITQ_SETTING_DEFAULT, 8, 8, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        vitq_calibrator_options o;
+        vitq_calibrator_options_init(&o);
+        CHECK(o.setting == VITQ_SETTING_DEFAULT);
+        o.scheme = cases[k].method;
+        o.weight_bits = o.activation_bits = 4;
+        o.setting = cases[k].setting;
+        vitq_calibrator *c = NULL;
+        CHECK_STATUS(vitq_calibrator_create(fp, &o, &c), VITQ_OK);
+        if (!c) continue;
+        vitq_point_info pi;
+        int got_w = find_point(c, "patch_embed.proj.weight", &pi) ? pi.bits : -1;
+        int got_head = find_point(c, "head.weight", &pi) ? pi.bits : -1;
+        int got_in = find_point(c, "head.input", &pi) ? pi.bits : -1;
+        int got_image = find_point(c, "patch_embed.proj.input", &pi) ? pi.bits : -1;
+        int inner = find_point(c, "blocks.2.attn.qkv.weight", &pi) ? pi.bits : -1;
+        if (got_w != cases[k].edge_w || got_head != cases[k].edge_w || got_in != cases[k].edge_in ||
+            got_image != cases[k].image || inner != 4)
+            printf("    %s setting %d: patch %d head %d head.input %d image %d qkv %d\n", cases[k].method,
+                   cases[k].setting, got_w, got_head, got_in, got_image, inner);
+        CHECK(got_w == cases[k].edge_w && got_head == cases[k].edge_w && got_in == cases[k].edge_in);
+        CHECK(got_image == cases[k].image && inner == 4);
+        vitq_calibrator_free(c);
+    }
+    vitq_calibrator_options o;
+    vitq_calibrator_options_init(&o);
+    o.setting = 2;
+    vitq_calibrator *c = NULL;
+    CHECK_STATUS(vitq_calibrator_create(fp, &o, &c), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(c == NULL && strstr(vitq_last_error(), "setting"));
+    /* the image on an 8-bit grid runs (and the quantized model saves and reloads the same) */
+    vitq_calibrator_options_init(&o);
+    o.scheme = "repq-vit";
+    o.setting = VITQ_SETTING_PAPER;
+    CHECK_STATUS(vitq_calibrator_create(fp, &o, &c), VITQ_OK);
+    vitq_model *q = NULL;
+    CHECK_STATUS(vitq_calibrator_feed_dataset(c, calib_set, 0, 16), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_run(c, &q), VITQ_OK);
+    if (q) {
+        double acc = top1(q, 300), base = top1(fp, 300);
+        printf("    repq-vit W8A8 paper setting: %.4f (FP32 %.4f, 300 images)\n", acc, base);
+        CHECK(acc > base - 0.03);
+    }
+    vitq_model_free(q);
+    vitq_calibrator_free(c);
+    vitq_model_free(fp);
+}
+
 int main(void) {
     CHECK_STATUS(vitq_dataset_load_file(CALIB, NULL, NULL, &calib_set), VITQ_OK);
     CHECK_STATUS(vitq_dataset_load_file(TEST_IMAGES, TEST_LABELS, NULL, &test_set), VITQ_OK);
@@ -471,6 +530,7 @@ int main(void) {
     RUN(test_progress_and_cancel);
     RUN(test_stats_and_ranges);
     RUN(test_report);
+    RUN(test_setting);
     vitq_dataset_free(calib_set);
     vitq_dataset_free(test_set);
     HARNESS_EXIT();
