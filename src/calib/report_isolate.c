@@ -13,19 +13,6 @@ static vitq_status fake_quant_tap(vitq_i_taps *t, int point, const vitq_tensor_v
     return inst->scheme.fake_quant(inst->state, v);
 }
 
-/* The linear layer of `copy` at the place `l` has in `ref` (copy shares ref's layout). */
-static vitq_i_linear *same_layer(const vitq_i_net *ref, vitq_i_net *copy, const vitq_i_linear *l) {
-    const char *p = (const char *)l;
-    size_t blocks = (size_t)ref->info.depth * sizeof *ref->blocks;
-    size_t stages = ref->stages ? (size_t)ref->info.num_stages * sizeof *ref->stages : 0;
-    if (p >= (const char *)ref && p < (const char *)(ref + 1)) return (vitq_i_linear *)((char *)copy + (p - (const char *)ref));
-    if (p >= (const char *)ref->blocks && p < (const char *)ref->blocks + blocks)
-        return (vitq_i_linear *)((char *)copy->blocks + (p - (const char *)ref->blocks));
-    if (stages && p >= (const char *)ref->stages && p < (const char *)ref->stages + stages)
-        return (vitq_i_linear *)((char *)copy->stages + (p - (const char *)ref->stages));
-    return NULL;
-}
-
 size_t vitq_i_report_group(const vitq_i_net *ref, size_t n) {
     if (ref->stages) return n;
     size_t per = (size_t)(ref->info.depth + 1) * (size_t)ref->info.num_tokens * (size_t)ref->info.embed_dim * sizeof(float);
@@ -83,7 +70,7 @@ static vitq_status isolated_setup(const vitq_allocator *a, const vitq_i_net *ref
     memcpy(s->net.blocks, ref->blocks, nb * sizeof *s->net.blocks);
     if (ns) memcpy(s->net.stages, ref->stages, ns * sizeof *s->net.stages);
     int rp = vitq_i_points_find(ref_list, d->name);
-    vitq_i_linear *layer = rp >= 0 ? same_layer(ref, &s->net, ref_list->points[rp].weight) : NULL;
+    vitq_i_linear *layer = rp >= 0 ? vitq_i_net_same_linear(ref, &s->net, ref_list->points[rp].weight) : NULL;
     if (!layer) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "report: the float model has no layer '%s'", d->name);
     float *rows = vitq_i_alloc_array(a, d->weight->out, d->weight->in * sizeof(float));
     if (!rows) return vitq_i_oom("report", d->weight->out * d->weight->in * sizeof(float));

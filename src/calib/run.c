@@ -73,3 +73,22 @@ vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out) {
     vitq_tensor_view v = vitq_i_view_rows(out, d->channels, d->inner);
     return qp->inst.scheme.fake_quant(qp->inst.state, &v);
 }
+
+vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized) {
+    const vitq_i_point_desc *d = &r->list->points[p];
+    vitq_i_linear *l = d->weight;
+    if (!l->weight)
+        return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: quantized weights are swapped in on a private copy only", d->name);
+    float *w = vitq_i_alloc_array(r->alloc, l->out * l->in, sizeof(float));
+    if (!w) return vitq_i_oom(d->name, l->out * l->in * sizeof(float));
+    vitq_status st = quantized ? vitq_i_run_fake_weight(r, p, w) : VITQ_OK;
+    if (!quantized) memcpy(w, l->weight, l->out * l->in * sizeof(float));
+    vitq_i_packed fresh;
+    if (!st) st = vitq_i_gemm_pack(r->alloc, w, l->out, l->in, &fresh);
+    if (!st) {
+        vitq_i_gemm_packed_free(r->alloc, &l->packed);
+        l->packed = fresh;
+    }
+    vitq_i_free(r->alloc, w);
+    return st;
+}

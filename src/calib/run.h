@@ -64,6 +64,11 @@ vitq_status vitq_i_run_recreate(vitq_i_run *r, int p, const vitq_scheme *scheme,
  * current weights of the run's network. */
 vitq_status vitq_i_run_calibrate_weight(vitq_i_run *r, int p);
 
+/* The panels the GEMM of weight point p reads: its fake-quantized weight (quantized 1) or the float
+ * one again (0), packed from the row-major weight, which stays as it is. For runs on a private copy
+ * (the method copies the model): the caller's model is never changed. */
+vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized);
+
 /* Fake-quantize the weight of point p (a copy of the layer's weight in `out`, channels x inner). */
 vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out);
 

@@ -22,5 +22,11 @@ size_t vitq_i_chunk_images(size_t rows, size_t tokens_per_image, size_t n);
 vitq_status vitq_i_vit_streams(const vitq_i_net *m, const float *input, size_t n, float *const *at);
 vitq_status vitq_i_vit_forward_from(const vitq_i_net *m, int b, const float *x, size_t n, float *logits,
                                     vitq_i_taps *taps);
+/* Blocks from..to-1 only, with taps: from -1 starts at the images `input` (embeddings first), else
+ * `input` is the stream entering block `from`; the stream entering block `to` goes to `out`
+ * ([n][tokens][d]). -1 <= from < to <= depth. */
+#define VITQ_I_MAX_SPAN_AT 64
+vitq_status vitq_i_vit_forward_span(const vitq_i_net *m, int from, int to, const float *input, size_t n, float *out,
+                                    vitq_i_taps *taps);
 
 #endif

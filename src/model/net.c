@@ -81,3 +81,15 @@ vitq_status vitq_i_net_preprocess_u8(const vitq_i_net *model, const uint8_t *pix
             }
     return VITQ_OK;
 }
+
+vitq_i_linear *vitq_i_net_same_linear(const vitq_i_net *ref, vitq_i_net *copy, const vitq_i_linear *l) {
+    const char *p = (const char *)l;
+    size_t blocks = (size_t)ref->info.depth * sizeof *ref->blocks;
+    size_t stages = ref->stages ? (size_t)ref->info.num_stages * sizeof *ref->stages : 0;
+    if (p >= (const char *)ref && p < (const char *)(ref + 1)) return (vitq_i_linear *)((char *)copy + (p - (const char *)ref));
+    if (p >= (const char *)ref->blocks && p < (const char *)ref->blocks + blocks)
+        return (vitq_i_linear *)((char *)copy->blocks + (p - (const char *)ref->blocks));
+    if (stages && p >= (const char *)ref->stages && p < (const char *)ref->stages + stages)
+        return (vitq_i_linear *)((char *)copy->stages + (p - (const char *)ref->stages));
+    return NULL;
+}

@@ -84,6 +84,11 @@ vitq_status vitq_i_net_forward(const vitq_i_net *m, const float *input, size_t n
 vitq_status vitq_i_net_preprocess_u8(const vitq_i_net *m, const uint8_t *pixels, size_t n, vitq_pixel_layout layout,
                                      float *out);
 
+/* The linear layer of `copy` at the place `l` has in `ref`, where copy is ref with its own blocks and
+ * stages arrays (a struct copy whose arrays were copied): callers that swap one layer of a shallow copy
+ * (reports, calibration passes with quantized weights). NULL when l is not a layer of ref. */
+vitq_i_linear *vitq_i_net_same_linear(const vitq_i_net *ref, vitq_i_net *copy, const vitq_i_linear *l);
+
 /* Release everything a (possibly half-built) network owns, then the network itself. */
 void vitq_i_net_destroy(vitq_i_net *m);
 

@@ -41,10 +41,11 @@ static void run_block(vitq_i_pass *p, int b, size_t n, workspace *w) {
     vitq_i_block_run(p, &g, w->x, &bufs, VITQ_I_BLOCK_FULL);
 }
 
-/* The pass from `from` (-1: the images `input`; b in [0, depth]: the stream x_in entering block b, depth:
- * before the head) to the logits (NULL: none), copying the stream entering each block b into at[b]
- * when at and at[b] are set (at[depth]: before the head). Streams are [n][tokens][d]. */
-static vitq_status vit_run(const vitq_i_net *m, const float *input, const float *x_in, int from, size_t n,
+/* Blocks from..to-1 of n images (from -1: the images `input` through the embeddings first; else the
+ * stream x_in entering block `from`), then, when to == depth and logits is set, the head. The stream
+ * entering each block b in [max(from, 0), to] is copied into at[b] when at and at[b] are set (at[depth]:
+ * before the head). Streams are [n][tokens][d]. */
+static vitq_status vit_run(const vitq_i_net *m, const float *input, const float *x_in, int from, int to, size_t n,
                            float *logits, vitq_i_taps *taps, float *const *at) {
     const vitq_model_info *i = &m->info;
     size_t t = (size_t)i->num_tokens, c = (size_t)i->in_channels, s = (size_t)i->image_size;
@@ -60,11 +61,11 @@ static vitq_status vit_run(const vitq_i_net *m, const float *input, const float 
         size_t count = n - first < chunk ? n - first : chunk, off = first * per_stream;
         if (from < 0) vitq_i_vit_embed(&p, input + first * per_image, count, w.patches, w.embed, w.x);
         else memcpy(w.x, x_in + off, count * per_stream * sizeof(float));
-        for (int b = from < 0 ? 0 : from; b <= i->depth; b++) {
+        for (int b = from < 0 ? 0 : from; b <= to; b++) {
             if (at && at[b]) memcpy(at[b] + off, w.x, count * per_stream * sizeof(float));
-            if (b < i->depth) run_block(&p, b, count, &w);
+            if (b < to) run_block(&p, b, count, &w);
         }
-        if (logits)
+        if (logits && to == i->depth)
             vitq_i_vit_classify(&p, count, w.x, w.feat, w.feat, logits + first * (size_t)i->num_classes, w.tmp);
         if (vitq_i_pass_failed(&p)) break;
     }
@@ -74,17 +75,34 @@ static vitq_status vit_run(const vitq_i_net *m, const float *input, const float 
 
 vitq_status vitq_i_vit_forward(const vitq_i_net *m, const float *input, size_t n, float *logits,
                                vitq_i_taps *taps) {
-    return vit_run(m, input, NULL, -1, n, logits, taps, NULL);
+    return vit_run(m, input, NULL, -1, m->info.depth, n, logits, taps, NULL);
 }
 
 vitq_status vitq_i_vit_streams(const vitq_i_net *m, const float *input, size_t n, float *const *at) {
     if (m->stages) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_vit_streams: %s is a Swin model", m->name);
-    return vit_run(m, input, NULL, -1, n, NULL, NULL, at);
+    return vit_run(m, input, NULL, -1, m->info.depth, n, NULL, NULL, at);
 }
 
 vitq_status vitq_i_vit_forward_from(const vitq_i_net *m, int b, const float *x, size_t n, float *logits,
                                     vitq_i_taps *taps) {
     if (m->stages || b < 0 || b > m->info.depth)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_vit_forward_from: block %d of %s", b, m->name);
-    return vit_run(m, NULL, x, b, n, logits, taps, NULL);
+    return vit_run(m, NULL, x, b, m->info.depth, n, logits, taps, NULL);
+}
+
+vitq_status vitq_i_vit_forward_span(const vitq_i_net *m, int from, int to, const float *input, size_t n, float *out,
+                                    vitq_i_taps *taps) {
+    if (m->stages || from < -1 || from >= to || to > m->info.depth)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_vit_forward_span: blocks %d..%d of %s", from, to, m->name);
+    float *at[VITQ_I_MAX_SPAN_AT] = {0};
+    float **slots = at, **own = NULL;
+    if (to + 1 > VITQ_I_MAX_SPAN_AT) { /* deeper than any ViT we know: an array of the right size */
+        own = vitq_i_calloc(&m->alloc, (size_t)to + 1, sizeof *own);
+        if (!own) return vitq_i_oom("stream slots", ((size_t)to + 1) * sizeof *own);
+        slots = own;
+    }
+    slots[to] = out;
+    vitq_status st = vit_run(m, input, input, from, to, n, NULL, taps, slots);
+    vitq_i_free(&m->alloc, own);
+    return st;
 }

@@ -151,6 +151,18 @@ static void test_passes_from_kept_streams(void) {
         CHECK(memcmp(got, want, n * k * sizeof(float)) == 0);
     }
     CHECK_STATUS(vitq_i_vit_forward_from(net, depth + 1, at[0], n, got, NULL), VITQ_ERR_INVALID_ARGUMENT);
+    /* one block at a time (vitq_i_vit_forward_span) rebuilds the same streams bit for bit */
+    float *x = malloc(n * stream * sizeof(float)), *y = malloc(n * stream * sizeof(float));
+    CHECK_STATUS(vitq_i_vit_forward_span(net, -1, 0, images, n, x, NULL), VITQ_OK);
+    CHECK(memcmp(x, at[0], n * stream * sizeof(float)) == 0);
+    for (int b = 0; b < depth; b++) {
+        CHECK_STATUS(vitq_i_vit_forward_span(net, b, b + 1, x, n, y, NULL), VITQ_OK);
+        CHECK(memcmp(y, at[b + 1], n * stream * sizeof(float)) == 0);
+        memcpy(x, y, n * stream * sizeof(float));
+    }
+    CHECK_STATUS(vitq_i_vit_forward_span(net, 2, 2, x, n, y, NULL), VITQ_ERR_INVALID_ARGUMENT);
+    free(x);
+    free(y);
     vitq_i_point_list list;
     CHECK_STATUS(vitq_i_points_build(&net->alloc, fp->net, &list), VITQ_OK);
     int nq = q->quant->count;
