@@ -10,7 +10,8 @@ MODE=${1:-all}
 passed=0
 failed=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+skips=$(mktemp)
+trap 'rm -f "$log" "$skips"' EXIT
 
 skipped=0
 # Count PASS/FAIL/SKIP lines of one program's output; a crash or non-zero exit without FAIL counts as one.
@@ -21,6 +22,9 @@ tally() {
     p=$(grep -c '^PASS ' "$log")
     f=$(grep -c '^FAIL ' "$log")
     skipped=$((skipped + $(grep -c '^SKIP ' "$log")))
+    # each skip with its reason (the harness prints "    skipped: why" just before "SKIP name")
+    awk -v prog="$name" '/^ *skipped: /{why=$0; sub(/^ *skipped: /, "", why)} /^SKIP /{print "  " prog ": " $2 " (" why ")"; why=""}' \
+        "$log" >>"$skips"
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "FAIL $name: exited with status $rc"
         f=1
@@ -73,6 +77,14 @@ if [ "$MODE" != "--c-only" ]; then
             tally "$py" 1
         fi
     done
+fi
+if [ "$skipped" -gt 0 ]; then
+    echo "skipped, and what each needs:"
+    cat "$skips"
+fi
+# The checks on a real checkpoint and real images are the ones that matter most and the easiest to lose.
+if grep -q 'test_deit_tiny_imagenet\|test_real_deit' "$skips"; then
+    echo "NOTE: the real-model checks (ImageNet DeiT-Tiny) did not run here; give VITQ_IMAGENET_DIR=path/to/imagenet"
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
