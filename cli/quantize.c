@@ -53,10 +53,8 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
         return 1;
     }
     if (st) return cli_fail("calibrator", st);
-    for (int i = 0; i < args->num_sets; i++) {
-        int rc = apply_set(*cal, args->sets[i]);
-        if (rc) return rc;
-    }
+    /* method options first: an option that chooses quantizers configures again every point that
+     * --set has not changed, so --set must come after to keep its say */
     for (int i = 0; i < args->num_method_opts; i++) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", args->method_opts[i]);
@@ -68,6 +66,10 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
         *eq = 0;
         st = vitq_calibrator_set_option(*cal, buf, eq + 1);
         if (st) return cli_fail("--opt", st);
+    }
+    for (int i = 0; i < args->num_sets; i++) {
+        int rc = apply_set(*cal, args->sets[i]);
+        if (rc) return rc;
     }
     return 0;
 }
