@@ -3,18 +3,10 @@
 #ifndef VITQ_CALIB_BLOCK_SEARCH_H
 #define VITQ_CALIB_BLOCK_SEARCH_H
 
-#include "calib/run.h"
+#include "calib/search_point.h"
 
-typedef struct vitq_i_block_search {
-    int bbc;          /* 0: Hessian-guided metric on each layer's output; 1: bottom-eliminated, on the block output */
-    double eliminate; /* bbc: fraction of the smallest terms dropped (the p-th percentile threshold) */
-    int sequential;   /* 1: points searched earlier in the block stay quantized */
-    int grid;         /* candidates alpha + i (beta - alpha) / grid, i = 0 .. grid, times the calibrated scale */
-    double alpha, beta;
-    int rounds;       /* alternating rounds over each pair */
-    size_t images;    /* calibration images the search uses (0: all) */
-} vitq_i_block_search_options;
-
+/* Search every block's points in forward order, and the patch embedding, Swin's patch merging and the
+ * classifiers where they are quantized. */
 vitq_status vitq_i_block_search(vitq_i_run *run, const vitq_i_block_search_options *options);
 
 #endif

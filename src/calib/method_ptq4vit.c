@@ -1,29 +1,36 @@
 /* PTQ4ViT (ECCV 2022) and APQ-ViT (ACM MM 2022) as methods over the block search (block_search.c).
  *
- * PTQ4ViT: symmetric per-tensor uniform quantizers everywhere, twin uniform quantizers for the
- * attention probabilities and the GELU outputs, every scale searched on alpha..beta times its min-max
- * value by the Hessian-guided (gradient-weighted) error of the layer that reads it, images in parallel
- * mode (each pair searched with the rest of the network in float). The gradient is that of the
- * cross-entropy against the float model's top-1 class, not the KL to the float model the reference
- * code uses, whose gradient vanishes at the float model (docs/methods.md).
+ * PTQ4ViT: symmetric per-tensor uniform quantizers everywhere (the patch embedding's weight per output
+ * channel, as the reference code's convolution), twin uniform quantizers for the attention probabilities
+ * and the GELU outputs, every parameter searched on the reference code's grid by the Hessian-guided
+ * (gradient-weighted) error of the layer that reads it, the layers outside the blocks included, images in
+ * parallel mode (each pair searched with the rest of the network in float). The gradient is that of the
+ * cross-entropy against the float model's top-1 class, not the KL to the float model the reference code
+ * uses, whose gradient vanishes at the float model (docs/methods.md).
  *
- * APQ-ViT: the same quantizers, except the Matthew-effect preserving quantizer ("mpq") for the
- * attention probabilities, and the blockwise bottom-eliminated metric (BBC) on the block output,
- * sequential inside the block. The paper's exact elimination rule and MPQ formula are not public in
- * detail; the reading implemented is the digest's, with the threshold as an option. */
+ * APQ-ViT: the same quantizers, except the Matthew-effect preserving quantizer ("mpq") for the attention
+ * probabilities, whose lowest level is searched too; the blockwise bottom-eliminated metric (BBC) on the
+ * block output, sequential inside the block, each block reading the output of the quantized ones before
+ * it. The paper's text was not reachable: the elimination rule and the MPQ formula are our readings of its
+ * abstract (docs/methods.md). */
+#include <string.h>
+
 #include "calib/block_search.h"
 #include "calib/method.h"
 #include "quant/schemes.h"
 
-enum { OPT_GRID, OPT_ALPHA, OPT_BETA, OPT_ROUNDS, OPT_IMAGES, OPT_ELIMINATE };
+enum { OPT_GRID, OPT_ALPHA, OPT_BETA, OPT_ROUNDS, OPT_IMAGES, OPT_ELIMINATE, OPT_QUANTIZED_INPUT };
 
 static const vitq_scheme_option ptq4vit_options[] = {
     {"grid", "candidate scales per search (the paper: 100; 20 is within its ablation's noise)", 2, 1000, 20, 1},
-    {"alpha", "smallest candidate, times the min-max scale", 0.0, 1.0, 0.01, 0},
-    {"beta", "largest candidate, times the min-max scale", 0.1, 4.0, 1.2, 0},
+    {"alpha", "smallest candidate, times max|x| / (2^(k-1) - 0.5)", 0.0, 1.0, 0.01, 0},
+    {"beta", "end of the candidates, times max|x| / (2^(k-1) - 0.5) (the last one is one step short)", 0.1, 4.0,
+     1.2, 0},
     {"rounds", "alternating rounds over each (weight, input) pair (the paper: 3)", 1, 10, 1, 1},
     {"search_images", "calibration images the search uses (0: all)", 0, 1 << 20, 0, 1},
-    {"eliminate", "apq-vit: fraction of the smallest error terms dropped (BBC)", 0.0, 0.99, 0.5, 0},
+    {"eliminate", "apq-vit: fraction of the incumbent's error terms below the threshold (BBC)", 0.0, 0.99, 0.5, 0},
+    {"quantized_input", "apq-vit: each block reads the float network's input (0) or the quantized blocks' output, "
+     "scored against the float network (1) or the float block on that input (2)", 0, 2, 1, 1},
 };
 
 static vitq_status configure_common(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const vitq_scheme *softmax) {
@@ -32,6 +39,8 @@ static vitq_status configure_common(const vitq_i_point_desc *d, vitq_i_point_cfg
     cfg->granularity = VITQ_GRAN_TENSOR;
     if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = softmax, cfg->symmetric = 0;
     if (d->role == VITQ_ROLE_POST_GELU) cfg->scheme = &vitq_i_scheme_twin_gelu;
+    /* the reference code quantizes the patch embedding (a convolution) per output channel */
+    if (d->kind == VITQ_POINT_WEIGHT && strncmp(d->name, "patch_embed.", 12) == 0) cfg->granularity = VITQ_GRAN_CHANNEL;
     vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
     return VITQ_OK;
 }
@@ -48,8 +57,9 @@ static vitq_status configure_apq(const vitq_i_point_desc *d, vitq_i_point_cfg *c
 
 static vitq_i_block_search_options search_options(const vitq_i_run *r, int apq) {
     const double *o = r->method_options;
-    vitq_i_block_search_options s = {apq, o[OPT_ELIMINATE], apq, (int)o[OPT_GRID], o[OPT_ALPHA], o[OPT_BETA],
-                             (int)o[OPT_ROUNDS], (size_t)o[OPT_IMAGES]};
+    vitq_i_block_search_options s = {apq,       o[OPT_ELIMINATE],       apq,
+                                     (int)o[OPT_GRID], o[OPT_ALPHA], o[OPT_BETA],
+                                     (int)o[OPT_ROUNDS], (size_t)o[OPT_IMAGES], apq ? (int)o[OPT_QUANTIZED_INPUT] : 0};
     return s;
 }
 
@@ -70,4 +80,4 @@ const vitq_i_method vitq_i_method_ptq4vit = {
 
 const vitq_i_method vitq_i_method_apq = {
     "apq-vit", "APQ-ViT: blockwise bottom-eliminated scale search (BBC), Matthew-effect preserving softmax quantizer",
-    1, 6, ptq4vit_options, configure_apq, refine_apq};
+    1, 7, ptq4vit_options, configure_apq, refine_apq};

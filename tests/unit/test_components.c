@@ -288,14 +288,20 @@ static void test_mpq_bounds(void) {
         CHECK_STATUS(vitq_quantizer_fake_quant(q, &vy), VITQ_OK);
         int ok = 1, max_ok = 1;
         for (int h = 0; lo && hi && h < 2; h++) {
-            double l = lo[h], u = hi[h], d = (u - l) / ((1 << bits) - 2), seen = 0.0;
+            /* the power grid u (c / top)^p, p = ln(u / l) / ln(top) (docs/methods.md, APQ-ViT) */
+            double l = lo[h], u = hi[h], top = (1 << bits) - 1, seen = 0.0;
+            double p = l > 0 && u > l ? log(u / l) / log(top) : 0.0;
             for (int o = 0; o < 4; o++)
                 for (int i = 0; i < 64; i++) {
                     double xi = x[o * 128 + h * 64 + i], yi = y[o * 128 + h * 64 + i];
                     seen = fmax(seen, xi);
                     if (xi < l / 2) ok &= yi == 0.0;
                     else if (xi < l) ok &= yi == (float)l;
-                    else ok &= fabs(xi - yi) <= d / 2 * (1 + 1e-4) + 1e-7;
+                    else { /* within half the gap between the levels around xi */
+                        double c = p > 0 ? fmin(floor(top * pow(xi / u, 1 / p)), top - 1) : 0;
+                        double gap = p > 0 ? u * (pow((c + 1) / top, p) - pow(c / top, p)) : u;
+                        ok &= fabs(xi - yi) <= gap / 2 * (1 + 1e-4) + 1e-7;
+                    }
                 }
             max_ok &= u == (float)seen; /* u pinned to the maximum */
         }
