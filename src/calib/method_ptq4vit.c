@@ -30,7 +30,7 @@ static const vitq_scheme_option ptq4vit_options[] = {
     {"search_images", "calibration images the search uses (0: all)", 0, 1 << 20, 0, 1},
     {"eliminate", "apq-vit: fraction of the incumbent's error terms below the threshold (BBC)", 0.0, 0.99, 0.5, 0},
     {"quantized_input", "apq-vit: each block reads the float network's input (0) or the quantized blocks' output, "
-     "scored against the float network (1) or the float block on that input (2)", 0, 2, 1, 1},
+     "scored against the float network (1) or the float block on that input (2)", 0, 2, 2, 1},
 };
 
 static vitq_status configure_common(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const vitq_scheme *softmax) {
