@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 5
+#define VITQ_VERSION_MINOR 6
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -585,6 +585,11 @@ typedef struct vitq_scheme {
      *  with); 0 or a table from before 0.3: the first release's size. Lets vitq_scheme_option grow.
      *  Since 0.3. */
     uint32_t option_size;
+    /** What the saved parameters mean, for this scheme name: raise it when a change gives the same
+     *  parameter names another meaning. Quantized files record it per point ("revision"; absent: 0)
+     *  and a file of another revision is refused with VITQ_ERR_UNSUPPORTED instead of being read
+     *  under the new meaning. 0 for most schemes. Since 0.6. */
+    uint32_t revision;
 } vitq_scheme;
 
 /* Registry ------------------------------------------------------------------------------------- */

@@ -154,6 +154,11 @@ static inline void vitq_i_comp_dequantize_with(const vitq_i_comp *b, const int32
  * vitq_i_comp_spec): the base's functions, a create bound to `spec`, and the kernels built from `code_fn` and
  * `value_fn`. param_count does not look at its state (the number is the component's, not the state's). */
 #define VITQ_I_COMPONENT(table, spec, key, desc, passes, min_bits, num_options, options, code_fn, value_fn)        \
+    VITQ_I_COMPONENT_REVISION(table, spec, key, desc, passes, min_bits, num_options, options, code_fn, value_fn, 0)
+
+/* The same for a scheme whose saved parameters changed meaning (vitq_scheme.revision). */
+#define VITQ_I_COMPONENT_REVISION(table, spec, key, desc, passes, min_bits, num_options, options, code_fn,         \
+                                  value_fn, revision)                                                            \
     static vitq_status table##_create(const vitq_point_config *c, const vitq_scheme_host *h, void **out) {        \
         return vitq_i_comp_create(&spec, c, h, out);                                                             \
     }                                                                                                            \
@@ -180,7 +185,7 @@ static inline void vitq_i_comp_dequantize_with(const vitq_i_comp *b, const int32
                                num_options, options, table##_create, vitq_i_comp_destroy, vitq_i_comp_observe,   \
                                vitq_i_comp_finalize, table##_fake_quant, table##_quantize, table##_dequantize,   \
                                table##_param_count, vitq_i_comp_get_param, vitq_i_comp_set_param, NULL,         \
-                               sizeof(vitq_scheme_option)}
+                               sizeof(vitq_scheme_option), revision}
 
 /* ---- statistics and helpers several components share ----------------------------------------------- */
 

@@ -300,7 +300,7 @@ static vitq_status load_weight(vitq_i_qload *p, const weight_layout *wl, vitq_i_
 static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vitq_registry *registry,
                               const vitq_i_json *e, vitq_i_qpoint *qp, size_t name_capacity) {
     const char *file = st->name, *name = NULL, *scheme_name = NULL, *gran = NULL;
-    int64_t bits, sym, channels, groups, cpg, seed = 0;
+    int64_t bits, sym, channels, groups, cpg, seed = 0, revision = 0;
     double lo = 0, hi = 0;
     vitq_status s = vitq_i_json_get_string(e, "name", file, &name, NULL);
     if (!s && !name) s = vitq_i_fail(VITQ_ERR_FORMAT, "%s: a vitq.points entry has no name", file);
@@ -312,6 +312,7 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
     if (!s) s = vitq_i_json_get_int(e, "groups", file, 1, INT32_MAX, &groups, NULL);
     if (!s) s = vitq_i_json_get_int(e, "channels_per_group", file, 1, INT32_MAX, &cpg, NULL);
     if (!s) s = vitq_i_json_get_int(e, "seed", file, 0, INT64_MAX, &seed, NULL);
+    if (!s) s = vitq_i_json_get_int(e, "revision", file, 0, UINT32_MAX, &revision, NULL);
     if (!s) s = vitq_i_json_get_number(e, "observed_min", file, &lo, NULL);
     if (!s) s = vitq_i_json_get_number(e, "observed_max", file, &hi, NULL);
     if (s) return s;
@@ -324,6 +325,11 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
         vitq_i_error_prefix("%s: point '%s' (pass a registry holding it in vitq_model_options.registry)", file, name);
         return VITQ_ERR_UNKNOWN_NAME;
     }
+    if ((uint64_t)revision != scheme->revision)
+        return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
+                           "%s: point '%s' was saved with revision %lld of scheme '%s', whose parameters meant something "
+                           "else then; this library reads revision %u: quantize the model again", file, name,
+                           (long long)revision, scheme->name, (unsigned)scheme->revision);
     vitq_point_config cfg = {sizeof cfg, name, vitq_i_json_get(e, "shape") ? VITQ_POINT_WEIGHT : VITQ_POINT_ACTIVATION,
                              0, (int32_t)bits, 0, (int32_t)sym, channels, groups, cpg, NULL, (uint64_t)seed, NULL};
     if ((s = vitq_i_parse_granularity(gran, &cfg.granularity))) return s;

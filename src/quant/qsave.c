@@ -111,6 +111,7 @@ static void describe_point(text *t, const save_ctx *c, int qi) {
            (int)cfg->symmetric);
     append(t, "\"channels\":%lld,\"groups\":%lld,\"channels_per_group\":%lld,\"seed\":%llu,", (long long)cfg->channels,
            (long long)cfg->groups, (long long)cfg->channels_per_group, (unsigned long long)cfg->seed);
+    if (s->revision) append(t, "\"revision\":%u,", (unsigned)s->revision);
     append(t, "\"observed_min\":%.9g,\"observed_max\":%.9g,\"options\":{", (double)qp->observed_min,
            (double)qp->observed_max);
     for (int o = 0; o < s->num_options; o++)

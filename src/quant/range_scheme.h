@@ -93,6 +93,6 @@ vitq_status vitq_i_range_set_param(void *state, const char *name, const float *v
                                vitq_i_range_observe, vitq_i_range_finalize, vitq_i_range_fake_quant,          \
                                vitq_i_range_quantize, vitq_i_range_dequantize, vitq_i_range_param_count,      \
                                vitq_i_range_get_param, vitq_i_range_set_param, NULL,                          \
-                               sizeof(vitq_scheme_option)}
+                               sizeof(vitq_scheme_option), 0}
 
 #endif

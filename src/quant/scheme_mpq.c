@@ -229,7 +229,9 @@ static const vitq_i_comp_spec spec = {
     .init = mpq_init, .observe = mpq_observe, .choose = mpq_choose, .derive = mpq_derive, .drop = mpq_drop,
 };
 
-VITQ_I_COMPONENT(vitq_i_scheme_mpq, spec, "mpq",
+/* Revision 1: the power grid. Revision 0 (vitq 0.4 and before) read the same "lower" and "upper" as a uniform
+ * grid from lower to upper; its files are refused rather than read under this meaning. */
+VITQ_I_COMPONENT_REVISION(vitq_i_scheme_mpq, spec, "mpq",
                  "APQ-ViT softmax quantizer (MPQ, power-law reading): 0, then u (c / top)^p from the lowest level "
                  "\"lower\" to the maximum \"upper\"", 2, 2, (int32_t)(sizeof options / sizeof options[0]), options,
-                 mpq_code, mpq_value);
+                 mpq_code, mpq_value, 1);

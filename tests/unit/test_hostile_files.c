@@ -77,6 +77,8 @@ static int make_quantized(void) {
     size_t per = 3 * 32 * 32;
     float *x = malloc(2 * per * sizeof(float));
     for (size_t i = 0; i < 2 * per; i++) x[i] = (float)((i * 2654435761u) % 1000u) / 500.0f - 1.0f;
+    /* block 0's attention probabilities on mpq, a scheme with a revision (test_quant_revision) */
+    if (c) CHECK_STATUS(vitq_calibrator_set(c, "blocks.0.attn.softmax.out", "scheme", "mpq"), VITQ_OK);
     if (c) {
         CHECK_STATUS(vitq_calibrator_feed(c, x, 2), VITQ_OK);
         CHECK_STATUS(vitq_calibrator_run(c, &q), VITQ_OK);
@@ -184,6 +186,20 @@ static void test_quant_edit_baseline(void) {
     if (!make_quantized()) return;
     size_t largest = load_edited("blocks.0.attn.qkv.weight", "shape", "[144,48]", VITQ_OK, NULL);
     CHECK(largest > 0 && largest < ((size_t)4 << 20));
+}
+
+/* A point saved under another meaning of its scheme's parameters (vitq_scheme.revision) is refused, not
+ * misread: mpq's power grid (revision 1) reads the same "lower"/"upper" as vitq 0.4's uniform grid did. */
+static void test_quant_revision(void) {
+    if (!make_quantized()) return;
+    const char *p = "blocks.0.attn.softmax.out";
+    load_edited(p, "revision", "1", VITQ_OK, NULL);            /* what the save wrote */
+    load_edited(p, "revision", "0", VITQ_ERR_UNSUPPORTED, p); /* a 0.4 file (no key means 0) */
+    CHECK(error_has("revision 0 of scheme 'mpq'"));
+    load_edited(p, "revision", "2", VITQ_ERR_UNSUPPORTED, "reads revision 1");
+    /* a scheme of revision 0 refuses a file that claims another */
+    load_edited("blocks.0.attn.qkv.input", "seed", "0,\\\"revision\\\":3", VITQ_ERR_UNSUPPORTED,
+                "revision 3 of scheme 'minmax'");
 }
 
 /* Weight shapes whose product overflows int64, or whose packed row length wraps around to the
@@ -582,6 +598,7 @@ int main(int argc, char **argv) {
 #define RUN_IF(fn) \
     if (strstr(#fn, only)) RUN(fn)
     RUN_IF(test_quant_edit_baseline);
+    RUN_IF(test_quant_revision);
     RUN_IF(test_quant_shape_negative);
     RUN_IF(test_quant_huge_channels);
     RUN_IF(test_quant_channel_budget);
