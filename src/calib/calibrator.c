@@ -84,10 +84,23 @@ static void default_config(const vitq_calibrator_options *o, const vitq_i_method
     vitq_i_scheme_option_defaults(scheme, c->options);
 }
 
+/* Points the method's reference code leaves in float, in the paper setting. NoisyQuant's official code
+ * (its linear base, method option base 0; base 2 is vitq's own variant of it) quantizes the linear layers
+ * of the blocks only: the attention's matrix-product operands (Q, K, V, P), the patch embedding (a
+ * convolution there) and the classifier stay in float. Over PTQ4ViT (base 1) it quantizes what PTQ4ViT
+ * does. The option index is noisyquant's "base", its first. */
+static int paper_keeps_float(const vitq_i_method *method, const double *method_options, const vitq_i_point_desc *d) {
+    if (!method || strcmp(method->name, "noisyquant") != 0 || method_options[0] == 1.0) return 0;
+    return d->edge || d->role == VITQ_ROLE_QUERY || d->role == VITQ_ROLE_KEY || d->role == VITQ_ROLE_VALUE ||
+           d->role == VITQ_ROLE_POST_SOFTMAX;
+}
+
 /* A point's configuration from the options and the method (not from vitq_calibrator_set). */
 static vitq_status configure_point(vitq_calibrator *c, int p) {
     const vitq_scheme *scheme = c->method ? &vitq_i_scheme_minmax : c->scheme;
     default_config(&c->opts, c->method, scheme, &c->list.points[p], &c->cfg[p]);
+    if (c->opts.setting == VITQ_SETTING_PAPER && paper_keeps_float(c->method, c->method_options, &c->list.points[p]))
+        c->cfg[p].bits = 0;
     if (!c->method || !c->cfg[p].bits) return VITQ_OK;
     return c->method->configure(&c->list.points[p], &c->cfg[p], c->method_options);
 }

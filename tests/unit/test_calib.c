@@ -489,6 +489,32 @@ static void test_setting(void) {
         CHECK(got_image == cases[k].image && inner == 4);
         vitq_calibrator_free(c);
     }
+    /* NoisyQuant's code quantizes the blocks' linear layers only; over PTQ4ViT (base 1), what PTQ4ViT does */
+    for (int base = 0; base < 3; base++) {
+        vitq_calibrator_options o;
+        vitq_calibrator_options_init(&o);
+        o.scheme = "noisyquant";
+        o.weight_bits = o.activation_bits = 4;
+        o.setting = VITQ_SETTING_PAPER;
+        vitq_calibrator *c = NULL;
+        CHECK_STATUS(vitq_calibrator_create(fp, &o, &c), VITQ_OK);
+        if (!c) continue;
+        char value[8];
+        snprintf(value, sizeof value, "%d", base);
+        CHECK_STATUS(vitq_calibrator_set_option(c, "base", value), VITQ_OK);
+        static const char *const outside[] = {"patch_embed.proj.weight", "head.weight", "head.input",
+                                              "blocks.1.attn.q", "blocks.1.attn.k", "blocks.1.attn.v",
+                                              "blocks.1.attn.softmax.out"};
+        vitq_point_info pi;
+        for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+            int bits = find_point(c, outside[i], &pi) ? pi.bits : -1;
+            if (bits != (base == 1 ? 4 : 0)) printf("    noisyquant base %d: %s at %d bits\n", base, outside[i], bits);
+            CHECK(bits == (base == 1 ? 4 : 0));
+        }
+        CHECK(find_point(c, "blocks.1.attn.qkv.input", &pi) && pi.bits == 4);
+        CHECK(find_point(c, "blocks.1.mlp.fc2.weight", &pi) && pi.bits == 4);
+        vitq_calibrator_free(c);
+    }
     vitq_calibrator_options o;
     vitq_calibrator_options_init(&o);
     o.setting = 2;
