@@ -193,7 +193,7 @@ LIMIT ?= 2000
 SEEDS ?= 3
 SEARCHED := ptq4vit apq-vit noisyquant+base=1
 RESULTS_IMAGENET := --imagenet-seeds 3 --imagenet-settings paper,default \
-	--imagenet-schemes minmax,percentile,omse,repq-vit,noisyquant,ptq4vit,apq-vit,noisyquant+base=1 \
+	--imagenet-schemes minmax,percentile,omse,repq-vit,repq-vit+post_gelu=1,noisyquant,ptq4vit,apq-vit,noisyquant+base=1 \
 	$(foreach s,$(SEARCHED),--opt $(s):search_images=8 --imagenet-seeds-of $(s)=0) \
 	--imagenet-seeds-of paper:ptq4vit@W4A4=3 --imagenet-seeds-of paper:apq-vit@W4A4=3 \
 	--imagenet-seeds-of paper:ptq4vit@W6A6=1 --imagenet-seeds-of paper:apq-vit@W6A6=1 \
@@ -211,6 +211,16 @@ BENCH_ARGS ?=
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-threads
+
+# make bench-intnl: the integer non-linear kernels (src/kernels/intnl.c) against the exact functions on a
+# model's real activations (default: the ImageNet DeiT-Tiny beside the checkout; docs/quantization.md).
+.PHONY: bench-intnl
+INTNL_ARGS ?=
+bench-intnl: $(BUILD)/bench/intnl_error
+	$(BUILD)/bench/intnl_error $(INTNL_ARGS)
+$(BUILD)/bench/intnl_error: bench/intnl_error.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 
 # make bench-kernels: the FP32 kernels' GFLOP/s against the measured FMA peak (bench/bench_kernels.c,
 # an internal benchmark linked against the static library). BENCH_KERNELS_ARGS=--quick: fewer runs.
