@@ -499,7 +499,7 @@ static void test_setting(void) {
         vitq_calibrator *c = NULL;
         CHECK_STATUS(vitq_calibrator_create(fp, &o, &c), VITQ_OK);
         if (!c) continue;
-        char value[8];
+        char value[16];
         snprintf(value, sizeof value, "%d", base);
         CHECK_STATUS(vitq_calibrator_set_option(c, "base", value), VITQ_OK);
         static const char *const outside[] = {"patch_embed.proj.weight", "head.weight", "head.input",
