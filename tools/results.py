@@ -106,7 +106,7 @@ class Cache:
     """Measured top-1 by key, saved after every new entry so that a cut run keeps what it measured."""
 
     def __init__(self, path, fresh):
-        self.path, self.data = path, {}
+        self.path, self.data, self.used, self.measured = path, {}, 0, 0
         if path and os.path.exists(path) and not fresh:
             with open(path) as f:
                 self.data = json.load(f)
@@ -114,14 +114,23 @@ class Cache:
     def get(self, key, measure):
         """measure() gives (top-1, right-or-wrong string); returns the top-1 and keeps both, the string
         in RIGHT under the same key (the noise bars pair runs image by image)."""
+        self.used += 1
         if key not in self.data:
+            start = time.time()
             value, right = measure()
-            self.data[key] = {"top1": value, "right": right}
-            if self.path:
+            self.data[key] = {"top1": value, "right": right, "seconds": round(time.time() - start, 1)}
+            self.measured += 1
+            if self.path:  # merged with the file as it is now, so that two runs can share one cache
                 os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-                with open(self.path + ".tmp", "w") as f:
-                    json.dump(self.data, f, indent=0, sort_keys=True)
-                os.replace(self.path + ".tmp", self.path)
+                on_disk = {}
+                if os.path.exists(self.path):
+                    with open(self.path) as f:
+                        on_disk = json.load(f)
+                on_disk[key] = self.data[key]
+                tmp = f"{self.path}.{os.getpid()}.tmp"
+                with open(tmp, "w") as f:
+                    json.dump(on_disk, f, indent=0, sort_keys=True)
+                os.replace(tmp, self.path)
         RIGHT[key] = self.data[key]["right"]
         return self.data[key]["top1"]
 
@@ -317,7 +326,8 @@ def per_scheme(specs, convert):
 SETTING_TEXT = {
     "default": "the library's default: patch embedding and classifier at 8 bits, the image in float",
     "paper": "each method's paper: every linear layer at the W/A bits, the classifier included; the image at 8 "
-             "bits for repq-vit, in float for the others (docs/quantization.md, \"Settings\")",
+             "bits for repq-vit, in float for the others; noisyquant (its official code) quantizes the blocks' "
+             "linear layers only (docs/quantization.md, \"Edges and settings\")",
 }
 
 
@@ -373,16 +383,17 @@ def main():
 
     def save(final=False):
         text = doc + ["## Acceptance checks", "",
-                      "W8A8 min-max within 0.5 points of FP32 (plus twice the sampling error on the real DeiT-Tiny);",
+                      "W8A8 min-max within 0.5 points of FP32 (± twice the standard error of the drop, paired image",
+                      "by image with the FP32 run);",
                       "on the real DeiT-Tiny, each method's drop in its paper's setting against its paper's DeiT-T",
                       "drop (the fidelity table).", ""] + checks + [""]
         if fidelity:
             text += fidelity + [""]
         text += ["## The papers' claims against these numbers", "",
                  "Differences of means in points. A claim holds here when the difference has the claimed sign and",
-                 "exceeds the noise bar: the larger of the spread over seeds and twice the sampling error of a",
-                 "difference of two top-1 rates on the evaluated images; \"reversed\" when it exceeds it with the",
-                 "other sign.", ""] + claims + [""]
+                 "exceeds the noise bar: the larger of the spread over seeds and twice the standard error of the",
+                 "difference, paired image by image (two runs on the same images differ only where their",
+                 "predictions do); \"reversed\" when it exceeds it with the other sign.", ""] + claims + [""]
         if not final:
             text += ["(partial: `make results` was still running when this was written)", ""]
         text += footer + [""]
@@ -416,7 +427,11 @@ def main():
                                 os.path.join(imagenet, "wnids.txt"), "--out-images", images, "--out-labels", labels],
                                check=True)
 
-            def split(seed):
+            splits = {}
+
+            def split(seed):  # written once per seed: 75 MB each
+                if seed in splits:
+                    return splits[seed]
                 order = list(range(500))
                 random.Random(seed).shuffle(order)
                 cal, rest = sorted(order[:32]), sorted(order[32:])
@@ -424,6 +439,7 @@ def main():
                 subset(images, paths[0], cal)
                 subset(images, paths[1], rest)
                 subset(labels, paths[2], rest)
+                splits[seed] = paths
                 return paths
 
             seeds = list(range(args.imagenet_seeds or args.seeds))
@@ -445,7 +461,9 @@ def main():
                     f"error of a top-1 rate near {fp32:.0f} % on 468 images is ±{sampling_error(fp32, 468):.1f} "
                     f"points (±{sampling_error(60, 468):.1f} near 60 %). The images are one per class",
                     "and of unknown split, which is why FP32 is higher here than on the validation set (72.2):",
-                    "compare drops, not top-1.", ""]
+                    "compare drops, not top-1. A method with a block search (ptq4vit, apq-vit, noisyquant over",
+                    "ptq4vit) takes 3-4 minutes per run here, so it runs only where a cell has a number",
+                    "(docs/methods.md, \"Fidelity on the real DeiT-Tiny\"); \"—\" is a run not made.", ""]
             base = list(doc)
             sections = []
             for setting in args.imagenet_settings.split(","):
@@ -475,8 +493,10 @@ def main():
         else:
             doc += ["## ImageNet-1k DeiT-Tiny", "", "Not run: the shared ImageNet folder was not given "
                     "(`make results IMAGENET=path/to/imagenet`).", ""]
-    footer.append(f"Generated in {time.time() - t0:.0f} s ({VERSION}; runs found in the cache are not measured "
-                  "again).")
+    recorded = sum(v.get("seconds", 0) for v in CACHE.data.values())
+    footer.append(f"Generated in {time.time() - t0:.0f} s ({VERSION}): {CACHE.used} runs, {CACHE.measured} of them "
+                  f"measured now, the others taken from the cache ({args.cache})" +
+                  (f"; the cached runs took {recorded / 60:.0f} minutes when measured." if recorded else "."))
     save(final=True)
     log(f"wrote {args.out}")
 
