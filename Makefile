@@ -196,9 +196,9 @@ RESULTS_IMAGENET := --imagenet-seeds 3 --imagenet-settings paper,default \
 	--imagenet-schemes minmax,percentile,omse,repq-vit,repq-vit+post_gelu=1,noisyquant,ptq4vit,apq-vit,noisyquant+base=1 \
 	$(foreach s,$(SEARCHED),--opt $(s):search_images=8 --imagenet-seeds-of $(s)=0) \
 	--imagenet-seeds-of paper:ptq4vit@W4A4=3 --imagenet-seeds-of paper:apq-vit@W4A4=3 \
-	--imagenet-seeds-of paper:ptq4vit@W6A6=1 --imagenet-seeds-of paper:apq-vit@W6A6=1 \
+	--imagenet-seeds-of paper:ptq4vit@W6A6=3 --imagenet-seeds-of paper:apq-vit@W6A6=3 \
 	--imagenet-seeds-of default:ptq4vit@W4A4=1 --imagenet-seeds-of default:apq-vit@W4A4=1 \
-	--imagenet-seeds-of paper:noisyquant+base=1@W4A4=1 --imagenet-seeds-of paper:noisyquant+base=1@W6A6=1
+	--imagenet-seeds-of paper:noisyquant+base=1@W4A4=3 --imagenet-seeds-of paper:noisyquant+base=1@W6A6=3
 results: all
 	$(PYTHON) tools/results.py --limit $(LIMIT) --seeds $(SEEDS) \
 		$(if $(IMAGENET),--imagenet $(IMAGENET) $(RESULTS_IMAGENET))
