@@ -222,6 +222,16 @@ $(BUILD)/bench/intnl_error: bench/intnl_error.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
 
+# make bench-intnl-speed: the integer non-linear kernels' time per path against the generic path on
+# DeiT-Tiny-shaped rows (bench/bench_intnl.c). BENCH_INTNL_ARGS=--quick: fewer samples.
+.PHONY: bench-intnl-speed
+BENCH_INTNL_ARGS ?=
+bench-intnl-speed: $(BUILD)/bench/bench_intnl
+	$(BUILD)/bench/bench_intnl $(BENCH_INTNL_ARGS)
+$(BUILD)/bench/bench_intnl: bench/bench_intnl.c bench/bench_time.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(ALL_LDFLAGS) $(LDLIBS_LIB)
+
 # make bench-kernels: the FP32 kernels' GFLOP/s against the measured FMA peak (bench/bench_kernels.c,
 # an internal benchmark linked against the static library). BENCH_KERNELS_ARGS=--quick: fewer runs.
 .PHONY: bench-kernels

@@ -39,8 +39,9 @@ const cli_option cli_options[] = {
     {"--image-size", "S", MODEL_CMDS, "model override: input height = width"},
     {"--mean", "M[,M,M]", MODEL_CMDS, "model override: per-channel mean of pixels scaled to [0, 1]"},
     {"--std", "S[,S,S]", MODEL_CMDS, "model override: per-channel standard deviation"},
-    {"--execution", "auto|simulated", MODEL_CMDS,
-     "quantized models: integer kernels where the quantizers allow (auto, default) or simulated everywhere"},
+    {"--execution", "auto|simulated|integer-only", MODEL_CMDS,
+     "quantized models: integer kernels where the quantizers allow (auto, default), simulated everywhere, or "
+     "no floating point from uint8 pixels to int32 logits (a model quantized with --nonlinear; ViT and DeiT)"},
     {"--calib", "IMAGES", QUANT_CMDS, "calibration images"},
     {"--calib-n", "N", QUANT_CMDS, "calibration images drawn from --calib (default 32)"},
     {"--seed", "S", QUANT_CMDS, "seed of the draw and of schemes that use random numbers (default 0)"},
@@ -51,9 +52,12 @@ const cli_option cli_options[] = {
     {"--setting", "default|paper", QUANT_CMDS,
      "default: --edge-bits for the patch embedding and the classifier, the image in float; paper: what the "
      "method's paper quantized (every layer at W/A bits; repq-vit's image at 8 bits)"},
+    {"--nonlinear", "float|ibert|fqvit|ivit|mixed", QUANT_CMDS,
+     "LayerNorm, softmax and GELU: in float (default), as integer-only kernels of I-BERT, FQ-ViT or I-ViT, "
+     "or mixed: per operator the method that costs the output least SQNR on the calibration images"},
     {"--set", "'POINT_GLOB=key:value[,key:value]'", QUANT_CMDS,
-     "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy and the "
-     "scheme's options"},
+     "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy, nonlinear "
+     "and the scheme's options"},
     {"--opt", "KEY=VALUE", QUANT_CMDS, "an option of the PTQ method (repeatable)"},
     {"--quantized", "QMODEL", CLI_REPORT, "a quantized model to report on instead of calibrating one"},
     {"--csv", "FILE", CLI_REPORT, "the report's rows as CSV"},
@@ -190,8 +194,9 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     } else if (!strcmp(opt, "--execution")) {
         if (!strcmp(val, "auto")) a->options.execution = VITQ_EXECUTION_AUTO;
         else if (!strcmp(val, "simulated")) a->options.execution = VITQ_EXECUTION_SIMULATED;
+        else if (!strcmp(val, "integer-only")) a->options.execution = VITQ_EXECUTION_INTEGER_ONLY;
         else {
-            fprintf(stderr, "vitq: --execution: '%s' is neither auto nor simulated\n", val);
+            fprintf(stderr, "vitq: --execution: '%s' is not auto, simulated or integer-only\n", val);
             rc = -1;
         }
     } else if (!strcmp(opt, "--scheme")) a->scheme = val;
@@ -208,6 +213,15 @@ static int apply(cli_args *a, const char *opt, const char *val) {
         else if (!strcmp(val, "paper")) a->setting = VITQ_SETTING_PAPER;
         else {
             fprintf(stderr, "vitq: --setting: '%s' is neither default nor paper\n", val);
+            rc = -1;
+        }
+    } else if (!strcmp(opt, "--nonlinear")) {
+        static const char *const names[] = {"float", "ibert", "fqvit", "ivit", "mixed"};
+        a->nonlinear = -1;
+        for (int m = 0; m < 5; m++)
+            if (!strcmp(val, names[m])) a->nonlinear = m;
+        if (a->nonlinear < 0) {
+            fprintf(stderr, "vitq: --nonlinear: '%s' is not float, ibert, fqvit, ivit or mixed\n", val);
             rc = -1;
         }
     } else if (!strcmp(opt, "--set")) {

@@ -22,6 +22,7 @@ typedef struct cli_args {
     long seed;
     int wbits, abits, edge_bits;
     int setting; /* vitq_setting */
+    int nonlinear; /* vitq_nonlinear */
     int num_sets;
     const char *sets[64]; /* "POINT_GLOB=key:value[,key:value]" */
     int num_method_opts;

@@ -54,6 +54,9 @@ int cli_info(const cli_args *args) {
     if (i.num_quantized_points > 0)
         printf("quantized     %d points; %d linear layers and %d attention blocks run on integer kernels\n",
                i.num_quantized_points, i.num_integer_layers, i.num_integer_attentions);
+    if (i.num_integer_nonlinear > 0)
+        printf("              %d LayerNorm, softmax and GELU operators run integer kernels (vitq report lists them)\n",
+               i.num_integer_nonlinear);
     printf("hyper-parameters (value <- source):\n");
     printf("  num_heads       %-24d <- %s\n", i.num_heads, vitq_source_string(src[VITQ_HPARAM_NUM_HEADS]));
     printf("  layer_norm_eps  %-24g <- %s\n", (double)i.layer_norm_eps, vitq_source_string(src[VITQ_HPARAM_LAYER_NORM_EPS]));

@@ -44,6 +44,7 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
     co.activation_bits = args->abits;
     co.edge_bits = args->edge_bits;
     co.setting = args->setting;
+    co.nonlinear = args->nonlinear;
     co.seed = (uint64_t)args->seed;
     co.progress = cli_progress_fn;
     vitq_status st = vitq_calibrator_create(m, &co, cal);
@@ -175,11 +176,14 @@ int cli_quantize(const cli_args *args) {
         vitq_model_get_info(q, &qi);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
+        static const char *const nonlinear[] = {"", ", integer ibert", ", integer fqvit", ", integer ivit",
+                                                ", integer mixed"};
         char edges[32] = "paper setting";
         if (args->setting != VITQ_SETTING_PAPER) snprintf(edges, sizeof edges, "edges %d bits", args->edge_bits);
-        printf("quantized %d points with %s (W%dA%d, %s) in %.2f s; calibrator peak %.1f MB, "
+        printf("quantized %d points with %s (W%dA%d, %s%s) in %.2f s; calibrator peak %.1f MB, "
                "process peak RSS %.1f MB\nwrote %s\n",
-               (int)qi.num_quantized_points, args->scheme, args->wbits, args->abits, edges, cs.seconds,
+               (int)qi.num_quantized_points, args->scheme, args->wbits, args->abits, edges,
+               nonlinear[args->nonlinear], cs.seconds,
                (double)cs.peak_bytes / 1e6, (double)ru.ru_maxrss / 1e3, args->out);
     }
     vitq_calibrator_free(cal);

@@ -1,9 +1,32 @@
 /* The report command: per-point damage of a quantized model, as text (worst first) and CSV. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
 #include "progress.h"
+
+/* The integer non-linear operators and, after a mixed selection, what each candidate cost. */
+static void print_nonlinear(const vitq_model *q) {
+    static const char *const methods[] = {"", "ibert", "fqvit", "ivit"};
+    vitq_model_info info;
+    vitq_model_info_init(&info);
+    if (vitq_model_get_info(q, &info) || !info.num_integer_nonlinear) return;
+    printf("\ninteger non-linear operators: dB of logit SQNR lost with only this operator in integers "
+           "(measured on the calibration images; - : not a candidate or not measured)\n");
+    printf("%-40s %-10s %-7s %9s %9s %9s\n", "operator input", "op", "method", "ibert", "fqvit", "ivit");
+    for (int32_t i = 0; i < info.num_integer_nonlinear; i++) {
+        vitq_nonlinear_info nl;
+        vitq_nonlinear_info_init(&nl);
+        if (vitq_model_nonlinear_info(q, i, &nl)) continue;
+        char cells[3][16];
+        for (int m = 0; m < 3; m++) {
+            if (isnan(nl.dsqnr[m])) snprintf(cells[m], sizeof cells[m], "-");
+            else snprintf(cells[m], sizeof cells[m], "%.3f", nl.dsqnr[m]);
+        }
+        printf("%-40s %-10s %-7s %9s %9s %9s\n", nl.point, nl.op, methods[nl.method], cells[0], cells[1], cells[2]);
+    }
+}
 
 /* The rows as CSV, built in memory and written through cli_write_file: a failed write (a full disk, a
  * folder that cannot be written) is an error and leaves any previous file as it was. */
@@ -73,6 +96,7 @@ int cli_report(const cli_args *args) {
         for (int32_t r = 0; r < count; r++)
             printf("%-48s %4d %10.2f %12.5g %12.5g %14.6f\n", rows[r].point, rows[r].bits, rows[r].sqnr_db,
                    (double)rows[r].min, (double)rows[r].max, rows[r].output_cosine);
+        print_nonlinear(q);
         if (args->csv) rc = write_csv(args->csv, rows, count);
     }
     free(rows);

@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 6
+#define VITQ_VERSION_MINOR 7
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -223,7 +223,14 @@ typedef enum vitq_execution {
      *  as VITQ_EXECUTION_SIMULATED. Logits match the simulation up to float rounding of its sums. */
     VITQ_EXECUTION_AUTO = 0,
     /** Fake quantization in float everywhere (the model calibration sees; slower). */
-    VITQ_EXECUTION_SIMULATED = 1
+    VITQ_EXECUTION_SIMULATED = 1,
+    /** No floating point from pixels to logits (ViT and DeiT): uint8 pixels (vitq_model_forward's
+     *  normalised floats are turned back into them), int8/int4 weights, uint8 activations, int32
+     *  accumulators and residual stream, dyadic requantization (integer multiplier and shift) between
+     *  operators, the integer LayerNorm, softmax and GELU the model was quantized with (it must have
+     *  them: vitq_nonlinear), int32 logits scaled per class at the end. A model that is not fully
+     *  integer fails to load with VITQ_ERR_UNSUPPORTED naming the part. Since 0.7. */
+    VITQ_EXECUTION_INTEGER_ONLY = 2
 } vitq_execution;
 
 /** Options for loading a model. Zero / NULL members mean "decide from the checkpoint". */
@@ -325,6 +332,9 @@ typedef struct vitq_model_info {
     /** Width of the ViT representation layer (pre_logits: linear + tanh before the classifier, timm
      *  in21k and torchvision representation_size); 0 when the model has none. Since 0.4. */
     int32_t representation_size;
+    /** Non-linear operators (LayerNorm, softmax, GELU) a quantized model runs with integer kernels
+     *  (vitq_nonlinear; vitq_model_nonlinear_info describes each). Since 0.7. */
+    int32_t num_integer_nonlinear;
 } vitq_model_info;
 
 VITQ_API void vitq_model_info_init(vitq_model_info *info);
@@ -665,6 +675,27 @@ VITQ_API vitq_status vitq_quantizer_param(const vitq_quantizer *quantizer, const
 
 /* Calibrator -------------------------------------------------------------------------------------- */
 
+/**
+ * How the non-linear operators (every LayerNorm, softmax and GELU) of a quantized model run
+ * (vitq_calibrator_options.nonlinear, and the key "nonlinear" of vitq_calibrator_set on a
+ * LayerNorm, softmax or GELU input point). An integer method puts the operator's input on an integer
+ * grid chosen in calibration (16-bit, or 8-bit with per-channel power-of-two factors for FQ-ViT's
+ * LayerNorm) and computes the operator with integers only, as the integer-only papers do;
+ * docs/quantization.md gives the kernels and their error on real activations. Since 0.7.
+ */
+typedef enum vitq_nonlinear {
+    VITQ_NONLINEAR_FLOAT = 0, /**< in float, as the FP32 model (the default) */
+    VITQ_NONLINEAR_IBERT = 1, /**< I-BERT: i-exp softmax, i-GELU (erf polynomial), Newton-sqrt LayerNorm */
+    /** FQ-ViT: Log-Int-Softmax (a 4-bit log2 attention map, which replaces the probabilities'
+     *  quantizer), Power-of-Two-Factor LayerNorm; FQ-ViT has no integer GELU: I-BERT's i-GELU */
+    VITQ_NONLINEAR_FQVIT = 2,
+    VITQ_NONLINEAR_IVIT = 3,  /**< I-ViT: Shiftmax, ShiftGELU, I-LayerNorm */
+    /** Per operator, the method whose substitution alone costs the network's output least SQNR on
+     *  the calibration images (mixed non-linear quantization, arXiv 2407.18437); the measurements
+     *  are saved in the quantized file (vitq_model_nonlinear_info) */
+    VITQ_NONLINEAR_MIXED = 4
+} vitq_nonlinear;
+
 /** Which tensors a calibration quantizes beyond the transformer blocks (vitq_calibrator_options.setting). */
 typedef enum vitq_setting {
     /** The patch embedding and the classifier(s), weights and inputs, at edge_bits; the image left in
@@ -696,6 +727,9 @@ typedef struct vitq_calibrator_options {
     vitq_progress_fn progress;       /**< may be NULL */
     void *progress_user;
     int32_t setting;                 /**< a vitq_setting (VITQ_SETTING_DEFAULT). Since 0.5. */
+    /** How LayerNorm, softmax and GELU run: a vitq_nonlinear (VITQ_NONLINEAR_FLOAT). Per point, the
+     *  key "nonlinear" of vitq_calibrator_set overrides it. Since 0.7. */
+    int32_t nonlinear;
 } vitq_calibrator_options;
 
 VITQ_API void vitq_calibrator_options_init(vitq_calibrator_options *options);
@@ -735,7 +769,8 @@ VITQ_API vitq_status vitq_calibrator_point_info(const vitq_calibrator *calibrato
  * Set `key` to `value` on every point whose name matches `pattern` ('*' matches any run of
  * characters, '?' one). Keys: "bits" (0 = float, or 2..8), "granularity", "symmetric", "scheme",
  * "noisy" (1: NoisyQuant's fixed noisy bias before the quantizer, searched per layer; inputs of
- * linear layers only), and options of the points' scheme. VITQ_ERR_UNKNOWN_NAME when nothing
+ * linear layers only), "nonlinear" (float, ibert, fqvit, ivit or mixed, or 0..4: the integer operator
+ * reading a LayerNorm, softmax or GELU input point; since 0.7), and options of the points' scheme. VITQ_ERR_UNKNOWN_NAME when nothing
  * matches or the key is unknown; VITQ_ERR_OUT_OF_RANGE for a value the key or scheme does not
  * accept. Settings apply in call order; `scheme` resets that point's scheme options to their defaults.
  * A call is all or nothing: when any matching point refuses the value, no point has changed.
@@ -784,6 +819,24 @@ VITQ_API vitq_status vitq_calibrator_get_stats(const vitq_calibrator *calibrator
 
 /** Point `index` of a quantized model (0 .. info.num_quantized_points - 1). */
 VITQ_API vitq_status vitq_model_point_info(const vitq_model *model, int32_t index, vitq_point_info *info);
+
+/** One integer non-linear operator of a quantized model (vitq_nonlinear). Since 0.7. */
+typedef struct vitq_nonlinear_info {
+    uint32_t struct_size; /**< set by vitq_nonlinear_info_init() */
+    const char *point;    /**< the point the operator reads ("blocks.0.norm1.input"); valid while the model lives */
+    const char *op;       /**< "layernorm", "softmax" or "gelu" */
+    int32_t method;       /**< the kernel that runs: VITQ_NONLINEAR_IBERT, _FQVIT or _IVIT */
+    int32_t input_bits;   /**< of its input grid: 16, or 8 for FQ-ViT's LayerNorm */
+    double input_scale;   /**< step of its input grid (FQ-ViT's LayerNorm: of the channels with factor 1) */
+    /** The mixed selection's measurement: dB of SQNR of the logits lost, against the float model on
+     *  the calibration images, when only this operator runs I-BERT [0], FQ-ViT [1] or I-ViT [2]
+     *  (NaN: not a candidate of this operator, or no operator of the calibration was mixed) */
+    double dsqnr[3];
+} vitq_nonlinear_info;
+
+VITQ_API void vitq_nonlinear_info_init(vitq_nonlinear_info *info);
+/** Operator `index` of a quantized model (0 .. info.num_integer_nonlinear - 1), in forward order. */
+VITQ_API vitq_status vitq_model_nonlinear_info(const vitq_model *model, int32_t index, vitq_nonlinear_info *info);
 
 /**
  * Save a quantized model as safetensors: integer weights (I8, or U8 with two 4-bit or four 2-bit

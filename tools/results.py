@@ -43,11 +43,12 @@ def vitq(*args):
     return p.stdout
 
 
-def top1(model, data, labels=None, limit=None):
+def top1(model, data, labels=None, limit=None, execution="auto"):
     """(top-1 in percent, a string of '1'/'0' per evaluated image: right or wrong), from --predictions."""
     with tempfile.TemporaryDirectory() as tmp:
         pred = os.path.join(tmp, "p.csv")
-        args = ["eval", model, "--data", data, "--progress", "none", "--top-k", "1", "--predictions", pred]
+        args = ["eval", model, "--data", data, "--progress", "none", "--top-k", "1", "--predictions", pred,
+                "--execution", execution]
         if labels:
             args += ["--labels", labels]
         if limit:
@@ -111,10 +112,14 @@ class Cache:
             with open(path) as f:
                 self.data = json.load(f)
 
-    def get(self, key, measure):
+    def get(self, key, measure, same_as=()):
         """measure() gives (top-1, right-or-wrong string); returns the top-1 and keeps both, the string
-        in RIGHT under the same key (the noise bars pair runs image by image)."""
+        in RIGHT under the same key (the noise bars pair runs image by image). same_as: keys of runs that
+        gave the same numbers (the same run under an earlier version whose code for it is unchanged)."""
         self.used += 1
+        old = next((k for k in same_as if k in self.data), None)
+        if key not in self.data and old:
+            self.data[key] = self.data[old]
         if key not in self.data:
             start = time.time()
             value, right = measure()
@@ -137,6 +142,16 @@ class Cache:
 
 CACHE = Cache(None, True)
 VERSION = ""
+# Versions whose runs of the same key gave the numbers this version gives: 0.7 added the integer
+# non-linear operators and integer-only execution, both off by default, and changed no other path
+# (the golden and method tests guard it). Runs with operators are never taken from an older version.
+SAME_AS = {"vitq 0.7.0": ["vitq 0.6.0"]}
+
+
+def same_as(key):
+    """The keys of `key` under the versions SAME_AS names."""
+    head, _, rest = key.partition("|")
+    return [f"{old}|{rest}" for old in SAME_AS.get(head, [])] if head == VERSION else []
 RIGHT = {}  # cache key -> '1'/'0' per evaluated image
 RUN_KEYS = {}  # (setting, scheme, width index, seed) -> cache key; ("fp32", model, seed) -> cache key
 
@@ -161,19 +176,27 @@ def diff_se(keys_a, keys_b):
     return (sum(x * x for x in ses) / len(ses)) ** 0.5 if ses else float("nan")
 
 
+QUANTIZED = {}  # the last quantization key -> its file (the executions of one model evaluate one file)
+
+
 def quantized_top1(model, scheme, wbits, abits, seed, calib, data, labels, limit, tmp, setting="default",
-                   calib_n=32):
-    args = scheme_args(scheme)
-    key = "|".join([VERSION, model, setting, " ".join(args), f"W{wbits}A{abits}", str(seed), str(limit)])
-    RUN_KEYS[(model, setting, scheme, (wbits, abits), seed)] = key
+                   calib_n=32, nonlinear="float", execution="auto"):
+    args = scheme_args(scheme) + (["--nonlinear", nonlinear] if nonlinear != "float" else [])
+    qkey = "|".join([VERSION, model, setting, " ".join(args), f"W{wbits}A{abits}", str(seed)])
+    key = qkey + "|" + str(limit) + (f"|{execution}" if execution != "auto" else "")
+    RUN_KEYS[(model, setting, scheme, (wbits, abits), seed) + ((nonlinear, execution) if nonlinear != "float" or
+                                                              execution != "auto" else ())] = key
 
     def measure():
         out = os.path.join(tmp, "q.safetensors")
-        vitq("quantize", model, *args, "--setting", setting, "--wbits", str(wbits), "--abits", str(abits),
-             "--calib", calib, "--calib-n", str(calib_n), "--seed", str(seed), "--out", out, "--progress", "none")
-        return top1(out, data, labels, limit)
+        if qkey not in QUANTIZED:
+            QUANTIZED.clear()
+            vitq("quantize", model, *args, "--setting", setting, "--wbits", str(wbits), "--abits", str(abits),
+                 "--calib", calib, "--calib-n", str(calib_n), "--seed", str(seed), "--out", out, "--progress", "none")
+            QUANTIZED[qkey] = out
+        return top1(out, data, labels, limit, execution)
 
-    return CACHE.get(key, measure)
+    return CACHE.get(key, measure, same_as(key) if nonlinear == "float" and execution == "auto" else ())
 
 
 def cell(values):
@@ -318,6 +341,73 @@ def run_model(model, schemes, seeds, calib, data, labels, limit, tmp, log, seeds
     return rows
 
 
+NL_METHODS = ["float", "ibert", "fqvit", "ivit", "mixed"]
+NL_WIDTHS = [(8, 8), (6, 6)]
+
+
+def nonlinear_rows(model, seeds, calib, limit, tmp, log, integer_only=True):
+    """Min-max at W8A8 and W6A6 with each choice of non-linear operators, evaluated simulated (as `vitq
+    eval` runs by default) and integer-only. calib(seed) -> (calib, data, labels). Rows: (operators,
+    {(width, execution): (values, keys)})."""
+    rows = []
+    for nl in NL_METHODS:
+        runs = {}
+        for wbits, abits in NL_WIDTHS:
+            for execution in ("auto", "integer-only"):
+                if execution == "integer-only" and (nl == "float" or not integer_only):
+                    continue
+                values, keys = [], []
+                for seed in seeds:
+                    c, d, l = calib(seed)
+                    values.append(quantized_top1(model, "minmax", wbits, abits, seed, c, d, l, limit, tmp,
+                                                 nonlinear=nl, execution=execution))
+                    keys.append(RUN_KEYS[(model, "default", "minmax", (wbits, abits), seed) +
+                                         ((nl, execution) if nl != "float" or execution != "auto" else ())])
+                runs[(f"W{wbits}A{abits}", execution)] = (values, keys)
+                log(f"{model} minmax nonlinear={nl} W{wbits}A{abits} {execution}: {', '.join(f'{v:.2f}' for v in values)}")
+        rows.append((nl, runs))
+    return rows
+
+
+def nonlinear_table(title, rows, fp32):
+    cols = [(f"W{w}A{a}", e) for w, a in NL_WIDTHS for e in ("auto", "integer-only")]
+    lines = [f"### {title}", "", f"FP32 top-1: **{fp32:.2f} %**", "",
+             "| operators | " + " | ".join(w + (" integer-only" if e != "auto" else "") for w, e in cols) + " |",
+             "| --- | " + " | ".join("---" for _ in cols) + " |"]
+    for nl, runs in rows:
+        lines.append(f"| {nl} | " + " | ".join(cell(runs[c][0]) if c in runs else "—" for c in cols) + " |")
+    return lines + [""]
+
+
+def nonlinear_checks(name, rows, fp32, fp_keys):
+    """Issue 17's targets: integer-only W8A8 within 1 point of FP32; the mixed choice at least as good as
+    the best single method at each width (within the noise bar of the difference)."""
+    out, by = [], {nl: runs for nl, runs in rows}
+    best = None
+    for nl in NL_METHODS[1:]:
+        values, keys = by[nl].get(("W8A8", "integer-only"), ([], []))
+        if values and (best is None or statistics.mean(values) > best[1]):
+            best = (nl, statistics.mean(values), keys)
+    if best:
+        drop, se = fp32 - best[1], diff_se(fp_keys, best[2])
+        verdict = "within 1" if drop <= 1 else "within 1 + noise" if drop - 2 * se <= 1 else "NOT within 1"
+        out.append(f"- {name}: integer-only W8A8 ({best[0]}) {best[1]:.2f} vs FP32 {fp32:.2f}, drop {drop:+.2f} ± "
+                   f"{2 * se:.2f} (2 s.e.): {verdict}")
+    for w, _ in [(f"W{w}A{a}", 0) for w, a in NL_WIDTHS]:
+        mixed = by["mixed"].get((w, "auto"))
+        singles = [(nl, by[nl].get((w, "auto"))) for nl in ("ibert", "fqvit", "ivit")]
+        singles = [(nl, r) for nl, r in singles if r and r[0]]
+        if not mixed or not mixed[0] or not singles:
+            continue
+        nl, r = max(singles, key=lambda x: statistics.mean(x[1][0]))
+        diff, se = statistics.mean(mixed[0]) - statistics.mean(r[0]), diff_se(mixed[1], r[1])
+        verdict = ("at least as good" if diff >= 0 else "as good within the noise" if diff + 2 * se >= 0
+                   else "WORSE")
+        out.append(f"- {name}, {w}: mixed {statistics.mean(mixed[0]):.2f} vs the best single method ({nl}) "
+                   f"{statistics.mean(r[0]):.2f}: {diff:+.2f} ± {2 * se:.2f}: {verdict}")
+    return out
+
+
 def per_scheme(specs, convert):
     """SCHEME=VALUE options into a dict (scheme -> convert(value))."""
     return {k: convert(v) for k, v in (x.rsplit("=", 1) for x in specs)}
@@ -351,6 +441,8 @@ def main():
     ap.add_argument("--models", default=",".join(m for m, _ in MODELS),
                     help="the Fashion-MNIST models to run (comma-separated; empty: none)")
     ap.add_argument("--imagenet-widths", default="", help="e.g. W6A6,W4A4: only these on ImageNet (default: all)")
+    ap.add_argument("--nonlinear-seeds", type=int, default=3,
+                    help="seeds of the integer non-linear operator tables (0: not run)")
     ap.add_argument("--cache", default="build/results/cache.json", help="measured top-1 kept between runs")
     ap.add_argument("--fresh", action="store_true", help="measure again what the cache holds")
     ap.add_argument("--out", default="docs/results.md")
@@ -410,13 +502,29 @@ def main():
         set_opts(args.opt)
         for model, name in [(m, n) for m, n in MODELS if m in args.models.split(",")]:
             fp_key = "|".join([VERSION, model, "fp32", str(args.limit)])
-            fp32 = CACHE.get(fp_key, lambda: top1(model, test, None, args.limit))
+            fp32 = CACHE.get(fp_key, lambda: top1(model, test, None, args.limit), same_as(fp_key))
             log(f"{model} FP32 {fp32:.2f}")
             rows = run_model(model, schemes, seeds, calib, test, None, args.limit, tmp, log)
             doc += table(f"{name}: `{model}`", rows, fp32)
             checks.append(w8a8_line(f"`{model}`", rows, fp32, [fp_key] * len(seeds)))
             claims.extend(claim_lines(f"`{model}`", rows))
             save()
+        nl_seeds = list(range(args.nonlinear_seeds))
+        nl_doc = ["## Integer non-linear operators and integer-only execution", "",
+                  "Min-max at W8A8 and W6A6 (default setting) with LayerNorm, softmax and GELU in float or run by",
+                  "the integer kernels of I-BERT, FQ-ViT, I-ViT, or the mixed selection (`vitq quantize",
+                  "--nonlinear`, docs/quantization.md); each quantized file evaluated as `vitq eval` runs it and",
+                  "with `--execution integer-only` (no floating point from uint8 pixels to int32 logits; ViT and",
+                  "DeiT only, so Swin has no integer-only column).", ""]
+        for model, name in [(m, n) for m, n in MODELS if m in args.models.split(",")] if nl_seeds else []:
+            fp_key = "|".join([VERSION, model, "fp32", str(args.limit)])
+            fp32 = CACHE.get(fp_key, lambda: top1(model, test, None, args.limit), same_as(fp_key))
+            rows = nonlinear_rows(model, nl_seeds, lambda seed: (calib, test, None), args.limit, tmp, log,
+                                  integer_only="swin" not in model)
+            nl_doc += nonlinear_table(f"{name}: `{model}`", rows, fp32)
+            checks.extend(nonlinear_checks(f"`{model}`", rows, fp32, [fp_key] * len(nl_seeds)))
+            save()
+        doc += nl_doc if nl_seeds and args.models else []
         imagenet = args.imagenet
         model_dir = os.path.join(imagenet, "deit_tiny_patch16_224") if imagenet else ""
         if model_dir and os.path.exists(os.path.join(model_dir, "model.safetensors")):
@@ -447,7 +555,7 @@ def main():
             fp, fp_keys = [], ["|".join([VERSION, model_dir, "fp32", str(seed)]) for seed in seeds]
             for seed in seeds:
                 paths = split(seed)
-                fp.append(CACHE.get(fp_keys[seed], lambda: top1(model_dir, paths[1], paths[2])))
+                fp.append(CACHE.get(fp_keys[seed], lambda: top1(model_dir, paths[1], paths[2]), same_as(fp_keys[seed])))
             fp32 = statistics.mean(fp)
             log(f"DeiT-Tiny FP32 {fp}")
             # the 32 images of a seed's split are the whole calibration file: --calib-n 32 takes them all
@@ -489,6 +597,12 @@ def main():
                                    "when the excess is at most twice that error; otherwise more.",
                                    ""] + fidelity_lines(rows, fp32, fp_keys)
                 doc[:] = base + head + sum(sections, [])
+                save()
+            if nl_seeds:
+                rows = nonlinear_rows(model_dir, nl_seeds, lambda seed: tuple(split(seed)), None, tmp, log)
+                doc += nonlinear_table("ImageNet DeiT-Tiny: integer non-linear operators, integer-only execution "
+                                       "(default setting; the seeds' 468-image sets as above)", rows, fp32)
+                checks.extend(nonlinear_checks("ImageNet DeiT-Tiny", rows, fp32, fp_keys[:len(nl_seeds)]))
                 save()
         else:
             doc += ["## ImageNet-1k DeiT-Tiny", "", "Not run: the shared ImageNet folder was not given "

@@ -5,11 +5,13 @@
 #define VITQ_API_MODEL_H
 
 #include "model/net.h"
+#include "quant/intonly.h"
 #include "quant/qmodel.h"
 
 struct vitq_model {
     vitq_i_net *net;      /* owned */
     vitq_i_qmodel *quant; /* owned; NULL for a float model */
+    vitq_i_intonly *intonly; /* owned; the integer-only program (VITQ_EXECUTION_INTEGER_ONLY), else NULL */
     vitq_i_progress progress; /* of forward_dataset and report (vitq_model_set_progress) */
 };
 

@@ -1,5 +1,6 @@
 /* Public model API: loading from files or memory, info, forward, preprocessing. */
 #include <float.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +46,8 @@ static vitq_status read_options(const vitq_model_options *in, vitq_model_options
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT,
                            "options: layer_norm_eps = %g is not 0 (from the checkpoint) or in [%g, 1) (a normal float)",
                            (double)eps, (double)FLT_MIN);
-    if (out->execution != VITQ_EXECUTION_AUTO && out->execution != VITQ_EXECUTION_SIMULATED)
+    if (out->execution != VITQ_EXECUTION_AUTO && out->execution != VITQ_EXECUTION_SIMULATED &&
+        out->execution != VITQ_EXECUTION_INTEGER_ONLY)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "options: execution %d is not a vitq_execution",
                            (int)out->execution);
     return VITQ_OK;
@@ -84,6 +86,7 @@ vitq_status vitq_i_model_wrap(vitq_i_net *net, vitq_i_qmodel *quant, vitq_model 
     }
     (*out)->net = net;
     (*out)->quant = quant;
+    (*out)->intonly = NULL;
     (*out)->progress = (vitq_i_progress){NULL, NULL};
     return VITQ_OK;
 }
@@ -97,6 +100,14 @@ static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, siz
     vitq_status st = vitq_i_progress_step(&progress, "load", 1, 2, name);
     if (!st) st = vitq_i_load(a, data, size, name, opts, config, config_name, preproc, preproc_name, &net, &quant);
     if (!st) st = vitq_i_model_wrap(net, quant, out);
+    if (!st && opts->execution == VITQ_EXECUTION_INTEGER_ONLY) {
+        st = quant ? vitq_i_intonly_build(net, quant, &(*out)->intonly)
+                   : vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: integer-only execution needs a quantized model", name);
+        if (st) {
+            vitq_model_free(*out);
+            *out = NULL;
+        }
+    }
     if (!st) (*out)->progress = progress;
     if (!st && (st = vitq_i_progress_step(&progress, "load", 2, 2, name))) {
         vitq_model_free(*out);
@@ -190,6 +201,7 @@ vitq_status vitq_model_load_file(const char *path, const vitq_model_options *opt
 void vitq_model_free(vitq_model *model) {
     if (!model) return;
     vitq_allocator a = model->net->alloc;
+    vitq_i_intonly_free(model->intonly); /* it points into the network's integer layers */
     vitq_i_qmodel_free(model->quant);
     vitq_i_net_destroy(model->net);
     vitq_i_free(&a, model);
@@ -225,12 +237,35 @@ vitq_status vitq_model_set_progress(vitq_model *model, vitq_progress_fn progress
     return VITQ_OK;
 }
 
+/* The integer-only program takes the pixels the normalised images came from: x std_c + mean_c, times
+ * 255, rounded (exact for images normalised from uint8 pixels, as vitq's datasets and
+ * vitq_model_preprocess_u8 make them). */
+static vitq_status forward_integer_only(const vitq_model *model, const float *input, size_t n, float *logits) {
+    const vitq_model_info *i = &model->net->info;
+    size_t per = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size, plane = per / (size_t)i->in_channels;
+    const vitq_allocator *a = &model->net->alloc;
+    uint8_t *pixels = vitq_i_alloc_array(a, n, per);
+    if (!pixels) return vitq_i_oom("integer-only pixels", n * per);
+    vitq_status st = VITQ_OK;
+    for (size_t k = 0; !st && k < n * per; k++) {
+        size_t c = (k / plane) % (size_t)i->in_channels;
+        double v = ((double)input[k] * i->std[c] + i->mean[c]) * 255.0;
+        if (!isfinite(v)) st = vitq_i_fail(VITQ_ERR_NON_FINITE, "vitq_model_forward: input %zu is not finite", k);
+        v = nearbyint(v);
+        pixels[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+    if (!st) st = vitq_i_intonly_forward(model->intonly, pixels, n, logits, model->net->num_threads);
+    vitq_i_free(a, pixels);
+    return st;
+}
+
 vitq_status vitq_model_forward(const vitq_model *model, const float *input, size_t n, float *logits) {
     if (!model || !input || !logits)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward: %s is NULL",
                            !model ? "model" : !input ? "input" : "logits");
     if (n == 0) return VITQ_OK;
     if (!model->quant) return vitq_i_net_forward(model->net, input, n, logits, NULL);
+    if (model->intonly) return forward_integer_only(model, input, n, logits);
     vitq_i_taps taps = vitq_i_qmodel_taps(model->quant);
     return vitq_i_net_forward(model->net, input, n, logits, &taps);
 }

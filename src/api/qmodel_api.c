@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "api/model.h"
+#include "core/abi.h"
 
 vitq_status vitq_model_point_info(const vitq_model *model, int32_t index, vitq_point_info *info) {
     if (!model || !info) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_point_info: NULL argument");
@@ -12,6 +13,34 @@ vitq_status vitq_model_point_info(const vitq_model *model, int32_t index, vitq_p
     vitq_point_info_init(&full);
     vitq_i_qmodel_point_info(model->quant, index, &full);
     return vitq_i_point_info_out(&full, info, "vitq_model_point_info");
+}
+
+void vitq_nonlinear_info_init(vitq_nonlinear_info *info) {
+    if (!info) return;
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+}
+
+vitq_status vitq_model_nonlinear_info(const vitq_model *model, int32_t index, vitq_nonlinear_info *info) {
+    const char *fn = "vitq_model_nonlinear_info";
+    if (!model || !info) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    int count = model->quant ? model->quant->nl_count : 0;
+    if (index < 0 || index >= count)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: index %d, the model has %d integer operators", fn,
+                           (int)index, count);
+    vitq_status st = vitq_i_check_struct_size(info->struct_size, VITQ_I_V1_NONLINEAR_INFO, fn, "vitq_nonlinear_info");
+    if (st) return st;
+    const vitq_i_qnl *nl = &model->quant->nl[index];
+    vitq_nonlinear_info full;
+    vitq_nonlinear_info_init(&full);
+    full.point = model->quant->list.points[nl->point].name;
+    full.op = vitq_i_nl_op_name(nl->op);
+    full.method = nl->method;
+    full.input_bits = nl->in_bits;
+    full.input_scale = nl->in_scale;
+    for (int m = 0; m < VITQ_I_NL_METHODS; m++) full.dsqnr[m] = nl->dsqnr[m];
+    vitq_i_struct_out(info, info->struct_size, &full, sizeof full);
+    return VITQ_OK;
 }
 
 /* The file bytes of a quantized model (from the model's allocator). */

@@ -7,13 +7,14 @@
  * the caller loads back, so that a quantized model from a run and one loaded from disk are built by the
  * same code and behave bit for bit the same.
  *
- * It sits above the methods and the searches it calls (method.h, noisy_search.h), which never call
+ * It sits above the methods and the searches it calls (method.h, noisy_search.h, nonlinear_search.h), which never call
  * back into it: what they share with it are the run services (run.h). */
 #include <math.h>
 #include <string.h>
 
 #include "calib/calibrator.h"
 #include "calib/noisy_search.h"
+#include "calib/nonlinear_search.h"
 #include "model/weights.h"
 #include "quant/codes.h"
 #include "quant/load.h"
@@ -133,6 +134,9 @@ static void release(const vitq_allocator *a, vitq_i_qmodel *q) {
     }
     vitq_i_free(a, q->qpoints);
     vitq_i_free(a, q->of_point);
+    for (int i = 0; q->nl && i < q->nl_count; i++) vitq_i_qnl_free(a, &q->nl[i]);
+    vitq_i_free(a, q->nl);
+    vitq_i_free(a, q->nl_of_point);
     vitq_i_sites_free(a, &q->sites);
 }
 
@@ -192,6 +196,12 @@ static int any_noisy(const vitq_i_run *r) {
     return 0;
 }
 
+static int any_nonlinear(const vitq_calibrator *c) {
+    for (int p = 0; p < c->list.count; p++)
+        if (c->cfg[p].nonlinear) return 1;
+    return 0;
+}
+
 /* Everything between the configuration and the serialised result. */
 static vitq_status calibrate(vitq_calibrator *c, vitq_i_run *r) {
     vitq_status st = create_quantizers(r, c->opts.seed);
@@ -199,6 +209,7 @@ static vitq_status calibrate(vitq_calibrator *c, vitq_i_run *r) {
     if (!st) st = observe_activations(r);
     if (!st && c->method && c->method->refine) st = c->method->refine(r);
     if (!st && any_noisy(r)) st = vitq_i_noisy_refine(r, NULL);
+    if (!st) st = vitq_i_nonlinear_refine(r); /* last: it measures the final quantized network */
     if (!st) st = encode_weights(r);
     for (int i = 0; i < r->q->count; i++) {
         const vitq_i_qpoint *qp = &r->q->qpoints[i];
@@ -218,7 +229,9 @@ vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *s
     vitq_i_point_list copy_list;
     memset(&copy_list, 0, sizeof copy_list);
     vitq_status st = VITQ_OK;
-    if (c->method && c->method->copies_model) {
+    /* a method that changes the network, or the integer operators' measurements on the quantized
+     * network (its weights swapped for quantized ones), work on a private copy */
+    if ((c->method && c->method->copies_model) || any_nonlinear(c)) {
         st = copy_model(c, &copy);
         if (!st) st = vitq_i_points_build(&c->alloc, copy, &copy_list);
     }

@@ -75,6 +75,7 @@ static void default_config(const vitq_calibrator_options *o, const vitq_i_method
     c->bits = weight ? o->weight_bits : o->activation_bits;
     if (d->edge && o->edge_bits && !paper) c->bits = o->edge_bits;
     if (nonlinear_input(d->role)) c->bits = 0;
+    c->nonlinear = nonlinear_input(d->role) ? o->nonlinear : VITQ_NONLINEAR_FLOAT;
     /* The image is 8-bit pixels already: an integer pipeline takes them as they are and folds the
      * normalisation into the patch embedding, exactly. Putting the normalised floats on a new 8-bit
      * grid would only add error (and PTQ4ViT's code leaves it in float too). Settable like any point. */
@@ -126,6 +127,9 @@ vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibra
     vitq_status st = check_bits(o.weight_bits, "weight_bits");
     if (!st) st = check_bits(o.activation_bits, "activation_bits");
     if (!st) st = check_bits(o.edge_bits, "edge_bits");
+    if (!st && (o.nonlinear < VITQ_NONLINEAR_FLOAT || o.nonlinear > VITQ_NONLINEAR_MIXED))
+        st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "nonlinear = %d: a vitq_nonlinear, 0 (float) .. 4 (mixed)",
+                         (int)o.nonlinear);
     if (!st && o.setting != VITQ_SETTING_DEFAULT && o.setting != VITQ_SETTING_PAPER)
         st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "setting = %d: VITQ_SETTING_DEFAULT (0) or VITQ_SETTING_PAPER (1)",
                          (int)o.setting);
@@ -233,6 +237,17 @@ static vitq_status set_one(const vitq_calibrator *c, int p, vitq_i_point_cfg *cf
         cfg->granularity = g;
         return VITQ_OK;
     }
+    if (strcmp(key, "nonlinear") == 0) {
+        int32_t m = vitq_i_nl_method_parse(value);
+        if (m < 0)
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: nonlinear = '%s': float, ibert, fqvit, ivit or mixed (0..4)",
+                               d->name, value);
+        if (m && !nonlinear_input(d->role))
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE,
+                               "%s: nonlinear applies to the input of a LayerNorm, softmax or GELU only", d->name);
+        cfg->nonlinear = m;
+        return VITQ_OK;
+    }
     if (strcmp(key, "scheme") == 0) {
         const vitq_scheme *s = vitq_i_registry_find(c->opts.registry, value);
         if (!s) return VITQ_ERR_UNKNOWN_NAME;
@@ -257,7 +272,8 @@ static vitq_status set_one(const vitq_calibrator *c, int p, vitq_i_point_cfg *cf
     int index = vitq_i_scheme_option_index(cfg->scheme, key);
     if (index < 0)
         return vitq_i_fail(VITQ_ERR_UNKNOWN_NAME,
-                           "%s: '%s' is not bits, granularity, symmetric, scheme, noisy or an option of scheme '%s'",
+                           "%s: '%s' is not bits, granularity, symmetric, scheme, noisy, nonlinear or an option of "
+                           "scheme '%s'",
                            d->name, key, cfg->scheme->name);
     char owner[160];
     snprintf(owner, sizeof owner, "%s (scheme '%s')", d->name, cfg->scheme->name);

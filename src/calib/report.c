@@ -29,7 +29,8 @@ typedef struct measure {
 /* Fake-quantize like the quantized model does, recording the noise it adds. */
 static vitq_status measure_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
     measure *m = t->ctx;
-    int qi = m->q->of_point[point];
+    int qi = vitq_i_qmodel_quantizer(m->q, point);
+    if (qi < 0) return VITQ_OK; /* an integer operator's input: measure_replace runs it */
     const vitq_i_instance *inst = &m->q->qpoints[qi].inst;
     size_t row = (size_t)(v->channels * v->inner);
     float *before = vitq_i_alloc_array(m->a, row * (size_t)v->outer, sizeof(float));
@@ -46,6 +47,12 @@ static vitq_status measure_tap(vitq_i_taps *t, int point, const vitq_tensor_view
         }
     vitq_i_free(m->a, before);
     return st;
+}
+
+static int measure_replace(vitq_i_taps *t, int point, const float *in, int64_t rows, int64_t channels,
+                           int64_t stride, float *out) {
+    const measure *m = t->ctx;
+    return vitq_i_qmodel_replace(m->q, t, point, in, rows, channels, stride, out);
 }
 
 static double sqnr_db(double signal, double noise) {
@@ -154,7 +161,7 @@ vitq_status vitq_i_report(const vitq_i_net *ref, const vitq_i_net *qm, const vit
     if (!st) st = measure_weights(a, q, &ref_list, &m);
     if (!st) {
         /* the fully quantized run: the weights are already quantized in qm, activations measured */
-        vitq_i_taps taps = {.sites = &q->sites, .apply = measure_tap, .ctx = &m};
+        vitq_i_taps taps = {.sites = &q->sites, .apply = measure_tap, .replace = measure_replace, .ctx = &m};
         st = vitq_i_net_forward(qm, images, n, lg, &taps);
         if (!st) *output_cosine = vitq_i_metric(VITQ_METRIC_COSINE, fp, lg, n * k);
         if (!st) st = vitq_i_progress_step(progress, "report", ++done, total, "report");

@@ -18,6 +18,7 @@ typedef struct vitq_i_point_cfg {
     const vitq_scheme *scheme;
     int32_t bits, granularity, symmetric;
     int32_t noisy; /* NoisyQuant: a fixed noisy bias is added before the quantizer (linear inputs only) */
+    int32_t nonlinear; /* a vitq_nonlinear: the integer operator reading this point (its inputs only) */
     double options[VITQ_I_MAX_SCHEME_OPTIONS];
 } vitq_i_point_cfg;
 

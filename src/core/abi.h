@@ -31,6 +31,7 @@
 #define VITQ_I_V1_MODEL_INFO VITQ_I_V1_SIZE(vitq_model_info, gflops)
 #define VITQ_I_V1_DATASET_INFO VITQ_I_V1_SIZE(vitq_dataset_info, has_labels)
 #define VITQ_I_V1_POINT_INFO VITQ_I_V1_SIZE(vitq_point_info, observed_max)
+#define VITQ_I_V1_NONLINEAR_INFO VITQ_I_V1_SIZE(vitq_nonlinear_info, dsqnr)
 #define VITQ_I_V1_CALIBRATOR_OPTIONS VITQ_I_V1_SIZE(vitq_calibrator_options, progress_user)
 #define VITQ_I_V1_CALIBRATOR_STATS VITQ_I_V1_SIZE(vitq_calibrator_stats, peak_bytes)
 #define VITQ_I_V1_REPORT_ROW VITQ_I_V1_SIZE(vitq_report_row, output_cosine)

@@ -117,10 +117,12 @@ static struct {
 #define VITQ_POOL_SPIN_NS 20000
 #endif
 
-static double mono_ns(void) {
+/* In integers: the integer-only runtime runs its loops on this pool, and nothing it runs uses floating
+ * point (tests/build/check_float_free.sh builds this file without FP registers). */
+static int64_t mono_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+    return (int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec;
 }
 
 static void cpu_pause(void) {
@@ -131,7 +133,7 @@ static void cpu_pause(void) {
 
 /* Polls until done(arg) or VITQ_POOL_SPIN_NS have passed (without the lock). */
 static void spin_until(int (*done)(const void *), const void *arg) {
-    double t0 = mono_ns();
+    int64_t t0 = mono_ns();
     for (int k = 1; !done(arg); k++) {
         cpu_pause();
         if (k % 64 == 0 && mono_ns() - t0 > VITQ_POOL_SPIN_NS) return;

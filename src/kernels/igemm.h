@@ -136,6 +136,17 @@ vitq_status vitq_i_qgemm_requant(const uint8_t *a, size_t lda, size_t m, float a
                                  const vitq_i_qpacked *w, const float *bias, vitq_i_epilogue e, const vitq_i_qact *next,
                                  uint8_t *q, size_t ldq, int nthreads);
 
+/* The same GEMM with its int32 accumulators as the output, for the integer-only path (no float at all):
+ *     c[i][j] = acc[i][j] + bias[j]          (exact, int32)
+ * with acc as above (after the zero-point corrections) and bias an int32 at scale a_scale * w_scale[j]
+ * (NULL: 0). Every path and thread count gives the same int32s. Bound: a in [0, 255] gives
+ * |a - a_zero| <= A = max(a_zero, 255 - a_zero), so |acc[i][j]| <= k * A * D[j] with D[j] the largest
+ * |wq - w_zero[j]| over channel j's weight grid; the call requires k * A * D[j] + |bias[j]| <= 2^31 - 1
+ * for every j (no sum can wrap) and otherwise returns VITQ_ERR_OUT_OF_RANGE naming bias[j] and writes
+ * nothing. Other errors as vitq_i_qgemm's. */
+vitq_status vitq_i_qgemm_i32(const uint8_t *a, size_t lda, size_t m, int32_t a_zero, const vitq_i_qpacked *w,
+                             const int32_t *bias, int32_t *c, size_t ldc, int nthreads);
+
 /* The micro-kernel family in use. Chosen from vitq_i_features_active() (so VITQ_ISA and
  * vitq_i_isa_force lower it), or forced for tests and benchmarks. */
 typedef enum vitq_i_qkernel {
@@ -158,12 +169,19 @@ vitq_i_qkernel vitq_i_qkernel_active(void);
 void vitq_i_qkernel_force(int k);
 const char *vitq_i_qkernel_name(vitq_i_qkernel k);
 
-/* ---- Between the driver (igemm.c) and the per-instruction-set kernels (igemm_*.c) ---- */
+/* ---- Between the drivers (igemm.c, igemm_int.c) and the per-instruction-set kernels ----
+ * Each kernel family has its tiles twice, one set per output mode, built from one accumulation body
+ * (igemm_int_<family>.h): the integer-mode tiles in igemm_int_<family>.c, which hold no floating point
+ * (the integer-only runtime runs on them: tests/build/check_float_free.sh), the float-mode tiles in
+ * igemm_<family>.c. */
 
 /* One row tile x one weight panel. The kernel computes acc for its mr rows and 48 channels, then
  *     acc' = acc - col_zero[j] * row_sum[r] + col_add[j]             (modulo 2^32)
- *     v = (float)acc' * col_scale[j]; v = v + col_bias[j]; if (accumulate) v = out + v
- * and stores v for the first nrows rows and ncols channels at out + r * ldo + j. */
+ * and stores, for the first nrows rows and ncols channels, at r * ldo + j:
+ *     float mode:   v = (float)acc' * col_scale[j]; v = v + col_bias[j]; if (accumulate) v = out + v
+ *                   into out (reading none of iout, col_ibias);
+ *     integer mode: acc' + col_ibias[j] (modulo 2^32) as int32 into iout (reading none of out,
+ *                   col_scale, col_bias, accumulate). */
 typedef struct vitq_i_qtile {
     const uint8_t *rows[VITQ_I_QGEMM_MR_MAX]; /* activation rows; tiles past m repeat the last row */
     size_t kdirect;         /* bytes read from rows in place: k rounded down to 4 (8-bit) or 8 (4-bit) */
@@ -174,27 +192,85 @@ typedef struct vitq_i_qtile {
     int need_row_sums;
     const int32_t *col_zero; /* [48] stored-domain weight zero points */
     const int32_t *col_add;  /* [48] a_zero * kzero[j] modulo 2^32 */
-    const float *col_scale;  /* [48] a_scale * w_scale[j] */
-    const float *col_bias;   /* [48] bias[j] or 0 */
-    float *out;
+    const float *col_scale;  /* [48] a_scale * w_scale[j] (float mode) */
+    const float *col_bias;   /* [48] bias[j] or 0 (float mode) */
+    float *out;              /* float mode */
     size_t ldo, nrows, ncols;
-    int accumulate;
+    int accumulate;           /* float mode */
+    int32_t *iout;            /* integer mode */
+    const int32_t *col_ibias; /* [48] integer bias (integer mode) */
 } vitq_i_qtile;
 
+/* The tiles of one kernel family in one output mode. */
 typedef struct vitq_i_qimpl {
     size_t mr8, mr4;                      /* rows per tile of tile8 and tile4, <= VITQ_I_QGEMM_MR_MAX */
     void (*tile8)(const vitq_i_qtile *t); /* 8-bit storage */
     void (*tile4)(const vitq_i_qtile *t); /* 4-bit storage */
 } vitq_i_qimpl;
 
+/* Float-mode (_f32) and integer-mode (_i32) tiles of each kernel of vitq_i_qkernel. */
+extern const vitq_i_qimpl vitq_i_qimpl_generic_f32, vitq_i_qimpl_generic_i32;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+extern const vitq_i_qimpl vitq_i_qimpl_avx2_f32, vitq_i_qimpl_avx2_vnni_f32, vitq_i_qimpl_avx2_vnni_evex_f32;
+extern const vitq_i_qimpl vitq_i_qimpl_avx512bw_f32, vitq_i_qimpl_avx512_vnni_f32;
+extern const vitq_i_qimpl vitq_i_qimpl_avx2_i32, vitq_i_qimpl_avx2_vnni_i32, vitq_i_qimpl_avx2_vnni_evex_i32;
+extern const vitq_i_qimpl vitq_i_qimpl_avx512bw_i32, vitq_i_qimpl_avx512_vnni_i32;
+/* The initializer of an array, indexed by vitq_i_qkernel, of the tiles of mode M (_f32 or _i32). */
+#define VITQ_I_QIMPLS(M)                                                                                      \
+    {&vitq_i_qimpl_generic##M, &vitq_i_qimpl_avx2##M, &vitq_i_qimpl_avx2_vnni##M, &vitq_i_qimpl_avx2_vnni_evex##M, \
+     &vitq_i_qimpl_avx512bw##M, &vitq_i_qimpl_avx512_vnni##M}
+#else
+#define VITQ_I_QIMPLS(M)                                                                                      \
+    {&vitq_i_qimpl_generic##M, &vitq_i_qimpl_generic##M, &vitq_i_qimpl_generic##M, &vitq_i_qimpl_generic##M,   \
+     &vitq_i_qimpl_generic##M, &vitq_i_qimpl_generic##M}
+#endif
+
+/* ---- The walk over blocks and tiles, shared by both output modes (igemm_int.c) ----
+ * The output is cut into blocks on a grid that depends on the shape only; per block the walk takes
+ * the activation rows' sums and tails and the panels' col_add, asks the mode for its column constants,
+ * then hands every (row tile, panel) pair, all of vitq_i_qtile but the output set, to the mode. */
+
+/* Most panels per block (bounds the per-block column arrays on the stack). */
+#define VITQ_I_QGEMM_NC_MAX 32
+
+/* Column constants of a block's panels, panel p at index 48 p. */
+typedef struct vitq_i_qcols {
+    int32_t add[VITQ_I_QGEMM_NR * VITQ_I_QGEMM_NC_MAX];   /* col_add (the walk's) */
+    int32_t ibias[VITQ_I_QGEMM_NR * VITQ_I_QGEMM_NC_MAX]; /* col_ibias (integer mode's) */
+    float scale[VITQ_I_QGEMM_NR * VITQ_I_QGEMM_NC_MAX];   /* col_scale (float mode's) */
+    float bias[VITQ_I_QGEMM_NR * VITQ_I_QGEMM_NC_MAX];    /* col_bias (float mode's) */
+} vitq_i_qcols;
+
+typedef struct vitq_i_qwalk vitq_i_qwalk;
+struct vitq_i_qwalk {
+    const uint8_t *a; /* activation bytes a[m][k], row stride lda */
+    size_t lda, m;
+    int32_t a_zero;
+    const vitq_i_qpacked *w;
+    const vitq_i_qimpl *impl; /* the mode's tiles of the kernel in use */
+    /* The mode's constants of the panel at channel p0 (its first ncols channels real) into cols at `at`. */
+    void (*columns)(const vitq_i_qwalk *wk, size_t p0, size_t ncols, vitq_i_qcols *cols, size_t at);
+    /* Sets the output of t (rows from r0, the panel at channel p0), runs `tile` on it, and stores. */
+    void (*run_tile)(const vitq_i_qwalk *wk, vitq_i_qtile *t, size_t r0, size_t p0,
+                     void (*tile)(const vitq_i_qtile *t));
+    const void *mode; /* the mode's own arguments */
+};
+
+/* The whole GEMM (nothing when m or n is 0); nthreads <= 0: all available. */
+void vitq_i_qwalk_run(const vitq_i_qwalk *wk, int nthreads);
+/* The argument checks of every qgemm entry point (errors as vitq_i_qgemm's); `out` is the output. */
+vitq_status vitq_i_qgemm_check(const uint8_t *a, size_t lda, size_t m, int32_t a_zero, const vitq_i_qpacked *w,
+                               const void *out, size_t ldo, vitq_i_epilogue e);
+
+/* The constant subtracted from a code to store it: stored codes must fit an int8 lane (8-bit
+ * storage) or an unsigned nibble (4-bit storage), whatever the grid. */
+static inline int32_t vitq_i_qstore_offset(int bits, int symmetric, int store_bits) {
+    if (store_bits == 4) return symmetric ? -8 : 0; /* [-8, 7] -> [0, 15]; [0, 15] as is */
+    return !symmetric && bits == 8 ? 128 : 0;       /* [0, 255] -> [-128, 127]; others fit */
+}
+
 /* The int32 whose bits are u. Wrapping uint32 arithmetic is the portable C form of the modulo-2^32
  * sums (signed overflow is undefined); the true results fit int32, so this gives them back exactly. */
 static inline int32_t vitq_i_wrap_i32(uint32_t u) { return u <= INT32_MAX ? (int32_t)u : -(int32_t)(~u) - 1; }
-
-extern const vitq_i_qimpl vitq_i_qimpl_generic;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-extern const vitq_i_qimpl vitq_i_qimpl_avx2, vitq_i_qimpl_avx2_vnni, vitq_i_qimpl_avx2_vnni_evex;
-extern const vitq_i_qimpl vitq_i_qimpl_avx512bw, vitq_i_qimpl_avx512_vnni;
-#endif
 
 #endif

@@ -5,30 +5,12 @@
 #include "kernels/intnl.h"
 
 #include "core/core.h"
-
-#define I31 2147483647LL /* 2^31 - 1 */
-
-/* floor(a / 2^s), 0 <= s <= 62, |a| < 2^63: the arithmetic shift without shifting a negative value. */
-static inline int64_t floor_shr(int64_t a, int s) { return a >= 0 ? a >> s : -((-a - 1) >> s) - 1; }
-
-/* floor((a + 2^(s-1)) / 2^s), round half up: for s <= 62 any |a| <= 2^62 (a + 2^(s-1) < 2^63); for
- * s >= 63 the result is 0 when |a| < 2^62. */
-static inline int64_t round_shr(int64_t a, int s) {
-    if (s == 0) return a;
-    if (s >= 63) return 0; /* |a| < 2^62 <= 2^(s-1): a + 2^(s-1) lies in (0, 2^s) */
-    return floor_shr(a + ((int64_t)1 << (s - 1)), s);
-}
-
-/* floor(a / b), b != 0, no overflow for the ranges used (|a| < 2^63, b != -1 when a = INT64_MIN). */
-static inline int64_t floor_div(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    if (a % b != 0 && ((a < 0) != (b < 0))) q--;
-    return q;
-}
+#include "kernels/intnl_dispatch.h"
+#include "kernels/intnl_int.h"
 
 /* a / b rounded half to even (torch.round of the quotient), b > 0, b < 2^62. */
 static inline int64_t div_round_even(int64_t a, int64_t b) {
-    int64_t q = floor_div(a, b), r = a - q * b; /* r in [0, b) */
+    int64_t q = vitq_i_floor_div(a, b), r = a - q * b; /* r in [0, b) */
     if (2 * r > b || (2 * r == b && (q & 1))) q++; /* 2r < 2^63 */
     return q;
 }
@@ -55,12 +37,14 @@ static vitq_status check_rows(const char *kernel, const void *x, int64_t rows, i
 }
 
 /* One row of a kernel: n inputs at x, outputs at out (the row's start in the output's element type). */
-typedef void (*row_fn)(const void *p, const int16_t *x, int64_t n, void *out);
+typedef vitq_i_intnl_row_fn row_fn;
 
-/* The kernels' common frame: their check's status, the row arguments, then f on each row. */
-static vitq_status run_rows(const char *kernel, vitq_status st, row_fn f, const void *p, const int16_t *x,
-                            int64_t rows, int64_t n, void *out, size_t out_elem) {
+/* The kernels' common frame: their check's status, the row arguments, then f on each row, or vec, the
+ * active vector path's row function (intnl_dispatch.h), when there is one: the same bits. */
+static vitq_status run_rows(const char *kernel, vitq_status st, row_fn f, row_fn vec, const void *p,
+                            const int16_t *x, int64_t rows, int64_t n, void *out, size_t out_elem) {
     if (st || (st = check_rows(kernel, x, rows, n, out))) return st;
+    if (vec) f = vec;
     for (int64_t i = 0; i < rows; i++) f(p, x + i * n, n, (char *)out + (size_t)(i * n) * out_elem);
     return VITQ_OK;
 }
@@ -106,7 +90,7 @@ int64_t vitq_i_isqrt_fixed(int64_t v, int iters) {
  * c < 2^30: r (r + b) in [-x0 b, 0] (r + b >= 0 since b >= -x0 > -r), so p in [0, c]: p < 2^30. */
 static inline int64_t ibert_poly(int32_t d, int32_t x0, int32_t b, int32_t c, int *z_out) {
     int64_t q = d < 30 * x0 ? 30 * (int64_t)x0 : d; /* 30 x0 >= -340680 */
-    int64_t z = floor_div(q, x0);
+    int64_t z = vitq_i_floor_div(q, x0);
     int64_t r = q - (int64_t)x0 * z; /* |x0 z| <= 340680 */
     int64_t p = r * (r + b) + c;     /* |r (r + b)| <= 11356 * 44357 < 2^29 */
     *z_out = (int)z;
@@ -135,13 +119,13 @@ vitq_status vitq_i_ibert_softmax_check(const vitq_i_ibert_softmax_params *p) {
     const char *k = "I-BERT softmax";
     const int32_t xbc[3] = {p ? p->x0_int : 0, p ? p->b_int : 0, p ? p->c_int : 0};
     vitq_status st = check_exp_ints(k, p, xbc, -11356, 44357, (1 << 30) - 1);
-    if (st || (st = range(k, "exp_mult", p->exp_mult, (int64_t)1 << 30, I31)) ||
+    if (st || (st = range(k, "exp_mult", p->exp_mult, (int64_t)1 << 30, VITQ_I_I31)) ||
         (st = range(k, "exp_shift", p->exp_shift, 0, 62)) || (st = range(k, "out_bits", p->out_bits, 1, 16)))
         return st;
     /* The row maximum's 16-bit exp; every other e is at most this (p <= c_int, z >= 0), so the row sum
      * is at most 4096 * 32767 < 2^27 and at least 1. c_int * exp_mult < 2^61. */
     return range(k, "the 16-bit exp of 0 (round_shr(c_int exp_mult, exp_shift))",
-                 round_shr((int64_t)p->c_int * p->exp_mult, p->exp_shift), 1, 32767);
+                 vitq_i_round_shr((int64_t)p->c_int * p->exp_mult, p->exp_shift), 1, 32767);
 }
 
 static void ibert_softmax_row(const void *pv, const int16_t *x, int64_t n, void *out) {
@@ -153,7 +137,7 @@ static void ibert_softmax_row(const void *pv, const int16_t *x, int64_t n, void 
     for (int64_t j = 0; j < n; j++) {
         int z;
         int64_t pj = ibert_poly(x[j] - m, p->x0_int, p->b_int, p->c_int, &z); /* d in [-65535, 0] */
-        int64_t e = round_shr(pj * p->exp_mult, p->exp_shift + z); /* pj mult < 2^30 2^31 = 2^61 */
+        int64_t e = vitq_i_round_shr(pj * p->exp_mult, p->exp_shift + z); /* pj mult < 2^30 2^31 = 2^61 */
         o[j] = (int32_t)e;                                           /* e <= 32767 (check) */
         sum += e;                                                    /* <= 4096 32767 < 2^27 */
     }
@@ -168,30 +152,11 @@ static void ibert_softmax_row(const void *pv, const int16_t *x, int64_t n, void 
 
 vitq_status vitq_i_ibert_softmax(const vitq_i_ibert_softmax_params *p, const int16_t *x, int64_t rows, int64_t n,
                                  int32_t *out) {
-    return run_rows("I-BERT softmax", vitq_i_ibert_softmax_check(p), ibert_softmax_row, p, x, rows, n, out,
-                    sizeof *out);
+    return run_rows("I-BERT softmax", vitq_i_ibert_softmax_check(p), ibert_softmax_row,
+                    vitq_i_intnl_active()->ibert_softmax, p, x, rows, n, out, sizeof *out);
 }
 
 /* ---- I-ViT ShiftExp (Shiftmax and ShiftGELU) ---- */
-
-/* floor((r/2 - x0) 2^(nexp - z)) for the ShiftExp of d' (already multiplied by log2 e), with
- * q = max(d', nexp x0), z = floor(q / x0), r = q - x0 z in (x0, 0], base = r - 2 x0 in (-x0, -2 x0].
- * For d' <= 0, z in [0, nexp] and the result is at most 2 |x0| 2^(nexp - 1) = |x0| 2^nexp.
- * For d' > 0 (ShiftGELU's e2 when the row maximum is negative), z < 0 and the value grows without
- * bound: it saturates at 2^31 - 1. |d'| <= 94208, |x0| <= 16384: |nexp x0| < 2^19, |x0 z| <= 94208 + |x0|. */
-static inline int64_t shift_exp(int64_t dp, int32_t x0, int nexp) {
-    int64_t q = dp < (int64_t)nexp * x0 ? (int64_t)nexp * x0 : dp;
-    int64_t z = floor_div(q, x0);
-    int64_t base = q - (int64_t)x0 * z - 2 * (int64_t)x0; /* in [1, 32768] */
-    int64_t s = nexp - z - 1;                             /* the power of two of base / 2 */
-    if (s < 0) return base >> 1;                          /* z = nexp: floor(base / 2), base > 0 */
-    if (s > 31) return I31;                               /* base >= 1: base 2^s >= 2^32 */
-    int64_t v = base << s;                                /* <= 2^15 2^31 = 2^46 */
-    return v < I31 ? v : I31;
-}
-
-/* d' = d + floor(d / 2) - floor(d / 16): d log2 e with log2 e ~ 1 + 1/2 - 1/16. |d| <= 65535: |d'| <= 94208. */
-static inline int64_t times_log2e(int64_t d) { return d + floor_shr(d, 1) - floor_shr(d, 4); }
 
 /* The two I-ViT kernels' parameters: x0 and the output bits. */
 static vitq_status check_shift_params(const char *k, const void *p, int32_t x0, int32_t x0_min, int32_t out_bits) {
@@ -215,12 +180,12 @@ static void shiftmax_row(const void *pv, const int16_t *x, int64_t n, void *out)
     int32_t m = row_max(x, n);
     int64_t sum = 0;
     for (int64_t j = 0; j < n; j++) {
-        int64_t e = shift_exp(times_log2e(x[j] - m), p->x0, 15); /* d <= 0: e <= 16384 2^15 = 2^29 */
+        int64_t e = vitq_i_shift_exp(vitq_i_times_log2e(x[j] - m), p->x0, 15); /* d <= 0: e <= 16384 2^15 = 2^29 */
         o[j] = (int32_t)e;
         sum += e; /* <= 4096 2^29 = 2^41 */
     }
-    if (sum > I31) sum = I31; /* I-ViT's clamp; the row maximum gives e = |x0| 2^15 >= 1, so sum >= 1 */
-    int64_t factor = I31 / sum;
+    if (sum > VITQ_I_I31) sum = VITQ_I_I31; /* I-ViT's clamp; the row maximum gives e = |x0| 2^15 >= 1, so sum >= 1 */
+    int64_t factor = VITQ_I_I31 / sum;
     for (int64_t j = 0; j < n; j++)
         /* e factor <= 2^31 - 1: e <= sum unless clamped, and then factor = 1, e <= 2^29 */
         o[j] = (int32_t)(((int64_t)o[j] * factor) >> (32 - p->out_bits));
@@ -228,7 +193,8 @@ static void shiftmax_row(const void *pv, const int16_t *x, int64_t n, void *out)
 
 vitq_status vitq_i_shiftmax(const vitq_i_shiftmax_params *p, const int16_t *x, int64_t rows, int64_t n,
                             int32_t *out) {
-    return run_rows("I-ViT Shiftmax", vitq_i_shiftmax_check(p), shiftmax_row, p, x, rows, n, out, sizeof *out);
+    return run_rows("I-ViT Shiftmax", vitq_i_shiftmax_check(p), shiftmax_row, vitq_i_intnl_active()->shiftmax, p, x,
+                    rows, n, out, sizeof *out);
 }
 
 /* ---- FQ-ViT Log-Int-Softmax ---- */
@@ -273,7 +239,8 @@ static void lis_row(const void *pv, const int16_t *x, int64_t n, void *out) {
 
 vitq_status vitq_i_lis_softmax(const vitq_i_lis_params *p, const int16_t *x, int64_t rows, int64_t n,
                                uint8_t *codes) {
-    return run_rows("FQ-ViT Log-Int-Softmax", vitq_i_lis_check(p), lis_row, p, x, rows, n, codes, sizeof *codes);
+    return run_rows("FQ-ViT Log-Int-Softmax", vitq_i_lis_check(p), lis_row, NULL, p, x, rows, n, codes,
+                    sizeof *codes);
 }
 
 vitq_status vitq_i_lis_pv(const uint8_t *codes, int64_t rows, int64_t tokens, int32_t bits, const int8_t *v,
@@ -285,6 +252,7 @@ vitq_status vitq_i_lis_pv(const uint8_t *codes, int64_t rows, int64_t tokens, in
         (st = range(k, "dim", dim, 1, (int64_t)1 << 30)))
         return st;
     const int32_t zero_code = (1 << bits) - 1;
+    void (*vec)(const int8_t *, int64_t, int32_t, int32_t, int32_t *) = vitq_i_intnl_active()->pv_token;
     for (int64_t i = 0; i < rows; i++) {
         const uint8_t *c = codes + i * tokens;
         int32_t *o = out + i * dim;
@@ -296,9 +264,13 @@ vitq_status vitq_i_lis_pv(const uint8_t *codes, int64_t rows, int64_t tokens, in
                 return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: code %d at row %lld, token %lld above %d", k, (int)q,
                                    (long long)i, (long long)j, (int)zero_code);
             const int8_t *vj = v + j * dim;
+            if (vec) { /* the vector path: the same terms, added in the same order per output */
+                vec(vj, dim, frac, q, o);
+                continue;
+            }
             for (int64_t d = 0; d < dim; d++)
                 /* term in [-2^(7+frac), 127 2^frac]; 4096 terms: [-2^31, 127 2^24] at frac 12 */
-                o[d] += (int32_t)round_shr((int64_t)vj[d] * ((int64_t)1 << frac), q);
+                o[d] += (int32_t)vitq_i_round_shr((int64_t)vj[d] * ((int64_t)1 << frac), q);
         }
     }
     return VITQ_OK;
@@ -335,14 +307,15 @@ static void ibert_gelu_row(const void *pv, const int16_t *x, int64_t n, void *o)
         int64_t y = t * t + p->c_int; /* t^2 <= 40989^2 < 2^31, c_int >= -2^31: |y| <= 2^31 */
         if (q < 0) y = -y;
         else if (q == 0) y = 0;
-        y = floor_shr(y, p->shift);            /* |y| <= ymax (check) */
+        y = vitq_i_floor_shr(y, p->shift);            /* |y| <= ymax (check) */
         out[i] = (int32_t)(-q * (y + p->one)); /* |y + one| <= 65535, |q| <= 32768: < 2^31 */
     }
 }
 
 vitq_status vitq_i_ibert_gelu(const vitq_i_ibert_gelu_params *p, const int16_t *x, int64_t rows, int64_t n,
                               int32_t *out) {
-    return run_rows("I-BERT i-GELU", vitq_i_ibert_gelu_check(p), ibert_gelu_row, p, x, rows, n, out, sizeof *out);
+    return run_rows("I-BERT i-GELU", vitq_i_ibert_gelu_check(p), ibert_gelu_row, vitq_i_intnl_active()->ibert_gelu, p,
+                    x, rows, n, out, sizeof *out);
 }
 
 static void shiftgelu_row(const void *pv, const int16_t *x, int64_t n, void *out) {
@@ -350,20 +323,21 @@ static void shiftgelu_row(const void *pv, const int16_t *x, int64_t n, void *out
     int32_t *o = out;
     int32_t m = row_max(x, n);
     /* e2 = ShiftExp(-m): -m in [-32767, 32768], d' in [-47104, 47104]; saturated at 2^31 - 1. */
-    int64_t e2 = shift_exp(times_log2e(-(int64_t)m), p->x0, 23);
+    int64_t e2 = vitq_i_shift_exp(vitq_i_times_log2e(-(int64_t)m), p->x0, 23);
     for (int64_t j = 0; j < n; j++) {
-        int64_t e1 = shift_exp(times_log2e(x[j] - m), p->x0, 23); /* <= 255 2^23 < 2^31 */
+        int64_t e1 = vitq_i_shift_exp(vitq_i_times_log2e(x[j] - m), p->x0, 23); /* <= 255 2^23 < 2^31 */
         int64_t sum = e1 + e2;                                     /* < 2^32 */
-        if (sum > I31) sum = I31;
+        if (sum > VITQ_I_I31) sum = VITQ_I_I31;
         /* sum >= e1 >= 1 unless clamped (then factor = 1): e1 factor <= 2^31 - 1 */
-        int64_t sig = (e1 * (I31 / sum)) >> (32 - p->out_bits); /* < 2^(out_bits - 1) <= 2^15 */
+        int64_t sig = (e1 * (VITQ_I_I31 / sum)) >> (32 - p->out_bits); /* < 2^(out_bits - 1) <= 2^15 */
         o[j] = (int32_t)(x[j] * sig);                           /* |x| <= 2^15: < 2^30 */
     }
 }
 
 vitq_status vitq_i_shiftgelu(const vitq_i_shiftgelu_params *p, const int16_t *x, int64_t rows, int64_t n,
                              int32_t *out) {
-    return run_rows("I-ViT ShiftGELU", vitq_i_shiftgelu_check(p), shiftgelu_row, p, x, rows, n, out, sizeof *out);
+    return run_rows("I-ViT ShiftGELU", vitq_i_shiftgelu_check(p), shiftgelu_row, vitq_i_intnl_active()->shiftgelu, p,
+                    x, rows, n, out, sizeof *out);
 }
 
 /* ---- LayerNorm ---- */
@@ -394,16 +368,32 @@ vitq_status vitq_i_int_layernorm_check(const vitq_i_int_layernorm_params *p) {
     return VITQ_OK;
 }
 
+/* A LayerNorm row's parameters and the active path's statistics (NULL: the scalar loops). */
+typedef struct int_layernorm_ctx {
+    const vitq_i_int_layernorm_params *p;
+    void (*sums)(const int16_t *x, int64_t n, int64_t *s1, int64_t *s2);
+} int_layernorm_ctx;
+
 static void int_layernorm_row(const void *pv, const int16_t *x, int64_t C, void *out) {
-    const vitq_i_int_layernorm_params *p = pv;
+    const int_layernorm_ctx *ctx = pv;
+    const vitq_i_int_layernorm_params *p = ctx->p;
     int32_t *o = out;
-    int64_t sum = 0;
-    for (int64_t c = 0; c < C; c++) sum += x[c]; /* |sum| <= 2^12 2^15 = 2^27 */
-    int64_t mu = div_round_even(sum, C);         /* in [-32768, 32767] */
-    int64_t var = 0;
-    for (int64_t c = 0; c < C; c++) {
-        int64_t y = x[c] - mu; /* |y| <= 65535 */
-        var += y * y;          /* y^2 < 2^32; var < 2^12 2^32 = 2^44 */
+    int64_t sum = 0, var = 0, mu;
+    if (ctx->sums) {
+        /* The vector path's sum x and sum x^2, then var = sum (x - mu)^2 = sum x^2 - 2 mu sum x + C mu^2,
+         * an identity in the integers, so exactly the loop's var: sum x^2 <= 2^12 2^30 = 2^42,
+         * |2 mu sum x| <= 2^16 2^27 = 2^43, C mu^2 <= 2^42. */
+        int64_t s2;
+        ctx->sums(x, C, &sum, &s2);
+        mu = div_round_even(sum, C);
+        var = s2 - 2 * mu * sum + C * mu * mu;
+    } else {
+        for (int64_t c = 0; c < C; c++) sum += x[c]; /* |sum| <= 2^12 2^15 = 2^27 */
+        mu = div_round_even(sum, C);                 /* in [-32768, 32767] */
+        for (int64_t c = 0; c < C; c++) {
+            int64_t y = x[c] - mu; /* |y| <= 65535 */
+            var += y * y;          /* y^2 < 2^32; var < 2^12 2^32 = 2^44 */
+        }
     }
     /* Both roots are >= floor(sqrt(var)) >= |y| (each y^2 <= var): |y factor| <= 2^31. */
     int64_t sd, factor;
@@ -412,13 +402,13 @@ static void int_layernorm_row(const void *pv, const int16_t *x, int64_t C, void 
         factor = sd ? ((int64_t)1 << 31) / sd : 0; /* sd = 0: var = 0, every y = 0 */
     } else {
         sd = vitq_i_isqrt_fixed(var, 10); /* >= 2^6 after 10 steps from 2^16 */
-        factor = I31 / sd;
+        factor = VITQ_I_I31 / sd;
     }
     for (int64_t c = 0; c < C; c++) {
         const vitq_i_ln_channel *ch = &p->ch[c];
-        int64_t y = floor_shr((x[c] - mu) * factor, 1); /* |y| <= 2^30 */
+        int64_t y = vitq_i_floor_shr((x[c] - mu) * factor, 1); /* |y| <= 2^30 */
         /* |y mult| <= 2^30 2^31 = 2^61, |bias| <= 2^61: |sum| <= 2^62, plus 2^61 rounding < 2^63 */
-        int64_t v = round_shr(y * ch->mult + ch->bias, ch->shift);
+        int64_t v = vitq_i_round_shr(y * ch->mult + ch->bias, ch->shift);
         o[c] = (int32_t)clamp64(v + p->out.zero, p->out.min, p->out.max); /* v + zero: |.| < 2^63 */
     }
 }
@@ -426,7 +416,9 @@ static void int_layernorm_row(const void *pv, const int16_t *x, int64_t C, void 
 vitq_status vitq_i_int_layernorm(const vitq_i_int_layernorm_params *p, const int16_t *x, int64_t rows,
                                  int32_t *out) {
     vitq_status st = vitq_i_int_layernorm_check(p);
-    return run_rows("integer LayerNorm", st, int_layernorm_row, p, x, rows, st ? 0 : p->channels, out, sizeof *out);
+    int_layernorm_ctx ctx = {p, vitq_i_intnl_active()->ln_sums};
+    return run_rows("integer LayerNorm", st, int_layernorm_row, NULL, &ctx, x, rows, st ? 0 : p->channels, out,
+                    sizeof *out);
 }
 
 vitq_status vitq_i_ptf_layernorm_check(const vitq_i_ptf_layernorm_params *p) {
@@ -460,8 +452,8 @@ static inline int64_t ptf_output(const vitq_i_ptf_channel *ch, int64_t xt, int64
     int64_t a16 = J - 16 >= 63 ? 0 : Q >> (J - 16); /* floor(A 2^N 2^16), exact since J >= 16 */
     if (a16 > (1 << 24) - 1) a16 = (1 << 24) - 1;
     /* bq 2^N: |.| <= 2^31 2^31 = 2^62; a16 S1 < 2^24 2^30 = 2^54; B's argument < 2^62 + 2^54 */
-    int64_t B = round_shr(ch->bq * ((int64_t)1 << N) - ch->sign * floor_div(a16 * S1, C), 16); /* |B| < 2^47 */
-    return round_shr(ch->sign * M * xt + B, (int)N); /* M |xt| <= 255 2^18 < 2^26 */
+    int64_t B = vitq_i_round_shr(ch->bq * ((int64_t)1 << N) - ch->sign * vitq_i_floor_div(a16 * S1, C), 16); /* |B| < 2^47 */
+    return vitq_i_round_shr(ch->sign * M * xt + B, (int)N); /* M |xt| <= 255 2^18 < 2^26 */
 }
 
 static void ptf_layernorm_row(const void *pv, const int16_t *x, int64_t C, void *out) {
@@ -479,7 +471,7 @@ static void ptf_layernorm_row(const void *pv, const int16_t *x, int64_t C, void 
         const vitq_i_ptf_channel *ch = &p->ch[c];
         int64_t v;
         if (R == 0 || ch->g == 0)
-            v = round_shr(ch->bq, 16); /* a constant token, or gamma = 0: beta */
+            v = vitq_i_round_shr(ch->bq, 16); /* a constant token, or gamma = 0: beta */
         else
             v = ptf_output(ch, (int64_t)x[c] * ((int64_t)1 << ch->alpha), R, S1, C);
         o[c] = (int32_t)clamp64(v + p->out.zero, p->out.min, p->out.max);
@@ -489,5 +481,6 @@ static void ptf_layernorm_row(const void *pv, const int16_t *x, int64_t C, void 
 vitq_status vitq_i_ptf_layernorm(const vitq_i_ptf_layernorm_params *p, const int16_t *x, int64_t rows,
                                  int32_t *out) {
     vitq_status st = vitq_i_ptf_layernorm_check(p);
-    return run_rows("FQ-ViT PTF LayerNorm", st, ptf_layernorm_row, p, x, rows, st ? 0 : p->channels, out, sizeof *out);
+    return run_rows("FQ-ViT PTF LayerNorm", st, ptf_layernorm_row, NULL, p, x, rows, st ? 0 : p->channels, out,
+                    sizeof *out);
 }

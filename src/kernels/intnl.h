@@ -14,7 +14,9 @@
  * Every intermediate's bound is stated in intnl.c beside the operation, for the documented ranges:
  * int16 inputs, 1 <= n <= VITQ_I_INTNL_MAX_N, parameters accepted by the kernel's check function.
  * Each kernel runs that check itself and returns VITQ_ERR_INVALID_ARGUMENT / VITQ_ERR_OUT_OF_RANGE
- * (naming the kernel and the parameter) rather than compute outside its proven range. */
+ * (naming the kernel and the parameter) rather than compute outside its proven range.
+ * Vector paths (intnl_dispatch.h: AVX2 for the I-BERT softmax, Shiftmax, both GELUs, the I-BERT/I-ViT
+ * LayerNorm sums and the P.V) give the scalar code's bits exactly, chosen by vitq_i_features_active(). */
 #ifndef VITQ_KERNELS_INTNL_H
 #define VITQ_KERNELS_INTNL_H
 

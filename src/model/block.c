@@ -78,6 +78,7 @@ void vitq_i_layernorm_run(vitq_i_pass *p, int site, float *x, size_t rows, size_
     if (p->taps && site >= 0) {
         if (out != x) memcpy(out, x, rows * d * sizeof(float));
         vitq_i_tap(p->taps, site, out, (int64_t)rows, (int64_t)d, 1, (int64_t)d);
+        if (vitq_i_tap_replace(p->taps, site, out, (int64_t)rows, (int64_t)d, (int64_t)d, out)) return;
         x = out;
     }
     vitq_i_layernorm(x, rows, d, ln->gamma, ln->beta, eps, out, p->nthreads);
@@ -124,7 +125,9 @@ static void attention(vitq_i_pass *p, const vitq_i_block_geom *g, const vitq_i_b
     /* staged: the same per-element arithmetic as the fused kernel, with the T x T matrices in view */
     vitq_i_attention_scores(w->qkv, g->seqs, t, d, h, bias, w->probs, w->scratch, nt);
     vitq_i_tap(taps, scores_site, w->probs, (int64_t)g->seqs, hh, tt, hh * tt);
-    vitq_i_attention_softmax(w->probs, g->seqs * h * t, t, nt);
+    int64_t softmax_rows = (int64_t)(g->seqs * h * t), tl = (int64_t)t;
+    if (!vitq_i_tap_replace(taps, scores_site, w->probs, softmax_rows, tl, tl, w->probs))
+        vitq_i_attention_softmax(w->probs, g->seqs * h * t, t, nt);
     vitq_i_tap(taps, probs_site, w->probs, (int64_t)g->seqs, hh, tt, hh * tt);
     vitq_i_attention_apply(w->probs, w->qkv, g->seqs, t, d, h, w->att, w->scratch, nt);
 }
@@ -158,8 +161,9 @@ static void mlp(vitq_i_pass *p, const vitq_i_block_geom *g, const vitq_i_block_s
         int64_t r = (int64_t)rows, h = (int64_t)hidden;
         vitq_i_linear_run(p, fc1_site, &blk->fc1, w->ln, d, rows, w->hid, hidden, VITQ_I_EPI_NONE);
         vitq_i_tap(taps, gelu_site, w->hid, r, h, 1, h);
-        for (size_t k = 0; k < rows * hidden; k++)
-            w->hid[k] = gelu == VITQ_GELU_TANH ? vitq_i_gelu_tanh(w->hid[k]) : vitq_i_gelu_erf(w->hid[k]);
+        if (!vitq_i_tap_replace(taps, gelu_site, w->hid, r, h, h, w->hid))
+            for (size_t k = 0; k < rows * hidden; k++)
+                w->hid[k] = gelu == VITQ_GELU_TANH ? vitq_i_gelu_tanh(w->hid[k]) : vitq_i_gelu_erf(w->hid[k]);
     } else {
         vitq_i_linear_run(p, fc1_site, &blk->fc1, w->ln, d, rows, w->hid, hidden, act);
     }

@@ -20,6 +20,9 @@ size_t vitq_i_chunk_images(size_t rows, size_t tokens_per_image, size_t n);
  * pass from the stream x entering block b (x is read, not changed) to the logits, with taps. Their
  * logits are bit-identical to vitq_i_vit_forward's. Swin models: VITQ_ERR_INVALID_ARGUMENT. */
 vitq_status vitq_i_vit_streams(const vitq_i_net *m, const float *input, size_t n, float *const *at);
+/* The same with taps (the streams of a quantized pass) and, when logits is set, the pass's logits. */
+vitq_status vitq_i_vit_streams_taps(const vitq_i_net *m, const float *input, size_t n, float *const *at,
+                                    vitq_i_taps *taps, float *logits);
 vitq_status vitq_i_vit_forward_from(const vitq_i_net *m, int b, const float *x, size_t n, float *logits,
                                     vitq_i_taps *taps);
 /* Blocks from..to-1 only, with taps: from -1 starts at the images `input` (embeddings first), else

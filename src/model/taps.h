@@ -1,7 +1,12 @@
 /* Tap sites of the forward pass: where simulated quantization (or a calibrator's observation)
  * reaches the activations. A forward pass without taps (NULL) runs the kernels alone, untouched.
  * Taps run on the calling thread, between kernels, so an apply function needs no locking. A site a
- * layer's integer kernel realises itself (its input quantized into codes) is simply not tapped. */
+ * layer's integer kernel realises itself (its input quantized into codes) is simply not tapped.
+ *
+ * The input sites of the non-linear operators (a LayerNorm's input, the softmax's scores, the GELU's
+ * input) may also be replaced: after `apply`, the pass offers the operator to `replace`, which may
+ * compute it its own way (an integer-only kernel of the quantized model) and write its output; the
+ * float kernel then does not run. */
 #ifndef VITQ_MODEL_TAPS_H
 #define VITQ_MODEL_TAPS_H
 
@@ -28,6 +33,12 @@ struct vitq_i_taps {
     const vitq_i_sites *sites;
     /* Observe or replace the view of point `point` in place. */
     vitq_status (*apply)(vitq_i_taps *t, int point, const vitq_tensor_view *v);
+    /* Optional (NULL: nothing is replaced). The operator that reads site `point` (rows x channels at
+     * `in`, row stride `stride`; `out` takes rows x channels densely and may be `in` when stride is
+     * channels): return 1 when it has written out (or failed: then t->status says why), 0 to leave the
+     * operator to the float kernel. */
+    int (*replace)(vitq_i_taps *t, int point, const float *in, int64_t rows, int64_t channels, int64_t stride,
+                   float *out);
     void *ctx;
     vitq_status status; /* first failure; later taps are skipped */
 };
@@ -37,6 +48,14 @@ static inline void vitq_i_tap(vitq_i_taps *t, int point, float *data, int64_t ou
     if (!t || point < 0 || t->status) return;
     vitq_tensor_view v = {sizeof(vitq_tensor_view), data, outer, channels, inner, stride};
     t->status = t->apply(t, point, &v);
+}
+
+/* Offer the operator reading site `point` to t->replace (see there); 1 when it was replaced. */
+static inline int vitq_i_tap_replace(vitq_i_taps *t, int point, const float *in, int64_t rows, int64_t channels,
+                                     int64_t stride, float *out) {
+    if (!t || point < 0 || !t->replace) return 0;
+    if (t->status) return 1; /* a failed pass computes nothing more */
+    return t->replace(t, point, in, rows, channels, stride, out);
 }
 
 #endif

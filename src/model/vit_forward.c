@@ -79,8 +79,13 @@ vitq_status vitq_i_vit_forward(const vitq_i_net *m, const float *input, size_t n
 }
 
 vitq_status vitq_i_vit_streams(const vitq_i_net *m, const float *input, size_t n, float *const *at) {
+    return vitq_i_vit_streams_taps(m, input, n, at, NULL, NULL);
+}
+
+vitq_status vitq_i_vit_streams_taps(const vitq_i_net *m, const float *input, size_t n, float *const *at,
+                                    vitq_i_taps *taps, float *logits) {
     if (m->stages) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_i_vit_streams: %s is a Swin model", m->name);
-    return vit_run(m, input, NULL, -1, m->info.depth, n, NULL, NULL, at);
+    return vit_run(m, input, NULL, -1, m->info.depth, n, logits, taps, at);
 }
 
 vitq_status vitq_i_vit_forward_from(const vitq_i_net *m, int b, const float *x, size_t n, float *logits,

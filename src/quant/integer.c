@@ -69,6 +69,51 @@ static int point_grid(const vitq_i_qmodel *q, int point, vitq_i_qact *grid) {
     return point >= 0 && q->of_point[point] >= 0 && input_grid(&q->qpoints[q->of_point[point]], grid);
 }
 
+int vitq_i_integer_point_grid(const vitq_i_qmodel *q, int point, vitq_i_qact *grid) {
+    return point_grid(q, point, grid);
+}
+
+vitq_status vitq_i_integer_weight_ints(const vitq_allocator *a, const vitq_i_qpoint *qp, const vitq_i_linear *l,
+                                       vitq_i_weight_ints *out) {
+    memset(out, 0, sizeof *out);
+    size_t n = l->out, k = l->in, count;
+    if (!vitq_i_mul_size(n, k, &count)) return vitq_i_oom("integer weights", SIZE_MAX);
+    out->codes = vitq_i_alloc_array(a, count, sizeof(int32_t));
+    out->scale = vitq_i_alloc_array(a, n, sizeof(float));
+    out->zero = vitq_i_alloc_array(a, n, sizeof(int32_t));
+    if (!out->codes || !out->scale || !out->zero) return vitq_i_oom("integer weights", count * sizeof(int32_t));
+    if (l->integer) { /* the panels hold the codes */
+        const vitq_i_qpacked *w = &l->integer->weight;
+        vitq_i_qgemm_unpack_codes(w, out->codes);
+        for (size_t j = 0; j < n; j++) out->scale[j] = w->scale[j], out->zero[j] = vitq_i_qgemm_zero_point(w, j);
+        out->bits = w->bits;
+        out->symmetric = w->symmetric;
+        return VITQ_OK;
+    }
+    const vitq_i_range_state *s = uniform_state(qp);
+    if (!s || !qp->codes || s->grid.bits > 8 || (size_t)qp->inst.config.channels != n)
+        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: not a uniform grid of at most 8 bits", qp->inst.name);
+    vitq_status st = vitq_i_codes_unpack(qp->codes, (int64_t)n, (int64_t)k, s->grid.bits, s->grid.symmetric, out->codes);
+    int64_t per = s->config.channels_per_group > 0 ? s->config.channels_per_group : (int64_t)n;
+    for (size_t j = 0; !st && j < n; j++) {
+        float z = s->zero_point[(int64_t)j / per];
+        out->scale[j] = s->scale[(int64_t)j / per];
+        if (!(z >= -256.0f && z <= 256.0f) || (float)(int32_t)z != z)
+            return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: zero point %g is not an integer code", qp->inst.name, (double)z);
+        out->zero[j] = (int32_t)z;
+    }
+    out->bits = s->grid.bits;
+    out->symmetric = s->grid.symmetric;
+    return st;
+}
+
+void vitq_i_weight_ints_free(const vitq_allocator *a, vitq_i_weight_ints *w) {
+    vitq_i_free(a, w->codes);
+    vitq_i_free(a, w->scale);
+    vitq_i_free(a, w->zero);
+    memset(w, 0, sizeof *w);
+}
+
 static vitq_status build_attentions(vitq_i_net *m, const vitq_i_qmodel *q, unsigned char *realised, int *count) {
     for (int b = 0; q->sites.blocks && b < m->info.depth; b++) {
         const vitq_i_block_sites *s = &q->sites.blocks[b];
@@ -126,6 +171,7 @@ vitq_status vitq_i_integer_build(vitq_i_net *m, vitq_i_qmodel *q, int *layers, i
     if (!st) st = build_attentions(m, q, realised, attentions);
     if (!st) st = build_layers(m, q, realised, layers);
     for (int i = 0; !st && i < q->count; i++) active[q->qpoints[i].point] = !realised[q->qpoints[i].point];
+    for (int i = 0; !st && i < q->nl_count; i++) active[q->nl[i].point] = 1; /* operators run in the pass */
     if (!st) {
         vitq_i_sites_free(&q->alloc, &q->run_sites);
         st = vitq_i_sites_filter(&q->alloc, m, &q->list, active, &q->run_sites);

@@ -27,4 +27,21 @@ vitq_status vitq_i_integer_build(vitq_i_net *m, vitq_i_qmodel *q, int *layers, i
 vitq_status vitq_i_integer_weight_codes(const vitq_allocator *a, const vitq_i_linear *l, const vitq_i_qpoint *wp,
                                         uint8_t *out);
 
+/* 1 and *grid when activation point `point` is quantized on a grid the integer kernels take (uniform,
+ * one group, at most 8 bits, no noise). */
+int vitq_i_integer_point_grid(const vitq_i_qmodel *q, int point, vitq_i_qact *grid);
+
+/* The weight of layer l (weight point qp) as integers: codes [out][in], per-output-channel scale and
+ * zero point, from its integer panels or its quantizer. VITQ_ERR_UNSUPPORTED when they are not one
+ * uniform grid of at most 8 bits per channel. Free with vitq_i_weight_ints_free (also after failure). */
+typedef struct vitq_i_weight_ints {
+    int32_t *codes;
+    float *scale;
+    int32_t *zero;
+    int bits, symmetric;
+} vitq_i_weight_ints;
+vitq_status vitq_i_integer_weight_ints(const vitq_allocator *a, const vitq_i_qpoint *qp, const vitq_i_linear *l,
+                                       vitq_i_weight_ints *out);
+void vitq_i_weight_ints_free(const vitq_allocator *a, vitq_i_weight_ints *w);
+
 #endif

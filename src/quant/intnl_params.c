@@ -130,6 +130,14 @@ vitq_status vitq_i_shiftgelu_prepare(double scale, int32_t out_bits, vitq_i_shif
     if ((st = scale_in(k, scale, 1.0 / (255 * SIGMOID_K), 65536)) || (st = bits_in(k, "output bits", out_bits, 2, 16)))
         return st;
     p->x0 = (int32_t)floor(-1.0 / (SIGMOID_K * scale)); /* I-ViT's code: the sigmoid's scale is S 1.702 */
+    /* Each exp reaches |x0| 2^23 (at the row's maximum); e1 + e2 then stays below I-ViT's clamp of the
+     * sum at 2^31 - 1 only for |x0| < 128. Past it a row with a small maximum m (e2 = exp(-1.702 m) not
+     * negligible) saturates the sum and its sigmoid at the maximum reads 1 instead of sigmoid(1.702 m):
+     * the kernel accepts such x0 (I-ViT's behaviour), a preparation does not make them. */
+    if (p->x0 < -127)
+        return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE,
+                           "%s: input scale %g too fine: x0 = %d, and the exp sum saturates at 2^31 - 1 unless "
+                           "|x0| <= 127 (S >= 1 / (127 1.702))", k, scale, (int)p->x0);
     p->out_bits = out_bits;
     if (out_scale) *out_scale = ldexp(scale, 1 - out_bits);
     return vitq_i_shiftgelu_check(p);

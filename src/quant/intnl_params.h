@@ -32,8 +32,9 @@ double vitq_i_lis_value(int32_t code, int32_t bits);
  * int32 inputs have tiny scales; int16 and int8 inputs would lose the erf at 14), raised further if
  * the kernel's int32 output bound needs it. */
 vitq_status vitq_i_ibert_gelu_prepare(double scale, vitq_i_ibert_gelu_params *p, double *out_scale);
-/* I-ViT ShiftGELU, S >= 1 / (255 * 1.702) (|x0| <= 255 keeps the exps within 31 bits); output scale
- * S 2^-(out_bits - 1). */
+/* I-ViT ShiftGELU, S >= 1 / (127 * 1.702): |x0| <= 127 keeps the sum of the two exps below I-ViT's
+ * clamp at 2^31 - 1 (the kernel takes |x0| up to 255, where that sum saturates for rows whose maximum
+ * is small); output scale S 2^-(out_bits - 1). */
 vitq_status vitq_i_shiftgelu_prepare(double scale, int32_t out_bits, vitq_i_shiftgelu_params *p, double *out_scale);
 
 /* A LayerNorm's affine part and its integer output grid: out codes at scale out_scale with zero point

@@ -56,6 +56,7 @@ vitq_status vitq_i_load(const vitq_allocator *a, const uint8_t *data, size_t siz
         st = vitq_i_vit_build(&ckpt, &in, net);
     if (!st && quantized) {
         st = vitq_i_qload_attach(&prep, *net, quant);
+        if (!st) (*net)->info.num_integer_nonlinear = (*quant)->nl_count;
         if (!st && opts->execution != VITQ_EXECUTION_SIMULATED)
             st = vitq_i_integer_build(*net, *quant, &(*net)->info.num_integer_layers,
                                       &(*net)->info.num_integer_attentions);

@@ -6,10 +6,11 @@
 
 #include "io/safetensors.h"
 #include "quant/codes.h"
+#include "quant/nonlinear_file.h"
 #include "quant/qmodel.h"
 #include "util/json.h"
 
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2 /* the newest this library reads; 1 lacks vitq.nonlinear */
 
 int vitq_i_qload_is_quantized(const vitq_i_safetensors *st) {
     const char *f = vitq_i_st_meta(st, "vitq.format");
@@ -160,6 +161,16 @@ static vitq_status remember_name(vitq_i_qload *p, const char *name, size_t capac
     if (!p->names[p->num_names]) return vitq_i_oom("quantized model", strlen(name));
     p->num_names++;
     return VITQ_OK;
+}
+
+typedef struct remember_ctx {
+    vitq_i_qload *p;
+    size_t capacity;
+} remember_ctx;
+
+static vitq_status remember_tensor(void *ctx, const char *name) {
+    remember_ctx *rc = ctx;
+    return remember_name(rc->p, name, rc->capacity);
 }
 
 /* Set every parameter listed in entry `e` from its "<point>.<param>" tensor. */
@@ -365,8 +376,8 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     memset(p, 0, sizeof *p);
     p->alloc = *a;
     const char *version = vitq_i_st_meta(st, "vitq.format_version"), *table = vitq_i_st_meta(st, "vitq.points");
-    if (!version || strcmp(version, "1") != 0)
-        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: quantized model format version '%s' (this library reads %d)",
+    if (!version || (strcmp(version, "1") != 0 && strcmp(version, "2") != 0))
+        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: quantized model format version '%s' (this library reads 1 to %d)",
                            st->name, version ? version : "(none)", FORMAT_VERSION);
     if (!table) return vitq_i_fail(VITQ_ERR_FORMAT, "%s: quantized model without vitq.points metadata", st->name);
     vitq_i_json *root = NULL;
@@ -387,7 +398,12 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     memset(&fb, 0, sizeof fb);
     if (!s) s = bounds_build(a, st, root, &fb);
     if (!s) s = check_channels(st, root, &fb); /* before any entry allocates */
-    size_t name_capacity = 1; /* every listed parameter of every point */
+    int nl_count = 0;
+    if (!s) s = vitq_i_nl_count(a, st, &nl_count);
+    if (!s && nl_count && strcmp(version, "2") != 0) /* a version 1 reader would have run them in float */
+        s = vitq_i_fail(VITQ_ERR_FORMAT, "%s: integer non-linear operators in a file of format version %s (they "
+                        "need version 2)", st->name, version);
+    size_t name_capacity = 1 + (size_t)nl_count * VITQ_I_NL_MAX_TENSORS; /* every listed parameter of every point */
     for (size_t i = 0; i < root->count; i++) {
         const vitq_i_json *params = vitq_i_json_get(root->items[i], "params");
         if (params && params->type == VITQ_I_JSON_ARRAY) name_capacity += params->count + 1; /* + noise */
@@ -395,6 +411,14 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     for (size_t i = 0; !s && i < root->count; i++) {
         s = load_point(p, st, registry, root->items[i], &p->q->qpoints[i], name_capacity);
         p->q->count = (int)i + 1; /* so that a failure frees what this entry created */
+    }
+    if (!s && nl_count) {
+        p->nl = vitq_i_calloc(a, (size_t)nl_count, sizeof *p->nl);
+        p->nl_names = vitq_i_calloc(a, (size_t)nl_count, sizeof *p->nl_names);
+        if (!p->nl || !p->nl_names) s = vitq_i_oom("integer operators", (size_t)nl_count * sizeof *p->nl);
+        p->nl_count = nl_count;
+        remember_ctx rc = {p, name_capacity};
+        if (!s) s = vitq_i_nl_read(a, st, p->nl, p->nl_names, nl_count, remember_tensor, &rc);
     }
     vitq_i_free(a, fb.is_param);
     vitq_i_json_free(a, root);
@@ -431,6 +455,12 @@ vitq_status vitq_i_qload_attach(vitq_i_qload *p, vitq_i_net *m, vitq_i_qmodel **
         q->of_point[point] = i;
         active[point] = d->kind == VITQ_POINT_ACTIVATION;
     }
+    if (!s && p->nl_count) {
+        s = vitq_i_nl_attach(q, p->nl, p->nl_names, p->nl_count, m->name);
+        p->nl = NULL; /* q's now, also when the check failed */
+        p->nl_count = 0;
+        vitq_i_qmodel_mark_sites(q, active);
+    }
     if (!s) s = vitq_i_sites_filter(&q->alloc, m, &q->list, active, &q->sites);
     vitq_i_free(&q->alloc, active);
     if (s) return s;
@@ -445,6 +475,9 @@ void vitq_i_qload_free(vitq_i_qload *p) {
     vitq_i_free(&p->alloc, p->names);
     for (int i = 0; i < p->num_buffers; i++) vitq_i_free(&p->alloc, p->buffers[i]);
     vitq_i_free(&p->alloc, p->buffers);
+    for (int i = 0; p->nl && i < p->nl_count; i++) vitq_i_qnl_free(&p->alloc, &p->nl[i]);
+    vitq_i_free(&p->alloc, p->nl);
+    vitq_i_free(&p->alloc, p->nl_names);
     vitq_i_qmodel_free(p->q);
     memset(p, 0, sizeof *p);
 }

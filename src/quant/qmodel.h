@@ -6,6 +6,7 @@
 #ifndef VITQ_QUANT_QMODEL_H
 #define VITQ_QUANT_QMODEL_H
 
+#include "quant/nonlinear.h"
 #include "quant/points.h"
 #include "quant/registry.h"
 
@@ -26,11 +27,45 @@ typedef struct vitq_i_qmodel {
     vitq_i_qpoint *qpoints; /* active points, in list order */
     int count;
     int *of_point;          /* [list.count]: index into qpoints, or -1 */
-    vitq_i_sites sites;     /* activation sites of the active points */
+    /* Integer non-linear operators (nonlinear.h): the operators reading these points run integer
+     * kernels. A point has a quantizer or an operator, never both. */
+    vitq_i_qnl *nl;
+    int nl_count;
+    /* [list.count]: index into nl, -1, or VITQ_I_NL_BYPASSED for the probabilities an FQ-ViT softmax
+     * gives itself (their quantizer is skipped); NULL when nl_count is 0 */
+    int *nl_of_point;
+    vitq_i_sites sites;     /* activation sites of the active points and of the non-linear operators */
     /* The sites q's forward taps reach: `sites` without those the network's integer kernels realise
      * (integer.h); not built (blocks NULL) when every active point is simulated. */
     vitq_i_sites run_sites;
 } vitq_i_qmodel;
+
+#define VITQ_I_NL_BYPASSED (-2)
+
+/* The integer operator reading point p, or NULL. */
+static inline const vitq_i_qnl *vitq_i_qmodel_nl(const vitq_i_qmodel *q, int p) {
+    return q->nl_of_point && p >= 0 && q->nl_of_point[p] >= 0 ? &q->nl[q->nl_of_point[p]] : NULL;
+}
+
+/* The index of the quantizer a forward pass applies at point p, or -1: none, or the probabilities an
+ * FQ-ViT softmax gives itself as codes (their quantizer is skipped). */
+static inline int vitq_i_qmodel_quantizer(const vitq_i_qmodel *q, int p) {
+    if (q->nl_of_point && q->nl_of_point[p] == VITQ_I_NL_BYPASSED) return -1;
+    return q->of_point[p];
+}
+
+/* The replace function of q's taps (taps.h), for taps of other code that run q's operators: computes
+ * the operator reading point p when q has one (1), else 0. */
+int vitq_i_qmodel_replace(const vitq_i_qmodel *q, vitq_i_taps *t, int point, const float *in, int64_t rows,
+                          int64_t channels, int64_t stride, float *out);
+
+/* Index q->nl_of_point from q->nl (allocating it; list built). VITQ_ERR_FORMAT when a point has two
+ * operators or an operator and a quantizer. */
+vitq_status vitq_i_qmodel_index_nl(vitq_i_qmodel *q, const char *what);
+
+/* active[p] = 1 for every point whose site q's taps must reach: active activation points and
+ * operators. `active` holds list.count bytes, zeroed by the caller. */
+void vitq_i_qmodel_mark_sites(const vitq_i_qmodel *q, unsigned char *active);
 
 /* Free everything (instances included); q itself too. NULL is a no-op. */
 void vitq_i_qmodel_free(vitq_i_qmodel *q);
@@ -60,6 +95,9 @@ typedef struct vitq_i_qload {
     size_t num_names;
     float **buffers;    /* dequantized weights, referenced by st */
     int num_buffers;
+    vitq_i_qnl *nl;     /* integer operators read, until attach moves them into q */
+    char (*nl_names)[VITQ_I_POINT_NAME];
+    int nl_count;
 } vitq_i_qload;
 
 struct vitq_i_safetensors;

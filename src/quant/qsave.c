@@ -4,7 +4,6 @@
  *   __metadata__: vitq.format = "quantized", vitq.format_version, the hyper-parameters as vitq.*
  *   keys (so the file loads without config.json), the class names (vitq.class_names) when the model
  *   has them, and vitq.points, a JSON array describing each quantized point. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,46 +13,15 @@
 #include "model/weights.h"
 #include "quant/codes.h"
 #include "quant/integer.h"
+#include "quant/nonlinear_file.h"
 #include "quant/qmodel.h"
+#include "util/text.h"
 
-#define FORMAT_VERSION "1"
-
-typedef struct text {
-    const vitq_allocator *a;
-    char *s;
-    size_t len, cap;
-    int failed;
-} text;
-
-static void append(text *t, const char *fmt, ...) VITQ_I_PRINTF(2, 3);
-static void append(text *t, const char *fmt, ...) {
-    if (t->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
-        }
-        if (t->s && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap * 2 : 4096;
-        while (cap <= t->len + (size_t)n) cap *= 2;
-        char *grown = vitq_i_alloc(t->a, cap);
-        if (!grown) {
-            t->failed = 1;
-            return;
-        }
-        if (t->s) memcpy(grown, t->s, t->len + 1);
-        vitq_i_free(t->a, t->s);
-        t->s = grown;
-        t->cap = cap;
-    }
-}
+/* Version 2 adds the integer non-linear operators (vitq.nonlinear); a file without them stays version
+ * 1, which older readers load. A reader of version 1 refuses version 2 rather than run its operators
+ * in float without a word. */
+#define FORMAT_VERSION_1 "1"
+#define FORMAT_VERSION_NL "2"
 
 typedef struct save_ctx {
     const vitq_allocator *a;
@@ -102,38 +70,38 @@ static vitq_status add_tensor(void *ctx, const char *name, int ndim, const uint6
     return vitq_i_stw_add_owned(c->w, name, dtype, 2, packed, codes, qp->codes_bytes);
 }
 
-static void describe_point(text *t, const save_ctx *c, int qi) {
+static void describe_point(vitq_i_text *t, const save_ctx *c, int qi) {
     const vitq_i_qpoint *qp = &c->q->qpoints[qi];
     const vitq_point_config *cfg = &qp->inst.config;
     const vitq_scheme *s = &qp->inst.scheme;
-    append(t, "%s{\"name\":\"%s\",\"scheme\":\"%s\",\"bits\":%d,\"granularity\":\"%s\",\"symmetric\":%d,", qi ? "," : "",
+    vitq_i_text_append(t, "%s{\"name\":\"%s\",\"scheme\":\"%s\",\"bits\":%d,\"granularity\":\"%s\",\"symmetric\":%d,", qi ? "," : "",
            c->q->list.points[qp->point].name, s->name, (int)cfg->bits, vitq_i_granularity_name(cfg->granularity),
            (int)cfg->symmetric);
-    append(t, "\"channels\":%lld,\"groups\":%lld,\"channels_per_group\":%lld,\"seed\":%llu,", (long long)cfg->channels,
+    vitq_i_text_append(t, "\"channels\":%lld,\"groups\":%lld,\"channels_per_group\":%lld,\"seed\":%llu,", (long long)cfg->channels,
            (long long)cfg->groups, (long long)cfg->channels_per_group, (unsigned long long)cfg->seed);
-    if (s->revision) append(t, "\"revision\":%u,", (unsigned)s->revision);
-    append(t, "\"observed_min\":%.9g,\"observed_max\":%.9g,\"options\":{", (double)qp->observed_min,
+    if (s->revision) vitq_i_text_append(t, "\"revision\":%u,", (unsigned)s->revision);
+    vitq_i_text_append(t, "\"observed_min\":%.9g,\"observed_max\":%.9g,\"options\":{", (double)qp->observed_min,
            (double)qp->observed_max);
     for (int o = 0; o < s->num_options; o++)
-        append(t, "%s\"%s\":%.17g", o ? "," : "", s->options[o].name, qp->inst.options[o]);
-    append(t, "},\"params\":[");
+        vitq_i_text_append(t, "%s\"%s\":%.17g", o ? "," : "", s->options[o].name, qp->inst.options[o]);
+    vitq_i_text_append(t, "},\"params\":[");
     int32_t n = s->param_count(qp->inst.state);
     for (int32_t p = 0; p < n; p++) {
         const char *name;
         const float *values;
         int64_t count;
         if (s->get_param(qp->inst.state, p, &name, &values, &count) == VITQ_OK)
-            append(t, "%s\"%s\"", p ? "," : "", name);
+            vitq_i_text_append(t, "%s\"%s\"", p ? "," : "", name);
     }
-    append(t, "]");
-    if (qp->noise) append(t, ",\"noise\":1");
+    vitq_i_text_append(t, "]");
+    if (qp->noise) vitq_i_text_append(t, ",\"noise\":1");
     if (c->weight_ndim[qi]) {
-        append(t, ",\"shape\":[");
+        vitq_i_text_append(t, ",\"shape\":[");
         for (int d = 0; d < c->weight_ndim[qi]; d++)
-            append(t, "%s%llu", d ? "," : "", (unsigned long long)c->weight_shape[qi][d]);
-        append(t, "]");
+            vitq_i_text_append(t, "%s%llu", d ? "," : "", (unsigned long long)c->weight_shape[qi][d]);
+        vitq_i_text_append(t, "]");
     }
-    append(t, "}");
+    vitq_i_text_append(t, "}");
 }
 
 static vitq_status add_params(save_ctx *c, int qi) {
@@ -160,11 +128,11 @@ static vitq_status add_params(save_ctx *c, int qi) {
     return VITQ_OK;
 }
 
-static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_i_net *m) {
+static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_i_net *m, const vitq_i_qmodel *q) {
     const vitq_model_info *i = &m->info;
     char v[256];
     vitq_status st = vitq_i_stw_meta(w, "vitq.format", "quantized");
-    if (!st) st = vitq_i_stw_meta(w, "vitq.format_version", FORMAT_VERSION);
+    if (!st) st = vitq_i_stw_meta(w, "vitq.format_version", q->nl_count ? FORMAT_VERSION_NL : FORMAT_VERSION_1);
     if (!st && i->arch != VITQ_ARCH_SWIN) {
         snprintf(v, sizeof v, "%d", (int)i->num_heads);
         st = vitq_i_stw_meta(w, "vitq.num_heads", v);
@@ -193,26 +161,27 @@ static vitq_status add_hparams(vitq_i_st_writer *w, const vitq_i_net *m) {
 vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_i_net *m, const vitq_i_qmodel *q, uint8_t **out,
                          size_t *size) {
     vitq_i_st_writer w;
-    text t = {a, NULL, 0, 0, 0};
+    vitq_i_text t = {a, NULL, 0, 0, 0};
     vitq_i_stw_init(&w, a);
     save_ctx c = {a, &w, q, vitq_i_calloc(a, (size_t)q->count + 1, sizeof(int)),
                   vitq_i_calloc(a, (size_t)q->count + 1, sizeof(uint64_t[4]))};
     vitq_status st = c.weight_ndim && c.weight_shape
                          ? VITQ_OK
                          : vitq_i_oom("quantized model shapes", ((size_t)q->count + 1) * sizeof(uint64_t[4]));
-    if (!st) st = add_hparams(&w, m);
+    if (!st) st = add_hparams(&w, m, q);
     if (!st) st = vitq_i_model_tensors(m, add_tensor, &c);
     for (int qi = 0; !st && qi < q->count; qi++) st = add_params(&c, qi);
     /* the point table reads the shapes add_tensor recorded: only after everything above succeeded */
     if (!st) {
-        append(&t, "[");
+        vitq_i_text_append(&t, "[");
         for (int qi = 0; qi < q->count; qi++) describe_point(&t, &c, qi);
-        append(&t, "]");
+        vitq_i_text_append(&t, "]");
         if (t.failed) st = vitq_i_oom("quantized model point table", t.cap ? 2 * t.cap : 4096);
     }
     if (!st) st = vitq_i_stw_meta(&w, "vitq.points", t.s);
+    if (!st) st = vitq_i_nl_write(&w, q);
     if (!st) st = vitq_i_stw_finish(&w, out, size);
-    vitq_i_free(a, t.s);
+    vitq_i_text_free(&t);
     vitq_i_free(a, c.weight_ndim);
     vitq_i_free(a, c.weight_shape);
     vitq_i_stw_free(&w);

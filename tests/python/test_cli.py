@@ -415,7 +415,8 @@ def help_and_docs_agree():
 SAMPLE_VALUES = {"--limit": "1", "--top-k": "1", "--batch": "1", "--threads": "1", "--progress": "none",
                  "--num-heads": "1", "--layer-norm-eps": "1e-6", "--gelu": "erf", "--image-size": "16",
                  "--mean": "0.5", "--std": "0.5", "--execution": "auto", "--calib-n": "1", "--seed": "0",
-                 "--wbits": "8", "--abits": "8", "--edge-bits": "8", "--setting": "paper", "--predictions": "p.csv"}
+                 "--wbits": "8", "--abits": "8", "--edge-bits": "8", "--setting": "paper", "--predictions": "p.csv",
+                 "--nonlinear": "mixed"}
 
 
 def commands_take_exactly_their_options():

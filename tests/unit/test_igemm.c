@@ -549,6 +549,164 @@ static void test_pack_bytes(void) {
     CHECK_STATUS(vitq_i_qgemm_pack_bytes(&one, 0, 0, 1, 40000, &g8, NULL, &p), VITQ_ERR_UNSUPPORTED);
 }
 
+/* ---- the int32 output (integer-only path) ---- */
+
+/* Every kernel, 1 and 2 threads: vitq_i_qgemm_i32 equals the int64 triple loop over the codes plus the
+ * integer bias, exactly, and writes nothing outside the m x n block. */
+static void check_gemm_i32(const layer *L, const uint8_t *a, size_t lda, size_t m, int32_t a_zero,
+                           const int32_t *ibias, const char *what) {
+    size_t n = L->n, ldc = n + 2;
+    int32_t *c = malloc(m * ldc * sizeof(int32_t) + 4);
+    int64_t *want = malloc(m * n * sizeof(int64_t) + 8);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            want[i * n + j] = ref_acc(L, a, lda, i, j, a_zero) + (ibias ? ibias[j] : 0);
+            CHECK(want[i * n + j] >= INT32_MIN && want[i * n + j] <= INT32_MAX);
+        }
+    for (int ki = 0; ki < nkernels; ki++)
+        for (int threads = 1; threads <= 2; threads++) {
+            vitq_i_qkernel_force(kernels[ki]);
+            for (size_t i = 0; i < m * ldc; i++) c[i] = 0x5A5A5A5A;
+            CHECK_STATUS(vitq_i_qgemm_i32(a, lda, m, a_zero, &L->packed, ibias, c, ldc, threads), VITQ_OK);
+            size_t bad = 0, first = SIZE_MAX;
+            for (size_t i = 0; i < m; i++)
+                for (size_t j = 0; j < ldc; j++) {
+                    int ok = j < n ? c[i * ldc + j] == want[i * n + j] : c[i * ldc + j] == 0x5A5A5A5A;
+                    if (!ok && bad++ == 0) first = i * ldc + j;
+                }
+            if (bad) {
+                size_t i = first / ldc, j = first % ldc;
+                printf("    i32 %s %s, %d thread(s), m %zu n %zu k %zu: %zu mismatches, first [%zu][%zu] %d "
+                       "want %lld\n",
+                       what, vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), threads, m, n, L->k, bad, i, j,
+                       (int)c[first], j < n ? (long long)want[i * n + j] : 0x5A5A5A5ALL);
+                harness_check_failures++;
+            }
+        }
+    vitq_i_qkernel_force(-1);
+    free(c), free(want);
+}
+
+static void test_qgemm_i32_odd_sizes(void) {
+    static const size_t sizes[][3] = {{1, 1, 1},    {3, 7, 16},    {7, 17, 63},  {16, 63, 3},
+                                      {17, 385, 7}, {63, 49, 197}, {9, 96, 17},  {65, 50, 64}};
+    static const int bits_list[] = {8, 4, 3};
+    size_t cases = sizeof sizes / sizeof sizes[0];
+    if (harness_quick()) cases = 5;
+    int idx = 0;
+    for (size_t s = 0; s < cases; s++)
+        for (int bi = 0; bi < 3; bi++)
+            for (int sym = 0; sym <= 1; sym++)
+                for (int store = 8; store >= 4; store -= 4) {
+                    int bits = bits_list[bi];
+                    if (store == 4 && bits > 4) continue;
+                    idx++;
+                    size_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2], lda = k + (size_t)(idx % 3);
+                    layer L;
+                    make_layer(&L, n, k, bits, sym, store, idx % 4 != 0, 0, INT32_MIN);
+                    int kind = idx % 3;
+                    int32_t a_zero = kind == 0 ? 128 : kind == 1 ? irand(0, 255) : 0;
+                    uint8_t *a = make_acts(m, k, lda, 0, 255, 0);
+                    int32_t *ibias = malloc(n * sizeof(int32_t) + 4);
+                    for (size_t j = 0; j < n; j++) ibias[j] = irand(-1000000, 1000000);
+                    char what[64];
+                    snprintf(what, sizeof what, "W%d%s/%d", bits, sym ? "s" : "a", store);
+                    check_gemm_i32(&L, a, lda, m, a_zero, idx % 2 ? ibias : NULL, what);
+                    free(a), free(ibias);
+                    free_layer(&L);
+                }
+}
+
+/* At the documented bound: |acc| = k * 255 * 128 = 2^31 - 128 leaves room for |bias| <= 127. Bias
+ * -127 on the most negative acc gives -(2^31 - 1) exactly on every path; -128 is refused (the bound
+ * could be exceeded), and so is +128 on the other sign. Activation zero points near the middle leave
+ * more room (A = max(a_zero, 255 - a_zero)). */
+static void test_qgemm_i32_bounds(void) {
+    size_t k = 65793, m = 2, n = 5; /* one short layer: cheap in the quick (sanitizer) run too */
+    layer L;
+    make_layer(&L, n, k, 8, 1, 8, 1, -1, 0); /* every weight -128 */
+    uint8_t *a = make_acts(m, k, k, 255, 255, 0);
+    int32_t bias[5] = {-127, 127, 0, -1, 100};
+    check_gemm_i32(&L, a, k, m, 0, bias, "bound");
+    int32_t c[2 * 5];
+    for (int i = 0; i < 10; i++) c[i] = 7;
+    bias[0] = -128;
+    CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, 0, &L.packed, bias, c, n, 1), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "bias[0]") != NULL);
+    bias[0] = 0, bias[3] = 128;
+    CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, 255, &L.packed, bias, c, n, 1), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "bias[3]") != NULL);
+    int untouched = 1;
+    for (int i = 0; i < 10; i++) untouched &= c[i] == 7;
+    CHECK(untouched);
+    /* a_zero 128: A = 128 instead of 255, so a bias of 10^6 fits */
+    bias[3] = 1000000;
+    uint8_t *a2 = make_acts(m, k, k, 0, 0, 0);
+    check_gemm_i32(&L, a2, k, m, 128, bias, "bound a_zero 128");
+    /* argument errors as the float GEMM's */
+    CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, 256, &L.packed, NULL, c, n, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, 0, NULL, NULL, c, n, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, 0, &L.packed, NULL, NULL, n, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, 0, &L.packed, NULL, c, n - 1, 1), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_qgemm_i32(a, k, 0, 0, &L.packed, NULL, NULL, 0, 1), VITQ_OK);
+    free(a), free(a2);
+    free_layer(&L);
+    /* asymmetric 4-bit weights with a zero point outside the grid, in 8-bit storage */
+    make_layer(&L, 33, 1000, 4, 0, 8, 1, 0, 40);
+    uint8_t *a3 = make_acts(9, 1000, 1000, 0, 255, 0);
+    int32_t b33[33];
+    for (int j = 0; j < 33; j++) b33[j] = irand(-100000000, 100000000);
+    check_gemm_i32(&L, a3, 1000, 9, 3, b33, "zero outside the grid");
+    free(a3);
+    free_layer(&L);
+}
+
+/* The float mode is the integer mode followed by the float epilogue of igemm.h: for every kernel,
+ * c_float == ((float)c_i32 * (a_scale * w_scale[j])) + bias[j], bit for bit. */
+static void test_qgemm_float_is_i32_plus_epilogue(void) {
+    const int cfg[][3] = {{8, 1, 8}, {8, 0, 8}, {4, 1, 4}, {4, 0, 4}};
+    for (int ci = 0; ci < 4; ci++) {
+        size_t m = 21, n = 101, k = 75;
+        layer L;
+        make_layer(&L, n, k, cfg[ci][0], cfg[ci][1], cfg[ci][2], 1, 0, INT32_MIN);
+        uint8_t *a = make_acts(m, k, k, 0, 255, 0);
+        int32_t *ci32 = malloc(m * n * sizeof(int32_t));
+        float *c = malloc(m * n * sizeof(float));
+        float a_scale = 0.0173f;
+        for (int ki = 0; ki < nkernels; ki++) {
+            vitq_i_qkernel_force(kernels[ki]);
+            CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, 77, &L.packed, NULL, ci32, n, 2), VITQ_OK);
+            CHECK_STATUS(vitq_i_qgemm(a, k, m, a_scale, 77, &L.packed, L.bias, c, n, VITQ_I_EPI_NONE, 2), VITQ_OK);
+            size_t bad = 0;
+            for (size_t i = 0; i < m; i++)
+                for (size_t j = 0; j < n; j++) {
+                    float s = a_scale * L.scale[j];
+                    float p = (float)ci32[i * n + j] * s;
+                    bad += !same_float(c[i * n + j], p + L.bias[j]);
+                }
+            if (bad) {
+                printf("    %s W%d: %zu float outputs differ from the int32 output's epilogue\n",
+                       vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), cfg[ci][0], bad);
+                harness_check_failures++;
+            }
+        }
+        vitq_i_qkernel_force(-1);
+        free(a), free(ci32), free(c);
+        free_layer(&L);
+    }
+}
+
+/* Paths this CPU lacks are named (their int32 mode is not tested here). */
+static void test_qgemm_i32_paths(void) {
+    int missing = 0;
+    for (int k = 0; k < VITQ_I_QK_COUNT; k++)
+        if (!vitq_i_qkernel_available((vitq_i_qkernel)k)) {
+            SKIP("kernel %s not available on this CPU", vitq_i_qkernel_name((vitq_i_qkernel)k));
+            missing++;
+        }
+    CHECK(nkernels + missing == VITQ_I_QK_COUNT);
+}
+
 int main(void) {
     CHECK_STATUS(vitq_i_allocator_resolve(NULL, &alloc), VITQ_OK);
     list_kernels();
@@ -563,5 +721,9 @@ int main(void) {
     RUN(test_pack_bytes);
     RUN(test_qgemm_position_invariance);
     RUN(test_isa_force_paths);
+    RUN(test_qgemm_i32_paths);
+    RUN(test_qgemm_i32_odd_sizes);
+    RUN(test_qgemm_i32_bounds);
+    RUN(test_qgemm_float_is_i32_plus_epilogue);
     HARNESS_EXIT();
 }

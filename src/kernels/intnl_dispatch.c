@@ -1,0 +1,21 @@
+/* The choice of the integer non-linear kernels' vector path (intnl_dispatch.h). No floating point:
+ * it builds with -mgeneral-regs-only like intnl.c (tests/build/check_float_free.sh). */
+#include "kernels/intnl_dispatch.h"
+
+#include <stddef.h>
+
+#include "kernels/cpu.h"
+
+const vitq_i_intnl_paths vitq_i_intnl_generic = {"generic", NULL, NULL, NULL, NULL, NULL, NULL};
+
+/* The AVX-512 path runs the AVX2 row functions: these kernels are bound by their per-row scalar steps,
+ * ShiftGELU's divisions and the int64 LayerNorm output stage, not by the vector width, and on the
+ * machines measured (Zen 4, which splits 512-bit operations in two) wider lanes gained nothing that
+ * would pay for a second copy to keep bit-exact (bench/bench_intnl.c). */
+const vitq_i_intnl_paths *vitq_i_intnl_active(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    unsigned f = vitq_i_features_active();
+    if (f & VITQ_I_CPU_AVX2_FMA) return &vitq_i_intnl_avx2;
+#endif
+    return &vitq_i_intnl_generic;
+}

@@ -1,0 +1,313 @@
+/* The integer-only ViT / DeiT runtime (intvit.h). No floating point in this file: it builds with
+ * -mgeneral-regs-only. The order of operations follows model/block.c, with every float step replaced by
+ * its integer counterpart. */
+#include "kernels/intvit.h"
+
+#include <string.h>
+
+#include "core/core.h"
+#include "kernels/cpu.h"
+#include "kernels/parallel.h"
+
+static size_t align64(size_t v) { return (v + 63) / 64 * 64; }
+
+static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+/* The scratch of a run, cut from one block: the parts shared by the whole pass, then one set of
+ * attention buffers per worker. */
+typedef struct bufs {
+    int32_t *res;     /* [rows][dim] the residual stream */
+    uint8_t *bytes;   /* [rows][max(dim, hidden)] a linear layer's input bytes */
+    uint8_t *qkv;     /* [rows][3 dim] Q, K, V bytes */
+    int32_t *acc;     /* [rows][max(3 dim, hidden)] a GEMM's int32 output */
+    int16_t *x16;     /* [rows][max(dim, hidden)] a kernel's int16 input */
+    int32_t *y32;     /* [rows][max(dim, hidden)] a kernel's int32 output */
+    uint8_t *pixels;  /* [rows][patch^2] one colour channel's patches */
+    uint8_t *heads;   /* the workers' attention buffers, head_bytes each */
+    size_t head_bytes;
+} bufs;
+
+/* One worker's attention buffers. */
+typedef struct head_bufs {
+    int32_t *scores;  /* [tokens][tokens] */
+    int16_t *s16;     /* [tokens][tokens] */
+    int32_t *probs;   /* [tokens][tokens] */
+    uint8_t *pb;      /* [tokens][tokens] P bytes, or LIS codes */
+    int32_t *pv;      /* [tokens][head_dim] */
+    void *kpack, *vpack;
+} head_bufs;
+
+#define SHARED_PARTS 7
+#define HEAD_PARTS 7
+
+/* Sizes of the shared parts and of one worker's parts (0 on overflow). */
+static int layout(const vitq_i_intvit *p, size_t n, size_t shared[SHARED_PARTS], size_t head[HEAD_PARTS]) {
+    size_t d = (size_t)p->dim, h = (size_t)p->hidden, t = (size_t)p->tokens, rows;
+    size_t hd = d / (size_t)p->heads, wide = d > h ? d : h, pp = (size_t)p->patch * (size_t)p->patch;
+    if (!vitq_i_mul_size(n, t, &rows) || rows > ((size_t)1 << 40) / (4 * wide + 3 * d + 1)) return 0;
+    size_t a[SHARED_PARTS] = {rows * d * 4, rows * wide, rows * 3 * d, rows * max3(3 * d, h, 1) * 4, rows * wide * 2,
+                              rows * wide * 4, rows * pp};
+    size_t kb = vitq_i_qgemm_bytes_size(t, hd), vb = vitq_i_qgemm_bytes_size(hd, t);
+    if (kb == SIZE_MAX || vb == SIZE_MAX || t > 65536) return 0;
+    size_t b[HEAD_PARTS] = {t * t * 4, t * t * 2, t * t * 4, t * t, t * hd * 4, kb, vb};
+    for (int i = 0; i < SHARED_PARTS; i++) shared[i] = align64(a[i]);
+    for (int i = 0; i < HEAD_PARTS; i++) head[i] = align64(b[i]);
+    return 1;
+}
+
+size_t vitq_i_intvit_scratch_bytes(const vitq_i_intvit *p, size_t n, int nthreads) {
+    size_t shared[SHARED_PARTS], head[HEAD_PARTS], total = 0, per = 0;
+    if (!layout(p, n, shared, head)) return SIZE_MAX;
+    for (int i = 0; i < SHARED_PARTS; i++) total += shared[i];
+    for (int i = 0; i < HEAD_PARTS; i++) per += head[i];
+    size_t workers = (size_t)vitq_i_resolve_threads(nthreads), all;
+    if (!vitq_i_mul_size(per, workers, &all) || total > SIZE_MAX - all) return SIZE_MAX;
+    return total + all;
+}
+
+static bufs carve(const vitq_i_intvit *p, size_t n, uint8_t *base) {
+    size_t shared[SHARED_PARTS], head[HEAD_PARTS], o = 0;
+    layout(p, n, shared, head);
+    bufs b;
+    void **parts[SHARED_PARTS] = {(void **)&b.res, (void **)&b.bytes, (void **)&b.qkv, (void **)&b.acc,
+                                  (void **)&b.x16, (void **)&b.y32, (void **)&b.pixels};
+    for (int i = 0; i < SHARED_PARTS; i++) {
+        *parts[i] = base + o;
+        o += shared[i];
+    }
+    b.heads = base + o;
+    b.head_bytes = 0;
+    for (int i = 0; i < HEAD_PARTS; i++) b.head_bytes += head[i];
+    return b;
+}
+
+static head_bufs carve_head(const vitq_i_intvit *p, const bufs *b, int worker) {
+    size_t shared[SHARED_PARTS], head[HEAD_PARTS], o = 0;
+    layout(p, 1, shared, head);
+    uint8_t *base = b->heads + (size_t)worker * b->head_bytes;
+    head_bufs h;
+    void **parts[HEAD_PARTS] = {(void **)&h.scores, (void **)&h.s16, (void **)&h.probs, (void **)&h.pb,
+                                (void **)&h.pv, &h.kpack, &h.vpack};
+    for (int i = 0; i < HEAD_PARTS; i++) {
+        *parts[i] = base + o;
+        o += head[i];
+    }
+    return h;
+}
+
+static vitq_status requant(const vitq_i_iv_requant *r, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                           void *out, size_t ldo) {
+    return vitq_i_requant_rows(x, ldx, rows, cols, r->m, r->nm, &r->g, out, ldo);
+}
+
+static vitq_status linear(const vitq_i_iv_linear *l, const uint8_t *a, size_t lda, size_t rows, int32_t *c, size_t ldc,
+                          int nthreads) {
+    return vitq_i_qgemm_i32(a, lda, rows, l->a_zero, l->w, l->bias, c, ldc, nthreads);
+}
+
+/* A LayerNorm, LayerNorm-PTF, softmax or GELU kernel on rows of n int16 values. */
+static vitq_status run_op(const vitq_i_iv_op *op, const int16_t *x, size_t rows, size_t n, void *out) {
+    switch (op->kind) {
+    case VITQ_I_IV_LN_INT: return vitq_i_int_layernorm(&op->p.ln, x, (int64_t)rows, out);
+    case VITQ_I_IV_LN_PTF: return vitq_i_ptf_layernorm(&op->p.ptf, x, (int64_t)rows, out);
+    case VITQ_I_IV_SM_IBERT: return vitq_i_ibert_softmax(&op->p.ibert_softmax, x, (int64_t)rows, (int64_t)n, out);
+    case VITQ_I_IV_SM_SHIFT: return vitq_i_shiftmax(&op->p.shiftmax, x, (int64_t)rows, (int64_t)n, out);
+    case VITQ_I_IV_SM_LIS: return vitq_i_lis_softmax(&op->p.lis, x, (int64_t)rows, (int64_t)n, out);
+    case VITQ_I_IV_GELU_IBERT: return vitq_i_ibert_gelu(&op->p.ibert_gelu, x, (int64_t)rows, (int64_t)n, out);
+    case VITQ_I_IV_GELU_SHIFT: return vitq_i_shiftgelu(&op->p.shiftgelu, x, (int64_t)rows, (int64_t)n, out);
+    default: return vitq_i_fail(VITQ_ERR_BAD_STATE, "integer-only model: operator kind %d", (int)op->kind);
+    }
+}
+
+/* residual rows -> LayerNorm -> bytes of the next layer (ld `ldo`), with x16 / y32 for `rows` rows. */
+static vitq_status norm(const vitq_i_intvit *p, const vitq_i_iv_norm *nm, const int32_t *res, size_t ldr, size_t rows,
+                        int16_t *x16, int32_t *y32, uint8_t *out, size_t ldo) {
+    size_t d = (size_t)p->dim;
+    vitq_status st = requant(&nm->in, res, ldr, rows, d, x16, d);
+    if (!st && nm->op.kind == VITQ_I_IV_LN_PTF) /* PTF takes code - zero */
+        for (size_t i = 0; i < rows * d; i++) x16[i] = (int16_t)(x16[i] - nm->in.g.zero);
+    if (!st) st = run_op(&nm->op, x16, rows, d, y32);
+    if (!st) st = requant(&nm->out, y32, d, rows, d, out, ldo);
+    return st;
+}
+
+/* Row-parallel stages: every row's result depends on that row only, so chunks of ROW_CHUNK rows run
+ * as independent tasks (the same results for any thread count). */
+#define ROW_CHUNK 32
+
+typedef struct rows_job {
+    const vitq_i_intvit *p;
+    const vitq_i_iv_block *blk; /* the GELU stage's block, or NULL: a LayerNorm stage */
+    const vitq_i_iv_norm *nm;
+    const bufs *b;
+    size_t rows;
+    int failed;
+} rows_job;
+
+/* fc1's int32 -> GELU -> fc2's bytes, for `rows` rows at row r0. */
+static vitq_status gelu_rows(const vitq_i_intvit *p, const vitq_i_iv_block *blk, const bufs *b, size_t r0, size_t rows) {
+    size_t hid = (size_t)p->hidden;
+    int16_t *x16 = b->x16 + r0 * hid;
+    int32_t *y32 = b->y32 + r0 * hid;
+    vitq_status st = requant(&blk->to_gelu, b->acc + r0 * hid, hid, rows, hid, x16, hid);
+    if (!st) st = run_op(&blk->gelu, x16, rows, hid, y32);
+    if (!st) st = requant(&blk->to_fc2, y32, hid, rows, hid, b->bytes + r0 * hid, hid);
+    return st;
+}
+
+static void rows_task(void *ctx, int64_t item, int worker) {
+    (void)worker;
+    rows_job *j = ctx;
+    size_t r0 = (size_t)item * ROW_CHUNK, count = j->rows - r0 < ROW_CHUNK ? j->rows - r0 : ROW_CHUNK;
+    size_t d = (size_t)j->p->dim, wide = (size_t)(j->p->dim > j->p->hidden ? j->p->dim : j->p->hidden);
+    vitq_status st = j->blk ? gelu_rows(j->p, j->blk, j->b, r0, count)
+                            : norm(j->p, j->nm, j->b->res + r0 * d, d, count, j->b->x16 + r0 * wide,
+                                   j->b->y32 + r0 * wide, j->b->bytes + r0 * d, d);
+    if (st) VITQ_I_STORE_INT(&j->failed, (int)st);
+}
+
+static vitq_status run_rows(rows_job *j, int nthreads, const char *what) {
+    vitq_i_parallel_for(nthreads, (int64_t)((j->rows + ROW_CHUNK - 1) / ROW_CHUNK), rows_task, j);
+    int failed = VITQ_I_LOAD_INT(&j->failed);
+    return failed ? vitq_i_fail((vitq_status)failed, "integer-only model: the %s refused its inputs", what) : VITQ_OK;
+}
+
+/* floor((a + 2^(s-1)) / 2^s) for s in [0, 30] without shifting a negative value. */
+static int32_t round_shr32(int64_t a, int s) {
+    if (s == 0) return (int32_t)a;
+    int64_t v = a + ((int64_t)1 << (s - 1));
+    return (int32_t)(v >= 0 ? v >> s : -((-v - 1) >> s) - 1);
+}
+
+/* FQ-ViT's P.V by shifts on V codes of any zero point: out[r][d] = sum over the tokens j whose code is
+ * not the zero code of round_shr((v[j][d] - zero) 2^frac, code[r][j]) (kernels/intnl.h's rule, with
+ * int16 values so that asymmetric V grids fit). */
+static void lis_pv(const uint8_t *codes, size_t t, int32_t bits, const uint8_t *v, size_t ldv, int32_t v_zero,
+                   int32_t v_offset, size_t hd, int32_t frac, int32_t *out) {
+    int32_t zero_code = (1 << bits) - 1;
+    for (size_t r = 0; r < t; r++) {
+        int32_t *o = out + r * hd;
+        for (size_t k = 0; k < hd; k++) o[k] = 0;
+        for (size_t j = 0; j < t; j++) {
+            int32_t c = codes[r * t + j];
+            if (c >= zero_code) continue;
+            const uint8_t *vj = v + j * ldv;
+            for (size_t k = 0; k < hd; k++) {
+                int64_t x = (int64_t)((int32_t)vj[k] - v_offset - v_zero) * ((int64_t)1 << frac);
+                o[k] += round_shr32(x, c);
+            }
+        }
+    }
+}
+
+/* One (image, head) of the attention: Q.K^T, the softmax, P.V into proj's input bytes. */
+static vitq_status head(const vitq_i_intvit *p, const vitq_i_iv_block *blk, const bufs *b, size_t s, size_t h,
+                        const head_bufs *w) {
+    size_t t = (size_t)p->tokens, d = (size_t)p->dim, hd = d / (size_t)p->heads, ld = 3 * d;
+    const uint8_t *base = b->qkv + s * t * ld + h * hd;
+    vitq_i_qpacked kp, vp;
+    vitq_status st = vitq_i_qgemm_pack_bytes(base + d, ld, 1, t, hd, blk->k_grid, w->kpack, &kp);
+    if (!st) st = vitq_i_qgemm_i32(base, ld, t, blk->q_zero, &kp, NULL, w->scores, t, 1);
+    vitq_i_requant_grid g16 = {VITQ_I_RQ_INT16, 0, -32767, 32767};
+    if (!st) st = vitq_i_requant_rows(w->scores, t, t, t, &blk->to_scores, 1, &g16, w->s16, t);
+    if (!st && blk->softmax.kind == VITQ_I_IV_SM_LIS) {
+        st = run_op(&blk->softmax, w->s16, t, t, w->pb);
+        int32_t v_offset = blk->v_grid->qmin < 0 ? 128 : 0;
+        if (!st)
+            lis_pv(w->pb, t, blk->softmax.p.lis.bits, base + 2 * d, ld, blk->v_zero, v_offset, hd, blk->lis_frac, w->pv);
+    } else if (!st) {
+        st = run_op(&blk->softmax, w->s16, t, t, w->probs);
+        if (!st) st = requant(&blk->to_p, w->probs, t, t, t, w->pb, t);
+        if (!st) st = vitq_i_qgemm_pack_bytes(base + 2 * d, 1, ld, hd, t, blk->v_grid, w->vpack, &vp);
+        if (!st) st = vitq_i_qgemm_i32(w->pb, t, t, blk->p_zero, &vp, NULL, w->pv, hd, 1);
+    }
+    if (!st) st = requant(&blk->to_proj, w->pv, hd, t, hd, b->bytes + s * t * d + h * hd, d);
+    return st;
+}
+
+typedef struct head_job {
+    const vitq_i_intvit *p;
+    const vitq_i_iv_block *blk;
+    const bufs *b;
+    int failed;
+} head_job;
+
+static void head_task(void *ctx, int64_t item, int worker) {
+    head_job *j = ctx;
+    size_t heads = (size_t)j->p->heads;
+    head_bufs w = carve_head(j->p, j->b, worker);
+    vitq_status st = head(j->p, j->blk, j->b, (size_t)item / heads, (size_t)item % heads, &w);
+    if (st) VITQ_I_STORE_INT(&j->failed, (int)st);
+}
+
+static vitq_status attention(const vitq_i_intvit *p, const vitq_i_iv_block *blk, size_t n, const bufs *b, int nt) {
+    head_job j = {p, blk, b, 0};
+    vitq_i_parallel_for(nt, (int64_t)(n * (size_t)p->heads), head_task, &j);
+    int failed = VITQ_I_LOAD_INT(&j.failed);
+    return failed ? vitq_i_fail((vitq_status)failed, "integer-only model: an attention head's kernels refused its inputs")
+                  : VITQ_OK;
+}
+
+static vitq_status block(const vitq_i_intvit *p, const vitq_i_iv_block *blk, size_t n, const bufs *b, int nt) {
+    size_t rows = n * (size_t)p->tokens, d = (size_t)p->dim, hid = (size_t)p->hidden;
+    rows_job norm1 = {p, NULL, &blk->norm1, b, rows, 0}, norm2 = {p, NULL, &blk->norm2, b, rows, 0};
+    rows_job gelu = {p, blk, NULL, b, rows, 0};
+    vitq_status st = run_rows(&norm1, nt, "LayerNorm");
+    if (!st) st = linear(&blk->qkv, b->bytes, d, rows, b->acc, 3 * d, nt);
+    if (!st) st = requant(&blk->to_q, b->acc, 3 * d, rows, d, b->qkv, 3 * d);
+    if (!st) st = requant(&blk->to_k, b->acc + d, 3 * d, rows, d, b->qkv + d, 3 * d);
+    if (!st) st = requant(&blk->to_v, b->acc + 2 * d, 3 * d, rows, d, b->qkv + 2 * d, 3 * d);
+    if (!st) st = attention(p, blk, n, b, nt);
+    if (!st) st = linear(&blk->proj, b->bytes, d, rows, b->acc, d, nt);
+    if (!st) st = vitq_i_residual_add_i32(b->res, d, b->acc, d, rows, d, blk->proj_res, d, INT32_MIN, INT32_MAX);
+    if (!st) st = run_rows(&norm2, nt, "LayerNorm");
+    if (!st) st = linear(&blk->fc1, b->bytes, d, rows, b->acc, hid, nt);
+    if (!st) st = run_rows(&gelu, nt, "GELU");
+    if (!st) st = linear(&blk->fc2, b->bytes, hid, rows, b->acc, d, nt);
+    if (!st) st = vitq_i_residual_add_i32(b->res, d, b->acc, d, rows, d, blk->fc2_res, d, INT32_MIN, INT32_MAX);
+    return st;
+}
+
+/* The residual stream of n images: the constants, then each colour channel's patch GEMM added. */
+static vitq_status embed(const vitq_i_intvit *p, const uint8_t *pixels, size_t n, const bufs *b, int nt) {
+    size_t d = (size_t)p->dim, t = (size_t)p->tokens, pre = (size_t)p->prefix, g = (size_t)p->grid;
+    size_t ps = (size_t)p->patch, s = (size_t)p->image_size, count = t - pre, pp = ps * ps;
+    for (size_t i = 0; i < n; i++) memcpy(b->res + i * t * d, p->embed_const, t * d * sizeof(int32_t));
+    vitq_status st = VITQ_OK;
+    for (int32_t c = 0; !st && c < p->channels; c++) {
+        for (size_t i = 0; i < n; i++) /* the channel's patches, row by row of the image */
+            for (size_t gy = 0; gy < g; gy++)
+                for (size_t gx = 0; gx < g; gx++) {
+                    uint8_t *dst = b->pixels + (i * count + gy * g + gx) * pp;
+                    const uint8_t *src = pixels + ((i * (size_t)p->channels + (size_t)c) * s + gy * ps) * s + gx * ps;
+                    for (size_t ky = 0; ky < ps; ky++) memcpy(dst + ky * ps, src + ky * s, ps);
+                }
+        st = vitq_i_qgemm_i32(b->pixels, pp, n * count, 0, &p->patch_w[c], NULL, b->acc, d, nt);
+        for (size_t i = 0; !st && i < n; i++)
+            st = vitq_i_residual_add_i32(b->res + (i * t + pre) * d, d, b->acc + i * count * d, d, count, d,
+                                         p->patch_res[c], d, INT32_MIN, INT32_MAX);
+    }
+    return st;
+}
+
+vitq_status vitq_i_intvit_run(const vitq_i_intvit *p, const uint8_t *pixels, size_t n, int32_t *logits,
+                              int32_t *logits_dist, void *scratch, int nthreads) {
+    if (!p || !pixels || !logits || !scratch || (p->head_dist.w && !logits_dist))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "integer-only model: NULL argument");
+    if (n == 0) return VITQ_OK;
+    bufs b = carve(p, n, scratch);
+    nthreads = vitq_i_resolve_threads(nthreads);
+    vitq_status st = embed(p, pixels, n, &b, nthreads);
+    for (int32_t i = 0; !st && i < p->depth; i++) st = block(p, &p->blocks[i], n, &b, nthreads);
+    /* the final norm and the heads read the prefix tokens only: token k of every image, in turn */
+    size_t d = (size_t)p->dim, t = (size_t)p->tokens, k = (size_t)p->classes;
+    for (int32_t tok = 0; !st && tok < p->prefix && tok < 2; tok++) {
+        const vitq_i_iv_linear *head = tok == 0 ? &p->head : &p->head_dist;
+        if (!head->w) break;
+        int32_t *rows = b.acc; /* [n][d] gathered residual rows */
+        for (size_t i = 0; i < n; i++) memcpy(rows + i * d, b.res + (i * t + (size_t)tok) * d, d * sizeof(int32_t));
+        st = norm(p, &p->norm, rows, d, n, b.x16, b.y32, b.bytes, d);
+        if (!st) st = linear(head, b.bytes, d, n, tok == 0 ? logits : logits_dist, k, nthreads);
+    }
+    return st;
+}

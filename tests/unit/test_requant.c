@@ -1,0 +1,349 @@
+/* Dyadic requantization (kernels/requant.h, quant/dyadic.h) against independent references: the
+ * rounding by integer division and remainder (not by shifts), and for products below 2^53 the exact
+ * double value rounded by C's round() (half away from zero); the multipliers against the exact error
+ * of the approximation. Every comparison is exact. */
+#include <float.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "kernels/cpu.h"
+#include "kernels/requant.h"
+#include "quant/dyadic.h"
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint64_t next_u64(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static int64_t irand(int64_t lo, int64_t hi) { return lo + (int64_t)(next_u64() % (uint64_t)(hi - lo + 1)); }
+
+/* round(x mult / 2^shift), half away from zero, by division and remainder on the magnitude. */
+static int64_t ref_round(int32_t x, vitq_i_dyadic d) {
+    int64_t p = (int64_t)x * d.mult, mag = p < 0 ? -p : p, den = (int64_t)1 << d.shift;
+    int64_t q = mag / den, rem = mag % den;
+    if (den > 1 && rem >= den - rem) q++; /* rem >= den / 2, without halving an odd den */
+    return p < 0 ? -q : q;
+}
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Multipliers that probe the range ends and ties; shifts from 0 to 62. */
+static vitq_i_dyadic some_dyadic(size_t i) {
+    static const int32_t mults[] = {1 << 30, (1 << 30) + 1, 3 << 29, INT32_MAX, INT32_MAX - 1, 0x5A5A5A5A};
+    vitq_i_dyadic d;
+    d.mult = i % 8 < 6 ? mults[i % 8] : (int32_t)irand(1 << 30, INT32_MAX);
+    d.shift = (int32_t)(i % 5 == 0 ? 0 : i % 5 == 1 ? 62 : i % 5 == 2 ? 31 : irand(0, 62));
+    return d;
+}
+
+/* Inputs: ends of int32, small values, and values that make exact ties for these multipliers. */
+static int32_t some_input(size_t i, vitq_i_dyadic d) {
+    switch (i % 10) {
+    case 0: return INT32_MIN;
+    case 1: return INT32_MAX;
+    case 2: return (int32_t)irand(-3, 3);
+    case 3: /* exact ties: x mult / 2^shift = odd / 2 for x = odd 2^(shift-31) and mult = 2^30, or
+             * x = odd 2^(shift-30) and mult = 3 2^29 (|odd| <= 2001: |x| < 2^31 up to the shifts below) */
+        if (d.mult == (1 << 30) && d.shift >= 31 && d.shift <= 51)
+            return (int32_t)((2 * irand(-1000, 1000) + 1) * ((int64_t)1 << (d.shift - 31)));
+        if (d.mult == (3 << 29) && d.shift >= 30 && d.shift <= 50)
+            return (int32_t)((2 * irand(-1000, 1000) + 1) * ((int64_t)1 << (d.shift - 30)));
+        return (int32_t)irand(-1000, 1000);
+    case 4: return (int32_t)irand(-(1 << 22), 1 << 22);
+    default: return (int32_t)irand(INT32_MIN, INT32_MAX);
+    }
+}
+
+static void test_apply_rounding(void) {
+    /* hand-checked values: 2.5 -> 3, -2.5 -> -3, 1.5 -> 2, 0.5 -> 1, -0.5 -> -1, 0.49.. -> 0 */
+    vitq_i_dyadic half = {1 << 30, 31}; /* 0.5 */
+    CHECK(vitq_i_dyadic_apply(5, half) == 3 && vitq_i_dyadic_apply(-5, half) == -3);
+    CHECK(vitq_i_dyadic_apply(3, half) == 2 && vitq_i_dyadic_apply(-3, half) == -2);
+    CHECK(vitq_i_dyadic_apply(1, half) == 1 && vitq_i_dyadic_apply(-1, half) == -1);
+    CHECK(vitq_i_dyadic_apply(0, half) == 0 && vitq_i_dyadic_apply(4, half) == 2);
+    vitq_i_dyadic below_half = {INT32_MAX, 32}; /* (2^31 - 1) / 2^32, just below 0.5 */
+    CHECK(vitq_i_dyadic_apply(1, below_half) == 0 && vitq_i_dyadic_apply(-1, below_half) == 0);
+    /* shift 0: the product itself, up to |x| mult = 2^31 (2^31 - 1) */
+    vitq_i_dyadic big = {INT32_MAX, 0};
+    CHECK(vitq_i_dyadic_apply(INT32_MIN, big) == (int64_t)INT32_MIN * INT32_MAX);
+    CHECK(vitq_i_dyadic_apply(INT32_MAX, big) == (int64_t)INT32_MAX * INT32_MAX);
+    /* shift 62: (2^31 - 1)^2 / 2^62 ~ 1 - 2^-30 -> 1; 2^31 (2^31 - 1) / 2^62 -> 1; 2^30 2^30 / 2^62 = 1/4 -> 0 */
+    vitq_i_dyadic tiny = {INT32_MAX, 62}, tiny2 = {1 << 30, 62};
+    CHECK(vitq_i_dyadic_apply(INT32_MAX, tiny) == 1 && vitq_i_dyadic_apply(INT32_MIN, tiny) == -1);
+    CHECK(vitq_i_dyadic_apply(1 << 30, tiny2) == 0 && vitq_i_dyadic_apply(INT32_MIN, tiny2) == -1);
+    /* exactly 1/2 at shift 62: 2^31 2^30 / 2^62 = 1/2 -> 1 (away from zero) */
+    CHECK(vitq_i_dyadic_apply(INT32_MIN, tiny2) == -1 && vitq_i_dyadic_apply(-(1 << 30), tiny2) == 0);
+
+    size_t bad = 0, n = harness_quick() ? 20000 : 200000;
+    for (size_t i = 0; i < n; i++) {
+        vitq_i_dyadic d = some_dyadic(i / 10);
+        int32_t x = some_input(i, d);
+        int64_t got = vitq_i_dyadic_apply(x, d), want = ref_round(x, d);
+        if (got != want && bad++ < 3)
+            printf("    x %d mult %d shift %d: %lld, want %lld\n", (int)x, (int)d.mult, (int)d.shift, (long long)got,
+                   (long long)want);
+        /* below 2^53 the product is exact in double: C's round() is the same rounding */
+        int64_t p = (int64_t)x * d.mult;
+        if ((p < 0 ? -p : p) < ((int64_t)1 << 53)) {
+            double v = round(ldexp((double)p, -d.shift));
+            if ((double)got != v && bad++ < 3)
+                printf("    x %d mult %d shift %d: %lld, round() gives %.17g\n", (int)x, (int)d.mult, (int)d.shift,
+                       (long long)got, v);
+        }
+    }
+    CHECK(bad == 0);
+}
+
+/* One requant_rows case against the reference, on the path `isa` (forced; clamped to the CPU),
+ * nothing written past cols. */
+static void check_rows_path(const vitq_i_requant_grid *g, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                            const vitq_i_dyadic *m, size_t nm, int isa) {
+    size_t ldo = cols + 3, esize = g->type == VITQ_I_RQ_INT16 ? 2 : 1;
+    unsigned char *out = malloc(rows * ldo * esize + 1);
+    memset(out, 0xC3, rows * ldo * esize);
+    vitq_i_isa_force(isa);
+    CHECK_STATUS(vitq_i_requant_rows(x, ldx, rows, cols, m, nm, g, out, ldo), VITQ_OK);
+    vitq_i_isa_force(-1);
+    int32_t offset = g->type == VITQ_I_RQ_UINT8 && g->qmin < 0 ? 128 : 0;
+    size_t bad = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < ldo; c++) {
+            int64_t got;
+            if (g->type == VITQ_I_RQ_INT8) got = ((int8_t *)out)[r * ldo + c];
+            else if (g->type == VITQ_I_RQ_UINT8) got = ((uint8_t *)out)[r * ldo + c];
+            else got = ((int16_t *)out)[r * ldo + c];
+            if (c >= cols) { /* untouched */
+                bad += memcmp(out + (r * ldo + c) * esize, "\xC3\xC3", esize) != 0;
+                continue;
+            }
+            int64_t want = clamp64(ref_round(x[r * ldx + c], m[nm == 1 ? 0 : c]) + g->zero, g->qmin, g->qmax) + offset;
+            if (got != want && bad++ < 3)
+                printf("    %s: type %d [%d, %d] zero %d: x %d -> %lld, want %lld\n", isa ? "avx2" : "generic",
+                       (int)g->type, (int)g->qmin, (int)g->qmax, (int)g->zero, (int)x[r * ldx + c], (long long)got,
+                       (long long)want);
+        }
+    CHECK(bad == 0);
+    free(out);
+}
+
+/* The portable code and the AVX2 path (when the CPU has it: test_requant_paths says when not). */
+static void check_rows_case(const vitq_i_requant_grid *g, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                            const vitq_i_dyadic *m, size_t nm) {
+    check_rows_path(g, x, ldx, rows, cols, m, nm, VITQ_I_ISA_GENERIC);
+    check_rows_path(g, x, ldx, rows, cols, m, nm, VITQ_I_ISA_AVX2);
+}
+
+static void test_requant_paths(void) {
+    if (!(vitq_i_cpu_features() & VITQ_I_CPU_AVX2_FMA)) {
+        SKIP("requant avx2 path: this CPU has no AVX2 (only the portable code is tested)");
+        return;
+    }
+    vitq_i_isa_force(VITQ_I_ISA_AVX2);
+    CHECK(vitq_i_isa_active() == VITQ_I_ISA_AVX2);
+    vitq_i_isa_force(-1);
+}
+
+static void test_requant_rows(void) {
+    const vitq_i_requant_grid grids[] = {
+        {VITQ_I_RQ_INT8, 0, -128, 127},    {VITQ_I_RQ_INT8, -3, -8, 7},       {VITQ_I_RQ_UINT8, 0, -128, 127},
+        {VITQ_I_RQ_UINT8, 37, 0, 255},     {VITQ_I_RQ_UINT8, 9, 0, 15},       {VITQ_I_RQ_INT16, 0, -32768, 32767},
+        {VITQ_I_RQ_INT16, 100, -512, 511}, {VITQ_I_RQ_INT8, 65536, -128, 127}, {VITQ_I_RQ_UINT8, -65536, 0, 255},
+    };
+    const size_t shapes[][2] = {{1, 1}, {3, 17}, {7, 64}, {2, 700}};
+    size_t idx = 0;
+    for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++)
+        for (size_t s = 0; s < 4; s++)
+            for (int per_col = 0; per_col <= 1; per_col++) {
+                size_t rows = shapes[s][0], cols = shapes[s][1], ldx = cols + (idx % 3), nm = per_col ? cols : 1;
+                vitq_i_dyadic *m = malloc(cols * sizeof *m);
+                int32_t *x = malloc(rows * ldx * sizeof(int32_t));
+                for (size_t c = 0; c < nm; c++) m[c] = some_dyadic(idx++);
+                for (size_t i = 0; i < rows * ldx; i++) x[i] = some_input(i + idx, m[nm == 1 ? 0 : i % ldx % cols]);
+                check_rows_case(&grids[gi], x, ldx, rows, cols, m, nm);
+                /* a scale that makes codes land inside the grid, with ties: x / 2 */
+                for (size_t c = 0; c < nm; c++) m[c].mult = 1 << 30, m[c].shift = 31;
+                for (size_t i = 0; i < rows * ldx; i++) x[i] = (int32_t)irand(-300, 300);
+                check_rows_case(&grids[gi], x, ldx, rows, cols, m, nm);
+                free(m), free(x);
+            }
+}
+
+/* Residual adds: int32 saturation at both INT32 ends and at a given range, int16 streams. */
+static void test_residual_add(void) {
+    const int32_t ranges[][2] = {{INT32_MIN, INT32_MAX}, {-1000, 1000}, {-32768, 32767}, {5, 5}};
+    size_t idx = 0;
+    for (size_t ri = 0; ri < 4; ri++)
+        for (int per_col = 0; per_col <= 1; per_col++)
+            for (int wide = 0; wide <= 1; wide++) {
+                int32_t lo = ranges[ri][0], hi = ranges[ri][1];
+                if (!wide && (lo < -32768 || hi > 32767)) continue;
+                size_t rows = 5, cols = 37, ldx = 40, ldr = 39, nm = per_col ? cols : 1;
+                vitq_i_dyadic m[37];
+                for (size_t c = 0; c < nm; c++) m[c] = some_dyadic(idx++);
+                int32_t *x = malloc(rows * ldx * sizeof(int32_t)), *r32 = malloc(rows * ldr * sizeof(int32_t));
+                int16_t *r16 = malloc(rows * ldr * sizeof(int16_t));
+                int64_t *base = malloc(rows * ldr * sizeof(int64_t));
+                for (size_t i = 0; i < rows * ldx; i++) x[i] = some_input(i, m[nm == 1 ? 0 : i % ldx % cols]);
+                for (size_t i = 0; i < rows * ldr; i++) {
+                    int64_t v = i % 4 == 0 ? (i % 8 ? INT32_MAX : INT32_MIN) : irand(-3000000000LL, 3000000000LL);
+                    if (!wide) v = v % 32768;
+                    base[i] = clamp64(v, INT32_MIN, INT32_MAX);
+                    r32[i] = (int32_t)base[i];
+                    r16[i] = (int16_t)(wide ? 0 : base[i]);
+                }
+                if (wide)
+                    CHECK_STATUS(vitq_i_residual_add_i32(r32, ldr, x, ldx, rows, cols, m, nm, lo, hi), VITQ_OK);
+                else
+                    CHECK_STATUS(vitq_i_residual_add_i16(r16, ldr, x, ldx, rows, cols, m, nm, lo, hi), VITQ_OK);
+                size_t bad = 0;
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t c = 0; c < ldr; c++) {
+                        size_t i = r * ldr + c;
+                        int64_t got = wide ? r32[i] : r16[i];
+                        int64_t add = c < cols ? ref_round(x[r * ldx + c], m[nm == 1 ? 0 : c]) : 0;
+                        int64_t want = c >= cols ? base[i] : clamp64(base[i] + add, lo, hi);
+                        if (got != want && bad++ < 3)
+                            printf("    residual %s [%d, %d]: res %lld + x %d -> %lld, want %lld\n",
+                                   wide ? "i32" : "i16", (int)lo, (int)hi, (long long)base[i], (int)x[r * ldx + c],
+                                   (long long)got, (long long)want);
+                    }
+                CHECK(bad == 0);
+                free(x), free(r32), free(r16), free(base);
+            }
+    /* saturation exactly at the int32 ends: 2^31 - 2 + 1 stops at 2^31 - 1, then stays */
+    int32_t res[2] = {INT32_MAX - 1, INT32_MIN + 1}, x[2] = {3, -3};
+    vitq_i_dyadic half = {1 << 30, 31}; /* 3 / 2 -> 2 */
+    CHECK_STATUS(vitq_i_residual_add_i32(res, 2, x, 2, 1, 2, &half, 1, INT32_MIN, INT32_MAX), VITQ_OK);
+    CHECK(res[0] == INT32_MAX && res[1] == INT32_MIN);
+}
+
+/* Bad parameters are refused by name and nothing is written. */
+static void test_errors(void) {
+    int32_t x[6] = {1, 2, 3, 4, 5, 6};
+    int8_t out[6] = {9, 9, 9, 9, 9, 9};
+    int32_t res[6] = {7, 7, 7, 7, 7, 7};
+    vitq_i_dyadic m[3] = {{1 << 30, 10}, {1 << 30, 10}, {(1 << 30) - 1, 10}};
+    vitq_i_requant_grid g = {VITQ_I_RQ_INT8, 0, -128, 127};
+    CHECK_STATUS(vitq_i_requant_rows(x, 3, 2, 3, m, 3, &g, out, 3), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "mult[2]") != NULL);
+    CHECK_STATUS(vitq_i_residual_add_i32(res, 3, x, 3, 2, 3, m, 3, INT32_MIN, INT32_MAX), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "mult[2]") != NULL);
+    m[2].mult = INT32_MAX, m[2].shift = 63;
+    CHECK_STATUS(vitq_i_requant_rows(x, 3, 2, 3, m, 3, &g, out, 3), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "shift[2]") != NULL);
+    m[2].shift = -1;
+    CHECK_STATUS(vitq_i_requant_rows(x, 3, 2, 3, m, 3, &g, out, 3), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "shift[2]") != NULL);
+    m[2].shift = 62; /* every parameter now valid */
+    CHECK_STATUS(vitq_i_requant_rows(x, 3, 2, 3, m, 2, &g, out, 3), VITQ_ERR_INVALID_ARGUMENT); /* 2 for 3 cols */
+    CHECK_STATUS(vitq_i_requant_rows(x, 2, 2, 3, m, 3, &g, out, 3), VITQ_ERR_INVALID_ARGUMENT); /* ldx < cols */
+    CHECK_STATUS(vitq_i_requant_rows(NULL, 3, 2, 3, m, 3, &g, out, 3), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_requant_rows(x, 3, 2, 3, m, 3, NULL, out, 3), VITQ_ERR_INVALID_ARGUMENT);
+    const vitq_i_requant_grid bad[] = {{VITQ_I_RQ_INT8, 0, -129, 127},  {VITQ_I_RQ_INT8, 0, 5, 4},
+                                       {VITQ_I_RQ_UINT8, 0, -128, 128}, {VITQ_I_RQ_UINT8, 0, 0, 256},
+                                       {VITQ_I_RQ_INT16, 0, 0, 32768},  {VITQ_I_RQ_INT8, 65537, -128, 127},
+                                       {VITQ_I_RQ_INT8, -65537, -128, 127}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_STATUS(vitq_i_requant_rows(x, 3, 2, 3, m, 3, &bad[i], out, 3), VITQ_ERR_OUT_OF_RANGE);
+    vitq_i_requant_grid badtype = {(vitq_i_requant_type)7, 0, 0, 1};
+    CHECK_STATUS(vitq_i_requant_rows(x, 3, 2, 3, m, 3, &badtype, out, 3), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_residual_add_i32(res, 3, x, 3, 2, 3, m, 3, 5, 4), VITQ_ERR_OUT_OF_RANGE);
+    int16_t r16[6] = {7, 7, 7, 7, 7, 7};
+    CHECK_STATUS(vitq_i_residual_add_i16(r16, 3, x, 3, 2, 3, m, 3, -40000, 0), VITQ_ERR_OUT_OF_RANGE);
+    int untouched = 1;
+    for (int i = 0; i < 6; i++) untouched &= out[i] == 9 && res[i] == 7 && r16[i] == 7;
+    CHECK(untouched);
+    /* empty inputs need no pointers */
+    CHECK_STATUS(vitq_i_requant_rows(NULL, 0, 0, 3, NULL, 0, &g, NULL, 0), VITQ_OK);
+    CHECK_STATUS(vitq_i_residual_add_i32(NULL, 0, NULL, 0, 4, 0, NULL, 0, 0, 0), VITQ_OK);
+}
+
+/* The exact error of d against factor: the two are within a factor 2 of each other, so the
+ * subtraction is exact (Sterbenz) and |d - factor| / factor is computed with one rounding. */
+static double rel_error(vitq_i_dyadic d, double factor) {
+    return fabs(vitq_i_dyadic_value(d) - factor) / factor;
+}
+
+static void check_from_real(double factor) {
+    vitq_i_dyadic d;
+    CHECK_STATUS(vitq_i_dyadic_from_real(factor, &d), VITQ_OK);
+    int ok = d.mult >= (1 << 30) && d.shift >= 0 && d.shift <= 62 && rel_error(d, factor) <= ldexp(1.0, -31);
+    /* the nearest integer to factor 2^shift (exact in double: a power-of-two scaling) */
+    double scaled = ldexp(factor, d.shift);
+    ok &= fabs(scaled - (double)d.mult) <= 0.5;
+    /* the largest shift: one more would need mult >= 2^31 */
+    ok &= ldexp(factor, d.shift + 1) >= 2147483647.5 || d.shift == 62;
+    if (!ok) {
+        printf("    factor %.17g: mult %d shift %d, relative error %.3g\n", factor, (int)d.mult, (int)d.shift,
+               rel_error(d, factor));
+        harness_check_failures++;
+    }
+}
+
+static void test_dyadic_from_real(void) {
+    vitq_i_dyadic d;
+    CHECK_STATUS(vitq_i_dyadic_from_real(1.0, &d), VITQ_OK);
+    CHECK(d.mult == 1 << 30 && d.shift == 30);
+    CHECK_STATUS(vitq_i_dyadic_from_real(0.75, &d), VITQ_OK);
+    CHECK(d.mult == 3 << 29 && d.shift == 31);
+    /* the ends: just below 2^31 - 1/2 gives 2^31 - 1 at shift 0; 2^31 - 1/2 itself rounds to 2^31 */
+    CHECK_STATUS(vitq_i_dyadic_from_real(nextafter(2147483647.5, 0.0), &d), VITQ_OK);
+    CHECK(d.mult == INT32_MAX && d.shift == 0);
+    CHECK_STATUS(vitq_i_dyadic_from_real(2147483647.5, &d), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(d.mult == 0 && d.shift == 0);
+    CHECK_STATUS(vitq_i_dyadic_from_real(ldexp(2147483647.5, -63), &d), VITQ_OK);
+    CHECK(d.mult == 1 << 30 && d.shift == 62);
+    CHECK_STATUS(vitq_i_dyadic_from_real(ldexp(1.0, -32), &d), VITQ_OK);
+    CHECK(d.mult == 1 << 30 && d.shift == 62);
+    CHECK_STATUS(vitq_i_dyadic_from_real(nextafter(ldexp(2147483647.5, -63), 0.0), &d), VITQ_ERR_OUT_OF_RANGE);
+    /* ties of f 2^31 round up: (2^30 + 1/2) 2^-30 -> 2^30 + 1 */
+    CHECK_STATUS(vitq_i_dyadic_from_real(ldexp(1073741824.5, -30), &d), VITQ_OK);
+    CHECK(d.mult == (1 << 30) + 1 && d.shift == 30);
+    const double refused[] = {0.0, -0.0, -1.0, NAN, INFINITY, -INFINITY, DBL_MIN, 4e-324, 1e10, DBL_MAX};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        CHECK_STATUS(vitq_i_dyadic_from_real(refused[i], &d), VITQ_ERR_OUT_OF_RANGE);
+        CHECK(strstr(vitq_last_error(), "factor") != NULL);
+    }
+    CHECK_STATUS(vitq_i_dyadic_from_real(1.0, NULL), VITQ_ERR_INVALID_ARGUMENT);
+    /* random factors over the whole range, and ratios of float scales as a GEMM's requant has them */
+    for (int i = 0; i < 20000; i++) {
+        double f = ldexp(1.0 + (double)(next_u64() >> 11) / 9007199254740992.0, (int)irand(-32, 30));
+        check_from_real(f);
+        float a_scale = (float)ldexp(1.0 + (double)(next_u64() >> 40) / 16777216.0, (int)irand(-12, -2));
+        float w_scale = (float)ldexp(1.0 + (double)(next_u64() >> 40) / 16777216.0, (int)irand(-12, -2));
+        float o_scale = (float)ldexp(1.0 + (double)(next_u64() >> 40) / 16777216.0, (int)irand(-8, 0));
+        check_from_real((double)a_scale * w_scale / o_scale);
+    }
+    /* every prepared multiplier is accepted by the kernels */
+    CHECK_STATUS(vitq_i_dyadic_from_real(0.0123, &d), VITQ_OK);
+    CHECK_STATUS(vitq_i_dyadic_check(d, "test", 0), VITQ_OK);
+}
+
+/* From float scales to codes: requantizing with the prepared multiplier is within one code of the
+ * float rounding of x * factor (the approximation moves x * factor by at most |x| factor 2^-31). */
+static void test_end_to_end(void) {
+    size_t bad = 0;
+    for (int i = 0; i < 5000; i++) {
+        double factor = ldexp(1.0 + (double)(next_u64() >> 11) / 9007199254740992.0, (int)irand(-20, 0));
+        vitq_i_dyadic d;
+        CHECK_STATUS(vitq_i_dyadic_from_real(factor, &d), VITQ_OK);
+        int32_t x = (int32_t)irand(-(1 << 24), 1 << 24);
+        double exact = (double)x * factor;
+        int64_t got = vitq_i_dyadic_apply(x, d);
+        bad += fabs((double)got - exact) > 0.5 + fabs(exact) * ldexp(1.0, -31) + 1e-9;
+    }
+    CHECK(bad == 0);
+}
+
+int main(void) {
+    RUN(test_apply_rounding);
+    RUN(test_requant_paths);
+    RUN(test_requant_rows);
+    RUN(test_residual_add);
+    RUN(test_errors);
+    RUN(test_dyadic_from_real);
+    RUN(test_end_to_end);
+    HARNESS_EXIT();
+}
