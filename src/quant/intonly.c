@@ -77,8 +77,8 @@ static const vitq_i_qnl *op_of(builder *b, int point, const char *what) {
 
 static vitq_status grid_of(builder *b, int point, const char *what, vitq_i_qact *g) {
     if (point >= 0 && vitq_i_integer_point_grid(b->q, point, g)) return VITQ_OK;
-    return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "integer-only execution: %s is not on a uniform grid of at most 8 bits",
-                       what);
+    return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "integer-only execution: %s: not quantized on a uniform grid of at most "
+                       "8 bits (the integer kernels' only input)", what);
 }
 
 /* The layer's GEMM with its bias in int32 at a_scale w_scale[j]. */
