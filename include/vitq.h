@@ -385,6 +385,14 @@ typedef enum vitq_pixel_layout {
 VITQ_API vitq_status vitq_model_preprocess_u8(const vitq_model *model, const uint8_t *pixels, size_t n,
                                               vitq_pixel_layout layout, float *out);
 
+/**
+ * Logits of n uint8 images (0..255, the model's size and channels, in `layout`): an integer-only model
+ * (VITQ_EXECUTION_INTEGER_ONLY) takes the pixels as they are; any other model as
+ * vitq_model_preprocess_u8 followed by vitq_model_forward. Since 0.7.
+ */
+VITQ_API vitq_status vitq_model_forward_u8(const vitq_model *model, const uint8_t *pixels, size_t n,
+                                           vitq_pixel_layout layout, float *logits);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Datasets (images and labels from files or memory)                                               */
 /* ---------------------------------------------------------------------------------------------- */

@@ -270,6 +270,35 @@ vitq_status vitq_model_forward(const vitq_model *model, const float *input, size
     return vitq_i_net_forward(model->net, input, n, logits, &taps);
 }
 
+vitq_status vitq_model_forward_u8(const vitq_model *model, const uint8_t *pixels, size_t n, vitq_pixel_layout layout,
+                                  float *logits) {
+    if (!model || !pixels || !logits) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward_u8: NULL argument");
+    if (layout != VITQ_PIXELS_NCHW && layout != VITQ_PIXELS_NHWC)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_forward_u8: layout %d", (int)layout);
+    if (n == 0) return VITQ_OK;
+    const vitq_model_info *i = &model->net->info;
+    const vitq_allocator *a = &model->net->alloc;
+    size_t c = (size_t)i->in_channels, hw = (size_t)i->image_size * (size_t)i->image_size, per = c * hw;
+    if (model->intonly && layout == VITQ_PIXELS_NCHW)
+        return vitq_i_intonly_forward(model->intonly, pixels, n, logits, model->net->num_threads);
+    if (model->intonly) { /* NHWC -> NCHW, still bytes */
+        uint8_t *nchw = vitq_i_alloc_array(a, n, per);
+        if (!nchw) return vitq_i_oom("vitq_model_forward_u8: pixels", n * per);
+        for (size_t b = 0; b < n; b++)
+            for (size_t ch = 0; ch < c; ch++)
+                for (size_t p = 0; p < hw; p++) nchw[(b * c + ch) * hw + p] = pixels[(b * hw + p) * c + ch];
+        vitq_status st = vitq_i_intonly_forward(model->intonly, nchw, n, logits, model->net->num_threads);
+        vitq_i_free(a, nchw);
+        return st;
+    }
+    float *input = vitq_i_alloc_array(a, n, per * sizeof(float));
+    if (!input) return vitq_i_oom("vitq_model_forward_u8: preprocessed images", n * per * sizeof(float));
+    vitq_status st = vitq_i_net_preprocess_u8(model->net, pixels, n, layout, input);
+    if (!st) st = vitq_model_forward(model, input, n, logits);
+    vitq_i_free(a, input);
+    return st;
+}
+
 vitq_status vitq_model_preprocess_u8(const vitq_model *model, const uint8_t *pixels, size_t n,
                                      vitq_pixel_layout layout, float *out) {
     if (!model || !pixels || !out)

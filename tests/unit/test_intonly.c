@@ -160,6 +160,39 @@ static void test_paths_and_threads_agree(void) {
     vitq_model_free(io);
 }
 
+/* uint8 pixels straight in (vitq_model_forward_u8) give the logits of the normalised floats, in both
+ * layouts, for the integer-only model and a float one. */
+static void test_forward_u8(void) {
+    size_t size = 0, n = 4;
+    char *bytes = quantized_bytes(FMNIST, VITQ_NONLINEAR_IBERT, &size);
+    vitq_model *io = bytes ? load_as(bytes, size, VITQ_EXECUTION_INTEGER_ONLY, VITQ_OK) : NULL;
+    vitq_model *fp = load(FMNIST);
+    vitq_dataset_info di;
+    vitq_dataset_info_init(&di);
+    CHECK_STATUS(vitq_dataset_get_info(test_set, &di), VITQ_OK);
+    size_t hw = (size_t)di.height * (size_t)di.width;
+    uint8_t *pixels = malloc(n * hw), *nhwc = malloc(n * hw);
+    for (size_t k = 0; k < n * hw; k++) pixels[k] = (uint8_t)((k * 2654435761u) >> 24); /* any bytes */
+    memcpy(nhwc, pixels, n * hw); /* one channel: both layouts are the same bytes */
+    vitq_model *models[2] = {io, fp};
+    for (int m = 0; m < 2; m++) {
+        if (!models[m]) continue;
+        size_t k = (size_t)classes_of(models[m]);
+        float *input = malloc(n * hw * sizeof(float)), *a = malloc(n * k * sizeof(float)), *b = malloc(n * k * sizeof(float));
+        CHECK_STATUS(vitq_model_preprocess_u8(models[m], pixels, n, VITQ_PIXELS_NCHW, input), VITQ_OK);
+        CHECK_STATUS(vitq_model_forward(models[m], input, n, a), VITQ_OK);
+        CHECK_STATUS(vitq_model_forward_u8(models[m], pixels, n, VITQ_PIXELS_NCHW, b), VITQ_OK);
+        CHECK(!memcmp(a, b, n * k * sizeof(float)));
+        CHECK_STATUS(vitq_model_forward_u8(models[m], nhwc, n, VITQ_PIXELS_NHWC, b), VITQ_OK);
+        CHECK(!memcmp(a, b, n * k * sizeof(float)));
+        CHECK_STATUS(vitq_model_forward_u8(models[m], pixels, n, (vitq_pixel_layout)7, b), VITQ_ERR_INVALID_ARGUMENT);
+        free(input), free(a), free(b);
+    }
+    free(pixels), free(nhwc), free(bytes);
+    vitq_model_free(io);
+    vitq_model_free(fp);
+}
+
 static void test_refusals(void) {
     size_t size = 0;
     char *bytes = quantized_bytes(FMNIST, VITQ_NONLINEAR_FLOAT, &size);
@@ -188,6 +221,7 @@ int main(void) {
     CHECK_STATUS(vitq_dataset_load_file(TEST_IMAGES, TEST_LABELS, NULL, &test_set), VITQ_OK);
     if (!calib_set || !test_set) return 1;
     RUN(test_refusals);
+    RUN(test_forward_u8);
     RUN(test_paths_and_threads_agree);
     RUN(test_against_simulation);
     for (int i = 0; i < 8; i++) free(cache[i].bytes);
