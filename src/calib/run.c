@@ -92,3 +92,52 @@ vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized) {
     vitq_i_free(r->alloc, w);
     return st;
 }
+
+/* vitq_i_run_observe_points: the taps of the chosen points only. */
+typedef struct reobserve_ctx {
+    vitq_i_run *r;
+    int pass;
+} reobserve_ctx;
+
+static vitq_status reobserve_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
+    reobserve_ctx *c = t->ctx;
+    vitq_i_qpoint *qp = vitq_i_run_qpoint(c->r, point);
+    if (c->pass == 0) vitq_i_run_view_range(v, &qp->observed_min, &qp->observed_max);
+    return c->pass < qp->inst.scheme.num_passes ? qp->inst.scheme.observe(qp->inst.state, c->pass, v) : VITQ_OK;
+}
+
+vitq_status vitq_i_run_observe_points(vitq_i_run *r, const int *points, int n) {
+    unsigned char *active = vitq_i_calloc(r->alloc, (size_t)r->list->count + 1, 1);
+    if (!active) return vitq_i_oom("re-observed points", (size_t)r->list->count);
+    int passes = 0;
+    for (int i = 0; i < n; i++) {
+        vitq_i_qpoint *qp = vitq_i_run_qpoint(r, points[i]);
+        if (!qp || r->list->points[points[i]].kind != VITQ_POINT_ACTIVATION) continue;
+        active[points[i]] = 1;
+        qp->observed_min = INFINITY;
+        qp->observed_max = -INFINITY;
+        if (qp->inst.scheme.num_passes > passes) passes = qp->inst.scheme.num_passes;
+    }
+    vitq_i_sites sites;
+    memset(&sites, 0, sizeof sites);
+    vitq_status st = vitq_i_sites_filter(r->alloc, r->model, r->list, active, &sites);
+    reobserve_ctx ctx = {r, 0};
+    size_t batches = (r->num_images + VITQ_I_FEED_BATCH - 1) / VITQ_I_FEED_BATCH;
+    r->progress_total += (int64_t)((size_t)passes * batches);
+    for (int pass = 0; !st && pass < passes; pass++) {
+        ctx.pass = pass;
+        for (size_t first = 0; !st && first < r->num_images; first += VITQ_I_FEED_BATCH) {
+            size_t k = r->num_images - first < VITQ_I_FEED_BATCH ? r->num_images - first : VITQ_I_FEED_BATCH;
+            vitq_i_taps taps = {.sites = &sites, .apply = reobserve_tap, .ctx = &ctx};
+            st = vitq_i_run_forward(r, first, k, &taps, NULL);
+            if (!st) st = vitq_i_run_progress(r, "calibrate");
+        }
+    }
+    for (int p = 0; !st && p < r->list->count; p++) {
+        vitq_i_qpoint *qp = active[p] ? vitq_i_run_qpoint(r, p) : NULL;
+        if (qp) st = qp->inst.scheme.finalize(qp->inst.state);
+    }
+    vitq_i_sites_free(r->alloc, &sites);
+    vitq_i_free(r->alloc, active);
+    return st;
+}

@@ -73,6 +73,13 @@ vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized);
 /* Fake-quantize the weight of point p (a copy of the layer's weight in `out`, channels x inner). */
 vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out);
 
+/* Observe the activation quantizers of points[0..n) again, from fresh statistics, on forward passes of
+ * every calibration image through the run's network as it is now (float, no other point applied),
+ * as many passes as the schemes ask for, then finalize them; their observed ranges are reset too. For
+ * a method that changed the network under some points (a fold): their quantizers must be new ones
+ * (vitq_i_run_recreate), never observed yet. */
+vitq_status vitq_i_run_observe_points(vitq_i_run *r, const int *points, int n);
+
 /* Widen [*lo, *hi] to the range of the values of v (a point's observed range). */
 void vitq_i_run_view_range(const vitq_tensor_view *v, float *lo, float *hi);
 

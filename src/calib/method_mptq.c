@@ -1,0 +1,126 @@
+/* MPTQ-ViT (Tai & Wu, arXiv 2401.14895; docs/methods.md), first part: SmoothQuant with bias (SQ-b).
+ *
+ * Every post-LayerNorm activation that feeds a linear layer inside the network (qkv, fc1, Swin's
+ * patch-merging reduction) is first observed per channel (min, max) on the float network. refine
+ * turns each channel's range and the next layer's weight columns into a shift b and a smoothing
+ * factor s (quant/smooth.h), folds them into the LayerNorm and the linear layer (an identity of the
+ * float network), and the point is then quantized symmetrically per tensor, its range observed again
+ * on the folded network; the folded layers' weights are calibrated again. Option shift 0 gives plain
+ * SmoothQuant (no shift, symmetric per-tensor quantizer after smoothing).
+ *
+ * The other points follow the paper's base (PTQ4ViT): twin-uniform quantizers for the post-GELU and
+ * post-softmax activations, symmetric per-tensor elsewhere, weights symmetric per output channel. */
+#include "calib/method.h"
+#include "quant/range_scheme.h"
+#include "quant/schemes.h"
+#include "quant/smooth.h"
+
+enum { OPT_SHIFT, OPT_ALPHA };
+
+static const vitq_scheme_option options[] = {
+    {"shift", "1: SQ-b, each post-LayerNorm channel centred on its observed (max + min) / 2 before smoothing; "
+              "0: plain SmoothQuant (no shift)", 0, 1, 1, 1},
+    {"alpha", "migration strength: s = max|X - b|^alpha / max|W|^(1 - alpha) per channel", 0.0, 1.0, 0.5, 0},
+};
+
+/* Post-LayerNorm points the fold applies to: inside the network (not the classifier's input). */
+static int smoothed(const vitq_i_point_desc *d) { return d->role == VITQ_ROLE_POST_LAYERNORM && !d->edge; }
+
+static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
+    (void)opts;
+    cfg->scheme = &vitq_i_scheme_minmax;
+    cfg->symmetric = 1;
+    cfg->granularity = d->kind == VITQ_POINT_WEIGHT ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
+    /* the statistics of the fold: each channel's own min and max (refine makes the point per tensor) */
+    if (smoothed(d)) cfg->granularity = VITQ_GRAN_CHANNEL, cfg->symmetric = 0;
+    if (d->role == VITQ_ROLE_POST_GELU) cfg->scheme = &vitq_i_scheme_twin_gelu;
+    if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = &vitq_i_scheme_twin_softmax, cfg->symmetric = 0;
+    vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
+    return VITQ_OK;
+}
+
+/* Per-channel observed range of point p's quantizer into lo, hi (d channels); 0 when the point has no
+ * such statistics (the caller configured it otherwise: it is left as configured). */
+static int channel_ranges(const vitq_i_qpoint *qp, size_t d, float *lo, float *hi) {
+    if (qp->inst.config.granularity != VITQ_GRAN_CHANNEL || qp->inst.scheme.observe != vitq_i_range_observe ||
+        qp->inst.config.channels != (int64_t)d)
+        return 0;
+    const vitq_i_range_state *s = qp->inst.state;
+    for (size_t c = 0; c < d; c++) {
+        double l, h;
+        vitq_i_range_observed(s, (int64_t)c, &l, &h);
+        lo[c] = (float)l, hi[c] = (float)h;
+    }
+    return 1;
+}
+
+/* SQ-b (or SmoothQuant) on point p, the output of `ln` read by `next`; *folded set when it was. */
+static vitq_status smooth_point(vitq_i_run *r, int p, vitq_i_layernorm_params *ln, vitq_i_linear *next,
+                                int *folded) {
+    *folded = 0;
+    vitq_i_qpoint *qp = vitq_i_run_qpoint(r, p);
+    if (!qp) return VITQ_OK; /* left in float: nothing to smooth for */
+    if (p + 1 >= r->list->count || r->list->points[p + 1].weight != next)
+        return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: mptq-vit expects the weight of its layer right after it",
+                           r->list->points[p].name);
+    size_t d = next->in;
+    float *range = vitq_i_alloc_array(r->alloc, d, 2 * sizeof(float));
+    double *bs = vitq_i_alloc_array(r->alloc, d, 2 * sizeof(double));
+    vitq_status st = !range || !bs ? vitq_i_oom("mptq-vit smoothing factors", d * 24) : VITQ_OK;
+    if (!st && channel_ranges(qp, d, range, range + d)) {
+        vitq_i_linear *const nexts[1] = {next};
+        const double *o = r->method_options;
+        st = vitq_i_smooth_factors(range, range + d, d, nexts, 1, o[OPT_ALPHA], o[OPT_SHIFT] != 0, bs, bs + d);
+        if (!st) st = vitq_i_smooth_fold(r->alloc, ln, d, nexts, 1, bs, bs + d);
+        if (!st) { /* the deployed quantizer: one symmetric grid, observed again once every fold is done */
+            vitq_point_config cfg = qp->inst.config;
+            cfg.granularity = VITQ_GRAN_TENSOR;
+            cfg.symmetric = 1;
+            st = vitq_i_run_recreate(r, p, &qp->inst.scheme, &cfg);
+        }
+        vitq_i_qpoint *wp = vitq_i_run_qpoint(r, p + 1);
+        if (!st && wp) { /* the weight changed: a fresh quantizer sees it */
+            vitq_point_config wcfg = wp->inst.config;
+            st = vitq_i_run_recreate(r, p + 1, &wp->inst.scheme, &wcfg);
+            if (!st) st = vitq_i_run_calibrate_weight(r, p + 1);
+        }
+        *folded = !st;
+    }
+    vitq_i_free(r->alloc, range);
+    vitq_i_free(r->alloc, bs);
+    return st;
+}
+
+static vitq_status refine(vitq_i_run *r) {
+    vitq_i_net *m = r->model;
+    const vitq_i_sites *sites = &r->list->sites;
+    int *points = vitq_i_alloc_array(r->alloc, (size_t)(2 * m->info.depth + m->info.num_stages + 1), sizeof(int));
+    if (!points) return vitq_i_oom("mptq-vit points", (size_t)(2 * m->info.depth + m->info.num_stages) * sizeof(int));
+    int n = 0, folded = 0;
+    vitq_status st = VITQ_OK;
+    for (int b = 0; !st && b < m->info.depth; b++) {
+        vitq_i_block *blk = &m->blocks[b];
+        st = smooth_point(r, sites->blocks[b].qkv_in, &blk->norm1, &blk->qkv, &folded);
+        if (folded) points[n++] = sites->blocks[b].qkv_in;
+        if (!st) st = smooth_point(r, sites->blocks[b].fc1_in, &blk->norm2, &blk->fc1, &folded);
+        if (folded) points[n++] = sites->blocks[b].fc1_in;
+    }
+    for (int s = 1; !st && s < m->info.num_stages; s++) {
+        st = smooth_point(r, sites->stages[s].merge_in, &m->stages[s].merge_norm, &m->stages[s].merge, &folded);
+        if (folded) points[n++] = sites->stages[s].merge_in;
+    }
+    /* The float network is the same function after the folds, so one pass observes every smoothed
+     * point on the activations it will quantize. */
+    if (!st && n) st = vitq_i_run_observe_points(r, points, n);
+    /* TODO(OPT-m, issue 18): the per-layer search of the ratio between the two scales of the twin-gelu
+     * (post-GELU) and twin-softmax (post-softmax) quantizers, scored by the Hessian-guided metric,
+     * plugs in here: after the folds, on the network the smoothed points now see. */
+    vitq_i_free(r->alloc, points);
+    return st;
+}
+
+/* refine folds into the network: it works on a private copy. */
+const vitq_i_method vitq_i_method_mptq = {
+    "mptq-vit", "MPTQ-ViT: SmoothQuant with bias (SQ-b) folded into LayerNorm, symmetric per-tensor post-LayerNorm "
+                "quantizers, twin-uniform GELU/softmax quantizers", 1,
+    (int32_t)(sizeof options / sizeof options[0]), options, configure, refine};
