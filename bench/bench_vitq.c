@@ -2,13 +2,16 @@
  *
  *   bench_vitq forward MODEL IMAGES.npy [--quant fp32|w8a8|w4a8] [--calib CALIB.npy] [--calib-n 32]
  *              [--scheme minmax] [--batches 8[,16...]] [--threads 2] [--warmup 1] [--repeats 10]
- *              [--max-seconds 60] [--logits OUT.npy] [--exec auto|simulated]
+ *              [--max-seconds 60] [--logits OUT.npy] [--exec auto|simulated|integer-only]
+ *              [--nonlinear float|ibert|fqvit|ivit|mixed]
  *   bench_vitq calib MODEL CALIB.npy [--schemes minmax,percentile,omse] [--counts 32[,64...]]
  *              [--wbits 8] [--abits 8] [--threads 2] [--repeats 1]
  *
  * forward: load the float model; with --quant, calibrate it (minmax by default, the first calib-n
  * images), save the result to memory and load it back as a deployment would, with integer execution
- * where vitq has it (--exec auto) or simulated quantization (--exec simulated). Warm up, then time
+ * where vitq has it (--exec auto) or simulated quantization (--exec simulated). --nonlinear ibert (or
+ * fqvit, ivit, mixed) calibrates LayerNorm, softmax and GELU onto integer kernels, and --exec
+ * integer-only then runs the whole model without floating point (vitq >= 0.7). Warm up, then time
  * vitq_model_forward on
  * the first B images, `repeats` times or until `max-seconds` have passed (never fewer than 3 runs):
  * the median is the number, the samples are printed too. Memory: every byte the library allocates
@@ -219,7 +222,7 @@ static int write_npy_f32(const char *path, const float *data, size_t rows, size_
 /* ---- options ------------------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *model, *images, *calib, *logits, *quant, *exec;
+    const char *model, *images, *calib, *logits, *quant, *exec, *nonlinear;
     char *schemes;
     long batches[MAX_LIST], counts[MAX_LIST];
     int num_batches, num_counts;
@@ -229,7 +232,7 @@ typedef struct {
 
 static int parse_options(int argc, char **argv, options *o) {
     static char default_schemes[] = "minmax";
-    *o = (options){.quant = "fp32", .exec = "auto", .schemes = default_schemes, .calib_n = 32,
+    *o = (options){.quant = "fp32", .exec = "auto", .nonlinear = "float", .schemes = default_schemes, .calib_n = 32,
                    .threads = 2, .warmup = 1, .repeats = strcmp(argv[1], "calib") ? 10 : 1, .wbits = 8, .abits = 8, .max_seconds = 60};
     o->batches[0] = 8;
     o->num_batches = 1;
@@ -259,6 +262,7 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--max-seconds")) o->max_seconds = atof(v);
         else if (!strcmp(a, "--logits")) o->logits = v;
         else if (!strcmp(a, "--exec")) o->exec = v;
+        else if (!strcmp(a, "--nonlinear")) o->nonlinear = v;
         else if (!strcmp(a, "--wbits")) o->wbits = atol(v);
         else if (!strcmp(a, "--abits")) o->abits = atol(v);
         else takes = 0;
@@ -273,15 +277,36 @@ static int parse_options(int argc, char **argv, options *o) {
 
 /* ---- calibration ---------------------------------------------------------------------------------- */
 
+/* The vitq_nonlinear named `name`, -1 when unknown (or when this vitq has no integer non-linear
+ * operators and something other than float is asked). */
+static int nonlinear_method(const char *name) {
+    if (!strcmp(name, "float")) return 0;
+#if VITQ_VERSION_NUMBER >= 7000
+    static const char *const names[] = {"ibert", "fqvit", "ivit", "mixed"};
+    static const int methods[] = {VITQ_NONLINEAR_IBERT, VITQ_NONLINEAR_FQVIT, VITQ_NONLINEAR_IVIT,
+                                  VITQ_NONLINEAR_MIXED};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, names[i])) return methods[i];
+#endif
+    return -1;
+}
+
 /* Quantize `model` with `scheme` at W`wbits`A`abits` on the first n images; weights keep the
- * calibrator's defaults (per output channel, symmetric), activations per tensor. */
-static int calibrate(const vitq_model *model, const char *scheme, long wbits, long abits, const float *images,
-                     size_t n, vitq_model **quantized, vitq_calibrator_stats *stats, double *wall) {
+ * calibrator's defaults (per output channel, symmetric), activations per tensor; LayerNorm, softmax
+ * and GELU in float or on the integer kernels of `nonlinear` (a vitq_nonlinear). */
+static int calibrate(const vitq_model *model, const char *scheme, long wbits, long abits, int nonlinear,
+                     const float *images, size_t n, vitq_model **quantized, vitq_calibrator_stats *stats,
+                     double *wall) {
     vitq_calibrator_options co;
     vitq_calibrator_options_init(&co);
     co.scheme = scheme;
     co.weight_bits = (int32_t)wbits;
     co.activation_bits = (int32_t)abits;
+#if VITQ_VERSION_NUMBER >= 7000
+    co.nonlinear = nonlinear;
+#else
+    (void)nonlinear; /* always 0 here: nonlinear_method refuses the rest */
+#endif
     vitq_calibrator *cal = NULL;
     double t0 = now_seconds();
     int bad = check(vitq_calibrator_create(model, &co, &cal), "calibrator_create") ||
@@ -294,15 +319,31 @@ static int calibrate(const vitq_model *model, const char *scheme, long wbits, lo
     return bad;
 }
 
+/* The vitq_execution named `exec` (auto, simulated, integer-only), -1 when unknown or when this vitq
+ * lacks it. */
+static int execution_mode(const char *exec) {
+    if (!strcmp(exec, "auto")) return 0;
+#if VITQ_VERSION_NUMBER >= 2000
+    if (!strcmp(exec, "simulated")) return VITQ_EXECUTION_SIMULATED;
+#endif
+#if VITQ_VERSION_NUMBER >= 7000
+    if (!strcmp(exec, "integer-only")) return VITQ_EXECUTION_INTEGER_ONLY;
+#endif
+    return -1;
+}
+
 /* The model a deployment runs: the calibrated model saved (as vitq_model_save would write it) and
  * loaded back, which is where vitq chooses how a quantized model executes. `exec` "auto" asks for
  * integer kernels wherever the quantizers allow them (VITQ_EXECUTION_AUTO, vitq >= 0.2), "simulated"
- * for fake quantization in float; a vitq without the switch always simulates. The hook for any
- * further execution switch is here. */
+ * for fake quantization in float, "integer-only" for no floating point at all from pixels to logits
+ * (VITQ_EXECUTION_INTEGER_ONLY, vitq >= 0.7; the model needs integer non-linear operators, see
+ * --nonlinear); a vitq without the switch always simulates. The calibrator returns a model that runs
+ * as AUTO, hence the round trip. The hook for any further execution switch is here. */
 static int deployable_model(const vitq_model *calibrated, const char *exec, const options *o, vitq_model **out) {
-    int simulated = strcmp(exec, "simulated") == 0;
-    if (!simulated && strcmp(exec, "auto") != 0) {
-        fprintf(stderr, "bench_vitq: --exec must be auto or simulated\n");
+    int mode = execution_mode(exec);
+    if (mode < 0) {
+        fprintf(stderr, "bench_vitq: --exec must be auto, simulated or integer-only (this vitq: %s)\n",
+                vitq_version_string());
         return 1;
     }
     size_t size = 0;
@@ -314,7 +355,7 @@ static int deployable_model(const vitq_model *calibrated, const char *exec, cons
     mo.allocator = &counting;
     mo.num_threads = (int32_t)o->threads;
 #if VITQ_VERSION_NUMBER >= 2000
-    mo.execution = simulated ? VITQ_EXECUTION_SIMULATED : VITQ_EXECUTION_AUTO;
+    mo.execution = mode;
 #endif
     int bad = check(vitq_model_save_memory(calibrated, blob, size, &size), "save_memory") ||
               check(vitq_model_load_memory(blob, size, "calibrated model", &mo, out), "load_memory");
@@ -335,6 +376,16 @@ static int integer_layers(const vitq_model_info *info) {
 static int integer_attentions(const vitq_model_info *info) {
 #if VITQ_VERSION_NUMBER >= 2000
     return info->num_integer_attentions;
+#else
+    (void)info;
+    return 0;
+#endif
+}
+
+/* LayerNorms, softmaxes and GELUs on integer kernels (0 when this vitq has none). */
+static int integer_nonlinear(const vitq_model_info *info) {
+#if VITQ_VERSION_NUMBER >= 7000
+    return info->num_integer_nonlinear;
 #else
     (void)info;
     return 0;
@@ -370,6 +421,12 @@ static int run_forward(const options *o) {
     else if (!strcmp(o->quant, "w4a8")) wbits = 4, abits = 8;
     else if (strcmp(o->quant, "fp32") != 0) {
         fprintf(stderr, "bench_vitq: --quant must be fp32, w8a8 or w4a8\n");
+        return 2;
+    }
+    int nonlinear = nonlinear_method(o->nonlinear), integer_only = !strcmp(o->exec, "integer-only");
+    if (nonlinear < 0) {
+        fprintf(stderr, "bench_vitq: --nonlinear must be float, ibert, fqvit, ivit or mixed (this vitq: %s)\n",
+                vitq_version_string());
         return 2;
     }
     size_t count = 0, per_image = 0;
@@ -414,8 +471,8 @@ static int run_forward(const options *o) {
             bad = 1;
         } else {
             reset_peak();
-            bad = calibrate(model, o->schemes, wbits, abits, calib, (size_t)o->calib_n, &run_model, &cstats,
-                            &calib_wall);
+            bad = calibrate(model, o->schemes, wbits, abits, nonlinear, calib, (size_t)o->calib_n, &run_model,
+                            &cstats, &calib_wall);
             calib_peak = atomic_load(&peak_bytes);
         }
         free(calib);
@@ -479,12 +536,14 @@ static int run_forward(const options *o) {
                "\"ms_per_image\": %.4f, \"ms_per_image_min\": %.4f, \"gflop_per_image\": %.4f, "
                "\"params\": %llu, \"version\": \"%s\", \"load_seconds\": %.3f, \"load_peak_bytes\": %zu, \"float_model_bytes\": %zu, "
                "\"model_bytes\": %zu, \"lib_peak_bytes\": %zu, \"rss_peak_kb\": %ld, \"rss_peak_scope\": \"%s\"",
-               o->quant, !wbits ? "float" : integer_layers(&info) ? "integer" : "simulated", o->model, batch, o->threads, o->warmup, runs, med, best,
+               o->quant, !wbits ? "float" : integer_only ? "integer-only" : integer_layers(&info) ? "integer" : "simulated", o->model, batch, o->threads, o->warmup, runs, med, best,
                info.gflops, (unsigned long long)info.num_params, vitq_version_string(), load_seconds, load_peak, float_model_bytes,
                model_bytes, atomic_load(&peak_bytes), rss_peak_kb(), rss_reset ? "model+forward" : "process");
         if (wbits)
-            printf(", \"integer_layers\": %d, \"integer_attentions\": %d, \"quantized_points\": %d",
-                   integer_layers(&info), integer_attentions(&info), (int)info.num_quantized_points);
+            printf(", \"integer_layers\": %d, \"integer_attentions\": %d, \"integer_nonlinear\": %d, "
+                   "\"nonlinear\": \"%s\", \"quantized_points\": %d",
+                   integer_layers(&info), integer_attentions(&info), integer_nonlinear(&info), o->nonlinear,
+                   (int)info.num_quantized_points);
         if (sim_diff >= 0)
             printf(", \"vs_calibrated_max_abs_diff\": %.6g, \"vs_calibrated_cosine\": %.8f", sim_diff, sim_cos);
         if (wbits)
@@ -535,7 +594,7 @@ static int run_calib(options *o) {
                 vitq_model *q = NULL;
                 reset_peak();
                 size_t before = atomic_load(&live_bytes);
-                bad = calibrate(model, schemes[si], o->wbits, o->abits, images, n, &q, &stats, &wall[runs]);
+                bad = calibrate(model, schemes[si], o->wbits, o->abits, 0, images, n, &q, &stats, &wall[runs]);
                 run_s[runs] = stats.seconds;
                 if (atomic_load(&peak_bytes) - before > peak) peak = atomic_load(&peak_bytes) - before;
                 vitq_model_free(q);
@@ -558,7 +617,8 @@ int main(int argc, char **argv) {
     if (argc < 2 || parse_options(argc, argv, &o) != 0) {
         fprintf(stderr, "usage: bench_vitq forward MODEL IMAGES.npy [--quant fp32|w8a8|w4a8] [--calib CALIB.npy]\n"
                         "         [--calib-n 32] [--scheme minmax] [--batches 8[,16..]] [--threads 2] [--warmup 1]\n"
-                        "         [--repeats 10] [--max-seconds 60] [--logits OUT.npy] [--exec auto|simulated]\n"
+                        "         [--repeats 10] [--max-seconds 60] [--logits OUT.npy]\n"
+                        "         [--exec auto|simulated|integer-only] [--nonlinear float|ibert|fqvit|ivit|mixed]\n"
                         "       bench_vitq calib MODEL CALIB.npy [--schemes minmax,percentile,omse] [--counts 32[,..]]\n"
                         "         [--wbits 8] [--abits 8] [--threads 2] [--repeats 1]\n");
         return 2;

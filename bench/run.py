@@ -38,16 +38,25 @@ MODELS = {  # short name -> (timm architecture, width, depth, heads, label)
     "deit_small": ("deit_small_patch16_224", 384, 12, 6, "DeiT-S"),
     "vit_base": ("vit_base_patch16_224", 768, 12, 12, "ViT-B"),
 }
-ENGINES = ["vitq-fp32", "vitq-w8a8", "vitq-w4a8", "ort-fp32", "ort-int8", "torch-fp32"]
-ENGINE_LABEL = {"vitq-fp32": "vitq FP32", "vitq-w8a8": "vitq W8A8", "vitq-w4a8": "vitq W4A8",
-                "ort-fp32": "ONNX Runtime FP32", "ort-int8": "ONNX Runtime dynamic int8", "torch-fp32": "PyTorch FP32"}
-INT8_ENGINES = {"vitq-w8a8", "vitq-w4a8", "ort-int8"}  # rated against the int8 dot-product peak
+ENGINES = ["vitq-fp32", "vitq-w8a8", "vitq-w8a8-int", "vitq-w4a8", "ort-fp32", "ort-int8", "torch-fp32"]
+ENGINE_LABEL = {"vitq-fp32": "vitq FP32", "vitq-w8a8": "vitq W8A8", "vitq-w8a8-int": "vitq W8A8 integer-only",
+                "vitq-w4a8": "vitq W4A8", "ort-fp32": "ONNX Runtime FP32", "ort-int8": "ONNX Runtime dynamic int8",
+                "torch-fp32": "PyTorch FP32"}
+INT8_ENGINES = {"vitq-w8a8", "vitq-w8a8-int", "vitq-w4a8", "ort-int8"}  # rated against the int8 dot-product peak
+# vitq's quantized engines: bench_vitq arguments beyond the calibration images. vitq-w8a8-int is
+# vitq-w8a8's calibration with I-BERT's integer LayerNorm, softmax and GELU, loaded with
+# VITQ_EXECUTION_INTEGER_ONLY (no float from pixels to logits; --vitq-exec does not apply).
+VITQ_QUANT = {"vitq-w8a8": ["--quant", "w8a8"], "vitq-w4a8": ["--quant", "w4a8"],
+              "vitq-w8a8-int": ["--quant", "w8a8", "--nonlinear", "ibert", "--exec", "integer-only"]}
 IMAGES_SEED, CALIB_SEED, MODEL_SEED = 1, 2, 3
 FP32_TOLERANCE = 1e-3  # max |logit difference| / max |logit| between float engines (float sums reorder)
 # Cosine of quantized logits to the FP32 ones that still counts as "the same network". 8-bit grids
 # keep it above 0.99; 4-bit min-max weights of a random (Gaussian) network lose more: a 15-level grid
 # spanning +-max of ~1000 Gaussian values has a step near 0.4 sigma, about 20 dB per layer over 12 blocks.
-MIN_COSINE = {"vitq-w8a8": 0.99, "ort-int8": 0.99, "vitq-w4a8": 0.9}
+# The integer-only engine is held to W8A8's bar: I-BERT's exp/erf/sqrt approximations cost it a little
+# (cosine 0.998 against 0.9995 for the float non-linear W8A8 on the random DeiT-S, 0.995 against 0.9994 on
+# DeiT-T), still above 0.99.
+MIN_COSINE = {"vitq-w8a8": 0.99, "vitq-w8a8-int": 0.99, "ort-int8": 0.99, "vitq-w4a8": 0.9}
 
 
 WARNINGS = []  # shown at the top of the report
@@ -202,12 +211,13 @@ def build(args, out):
     cc = os.environ.get("CC", "cc")
     bindir = os.path.join(out, "bin")
     os.makedirs(bindir, exist_ok=True)
-    lib = os.path.join(ROOT, "build", "noomp", "libvitq.a")
+    rel = os.path.relpath(os.path.join(args.lib_build, "libvitq.a"), ROOT)
+    lib = os.path.join(ROOT, rel)
     if not args.no_build:
         # The default build (the library's own thread pool), whatever the caller's make variables:
-        # every engine gets all the machine's cores.
-        log("== building build/noomp/libvitq.a")
-        r = subprocess.run(["make", "-j2", "OPENMP=0", "SANITIZE=0", "build/noomp/libvitq.a"], cwd=ROOT,
+        # every engine gets all the machine's cores. BUILD= keeps it apart from other builds' trees.
+        log(f"== building {rel}")
+        r = subprocess.run(["make", "-j2", "OPENMP=0", "SANITIZE=0", "BUILD=" + os.path.dirname(rel), rel], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             first_error = next((ln for ln in r.stderr.splitlines() if "error" in ln), "make failed")
@@ -217,7 +227,7 @@ def build(args, out):
             # still a vitq, but say so in the report.
             stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(lib)))
             WARNINGS.append(f"the library did not build ({first_error.strip()}); "
-                            f"measured the previous build/noomp/libvitq.a of {stamp}")
+                            f"measured the previous {rel} of {stamp}")
             log("   warning: " + WARNINGS[-1])
     base = [cc, "-std=c11", "-O2", "-g"] + WARN
     sh(base + ["-o", os.path.join(bindir, "make_model"), os.path.join(BENCH, "make_model.c")])
@@ -323,9 +333,10 @@ def engine_command(engine, args, bindir, model_dir, images, calib, batches, logi
     if logits:
         common += ["--logits", logits]
     if engine.startswith("vitq-"):
-        cmd = [os.path.join(bindir, "bench_vitq"), "forward", model_dir, images, "--quant", engine[5:]] + common
+        cmd = [os.path.join(bindir, "bench_vitq"), "forward", model_dir, images] + common
         if engine != "vitq-fp32":
-            cmd += ["--calib", calib, "--calib-n", str(args.calib_n), "--scheme", "minmax", "--exec", args.vitq_exec]
+            cmd += ["--calib", calib, "--calib-n", str(args.calib_n), "--scheme", "minmax"]
+            cmd += VITQ_QUANT[engine] if "--exec" in VITQ_QUANT[engine] else VITQ_QUANT[engine] + ["--exec", args.vitq_exec]
         return cmd
     if engine.startswith("ort-"):
         onnx = os.path.join(model_dir, "model.onnx" if engine == "ort-fp32" else "model.int8.onnx")
@@ -445,6 +456,8 @@ def model_table(m, res, args, peak):
             name += " (simulated)"
         elif row.get("execution") == "integer":
             name += f" (integer, {row.get('integer_layers')} layers, {row.get('integer_attentions', 0)} attentions)"
+        elif row.get("execution") == "integer-only":
+            name += f" ({row.get('nonlinear', '?')}, {row.get('integer_nonlinear', 0)} integer non-linear ops)"
         lines.append(f"| {name} | {ms:.1f} | {gflops:.1f} | {fmt(pct)} | {row['rss_peak_kb'] / 1024:.0f} | "
                      f"{mib(lib)} | {ratio(ms, ort32)} | {ratio(ms, ort8)} | {percent(row.get('other_load'))} | {check} |")
     return "\n".join(lines)
@@ -527,7 +540,10 @@ def parse_args():
                     help="vitq's quantized models: integer kernels where vitq has them (auto), or simulated")
     ap.add_argument("--torch-python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
-    ap.add_argument("--no-build", action="store_true", help="use the existing build/noomp/libvitq.a")
+    ap.add_argument("--lib-build", default=os.path.join(ROOT, "build", "noomp"),
+                    help="make's BUILD folder of the library (build/noomp: the default OPENMP=0 build; another "
+                         "folder keeps the run's objects apart from builds going on in the same tree)")
+    ap.add_argument("--no-build", action="store_true", help="use the existing libvitq.a of --lib-build")
     ap.add_argument("--no-npm", action="store_true", help="never run npm install")
     a = ap.parse_args()
     a.models = (a.models or ("deit_tiny,deit_small" if a.quick else "deit_tiny,deit_small,vit_base")).split(",")
@@ -623,11 +639,14 @@ def main():
                 res["engines"][e]["check"] = check_text(cmp, e)
             elif e == "vitq-fp32":
                 res["engines"][e]["check"] = "reference"
-        for e in ("vitq-w8a8", "vitq-w4a8"):
+        for e in ("vitq-w8a8", "vitq-w8a8-int", "vitq-w4a8"):
             row = res["engines"].get(e, {}).get("row", {})
             if "vs_calibrated_max_abs_diff" in row:  # deployed (saved, reloaded) against calibrated model
+                # the integer-only model against the calibrated one, which runs as AUTO (float requantization
+                # steps where the integer-only program has dyadic ones): not 0, its cosine says how close
+                extra = f" (cosine {row['vs_calibrated_cosine']:.4f})" if row.get("execution") == "integer-only" else ""
                 res["engines"][e]["check"] = (res["engines"][e].get("check", "") +
-                                              f"; vs calibrated model {row['vs_calibrated_max_abs_diff']:.1e}")
+                                              f"; vs calibrated model {row['vs_calibrated_max_abs_diff']:.1e}{extra}")
         results["models"][m] = res
 
     # Batch-size sweep on one model.
@@ -718,6 +737,11 @@ def report(results, args):
                    "activations x int8/int4 weights, int32 sums) and the attention products of the blocks named; "
                    "softmax, LayerNorm and GELU stay float. vitq's quantized models are calibrated (minmax, "
                    f"{args.calib_n} images), saved and loaded back before timing.")
+    if "integer-only" in executions:
+        out.append("vitq rows marked *integer-only* (VITQ_EXECUTION_INTEGER_ONLY) run without floating point from "
+                   "uint8 pixels to int32 logits: the same minmax W8A8 calibration with LayerNorm, softmax and GELU "
+                   "on the integer kernels named (I-BERT), dyadic requantization between operators. Only their "
+                   "GEMMs use several threads (the attention heads and non-linear kernels run on one).")
     out.append("")
     for m, res in results["models"].items():
         out.append(model_table(m, res, args, peak))

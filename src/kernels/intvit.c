@@ -135,10 +135,14 @@ static vitq_status norm(const vitq_i_intvit *p, const vitq_i_iv_norm *nm, const 
  * as independent tasks (the same results for any thread count). */
 #define ROW_CHUNK 32
 
+enum { STAGE_NORM, STAGE_GELU, STAGE_QKV, STAGE_RESIDUAL };
+
 typedef struct rows_job {
     const vitq_i_intvit *p;
-    const vitq_i_iv_block *blk; /* the GELU stage's block, or NULL: a LayerNorm stage */
-    const vitq_i_iv_norm *nm;
+    int stage;
+    const vitq_i_iv_block *blk;  /* GELU, QKV */
+    const vitq_i_iv_norm *nm;    /* NORM */
+    const vitq_i_dyadic *res_m;  /* RESIDUAL: b->acc [rows][dim] into b->res, per column */
     const bufs *b;
     size_t rows;
     int failed;
@@ -155,14 +159,34 @@ static vitq_status gelu_rows(const vitq_i_intvit *p, const vitq_i_iv_block *blk,
     return st;
 }
 
+/* qkv's int32 -> the Q, K and V bytes of `rows` rows at r0. */
+static vitq_status qkv_rows(const vitq_i_intvit *p, const vitq_i_iv_block *blk, const bufs *b, size_t r0, size_t rows) {
+    size_t d = (size_t)p->dim, ld = 3 * d;
+    const int32_t *acc = b->acc + r0 * ld;
+    uint8_t *out = b->qkv + r0 * ld;
+    vitq_status st = requant(&blk->to_q, acc, ld, rows, d, out, ld);
+    if (!st) st = requant(&blk->to_k, acc + d, ld, rows, d, out + d, ld);
+    if (!st) st = requant(&blk->to_v, acc + 2 * d, ld, rows, d, out + 2 * d, ld);
+    return st;
+}
+
 static void rows_task(void *ctx, int64_t item, int worker) {
     (void)worker;
     rows_job *j = ctx;
+    const bufs *b = j->b;
     size_t r0 = (size_t)item * ROW_CHUNK, count = j->rows - r0 < ROW_CHUNK ? j->rows - r0 : ROW_CHUNK;
     size_t d = (size_t)j->p->dim, wide = (size_t)(j->p->dim > j->p->hidden ? j->p->dim : j->p->hidden);
-    vitq_status st = j->blk ? gelu_rows(j->p, j->blk, j->b, r0, count)
-                            : norm(j->p, j->nm, j->b->res + r0 * d, d, count, j->b->x16 + r0 * wide,
-                                   j->b->y32 + r0 * wide, j->b->bytes + r0 * d, d);
+    vitq_status st;
+    switch (j->stage) {
+    case STAGE_GELU: st = gelu_rows(j->p, j->blk, b, r0, count); break;
+    case STAGE_QKV: st = qkv_rows(j->p, j->blk, b, r0, count); break;
+    case STAGE_RESIDUAL:
+        st = vitq_i_residual_add_i32(b->res + r0 * d, d, b->acc + r0 * d, d, count, d, j->res_m, d, INT32_MIN,
+                                     INT32_MAX);
+        break;
+    default:
+        st = norm(j->p, j->nm, b->res + r0 * d, d, count, b->x16 + r0 * wide, b->y32 + r0 * wide, b->bytes + r0 * d, d);
+    }
     if (st) VITQ_I_STORE_INT(&j->failed, (int)st);
 }
 
@@ -250,21 +274,22 @@ static vitq_status attention(const vitq_i_intvit *p, const vitq_i_iv_block *blk,
 
 static vitq_status block(const vitq_i_intvit *p, const vitq_i_iv_block *blk, size_t n, const bufs *b, int nt) {
     size_t rows = n * (size_t)p->tokens, d = (size_t)p->dim, hid = (size_t)p->hidden;
-    rows_job norm1 = {p, NULL, &blk->norm1, b, rows, 0}, norm2 = {p, NULL, &blk->norm2, b, rows, 0};
-    rows_job gelu = {p, blk, NULL, b, rows, 0};
+    rows_job norm1 = {p, STAGE_NORM, NULL, &blk->norm1, NULL, b, rows, 0};
+    rows_job norm2 = {p, STAGE_NORM, NULL, &blk->norm2, NULL, b, rows, 0};
+    rows_job qkv = {p, STAGE_QKV, blk, NULL, NULL, b, rows, 0}, gelu = {p, STAGE_GELU, blk, NULL, NULL, b, rows, 0};
+    rows_job proj_res = {p, STAGE_RESIDUAL, NULL, NULL, blk->proj_res, b, rows, 0};
+    rows_job fc2_res = {p, STAGE_RESIDUAL, NULL, NULL, blk->fc2_res, b, rows, 0};
     vitq_status st = run_rows(&norm1, nt, "LayerNorm");
     if (!st) st = linear(&blk->qkv, b->bytes, d, rows, b->acc, 3 * d, nt);
-    if (!st) st = requant(&blk->to_q, b->acc, 3 * d, rows, d, b->qkv, 3 * d);
-    if (!st) st = requant(&blk->to_k, b->acc + d, 3 * d, rows, d, b->qkv + d, 3 * d);
-    if (!st) st = requant(&blk->to_v, b->acc + 2 * d, 3 * d, rows, d, b->qkv + 2 * d, 3 * d);
+    if (!st) st = run_rows(&qkv, nt, "requantization of Q, K, V");
     if (!st) st = attention(p, blk, n, b, nt);
     if (!st) st = linear(&blk->proj, b->bytes, d, rows, b->acc, d, nt);
-    if (!st) st = vitq_i_residual_add_i32(b->res, d, b->acc, d, rows, d, blk->proj_res, d, INT32_MIN, INT32_MAX);
+    if (!st) st = run_rows(&proj_res, nt, "residual add");
     if (!st) st = run_rows(&norm2, nt, "LayerNorm");
     if (!st) st = linear(&blk->fc1, b->bytes, d, rows, b->acc, hid, nt);
     if (!st) st = run_rows(&gelu, nt, "GELU");
     if (!st) st = linear(&blk->fc2, b->bytes, hid, rows, b->acc, d, nt);
-    if (!st) st = vitq_i_residual_add_i32(b->res, d, b->acc, d, rows, d, blk->fc2_res, d, INT32_MIN, INT32_MAX);
+    if (!st) st = run_rows(&fc2_res, nt, "residual add");
     return st;
 }
 
