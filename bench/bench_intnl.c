@@ -15,6 +15,7 @@
 #include "kernels/cpu.h"
 #include "kernels/intnl.h"
 #include "kernels/intnl_dispatch.h"
+#include "kernels/requant.h"
 #include "quant/intnl_params.h"
 
 enum { T = 197, HEADS = 3, SROWS = HEADS * T, HID = 768, DIM = 192, HD = 64 };
@@ -91,6 +92,8 @@ static void setup(void) {
     check(vitq_i_lis_softmax(&p_lis, scores, SROWS, T, codes));
 }
 
+static int bench_requant(void);
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) repeats = 8;
@@ -138,6 +141,96 @@ int main(int argc, char **argv) {
            vitq_i_intnl_active()->name);
     if (bad_status) {
         fprintf(stderr, "bench_intnl: a kernel failed: %s\n", vitq_last_error());
+        return 1;
+    }
+    return bench_requant();
+}
+
+/* ---- the requantization between the integer ops (kernels/requant.h), DeiT-Small-shaped ----
+ * 8 images of 197 tokens; 384 columns (the residual stream, q/k/v, proj), 1152 (the qkv GEMM's output
+ * read as one matrix) and 1536 (the MLP's hidden layer). GEMM accumulators are spread as int32 sums of
+ * int8 products are (N(0, 2^14^2)); the factors near 2^-8, as requantizing such sums to 8 bits needs. */
+enum { RQ_ROWS = 8 * T, RQ_MAXC = 1536 };
+
+static int32_t *rq_x, *rq_res;
+static int16_t *rq_res16;
+static void *rq_out;
+static vitq_i_dyadic rq_m[RQ_MAXC];
+static size_t rq_cols, rq_nm;
+static vitq_i_requant_grid rq_grid;
+
+static void run_res32(void) {
+    check(vitq_i_residual_add_i32(rq_res, rq_cols, rq_x, rq_cols, RQ_ROWS, rq_cols, rq_m, rq_nm, INT32_MIN,
+                                  INT32_MAX));
+}
+static void run_res16(void) {
+    check(vitq_i_residual_add_i16(rq_res16, rq_cols, rq_x, rq_cols, RQ_ROWS, rq_cols, rq_m, rq_nm, -32767, 32767));
+}
+static void run_rows(void) {
+    check(vitq_i_requant_rows(rq_x, rq_cols, RQ_ROWS, rq_cols, rq_m, rq_nm, &rq_grid, rq_out, rq_cols));
+}
+
+static int bench_requant(void) {
+    rq_x = malloc((size_t)RQ_ROWS * RQ_MAXC * sizeof *rq_x);
+    rq_res = malloc((size_t)RQ_ROWS * RQ_MAXC * sizeof *rq_res);
+    rq_res16 = malloc((size_t)RQ_ROWS * RQ_MAXC * sizeof *rq_res16);
+    rq_out = malloc((size_t)RQ_ROWS * RQ_MAXC * sizeof(int16_t));
+    if (!rq_x || !rq_res || !rq_res16 || !rq_out) {
+        fprintf(stderr, "bench_intnl: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < (size_t)RQ_ROWS * RQ_MAXC; i++) {
+        rq_x[i] = (int32_t)(gauss() * 16384);
+        rq_res[i] = (int32_t)(gauss() * 4000);
+        rq_res16[i] = code(gauss() * 4000, -32767, 32767);
+    }
+    for (int c = 0; c < RQ_MAXC; c++) {
+        rq_m[c].mult = (int32_t)((1 << 30) + (int32_t)(urand() * 1073741823.0));
+        rq_m[c].shift = 38 + (int32_t)(urand() * 3);
+    }
+    static const struct {
+        const char *name;
+        int cols, per_col;
+        vitq_i_requant_grid g; /* type INT8 + 3: residual add i32, + 4: i16 */
+        void (*f)(void);
+    } ks[] = {
+        {"residual add i32, per col", 384, 1, {0, 0, 0, 0}, run_res32},
+        {"residual add i32, per tensor", 384, 0, {0, 0, 0, 0}, run_res32},
+        {"residual add i16, per col", 384, 1, {0, 0, 0, 0}, run_res16},
+        {"requant uint8, per col", 384, 1, {VITQ_I_RQ_UINT8, 3, -128, 127}, run_rows},
+        {"requant uint8, per col", 1152, 1, {VITQ_I_RQ_UINT8, 3, -128, 127}, run_rows},
+        {"requant uint8, per tensor", 1536, 0, {VITQ_I_RQ_UINT8, 0, 0, 255}, run_rows},
+        {"requant int16, per col", 1536, 1, {VITQ_I_RQ_INT16, 0, -32767, 32767}, run_rows},
+        {"requant int16, per tensor", 384, 0, {VITQ_I_RQ_INT16, 7, 0, 255}, run_rows},
+    };
+    vitq_i_isa_force(-1);
+    int avx2 = (vitq_i_cpu_features() & VITQ_I_CPU_AVX2_FMA) != 0;
+    printf("\nrequantization between integer ops, 8 DeiT-Small images (%d rows) per call, ns per element\n", RQ_ROWS);
+    printf("%-30s %-12s %10s", "kernel", "rows x cols", "generic");
+    if (avx2) printf(" %10s %7s", "avx2", "ratio");
+    printf("\n");
+    for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
+        rq_cols = (size_t)ks[k].cols;
+        rq_nm = ks[k].per_col ? rq_cols : 1;
+        rq_grid = ks[k].g;
+        double n = (double)RQ_ROWS * (double)rq_cols, shape[1];
+        char dims[32];
+        snprintf(dims, sizeof dims, "%d x %d", RQ_ROWS, ks[k].cols);
+        vitq_i_isa_force(VITQ_I_ISA_GENERIC);
+        shape[0] = best_time(ks[k].f) / n;
+        printf("%-30s %-12s %10.3f", ks[k].name, dims, shape[0] * 1e9);
+        if (avx2) {
+            vitq_i_isa_force(VITQ_I_ISA_AVX2);
+            double v = best_time(ks[k].f) / n;
+            printf(" %10.3f %6.2fx", v * 1e9, shape[0] / v);
+        }
+        printf("\n");
+    }
+    vitq_i_isa_force(-1);
+    if (!avx2) printf("(this CPU has no AVX2: the generic path only)\n");
+    free(rq_x), free(rq_res), free(rq_res16), free(rq_out);
+    if (bad_status) {
+        fprintf(stderr, "bench_intnl: a requantization failed: %s\n", vitq_last_error());
         return 1;
     }
     return 0;

@@ -16,15 +16,26 @@ vitq_status vitq_i_dyadic_check(vitq_i_dyadic d, const char *what, size_t index)
     return VITQ_OK;
 }
 
-int64_t vitq_i_dyadic_apply(int32_t x, vitq_i_dyadic d) {
-    /* |x| <= 2^31, mult < 2^31: |p| < 2^62; the magnitude plus half of 2^62 stays below 2^63 */
-    int64_t p = (int64_t)x * d.mult;
-    if (d.shift == 0) return p;
-    int64_t half = (int64_t)1 << (d.shift - 1);
-    return p >= 0 ? (p + half) >> d.shift : -((-p + half) >> d.shift);
+/* round(x mult / 2^shift) with half = (1 << shift) >> 1 (0 for shift 0) given: the loops below hoist
+ * a per-tensor multiplier's half and inline this. Sign and magnitude by selects, not branches: the sign of
+ * a GEMM output is a coin flip, and a mispredicted branch per element costs more than the arithmetic.
+ * |x| <= 2^31, mult < 2^31: |p| < 2^62; the magnitude plus half of 2^62 stays below 2^63. */
+static inline int64_t round_dyadic(int32_t x, int64_t mult, int64_t half, int shift) {
+    int64_t p = (int64_t)x * mult;
+    int64_t q = ((p < 0 ? -p : p) + half) >> shift;
+    return p < 0 ? -q : q;
 }
 
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static inline int64_t half_of(int32_t shift) { return ((int64_t)1 << shift) >> 1; }
+
+int64_t vitq_i_dyadic_apply(int32_t x, vitq_i_dyadic d) { return round_dyadic(x, d.mult, half_of(d.shift), d.shift); }
+
+/* Two selects, which compilers turn into conditional moves: activations clamp often at the low end
+ * (a zero point at the grid's edge), and a branch there mispredicts at random. */
+static inline int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
 
 /* Shared argument checks: pointers, strides, the multiplier count and every multiplier. */
 static vitq_status check_rows(const char *what, const void *x, size_t ldx, const void *out, size_t ldo, size_t rows,
@@ -51,7 +62,7 @@ static vitq_status check_range(const char *what, const char *lo_name, const char
     return VITQ_OK;
 }
 
-#define CHUNK 256 /* columns per call of the vector path */
+#define CHUNK 256 /* columns of codes the portable path computes before narrowing them to the output type */
 
 /* Codes (offset already added) narrowed to the output type at element `at` of out. */
 static void store_codes(vitq_i_requant_type type, const int32_t *codes, size_t n, void *out, size_t at) {
@@ -84,26 +95,31 @@ vitq_status vitq_i_requant_rows(const int32_t *x, size_t ldx, size_t rows, size_
         return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: zero point %d outside [-65536, 65536]", what, (int)g->zero);
     st = check_rows(what, x, ldx, out, ldo, rows, cols, m, nm);
     if (st) return st;
-    int32_t codes[CHUNK];
 #ifdef VITQ_I_REQUANT_AVX2
-    int avx2 = (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA) != 0;
+    if (rows && cols && (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA)) {
+        vitq_i_requant_rows_avx2(x, ldx, rows, cols, m, nm, g, offset, out, ldo);
+        return VITQ_OK;
+    }
 #endif
+    int32_t codes[CHUNK];
+    int64_t zero = g->zero, qmin = g->qmin, qmax = g->qmax;
     for (size_t r = 0; r < rows; r++)
         for (size_t c0 = 0; c0 < cols; c0 += CHUNK) {
             size_t n = cols - c0 < CHUNK ? cols - c0 : CHUNK;
             const int32_t *xr = x + r * ldx + c0;
-            const vitq_i_dyadic *mc = nm == 1 ? m : m + c0;
-#ifdef VITQ_I_REQUANT_AVX2
-            if (avx2) {
-                vitq_i_requant_row_avx2(xr, n, mc, nm == 1 ? 1 : n, g->zero, g->qmin, g->qmax, offset, codes);
-                store_codes(g->type, codes, n, out, r * ldo + c0);
-                continue;
-            }
-#endif
             /* |rounded| < 2^62, |zero| <= 2^16: the sum fits int64 */
-            for (size_t i = 0; i < n; i++)
-                codes[i] = (int32_t)clamp64(vitq_i_dyadic_apply(xr[i], mc[nm == 1 ? 0 : i]) + g->zero, g->qmin,
-                                            g->qmax) + offset;
+            if (nm == 1) {
+                int64_t mult = m[0].mult, half = half_of(m[0].shift);
+                int shift = m[0].shift;
+                for (size_t i = 0; i < n; i++)
+                    codes[i] = (int32_t)clamp64(round_dyadic(xr[i], mult, half, shift) + zero, qmin, qmax) + offset;
+            } else {
+                const vitq_i_dyadic *mc = m + c0;
+                for (size_t i = 0; i < n; i++) {
+                    int64_t v = round_dyadic(xr[i], mc[i].mult, half_of(mc[i].shift), mc[i].shift);
+                    codes[i] = (int32_t)clamp64(v + zero, qmin, qmax) + offset;
+                }
+            }
             store_codes(g->type, codes, n, out, r * ldo + c0);
         }
     return VITQ_OK;
@@ -115,13 +131,27 @@ vitq_status vitq_i_residual_add_i32(int32_t *res, size_t ldr, const int32_t *x, 
     vitq_status st = check_range(what, "lo", "hi", lo, hi, INT32_MIN, INT32_MAX);
     if (st) return st;
     st = check_rows(what, x, ldx, res, ldr, rows, cols, m, nm);
-    if (st) return st;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) {
-            int32_t *o = res + r * ldr + c;
-            /* |rounded| < 2^62, |res| <= 2^31: the sum fits int64 */
-            *o = (int32_t)clamp64(*o + vitq_i_dyadic_apply(x[r * ldx + c], m[nm == 1 ? 0 : c]), lo, hi);
+    if (st || rows == 0 || cols == 0) return st;
+#ifdef VITQ_I_REQUANT_AVX2
+    if (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA) {
+        vitq_i_residual_add_i32_avx2(res, ldr, x, ldx, rows, cols, m, nm, lo, hi);
+        return VITQ_OK;
+    }
+#endif
+    /* |rounded| < 2^62, |res| <= 2^31: the sum fits int64 */
+    for (size_t r = 0; r < rows; r++) {
+        int32_t *o = res + r * ldr;
+        const int32_t *xr = x + r * ldx;
+        if (nm == 1) {
+            int64_t mult = m[0].mult, half = half_of(m[0].shift);
+            int shift = m[0].shift;
+            for (size_t c = 0; c < cols; c++)
+                o[c] = (int32_t)clamp64(o[c] + round_dyadic(xr[c], mult, half, shift), lo, hi);
+        } else {
+            for (size_t c = 0; c < cols; c++)
+                o[c] = (int32_t)clamp64(o[c] + round_dyadic(xr[c], m[c].mult, half_of(m[c].shift), m[c].shift), lo, hi);
         }
+    }
     return VITQ_OK;
 }
 
@@ -131,11 +161,25 @@ vitq_status vitq_i_residual_add_i16(int16_t *res, size_t ldr, const int32_t *x, 
     vitq_status st = check_range(what, "lo", "hi", lo, hi, -32768, 32767);
     if (st) return st;
     st = check_rows(what, x, ldx, res, ldr, rows, cols, m, nm);
-    if (st) return st;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) {
-            int16_t *o = res + r * ldr + c;
-            *o = (int16_t)clamp64(*o + vitq_i_dyadic_apply(x[r * ldx + c], m[nm == 1 ? 0 : c]), lo, hi);
+    if (st || rows == 0 || cols == 0) return st;
+#ifdef VITQ_I_REQUANT_AVX2
+    if (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA) {
+        vitq_i_residual_add_i16_avx2(res, ldr, x, ldx, rows, cols, m, nm, lo, hi);
+        return VITQ_OK;
+    }
+#endif
+    for (size_t r = 0; r < rows; r++) {
+        int16_t *o = res + r * ldr;
+        const int32_t *xr = x + r * ldx;
+        if (nm == 1) {
+            int64_t mult = m[0].mult, half = half_of(m[0].shift);
+            int shift = m[0].shift;
+            for (size_t c = 0; c < cols; c++)
+                o[c] = (int16_t)clamp64(o[c] + round_dyadic(xr[c], mult, half, shift), lo, hi);
+        } else {
+            for (size_t c = 0; c < cols; c++)
+                o[c] = (int16_t)clamp64(o[c] + round_dyadic(xr[c], m[c].mult, half_of(m[c].shift), m[c].shift), lo, hi);
         }
+    }
     return VITQ_OK;
 }

@@ -70,16 +70,24 @@ vitq_status vitq_i_residual_add_i32(int32_t *res, size_t ldr, const int32_t *x, 
 vitq_status vitq_i_residual_add_i16(int16_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
                                     const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
 
-/* ---- the AVX2 path of vitq_i_requant_rows (requant_avx2.c) ----
+/* ---- the AVX2 paths of vitq_i_requant_rows and the residual adds (requant_avx2.c) ----
  * requant.c must build without vector registers, so the vector code lives in its own file; requant.c
  * calls it when vitq_i_features_active() has AVX2 (vitq_i_isa_force / VITQ_ISA lower it). It gives
- * the portable code's bits for every argument vitq_i_requant_rows accepts. */
+ * the portable code's bits for every argument the public functions accept. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define VITQ_I_REQUANT_AVX2 1
 /* codes[c] = clamp(round(x[c] * m / 2^shift) + zero, qmin, qmax) + offset for c < cols, with m[c]
  * (nm == cols) or m[0] (nm == 1); the arguments passed vitq_i_requant_rows's checks. */
 void vitq_i_requant_row_avx2(const int32_t *x, size_t cols, const vitq_i_dyadic *m, size_t nm, int32_t zero,
                              int32_t qmin, int32_t qmax, int32_t offset, int32_t *codes);
+/* vitq_i_requant_rows's work, its arguments checked, `offset` the UINT8 offset it derived (else 0). */
+void vitq_i_requant_rows_avx2(const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m,
+                              size_t nm, const vitq_i_requant_grid *g, int32_t offset, void *out, size_t ldo);
+/* The residual adds' work, their arguments checked (rows, cols > 0). */
+void vitq_i_residual_add_i32_avx2(int32_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                                  const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
+void vitq_i_residual_add_i16_avx2(int16_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                                  const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
 #endif
 
 #endif

@@ -337,6 +337,203 @@ static void test_end_to_end(void) {
     CHECK(bad == 0);
 }
 
+/* ---- every path of the requantization and the residual adds against the reference (issue 17) ----
+ * Each path forced in turn (generic, AVX2, AVX-512: the last runs the AVX2 code, the features it allows
+ * include AVX2) on shapes with a tail of 1..7 columns, crossing the vector code's 128-column blocks, with
+ * row strides above the width; multipliers at 2^30 and 2^31 - 1, shifts 0, 31 and 62, exact ties, both
+ * ends of int32, and ranges that clamp at both ends. A path the CPU lacks is skipped by name. */
+
+static const char *path_name(int isa) { return vitq_i_isa_name((vitq_i_isa)isa); }
+
+/* 1 when the CPU runs the path `isa`, else a SKIP naming it. */
+static int path_available(int isa, const char *what) {
+    unsigned f = vitq_i_cpu_features();
+    if (isa == VITQ_I_ISA_AVX2 && !(f & VITQ_I_CPU_AVX2_FMA)) {
+        SKIP("%s, avx2 path: this CPU has no AVX2", what);
+        return 0;
+    }
+    if (isa == VITQ_I_ISA_AVX512 && !(f & VITQ_I_CPU_AVX512)) {
+        SKIP("%s, avx512 path: this CPU has no AVX-512", what);
+        return 0;
+    }
+    vitq_i_isa_force(isa);
+    int ok = (int)vitq_i_isa_active() == isa;
+    vitq_i_isa_force(-1);
+    CHECK(ok);
+    return ok;
+}
+
+/* Multipliers for column c of case k: the range ends and the tie makers first, then random ones. */
+static vitq_i_dyadic edge_dyadic(size_t k, size_t c) {
+    static const vitq_i_dyadic fixed[] = {{1 << 30, 0},      {1 << 30, 31},      {1 << 30, 62}, {INT32_MAX, 0},
+                                          {INT32_MAX, 31},   {INT32_MAX, 62},    {3 << 29, 31}, {3 << 29, 40},
+                                          {1 << 30, 35},     {INT32_MAX - 1, 33}};
+    size_t n = sizeof fixed / sizeof fixed[0];
+    return (k + c) % 3 != 2 ? fixed[(k + c) % n] : some_dyadic(k * 7 + c);
+}
+
+static const size_t path_widths[] = {1, 3, 7, 8, 9, 15, 16, 17, 37, 127, 128, 129, 300};
+#define NWIDTHS (sizeof path_widths / sizeof path_widths[0])
+
+/* Residual values: the int32 ends, values next to the clamp range's ends, random int32s. */
+static int64_t some_residual(size_t i, int64_t lo, int64_t hi) {
+    switch (i % 8) {
+    case 0: return INT32_MIN;
+    case 1: return INT32_MAX;
+    case 2: return lo;
+    case 3: return hi;
+    case 4: return irand(lo, hi);
+    default: return irand(INT32_MIN, INT32_MAX);
+    }
+}
+
+/* One residual add (int32 when wide, else int16) on path isa against ref_round + clamp; the columns
+ * past cols of each row stay as they were. */
+static size_t residual_case(int isa, int wide, size_t rows, size_t cols, size_t nm, const vitq_i_dyadic *m,
+                            int32_t lo, int32_t hi, size_t k) {
+    size_t ldx = cols + k % 3, ldr = cols + (k + 1) % 4;
+    int32_t *x = malloc(rows * ldx * sizeof *x), *r32 = malloc(rows * ldr * sizeof *r32);
+    int16_t *r16 = malloc(rows * ldr * sizeof *r16);
+    int64_t *base = malloc(rows * ldr * sizeof *base);
+    for (size_t i = 0; i < rows * ldx; i++) x[i] = some_input(i + k, m[nm == 1 ? 0 : i % ldx % cols]);
+    for (size_t i = 0; i < rows * ldr; i++) {
+        int64_t v = some_residual(i + k, lo, hi);
+        base[i] = wide ? v : clamp64(v, -32768, 32767);
+        r32[i] = (int32_t)base[i];
+        r16[i] = (int16_t)(wide ? 0 : base[i]);
+    }
+    vitq_i_isa_force(isa);
+    if (wide) CHECK_STATUS(vitq_i_residual_add_i32(r32, ldr, x, ldx, rows, cols, m, nm, lo, hi), VITQ_OK);
+    else CHECK_STATUS(vitq_i_residual_add_i16(r16, ldr, x, ldx, rows, cols, m, nm, lo, hi), VITQ_OK);
+    vitq_i_isa_force(-1);
+    size_t bad = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < ldr; c++) {
+            size_t i = r * ldr + c;
+            int64_t got = wide ? r32[i] : r16[i];
+            int64_t want =
+                c >= cols ? base[i] : clamp64(base[i] + ref_round(x[r * ldx + c], m[nm == 1 ? 0 : c]), lo, hi);
+            if (got != want && bad++ < 3)
+                printf("    %s residual %s %zu x %zu nm %zu [%d, %d]: res %lld + x %d (mult %d shift %d) -> %lld, "
+                       "want %lld\n",
+                       path_name(isa), wide ? "i32" : "i16", rows, cols, nm, (int)lo, (int)hi, (long long)base[i],
+                       c < cols ? (int)x[r * ldx + c] : 0, (int)m[nm == 1 || c >= cols ? 0 : c].mult,
+                       (int)m[nm == 1 || c >= cols ? 0 : c].shift, (long long)got, (long long)want);
+        }
+    free(x), free(r32), free(r16), free(base);
+    return bad;
+}
+
+static void residual_path(int isa) {
+    if (!path_available(isa, "residual add")) return;
+    const int32_t ranges32[][2] = {{INT32_MIN, INT32_MAX}, {-1000, 1000}, {5, 5}, {INT32_MIN, INT32_MIN + 10},
+                                   {INT32_MAX - 3, INT32_MAX}, {-40000, 70000}};
+    const int32_t ranges16[][2] = {{-32768, 32767}, {-32767, 32767}, {-100, 50}, {0, 0}, {32760, 32767}};
+    size_t bad = 0, k = 0;
+    vitq_i_dyadic *m = malloc(300 * sizeof *m);
+    for (size_t w = 0; w < NWIDTHS; w++)
+        for (int per_col = 0; per_col <= 1; per_col++)
+            for (int wide = 0; wide <= 1; wide++) {
+                size_t cols = path_widths[w], nm = per_col ? cols : 1, rows = 1 + (w + k) % 4;
+                size_t nr = wide ? sizeof ranges32 / sizeof ranges32[0] : sizeof ranges16 / sizeof ranges16[0];
+                for (size_t ri = 0; ri < nr; ri++, k++) {
+                    for (size_t c = 0; c < nm; c++) m[c] = edge_dyadic(k, c);
+                    int32_t lo = wide ? ranges32[ri][0] : ranges16[ri][0],
+                            hi = wide ? ranges32[ri][1] : ranges16[ri][1];
+                    bad += residual_case(isa, wide, rows, cols, nm, m, lo, hi, k);
+                }
+            }
+    /* exact ties of x / 2 at every column, both signs, added to residuals that sit at the clamp ends */
+    for (int wide = 0; wide <= 1; wide++) {
+        vitq_i_dyadic half = {1 << 30, 31};
+        int32_t x[19], res32[19], want[19];
+        int16_t res16[19];
+        for (int i = 0; i < 19; i++) {
+            x[i] = (i % 2 ? 1 : -1) * (2 * i + 1); /* +-(i + 1/2) -> +-(i + 1) */
+            int32_t base = i % 3 == 0   ? (wide ? INT32_MAX - 5 : 32762)
+                           : i % 3 == 1 ? (wide ? INT32_MIN + 5 : -32763)
+                                        : 0;
+            res32[i] = base, res16[i] = (int16_t)base;
+            int64_t v = (int64_t)base + (i % 2 ? 1 : -1) * (i + 1);
+            want[i] = (int32_t)clamp64(v, wide ? INT32_MIN : -32768, wide ? INT32_MAX : 32767);
+        }
+        vitq_i_isa_force(isa);
+        if (wide)
+            CHECK_STATUS(vitq_i_residual_add_i32(res32, 19, x, 19, 1, 19, &half, 1, INT32_MIN, INT32_MAX), VITQ_OK);
+        else CHECK_STATUS(vitq_i_residual_add_i16(res16, 19, x, 19, 1, 19, &half, 1, -32768, 32767), VITQ_OK);
+        vitq_i_isa_force(-1);
+        for (int i = 0; i < 19; i++) bad += (wide ? res32[i] : res16[i]) != want[i];
+    }
+    free(m);
+    CHECK(bad == 0);
+}
+
+static void test_residual_generic(void) { residual_path(VITQ_I_ISA_GENERIC); }
+static void test_residual_avx2(void) { residual_path(VITQ_I_ISA_AVX2); }
+static void test_residual_avx512(void) { residual_path(VITQ_I_ISA_AVX512); }
+
+/* requant rows on path isa: every output type, per tensor and per column, the widths above, strides of
+ * input and output above the width (check_rows_path: ldo = cols + 3, nothing written past cols). */
+static void requant_path(int isa) {
+    if (!path_available(isa, "requant rows")) return;
+    const vitq_i_requant_grid grids[] = {
+        {VITQ_I_RQ_INT8, 0, -128, 127},     {VITQ_I_RQ_INT8, -3, -8, 7},         {VITQ_I_RQ_UINT8, 0, -128, 127},
+        {VITQ_I_RQ_UINT8, 37, 0, 255},      {VITQ_I_RQ_UINT8, 9, 0, 15},         {VITQ_I_RQ_INT16, 0, -32768, 32767},
+        {VITQ_I_RQ_INT16, 0, -32767, 32767}, {VITQ_I_RQ_INT16, 100, -512, 511},   {VITQ_I_RQ_INT16, 65536, 0, 255},
+        {VITQ_I_RQ_INT16, -65536, -32768, 32767}, {VITQ_I_RQ_UINT8, -65536, 0, 255}, {VITQ_I_RQ_INT8, 65536, -128, 127},
+    };
+    int before = harness_check_failures;
+    vitq_i_dyadic *m = malloc(300 * sizeof *m);
+    size_t k = 0;
+    for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++)
+        for (size_t w = 0; w < NWIDTHS; w++)
+            for (int per_col = 0; per_col <= 1; per_col++, k++) {
+                size_t cols = path_widths[w], nm = per_col ? cols : 1, rows = 1 + k % 3, ldx = cols + k % 4;
+                int32_t *x = malloc(rows * ldx * sizeof *x);
+                for (size_t c = 0; c < nm; c++) m[c] = edge_dyadic(k, c);
+                for (size_t i = 0; i < rows * ldx; i++) x[i] = some_input(i + k, m[nm == 1 ? 0 : i % ldx % cols]);
+                check_rows_path(&grids[gi], x, ldx, rows, cols, m, nm, isa);
+                /* codes inside the grid, with ties: x / 2 and x 3/4 */
+                for (size_t c = 0; c < nm; c++)
+                    m[c] = c % 2 ? (vitq_i_dyadic){3 << 29, 31} : (vitq_i_dyadic){1 << 30, 31};
+                for (size_t i = 0; i < rows * ldx; i++) x[i] = (int32_t)irand(-700, 700);
+                check_rows_path(&grids[gi], x, ldx, rows, cols, m, nm, isa);
+                free(x);
+                if (harness_check_failures > before + 3) { /* one broken case fails them all: stop early */
+                    free(m);
+                    return;
+                }
+            }
+    free(m);
+}
+
+static void test_requant_generic(void) { requant_path(VITQ_I_ISA_GENERIC); }
+static void test_requant_avx2(void) { requant_path(VITQ_I_ISA_AVX2); }
+static void test_requant_avx512(void) { requant_path(VITQ_I_ISA_AVX512); }
+
+#ifdef VITQ_I_REQUANT_AVX2
+/* The one-row AVX2 entry (int32 codes) against the reference, odd widths and per-column multipliers. */
+static void test_requant_row_avx2(void) {
+    if (!path_available(VITQ_I_ISA_AVX2, "requant row (int32 codes)")) return;
+    size_t bad = 0;
+    vitq_i_dyadic m[37];
+    int32_t x[37], codes[38];
+    for (size_t k = 0; k < 200; k++) {
+        size_t cols = 1 + k % 37, nm = k % 2 ? cols : 1;
+        for (size_t c = 0; c < nm; c++) m[c] = edge_dyadic(k, c);
+        for (size_t c = 0; c < cols; c++) x[c] = some_input(c + k, m[nm == 1 ? 0 : c]);
+        int32_t zero = (int32_t)irand(-65536, 65536), qmin = (int32_t)irand(-32768, 100),
+                qmax = (int32_t)irand(qmin, 32767);
+        codes[cols] = 12345;
+        vitq_i_requant_row_avx2(x, cols, m, nm, zero, qmin, qmax, 7, codes);
+        for (size_t c = 0; c < cols; c++)
+            bad += codes[c] != clamp64(ref_round(x[c], m[nm == 1 ? 0 : c]) + zero, qmin, qmax) + 7;
+        bad += codes[cols] != 12345;
+    }
+    CHECK(bad == 0);
+}
+#endif
+
 int main(void) {
     RUN(test_apply_rounding);
     RUN(test_requant_paths);
@@ -345,5 +542,14 @@ int main(void) {
     RUN(test_errors);
     RUN(test_dyadic_from_real);
     RUN(test_end_to_end);
+    RUN(test_residual_generic);
+    RUN(test_residual_avx2);
+    RUN(test_residual_avx512);
+    RUN(test_requant_generic);
+    RUN(test_requant_avx2);
+    RUN(test_requant_avx512);
+#ifdef VITQ_I_REQUANT_AVX2
+    RUN(test_requant_row_avx2);
+#endif
     HARNESS_EXIT();
 }
