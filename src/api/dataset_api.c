@@ -21,8 +21,12 @@ vitq_status vitq_model_forward_dataset(const vitq_model *handle, const vitq_data
     if (!input) return vitq_i_oom("dataset batch", vitq_i_mul_size(elems, sizeof(float), &bytes) ? bytes : SIZE_MAX);
     for (size_t done = 0; !st && done < n; done += batch) {
         size_t count = n - done < batch ? n - done : batch;
-        st = vitq_i_dataset_images(model, ds, first + done, count, input);
-        if (!st) st = vitq_model_forward(handle, input, count, logits + done * (size_t)mi->num_classes);
+        vitq_pixel_layout layout;
+        const uint8_t *pixels = handle->intonly ? vitq_i_dataset_pixels(ds, first + done, &layout) : NULL;
+        if (pixels) /* an integer-only model takes the stored bytes as they are */
+            st = vitq_model_forward_u8(handle, pixels, count, layout, logits + done * (size_t)mi->num_classes);
+        else st = vitq_i_dataset_images(model, ds, first + done, count, input);
+        if (!st && !pixels) st = vitq_model_forward(handle, input, count, logits + done * (size_t)mi->num_classes);
         if (st == VITQ_ERR_NON_FINITE) vitq_i_error_prefix("%s: images from %llu", vitq_i_dataset_name(ds), (unsigned long long)(first + done));
         if (!st)
             st = vitq_i_progress_step(&handle->progress, "forward", (int64_t)(done + count), (int64_t)n,

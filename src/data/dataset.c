@@ -324,4 +324,11 @@ vitq_status vitq_i_dataset_check_labels(const vitq_dataset *ds, uint64_t first, 
     return VITQ_OK;
 }
 
+const uint8_t *vitq_i_dataset_pixels(const vitq_dataset *ds, uint64_t first, vitq_pixel_layout *layout) {
+    const vitq_dataset_info *di = &ds->info;
+    if (di->dtype != VITQ_DTYPE_U8) return NULL;
+    *layout = (vitq_pixel_layout)di->layout;
+    return ds->pixels + (size_t)first * (size_t)di->channels * (size_t)di->height * (size_t)di->width;
+}
+
 const char *vitq_i_dataset_name(const vitq_dataset *ds) { return ds->name; }
