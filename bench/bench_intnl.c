@@ -31,6 +31,8 @@ static vitq_i_ibert_gelu_params p_ig;
 static vitq_i_shiftgelu_params p_sg;
 static vitq_i_int_layernorm_params p_ln;
 static vitq_i_ln_channel ln_ch[DIM];
+static vitq_i_int_layernorm_params p_ln_ivit;
+static vitq_i_ln_channel ln_ch_ivit[DIM];
 static int repeats = 30;
 static int bad_status;
 
@@ -55,6 +57,7 @@ static void run_pv(void) {
 static void run_igelu(void) { check(vitq_i_ibert_gelu(&p_ig, hidden, T, HID, out)); }
 static void run_shiftgelu(void) { check(vitq_i_shiftgelu(&p_sg, hidden, T, HID, out)); }
 static void run_ln(void) { check(vitq_i_int_layernorm(&p_ln, resid, T, out)); }
+static void run_ln_ivit(void) { check(vitq_i_int_layernorm(&p_ln_ivit, resid, T, out)); }
 
 /* Best seconds per call over `repeats` samples of at least 1 ms each. */
 static double best_time(void (*f)(void)) {
@@ -89,6 +92,7 @@ static void setup(void) {
     check(vitq_i_ibert_gelu_prepare(sg, &p_ig, NULL));
     check(vitq_i_shiftgelu_prepare(sg, 8, &p_sg, NULL));
     check(vitq_i_int_layernorm_prepare(VITQ_I_LN_IBERT, &a, ln_ch, &p_ln));
+    check(vitq_i_int_layernorm_prepare(VITQ_I_LN_IVIT, &a, ln_ch_ivit, &p_ln_ivit));
     check(vitq_i_lis_softmax(&p_lis, scores, SROWS, T, codes));
 }
 
@@ -117,6 +121,7 @@ int main(int argc, char **argv) {
         {"I-BERT i-GELU", "197 x 768", run_igelu},
         {"I-ViT ShiftGELU", "197 x 768", run_shiftgelu},
         {"I-BERT LayerNorm", "197 x 192", run_ln},
+        {"I-ViT LayerNorm", "197 x 192", run_ln_ivit},
     };
     int nk = (int)(sizeof ks / sizeof ks[0]);
     vitq_i_isa_force(-1);

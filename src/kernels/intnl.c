@@ -368,10 +368,13 @@ vitq_status vitq_i_int_layernorm_check(const vitq_i_int_layernorm_params *p) {
     return VITQ_OK;
 }
 
-/* A LayerNorm row's parameters and the active path's statistics (NULL: the scalar loops). */
+/* A LayerNorm row's parameters and the active path's statistics and output stage (NULL: the scalar
+ * loops). */
 typedef struct int_layernorm_ctx {
     const vitq_i_int_layernorm_params *p;
     void (*sums)(const int16_t *x, int64_t n, int64_t *s1, int64_t *s2);
+    void (*output)(const int16_t *x, int64_t n, int64_t mu, int64_t factor, const void *ch, const void *grid,
+                   int32_t *out);
 } int_layernorm_ctx;
 
 static void int_layernorm_row(const void *pv, const int16_t *x, int64_t C, void *out) {
@@ -404,6 +407,10 @@ static void int_layernorm_row(const void *pv, const int16_t *x, int64_t C, void 
         sd = vitq_i_isqrt_fixed(var, 10); /* >= 2^6 after 10 steps from 2^16 */
         factor = VITQ_I_I31 / sd;
     }
+    if (ctx->output) { /* the vector path: the loop below, same bits (intnl_dispatch.h states its bounds) */
+        ctx->output(x, C, mu, factor, p->ch, &p->out, o);
+        return;
+    }
     for (int64_t c = 0; c < C; c++) {
         const vitq_i_ln_channel *ch = &p->ch[c];
         int64_t y = vitq_i_floor_shr((x[c] - mu) * factor, 1); /* |y| <= 2^30 */
@@ -416,7 +423,8 @@ static void int_layernorm_row(const void *pv, const int16_t *x, int64_t C, void 
 vitq_status vitq_i_int_layernorm(const vitq_i_int_layernorm_params *p, const int16_t *x, int64_t rows,
                                  int32_t *out) {
     vitq_status st = vitq_i_int_layernorm_check(p);
-    int_layernorm_ctx ctx = {p, vitq_i_intnl_active()->ln_sums};
+    const vitq_i_intnl_paths *vec = vitq_i_intnl_active();
+    int_layernorm_ctx ctx = {p, vec->ln_sums, vec->ln_output};
     return run_rows("integer LayerNorm", st, int_layernorm_row, NULL, &ctx, x, rows, st ? 0 : p->channels, out,
                     sizeof *out);
 }

@@ -16,7 +16,8 @@
  * Each kernel runs that check itself and returns VITQ_ERR_INVALID_ARGUMENT / VITQ_ERR_OUT_OF_RANGE
  * (naming the kernel and the parameter) rather than compute outside its proven range.
  * Vector paths (intnl_dispatch.h: AVX2 for the I-BERT softmax, Shiftmax, both GELUs, the I-BERT/I-ViT
- * LayerNorm sums and the P.V) give the scalar code's bits exactly, chosen by vitq_i_features_active(). */
+ * LayerNorm sums and output stage, and the P.V) give the scalar code's bits exactly, chosen by
+ * vitq_i_features_active(). */
 #ifndef VITQ_KERNELS_INTNL_H
 #define VITQ_KERNELS_INTNL_H
 

@@ -13,12 +13,16 @@
  * - ShiftGELU's per-element floor((2^31 - 1) / sum): the scalar unsigned 32-bit division per lane (AVX2
  *   has no integer division; see shiftgelu_out8).
  * - Products the scalar code forms in int64 but proves below 2^31 are vpmulld here.
+ * - The LayerNorm output stage's 64-bit floor shift by a per-channel count (AVX2 has no vpsraq):
+ *   floor(a / 2^s) = ~(~a >> s) for a < 0 with a logical shift, so a's sign mask m gives
+ *   ((a ^ m) >>> s) ^ m for either sign (see ln_out4).
  * Rows whose length is not a multiple of 8 end with one chunk padded in a small buffer (with lanes
  * kept out of the row sums), so every element goes through the same vector code. */
 #include "kernels/intnl_dispatch.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "kernels/intnl.h"
@@ -364,6 +368,86 @@ TARGET static void ln_sums_avx2(const int16_t *x, int64_t n, int64_t *s1, int64_
     *s2 = hsum64(a2);
 }
 
+/* ---- LayerNorm output stage ---- */
+
+/* ln_out8 reads two channels per 256-bit load: mult, shift, bias as the 4 dwords of each. */
+_Static_assert(sizeof(vitq_i_ln_channel) == 16 && offsetof(vitq_i_ln_channel, mult) == 0 &&
+                   offsetof(vitq_i_ln_channel, shift) == 4 && offsetof(vitq_i_ln_channel, bias) == 8,
+               "vitq_i_ln_channel is {int32 mult, int32 shift, int64 bias}");
+
+typedef struct ln_k {
+    __m256i mu, half, odd; /* mu, floor(factor / 2), all ones when factor is odd (int32 lanes) */
+    __m256i zero, lo, hi;  /* the output grid (int64 lanes) */
+} ln_k;
+
+/* y = floor_shr((x - mu) factor, 1) of 8 channels in int32 lanes. factor = 2h + b (b = factor & 1):
+ * floor((2h d + b d) / 2) = h d + b floor(d / 2). |y| <= 2^30 and |floor(d / 2)| <= 2^15 give
+ * |h d| < 2^31, so vpmulld's low 32 bits are the product, and vpsrad by 1 is floor(d / 2). */
+INLINE __m256i ln_y8(const ln_k *k, __m256i xv) {
+    __m256i d = _mm256_sub_epi32(xv, k->mu); /* |d| <= 65535 */
+    return _mm256_add_epi32(_mm256_mullo_epi32(d, k->half), _mm256_and_si256(_mm256_srai_epi32(d, 1), k->odd));
+}
+
+/* The output of 4 channels: y in the low dword of each int64 lane, ms their (mult, shift) dword pairs,
+ * bias their biases. a = y mult + bias: |.| <= 2^61 + 2^61 (vpmuldq: the signed 32 x 32 -> 64 product
+ * of the low dwords); plus 2^(s-1) < 2^63, where the count s - 1 wraps to 2^64 - 1 at s = 0 and
+ * vpsllvq gives 0 (round_shr(a, 0) = a). The floor shift: m = (a < 0 ? ~0 : 0), a ^ m >= 0 is a or
+ * ~a = -a - 1, and ~((-a - 1) >>> s) = -floor((-a - 1) / 2^s) - 1 = floor(a / 2^s) (vitq_i_floor_shr),
+ * for every s in [0, 62]. Then + zero (|v| <= 2^62) and the clamp in int64: v < lo ? lo : v > hi ? hi : v. */
+INLINE __m256i ln_out4(const ln_k *k, __m256i y, __m256i ms, __m256i bias) {
+    const __m256i one = _mm256_set1_epi64x(1);
+    __m256i s = _mm256_srli_epi64(ms, 32);
+    __m256i a = _mm256_add_epi64(_mm256_mul_epi32(y, ms), bias);
+    a = _mm256_add_epi64(a, _mm256_sllv_epi64(one, _mm256_sub_epi64(s, one)));
+    __m256i m = _mm256_cmpgt_epi64(_mm256_setzero_si256(), a);
+    __m256i v = _mm256_add_epi64(_mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(a, m), s), m), k->zero);
+    v = _mm256_blendv_epi8(v, k->lo, _mm256_cmpgt_epi64(k->lo, v));
+    return _mm256_blendv_epi8(v, k->hi, _mm256_cmpgt_epi64(v, k->hi));
+}
+
+/* 8 channels from ch. The unpacks of the loads (channels 0-1, 2-3) give the channels in the order
+ * 0, 2, 1, 3 (per 128-bit half), so y goes into the int64 lanes in that order and the results come
+ * back with one dword permute. */
+INLINE __m256i ln_out8(const ln_k *k, __m256i xv, const vitq_i_ln_channel *ch) {
+    __m256i y = ln_y8(k, xv);
+    __m256i c01 = _mm256_loadu_si256((const __m256i *)ch), c23 = _mm256_loadu_si256((const __m256i *)(ch + 2));
+    __m256i c45 = _mm256_loadu_si256((const __m256i *)(ch + 4)), c67 = _mm256_loadu_si256((const __m256i *)(ch + 6));
+    __m256i ya = _mm256_permutevar8x32_epi32(y, _mm256_setr_epi32(0, 0, 2, 0, 1, 0, 3, 0));
+    __m256i yb = _mm256_permutevar8x32_epi32(y, _mm256_setr_epi32(4, 0, 6, 0, 5, 0, 7, 0));
+    __m256i ra = ln_out4(k, ya, _mm256_unpacklo_epi64(c01, c23), _mm256_unpackhi_epi64(c01, c23));
+    __m256i rb = ln_out4(k, yb, _mm256_unpacklo_epi64(c45, c67), _mm256_unpackhi_epi64(c45, c67));
+    /* the clamped values fit int32: their low dwords, dwords 0 4 2 6 1 5 3 7 of the blend */
+    __m256i r = _mm256_blend_epi32(ra, _mm256_slli_epi64(rb, 32), 0xaa);
+    return _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 2, 6, 1, 5, 3, 7));
+}
+
+TARGET static void ln_output_avx2(const int16_t *x, int64_t n, int64_t mu, int64_t factor, const void *chv,
+                                  const void *gridv, int32_t *o) {
+    const vitq_i_ln_channel *ch = chv;
+    const vitq_i_ln_out *g = gridv;
+    ln_k k;
+    k.mu = _mm256_set1_epi32((int32_t)mu);
+    k.half = _mm256_set1_epi32((int32_t)(factor >> 1)); /* <= 2^30 */
+    k.odd = _mm256_set1_epi32(factor & 1 ? -1 : 0);
+    k.zero = _mm256_set1_epi64x(g->zero);
+    k.lo = _mm256_set1_epi64x(g->min);
+    k.hi = _mm256_set1_epi64x(g->max);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_si256((__m256i *)(o + j), ln_out8(&k, load8(x + j), ch + j));
+    if (j < n) {
+        /* padding: x = mu (y = 0) and an all-zero channel, both valid */
+        int64_t rest = n - j;
+        int16_t xb[8];
+        vitq_i_ln_channel cb[8];
+        int32_t ob[8];
+        memset(cb, 0, sizeof cb);
+        memcpy(cb, ch + j, (size_t)rest * sizeof *ch);
+        for (int i = 0; i < 8; i++) xb[i] = (int16_t)(i < rest ? x[j + i] : mu);
+        _mm256_storeu_si256((__m256i *)ob, ln_out8(&k, load8(xb), cb));
+        memcpy(o + j, ob, (size_t)rest * sizeof *o);
+    }
+}
+
 /* ---- FQ-ViT P.V ---- */
 
 /* o[d] += round_shr(v[d] 2^frac, q). |v 2^frac| <= 2^19: for q >= 20 every term is 0 (v 2^frac +
@@ -383,6 +467,7 @@ TARGET static void pv_token_avx2(const int8_t *v, int64_t dim, int32_t frac, int
 
 const vitq_i_intnl_paths vitq_i_intnl_avx2 = {
     "avx2", ibert_softmax_avx2, shiftmax_avx2, ibert_gelu_avx2, shiftgelu_avx2, ln_sums_avx2, pv_token_avx2,
+    ln_output_avx2,
 };
 
 #endif

@@ -31,6 +31,13 @@ typedef struct vitq_i_intnl_paths {
     /* FQ-ViT's P.V, one token: o[d] += round_shr(v[d] 2^frac, q) for d < dim; frac in [0, 12],
      * q in [0, 254] (intnl.h). */
     void (*pv_token)(const int8_t *v, int64_t dim, int32_t frac, int32_t q, int32_t *o);
+    /* The I-BERT / I-ViT LayerNorm's output stage of one row of n channels: for each c,
+     * y = floor_shr((x[c] - mu) factor, 1), out[c] = clamp(round_shr(y mult_c + bias_c, shift_c) + zero,
+     * min, max). ch: the checked vitq_i_ln_channel array, grid: its vitq_i_ln_out. mu in
+     * [-32768, 32767], factor in [0, 2^31] with |x[c] - mu| factor <= 2^31 (intnl.c's bound, which
+     * keeps |y| <= 2^30). */
+    void (*ln_output)(const int16_t *x, int64_t n, int64_t mu, int64_t factor, const void *ch, const void *grid,
+                      int32_t *out);
 } vitq_i_intnl_paths;
 
 /* The table of the active path; the generic one has only NULL entries. Never NULL. */

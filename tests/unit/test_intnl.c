@@ -1025,6 +1025,157 @@ static void test_vector_dispatch(void) {
 }
 
 
+/* ---- the LayerNorm output stage's vector path (intnl_dispatch.h ln_output) ---- */
+
+/* Channel parameters anywhere the check accepts, the ends of each range drawn often: mult any int32,
+ * shift in [0, 62], |bias| <= 2^61 with random low bits (a double alone would leave them 0). */
+static void ln_edge_channel(vitq_i_ln_channel *ch) {
+    static const int32_t mults[] = {INT32_MIN, INT32_MIN + 1, INT32_MAX, INT32_MAX - 1, -1, 0, 1};
+    static const int32_t shifts[] = {0, 1, 2, 30, 31, 32, 33, 61, 62};
+    ch->mult = urand() < 0.3 ? mults[irange(0, 6)] : (int32_t)irange(INT32_MIN, INT32_MAX);
+    ch->shift = urand() < 0.4 ? shifts[irange(0, 8)] : (int32_t)irange(0, 62);
+    double u = urand();
+    if (u < 0.25) ch->bias = urand() < 0.5 ? p2(61) : -p2(61);
+    else if (u < 0.35) ch->bias = irange(-2, 2);
+    else {
+        int64_t b = (int64_t)(urand() * p2(41)) * p2(20) + irange(0, p2(20) - 1); /* < 2^61 */
+        b >>= irange(0, 60);                                                     /* all magnitudes */
+        ch->bias = urand() < 0.5 ? -b : b;
+    }
+}
+
+/* An output grid the check accepts: the ends of [-2^16, 2^16] often, min = max now and then. */
+static vitq_i_ln_out ln_edge_grid(void) {
+    vitq_i_ln_out g;
+    double u = urand();
+    g.zero = u < 0.2 ? 65536 : u < 0.4 ? -65536 : u < 0.6 ? 0 : (int32_t)irange(-65536, 65536);
+    u = urand();
+    if (u < 0.25) g.min = -65536, g.max = 65536;
+    else if (u < 0.4) g.min = g.max = (int32_t)irange(-65536, 65536);
+    else if (u < 0.6) g.min = -128, g.max = 127;
+    else {
+        g.min = (int32_t)irange(-65536, 65536);
+        g.max = (int32_t)irange(g.min, 65536);
+    }
+    return g;
+}
+
+/* The entry itself against the formula, on (x, mu, factor) anywhere its precondition allows
+ * (|x - mu| factor <= 2^31, mu in int16): factors of both roots' form (y reaching +-2^30), 2^31
+ * (|x - mu| <= 1), 0, odd ones with negative odd x - mu (floor, not truncation, of the halving). */
+static void test_ln_output_direct(void) {
+    vitq_i_isa_force(VITQ_I_ISA_GENERIC);
+    CHECK(vitq_i_intnl_active()->ln_output == NULL); /* the generic path is intnl.c's own loop */
+    vitq_i_isa_force(-1);
+    if (!path_available(VITQ_I_ISA_AVX2)) {
+        SKIP("the avx2 path of the LayerNorm output stage: this CPU lacks AVX2 + FMA");
+        return;
+    }
+    vitq_i_isa_force(VITQ_I_ISA_AVX2);
+    void (*f)(const int16_t *, int64_t, int64_t, int64_t, const void *, const void *, int32_t *) =
+        vitq_i_intnl_active()->ln_output;
+    vitq_i_isa_force(-1);
+    CHECK(f != NULL);
+    if (!f) return;
+    static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 191, 192, 193, 197, 768, MAXN};
+    int bad = 0, cases = 0, at_ends = 0;
+    for (int t = 0; t < 1500; t++) {
+        int n = t < 400 ? t % 40 + 1 : ns[t % 20];
+        if (n > 256 && t % 7) n = 64 + t % 9; /* long rows now and then */
+        int64_t mu = urand() < 0.2 ? (urand() < 0.5 ? -32768 : 32767) : irange(-32768, 32767), factor;
+        int64_t kind = t % 6, sd = (int64_t)log_uniform(1, 4194304.0);
+        if (kind == 0) factor = p2(31) / sd;
+        else if (kind == 1) factor = (p2(31) - 1) / (sd < 64 ? 64 : sd);
+        else if (kind == 2) factor = p2(31);
+        else if (kind == 3) factor = 0;
+        else factor = ((int64_t)log_uniform(1, 2147483648.0)) | (kind == 4); /* odd half the time */
+        int64_t dmax = factor ? p2(31) / factor : 65535;
+        int64_t lo = -dmax > -32768 - mu ? -dmax : -32768 - mu, hi = dmax < 32767 - mu ? dmax : 32767 - mu;
+        for (int c = 0; c < n; c++) {
+            double u = urand();
+            int64_t d = u < 0.2 ? lo : u < 0.4 ? hi : u < 0.5 ? (lo < -1 ? -1 : lo) : irange(lo, hi);
+            xin[c] = (int16_t)(mu + d);
+            ln_edge_channel(&lnch[c]);
+        }
+        vitq_i_ln_out g = ln_edge_grid();
+        for (int c = 0; c < n; c++) got[c] = INT32_MIN; /* every output must be written */
+        f(xin, n, mu, factor, lnch, &g, got);
+        for (int c = 0; c < n; c++) {
+            int64_t y = fdiv((xin[c] - mu) * factor, 2);
+            at_ends += y == p2(30) || y == -p2(30);
+            int64_t v = rhu(y * lnch[c].mult + lnch[c].bias, lnch[c].shift);
+            want[c] = (int32_t)clampi(v + g.zero, g.min, g.max);
+        }
+        cases++;
+        if (!same32(got, want, n) && bad++ == 0) {
+            int c = 0;
+            while (c < n - 1 && got[c] == want[c]) c++;
+            printf("    n %d, channel %d: avx2 %d, formula %d (x %d, mu %lld, factor %lld, mult %d, shift %d, bias %lld)\n",
+                   n, c, (int)got[c], (int)want[c], (int)xin[c], (long long)mu, (long long)factor, (int)lnch[c].mult,
+                   (int)lnch[c].shift, (long long)lnch[c].bias);
+        }
+    }
+    printf("    avx2 LayerNorm output stage: %d rows, %d differing from the formula, %d outputs with |y| = 2^30\n",
+           cases, bad, at_ends);
+    CHECK(bad == 0);
+    CHECK(at_ends > 100);
+}
+
+/* Rows whose statistics give the extreme factors: a lone +-1 over zeros (var 1: I-BERT's factor 2^31,
+ * y = +-2^30), two values at the int16 ends (|y| at its bound with mu in the middle), constant rows
+ * (factor 0 or I-ViT's root >= 2^6), and random ones. */
+static void fill_ln_extreme(int16_t *x, int n, int kind) {
+    for (int c = 0; c < n; c++) x[c] = 0;
+    int at = (int)irange(0, n - 1);
+    switch (kind) {
+    case 0: x[at] = 1; break;
+    case 1: x[at] = -1; break;
+    case 2:
+        for (int c = 0; c < n; c++) x[c] = (int16_t)(c % 2 ? 32767 : -32768);
+        break;
+    case 3:
+        for (int c = 0; c < n; c++) x[c] = (int16_t)(urand() < 0.5 ? -32768 : 32767);
+        break;
+    case 4: {
+        int16_t v = (int16_t)irange(-32768, 32767);
+        for (int c = 0; c < n; c++) x[c] = v;
+        break;
+    }
+    default: fill_row(x, n, kind % K_KINDS); break;
+    }
+}
+
+/* The kernel under every vector path the CPU has against the generic path and the reference, with
+ * channel parameters and grids at the ends of the accepted ranges. */
+static void test_ln_output_paths(void) {
+    if (!path_available(VITQ_I_ISA_AVX2)) {
+        SKIP("the avx2 path of the integer LayerNorm: this CPU lacks AVX2 + FMA");
+        return;
+    }
+    int bad = 0, calls = 0;
+    static const int ns[] = {1, 3, 6, 8, 11, 16, 23, 64, 191, 192, 197, 200, 384, 768, MAXN};
+    for (int t = 0; t < 600; t++) {
+        int n = ns[t % 15], rows = n <= 64 ? 4 : n <= 768 ? 2 : 1;
+        if (n == MAXN && t % 5) n = 255;
+        vitq_i_int_layernorm_params p = {t % 2 ? VITQ_I_LN_IVIT : VITQ_I_LN_IBERT, n, lnch, ln_edge_grid()};
+        for (int c = 0; c < n; c++) ln_edge_channel(&lnch[c]);
+        for (int r = 0; r < rows; r++) fill_ln_extreme(xin + r * n, n, (t / 2 + r) % 12);
+        for (int r = 0; r < rows; r++) ref_int_layernorm(&p, xin + r * n, want + r * n);
+        for (int isa = VITQ_I_ISA_GENERIC; isa <= VITQ_I_ISA_AVX512; isa++) {
+            if (isa != VITQ_I_ISA_GENERIC && !path_available(isa)) continue;
+            vitq_i_isa_force(isa);
+            vitq_status st = vitq_i_int_layernorm(&p, xin, rows, got);
+            vitq_i_isa_force(-1);
+            calls++;
+            if ((st != VITQ_OK || !same32(got, want, (int64_t)rows * n)) && bad++ == 0)
+                printf("    %s path, n %d, variant %d: status %d or outputs differ from the reference\n",
+                       vitq_i_isa_name((vitq_i_isa)isa), n, (int)p.variant, (int)st);
+        }
+    }
+    printf("    integer LayerNorm, edge channels and rows: %d calls over the paths, %d differing\n", calls, bad);
+    CHECK(bad == 0);
+}
+
 int main(void) {
     RUN(test_isqrt);
     RUN(test_ibert_softmax_exact);
@@ -1041,6 +1192,8 @@ int main(void) {
     RUN(test_vector_dispatch);
     RUN(test_vector_avx2);
     RUN(test_vector_avx512);
+    RUN(test_ln_output_direct);
+    RUN(test_ln_output_paths);
     HARNESS_EXIT();
 }
 
