@@ -740,8 +740,8 @@ def report(results, args):
     if "integer-only" in executions:
         out.append("vitq rows marked *integer-only* (VITQ_EXECUTION_INTEGER_ONLY) run without floating point from "
                    "uint8 pixels to int32 logits: the same minmax W8A8 calibration with LayerNorm, softmax and GELU "
-                   "on the integer kernels named (I-BERT), dyadic requantization between operators. Only their "
-                   "GEMMs use several threads (the attention heads and non-linear kernels run on one).")
+                   "on the integer kernels named (I-BERT), dyadic requantization between operators. The GEMMs, "
+                   "the attention heads and the row operators share the threads.")
     out.append("")
     for m, res in results["models"].items():
         out.append(model_table(m, res, args, peak))
