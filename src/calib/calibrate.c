@@ -27,10 +27,7 @@ typedef struct observe_ctx {
 
 static vitq_status observe_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
     observe_ctx *oc = t->ctx;
-    vitq_i_qpoint *qp = &oc->q->qpoints[oc->q->of_point[point]];
-    if (oc->pass == 0) vitq_i_run_view_range(v, &qp->observed_min, &qp->observed_max);
-    if (oc->pass >= qp->inst.scheme.num_passes) return VITQ_OK;
-    return qp->inst.scheme.observe(qp->inst.state, oc->pass, v);
+    return vitq_i_run_observe_view(&oc->q->qpoints[oc->q->of_point[point]], oc->pass, v);
 }
 
 /* Create the quantizer of every active point into r->q. */

@@ -101,9 +101,12 @@ typedef struct reobserve_ctx {
 
 static vitq_status reobserve_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
     reobserve_ctx *c = t->ctx;
-    vitq_i_qpoint *qp = vitq_i_run_qpoint(c->r, point);
-    if (c->pass == 0) vitq_i_run_view_range(v, &qp->observed_min, &qp->observed_max);
-    return c->pass < qp->inst.scheme.num_passes ? qp->inst.scheme.observe(qp->inst.state, c->pass, v) : VITQ_OK;
+    return vitq_i_run_observe_view(vitq_i_run_qpoint(c->r, point), c->pass, v);
+}
+
+vitq_status vitq_i_run_observe_view(vitq_i_qpoint *qp, int pass, const vitq_tensor_view *v) {
+    if (pass == 0) vitq_i_run_view_range(v, &qp->observed_min, &qp->observed_max);
+    return pass < qp->inst.scheme.num_passes ? qp->inst.scheme.observe(qp->inst.state, pass, v) : VITQ_OK;
 }
 
 vitq_status vitq_i_run_observe_points(vitq_i_run *r, const int *points, int n) {

@@ -80,6 +80,10 @@ vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out);
  * (vitq_i_run_recreate), never observed yet. */
 vitq_status vitq_i_run_observe_points(vitq_i_run *r, const int *points, int n);
 
+/* Pass `pass` of point qp's quantizer on view v: its observed range widened (pass 0), then the scheme's
+ * observe when it asks for that pass. The one observation step of every calibration pass. */
+vitq_status vitq_i_run_observe_view(vitq_i_qpoint *qp, int pass, const vitq_tensor_view *v);
+
 /* Widen [*lo, *hi] to the range of the values of v (a point's observed range). */
 void vitq_i_run_view_range(const vitq_tensor_view *v, float *lo, float *hi);
 

@@ -125,6 +125,21 @@ vitq_status vitq_i_requant_rows(const int32_t *x, size_t ldx, size_t rows, size_
     return VITQ_OK;
 }
 
+/* The portable residual add of both stream types (exactly one of r32, r16 set). |rounded| < 2^62 and
+ * |res| <= 2^31: the sum fits int64. */
+static void portable_residual_add(int32_t *r32, int16_t *r16, size_t ldr, const int32_t *x, size_t ldx, size_t rows,
+                                  size_t cols, const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi) {
+    for (size_t r = 0; r < rows; r++) {
+        const int32_t *xr = x + r * ldx;
+        for (size_t c = 0; c < cols; c++) {
+            const vitq_i_dyadic *d = &m[nm == 1 ? 0 : c];
+            int64_t add = round_dyadic(xr[c], d->mult, half_of(d->shift), d->shift);
+            if (r32) r32[r * ldr + c] = (int32_t)clamp64(r32[r * ldr + c] + add, lo, hi);
+            else r16[r * ldr + c] = (int16_t)clamp64(r16[r * ldr + c] + add, lo, hi);
+        }
+    }
+}
+
 vitq_status vitq_i_residual_add_i32(int32_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
                                     const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi) {
     const char *what = "residual add i32";
@@ -138,20 +153,7 @@ vitq_status vitq_i_residual_add_i32(int32_t *res, size_t ldr, const int32_t *x, 
         return VITQ_OK;
     }
 #endif
-    /* |rounded| < 2^62, |res| <= 2^31: the sum fits int64 */
-    for (size_t r = 0; r < rows; r++) {
-        int32_t *o = res + r * ldr;
-        const int32_t *xr = x + r * ldx;
-        if (nm == 1) {
-            int64_t mult = m[0].mult, half = half_of(m[0].shift);
-            int shift = m[0].shift;
-            for (size_t c = 0; c < cols; c++)
-                o[c] = (int32_t)clamp64(o[c] + round_dyadic(xr[c], mult, half, shift), lo, hi);
-        } else {
-            for (size_t c = 0; c < cols; c++)
-                o[c] = (int32_t)clamp64(o[c] + round_dyadic(xr[c], m[c].mult, half_of(m[c].shift), m[c].shift), lo, hi);
-        }
-    }
+    portable_residual_add(res, NULL, ldr, x, ldx, rows, cols, m, nm, lo, hi);
     return VITQ_OK;
 }
 
@@ -168,18 +170,6 @@ vitq_status vitq_i_residual_add_i16(int16_t *res, size_t ldr, const int32_t *x, 
         return VITQ_OK;
     }
 #endif
-    for (size_t r = 0; r < rows; r++) {
-        int16_t *o = res + r * ldr;
-        const int32_t *xr = x + r * ldx;
-        if (nm == 1) {
-            int64_t mult = m[0].mult, half = half_of(m[0].shift);
-            int shift = m[0].shift;
-            for (size_t c = 0; c < cols; c++)
-                o[c] = (int16_t)clamp64(o[c] + round_dyadic(xr[c], mult, half, shift), lo, hi);
-        } else {
-            for (size_t c = 0; c < cols; c++)
-                o[c] = (int16_t)clamp64(o[c] + round_dyadic(xr[c], m[c].mult, half_of(m[c].shift), m[c].shift), lo, hi);
-        }
-    }
+    portable_residual_add(NULL, res, ldr, x, ldx, rows, cols, m, nm, lo, hi);
     return VITQ_OK;
 }
