@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 7
+#define VITQ_VERSION_MINOR 8
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -335,6 +335,13 @@ typedef struct vitq_model_info {
     /** Non-linear operators (LayerNorm, softmax, GELU) a quantized model runs with integer kernels
      *  (vitq_nonlinear; vitq_model_nonlinear_info describes each). Since 0.7. */
     int32_t num_integer_nonlinear;
+    /** Bytes of the parameters the forward pass uses, as stored: each quantized weight at its bits,
+     *  every other parameter (biases, LayerNorm, embeddings, layers left in float) at 32 bits; the
+     *  per-channel scales and zero points not counted. A float model: 4 x num_params. Since 0.8. */
+    uint64_t size_bytes;
+    /** Average bits per weight parameter of the quantized linear layers (32 for a float model): the
+     *  quantity --target-bits of mixed precision aims at. Since 0.8. */
+    double average_weight_bits;
 } vitq_model_info;
 
 VITQ_API void vitq_model_info_init(vitq_model_info *info);
@@ -738,6 +745,18 @@ typedef struct vitq_calibrator_options {
     /** How LayerNorm, softmax and GELU run: a vitq_nonlinear (VITQ_NONLINEAR_FLOAT). Per point, the
      *  key "nonlinear" of vitq_calibrator_set overrides it. Since 0.7. */
     int32_t nonlinear;
+    /** Greedy mixed precision (MPTQ-ViT's Greedy MP, over any scheme or method), since 0.8: each linear
+     *  layer of the blocks (Swin: and each patch merging) is a unit whose weight and input share one
+     *  width from candidate_bits (the attention's Q, K, V and probabilities follow the block's qkv
+     *  unit); units start at the widest candidate and are lowered one step at a time, the one losing
+     *  least output KL divergence per byte saved on the calibration images first, until the average
+     *  bits per quantized weight parameter is at most target_bits (0: no such target) and
+     *  vitq_model_info.size_bytes at most target_bytes (0: no such target). The patch embedding and
+     *  the classifier keep edge_bits. Deterministic for a seed and calibration set. */
+    double target_bits;
+    uint64_t target_bytes;
+    /** Widths mixed precision may give a unit: bit b set for width b, 2..8 (0: 4, 5, 6 and 8). */
+    uint32_t candidate_bits;
 } vitq_calibrator_options;
 
 VITQ_API void vitq_calibrator_options_init(vitq_calibrator_options *options);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "calib/calibrator.h"
+#include "calib/mixed_precision.h"
 #include "calib/noisy_search.h"
 #include "calib/nonlinear_search.h"
 #include "model/weights.h"
@@ -199,14 +200,20 @@ static int any_nonlinear(const vitq_calibrator *c) {
     return 0;
 }
 
-/* Everything between the configuration and the serialised result. */
-static vitq_status calibrate(vitq_calibrator *c, vitq_i_run *r) {
+/* The quantizers of a run, calibrated and refined by the method: everything before the integer
+ * operators and the weights' codes. */
+static vitq_status calibrate_points(vitq_calibrator *c, vitq_i_run *r) {
     vitq_status st = create_quantizers(r, c->opts.seed);
     if (!st) st = calibrate_weights(r);
     if (!st) st = observe_activations(r);
     if (!st && c->method && c->method->refine) st = c->method->refine(r);
     if (!st && any_noisy(r)) st = vitq_i_noisy_refine(r, NULL);
-    if (!st) st = vitq_i_nonlinear_refine(r); /* last: it measures the final quantized network */
+    return st;
+}
+
+/* The rest of a run: the integer operators (measured on the final quantized network), the codes. */
+static vitq_status finish_points(vitq_calibrator *c, vitq_i_run *r) {
+    vitq_status st = vitq_i_nonlinear_refine(r);
     if (!st) st = encode_weights(r);
     for (int i = 0; i < r->q->count; i++) {
         const vitq_i_qpoint *qp = &r->q->qpoints[i];
@@ -216,34 +223,124 @@ static vitq_status calibrate(vitq_calibrator *c, vitq_i_run *r) {
     return st;
 }
 
+/* One calibration of the network: its private copy (when it has one), points, quantizers, run. */
+typedef struct one_run {
+    vitq_i_net *copy;
+    vitq_i_point_list copy_list;
+    vitq_i_qmodel q;
+    vitq_i_run r;
+} one_run;
+
+/* Open a run with configuration cfg (c->list.count entries), on a private copy of the model when
+ * `copy` is set. o must stay at its address until closed. */
+static vitq_status open_run(vitq_calibrator *c, int copy, vitq_i_point_cfg *cfg, one_run *o) {
+    memset(o, 0, sizeof *o);
+    vitq_status st = VITQ_OK;
+    if (copy) {
+        st = copy_model(c, &o->copy);
+        if (!st) st = vitq_i_points_build(&c->alloc, o->copy, &o->copy_list);
+        if (!st && o->copy_list.count != c->list.count)
+            st = vitq_i_fail(VITQ_ERR_BAD_STATE, "calibration: the model's copy has %d points, not %d",
+                             o->copy_list.count, c->list.count);
+    }
+    o->q.alloc = c->alloc;
+    o->q.list = copy ? o->copy_list : c->list; /* borrowed: qsave only reads names */
+    o->r = (vitq_i_run){&c->alloc, &c->opts, copy ? o->copy : (vitq_i_net *)c->model, copy ? &o->copy_list : &c->list,
+                        cfg, &o->q, c->images, c->num_images, c->per_image, c->method, c->method_options, 0, 0, NULL};
+    if (!st) st = weight_rows(&o->r, copy);
+    return st;
+}
+
+static void close_run(vitq_calibrator *c, one_run *o) {
+    free_weight_rows(&o->r, o->copy != NULL);
+    release(&c->alloc, &o->q);
+    vitq_i_points_free(&c->alloc, &o->copy_list);
+    vitq_i_net_destroy(o->copy);
+    memset(o, 0, sizeof *o);
+}
+
+/* The candidate widths of mixed precision, widest first; their count. */
+static int candidate_widths(uint32_t mask, int32_t *width) {
+    int n = 0;
+    if (!mask) mask = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8);
+    for (int b = 8; b >= 2; b--)
+        if (mask & (1u << b)) width[n++] = b;
+    return n;
+}
+
+/* Greedy mixed precision (mixed_precision.h): one calibration per candidate width, the loss of each
+ * unit at each width, the allocation, the chosen units moved into the widest run, which is finished
+ * and saved. */
+static vitq_status run_mixed(vitq_calibrator *c, uint8_t **bytes, size_t *size) {
+    int32_t width[VITQ_I_MP_MAX_WIDTHS];
+    int nw = candidate_widths(c->opts.candidate_bits, width), layers = c->method && c->method->copies_model;
+    size_t points = (size_t)c->list.count;
+    one_run *runs = vitq_i_calloc(&c->alloc, (size_t)nw, sizeof *runs);
+    vitq_i_point_cfg *cfg = vitq_i_alloc_array(&c->alloc, (size_t)nw * points + 1, sizeof *cfg);
+    vitq_i_run **rs = vitq_i_calloc(&c->alloc, (size_t)nw, sizeof *rs);
+    vitq_i_mp_unit *units = NULL;
+    double *loss = NULL;
+    uint64_t *params = NULL;
+    int *choice = NULL, count = 0, opened = 0;
+    vitq_status st = runs && cfg && rs ? VITQ_OK : vitq_i_oom("mixed precision runs", (size_t)nw * sizeof *runs);
+    vitq_i_mp_problem problem = {0};
+    for (int w = 0; !st && w < nw; w++) {
+        memcpy(cfg + (size_t)w * points, c->cfg, points * sizeof *cfg);
+        /* the widest run works on a private copy: the measurement swaps quantized weights into it */
+        st = open_run(c, w == 0 || layers, cfg + (size_t)w * points, &runs[w]);
+        opened = w + 1;
+        rs[w] = &runs[w].r;
+        if (!st && w == 0) {
+            st = vitq_i_mp_units(rs[0], c->user_set, &units, &count);
+            params = st ? NULL : vitq_i_calloc(&c->alloc, (size_t)count + 1, sizeof *params);
+            loss = st ? NULL : vitq_i_calloc(&c->alloc, (size_t)count * (size_t)nw + 1, sizeof *loss);
+            choice = st ? NULL : vitq_i_calloc(&c->alloc, (size_t)count + 1, sizeof *choice);
+            if (!st && (!params || !loss || !choice)) st = vitq_i_oom("mixed precision", (size_t)count * sizeof *loss);
+            if (!st && !count)
+                st = vitq_i_fail(VITQ_ERR_CONFIG, "mixed precision: no layer whose weight and input are both "
+                                 "quantized (and not set by vitq_calibrator_set)");
+            for (int u = 0; u < count && !st; u++) params[u] = units[u].params;
+            problem = (vitq_i_mp_problem){count, nw, width, params, loss, 0, 0, 0, c->opts.target_bits,
+                                          c->opts.target_bytes};
+            if (!st) vitq_i_mp_fixed(rs[0], units, count, &problem.fixed_params, &problem.fixed_bits,
+                                     &problem.float_params);
+            if (!st) st = vitq_i_mp_greedy(&problem, choice); /* a target out of reach fails before any work */
+        }
+        for (int u = 0; !st && u < count; u++)
+            for (int i = 0; i < units[u].count; i++) rs[w]->cfg[units[u].points[i]].bits = width[w];
+        if (!st) st = calibrate_points(c, rs[w]);
+    }
+    if (!st) st = vitq_i_mp_measure(rs, nw, units, count, layers, loss);
+    if (!st) st = vitq_i_mp_greedy(&problem, choice);
+    for (int u = 0; !st && u < count; u++)
+        if (choice[u]) st = vitq_i_mp_take(rs[0], rs[choice[u]], &units[u], layers);
+    if (!st) st = finish_points(c, rs[0]);
+    if (!st) st = vitq_i_qsave(&c->alloc, rs[0]->model, rs[0]->q, bytes, size);
+    for (int w = 0; w < opened; w++) close_run(c, &runs[w]);
+    vitq_i_free(&c->alloc, runs);
+    vitq_i_free(&c->alloc, cfg);
+    vitq_i_free(&c->alloc, rs);
+    vitq_i_free(&c->alloc, units);
+    vitq_i_free(&c->alloc, params);
+    vitq_i_free(&c->alloc, loss);
+    vitq_i_free(&c->alloc, choice);
+    return st;
+}
+
 vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *size) {
     *bytes = NULL;
     *size = 0;
     if (c->num_images == 0)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "vitq_calibrator_run: no calibration images (vitq_calibrator_feed)");
     c->peak = c->live;
-    vitq_i_net *copy = NULL;
-    vitq_i_point_list copy_list;
-    memset(&copy_list, 0, sizeof copy_list);
-    vitq_status st = VITQ_OK;
+    if (c->opts.target_bits > 0 || c->opts.target_bytes) return run_mixed(c, bytes, size);
     /* a method that changes the network, or the integer operators' measurements on the quantized
      * network (its weights swapped for quantized ones), work on a private copy */
-    if ((c->method && c->method->copies_model) || any_nonlinear(c)) {
-        st = copy_model(c, &copy);
-        if (!st) st = vitq_i_points_build(&c->alloc, copy, &copy_list);
-    }
-    vitq_i_qmodel q;
-    memset(&q, 0, sizeof q);
-    q.alloc = c->alloc;
-    q.list = copy ? copy_list : c->list; /* borrowed: qsave only reads names */
-    vitq_i_run r = {&c->alloc, &c->opts, copy ? copy : (vitq_i_net *)c->model, copy ? &copy_list : &c->list,
-                    c->cfg, &q, c->images, c->num_images, c->per_image, c->method, c->method_options, 0, 0, NULL};
-    if (!st) st = weight_rows(&r, copy != NULL);
-    if (!st) st = calibrate(c, &r);
-    free_weight_rows(&r, copy != NULL);
-    if (!st) st = vitq_i_qsave(&c->alloc, r.model, &q, bytes, size); /* freed by the caller with c->alloc */
-    release(&c->alloc, &q);
-    vitq_i_points_free(&c->alloc, &copy_list);
-    vitq_i_net_destroy(copy);
+    one_run o;
+    vitq_status st = open_run(c, (c->method && c->method->copies_model) || any_nonlinear(c), c->cfg, &o);
+    if (!st) st = calibrate_points(c, &o.r);
+    if (!st) st = finish_points(c, &o.r);
+    if (!st) st = vitq_i_qsave(&c->alloc, o.r.model, &o.q, bytes, size); /* freed by the caller with c->alloc */
+    close_run(c, &o);
     return st;
 }

@@ -1,6 +1,7 @@
 /* The calibrator: per-point configuration (generic defaults, a method's, the caller's) and the
  * calibration images. The run that turns the float model into a quantized one is calibrate.c. */
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "calib/calibrator.h"
@@ -130,6 +131,12 @@ vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibra
     if (!st && (o.nonlinear < VITQ_NONLINEAR_FLOAT || o.nonlinear > VITQ_NONLINEAR_MIXED))
         st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "nonlinear = %d: a vitq_nonlinear, 0 (float) .. 4 (mixed)",
                          (int)o.nonlinear);
+    if (!st && (isnan(o.target_bits) || o.target_bits < 0 || (o.target_bits > 0 && o.target_bits < 2) ||
+                o.target_bits > 8))
+        st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "target_bits = %g: 0 (no target) or 2..8", o.target_bits);
+    if (!st && (o.candidate_bits & ~0x1FCu))
+        st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "candidate_bits = 0x%x: only bits 2..8 may be set (width b: 1 << b)",
+                         (unsigned)o.candidate_bits);
     if (!st && o.setting != VITQ_SETTING_DEFAULT && o.setting != VITQ_SETTING_PAPER)
         st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "setting = %d: VITQ_SETTING_DEFAULT (0) or VITQ_SETTING_PAPER (1)",
                          (int)o.setting);

@@ -56,6 +56,21 @@ void vitq_i_instance_destroy(vitq_i_instance *inst) {
     inst->state = NULL;
 }
 
+vitq_status vitq_i_instance_copy(vitq_i_instance *dst, const vitq_i_instance *src) {
+    vitq_i_instance_destroy(dst);
+    vitq_allocator a = dst->alloc;
+    vitq_status st = vitq_i_instance_create(dst, &a, &src->scheme, &src->config);
+    int32_t n = st ? 0 : src->scheme.param_count(src->state);
+    for (int32_t k = 0; !st && k < n; k++) {
+        const char *name;
+        const float *values;
+        int64_t count;
+        st = src->scheme.get_param(src->state, k, &name, &values, &count);
+        if (!st) st = dst->scheme.set_param(dst->state, name, values, count);
+    }
+    return st;
+}
+
 vitq_status vitq_i_config_groups(vitq_point_config *c, int64_t heads) {
     switch (c->granularity) {
     case VITQ_GRAN_TENSOR:

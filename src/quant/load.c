@@ -67,6 +67,8 @@ vitq_status vitq_i_load(const vitq_allocator *a, const uint8_t *data, size_t siz
             *net = NULL;
         }
     }
+    if (!st) vitq_i_qmodel_size(*quant, (*net)->info.num_params, &(*net)->info.size_bytes,
+                                &(*net)->info.average_weight_bits);
     vitq_i_qload_free(&prep);
     vitq_i_ckpt_close(&ckpt);
     vitq_i_st_free(&st_file);

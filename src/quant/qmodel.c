@@ -125,3 +125,17 @@ vitq_status vitq_i_point_info_out(const vitq_point_info *full, vitq_point_info *
     if (!st) vitq_i_struct_out(info, info->struct_size, full, sizeof *full);
     return st;
 }
+
+void vitq_i_qmodel_size(const vitq_i_qmodel *q, uint64_t num_params, uint64_t *bytes, double *average_bits) {
+    uint64_t params = 0, bits = 0;
+    for (int i = 0; q && i < q->count; i++) {
+        const vitq_i_point_desc *d = &q->list.points[q->qpoints[i].point];
+        if (d->kind != VITQ_POINT_WEIGHT) continue;
+        uint64_t n = (uint64_t)d->channels * (uint64_t)d->inner;
+        params += n;
+        bits += n * (uint64_t)q->qpoints[i].inst.config.bits;
+    }
+    uint64_t rest = num_params > params ? num_params - params : 0;
+    *bytes = (bits + 32 * rest + 7) / 8;
+    *average_bits = params ? (double)bits / (double)params : 32.0;
+}

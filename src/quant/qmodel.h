@@ -67,6 +67,11 @@ vitq_status vitq_i_qmodel_index_nl(vitq_i_qmodel *q, const char *what);
  * operators. `active` holds list.count bytes, zeroed by the caller. */
 void vitq_i_qmodel_mark_sites(const vitq_i_qmodel *q, unsigned char *active);
 
+/* Storage of a model's parameters (vitq_model_info.size_bytes): q's quantized weights at their bits,
+ * the rest of the num_params parameters at 32 bits; and the average bits of the quantized weights
+ * (32 when there are none; q may be NULL: a float model). Scales and zero points are not counted. */
+void vitq_i_qmodel_size(const vitq_i_qmodel *q, uint64_t num_params, uint64_t *bytes, double *average_bits);
+
 /* Free everything (instances included); q itself too. NULL is a no-op. */
 void vitq_i_qmodel_free(vitq_i_qmodel *q);
 

@@ -36,6 +36,9 @@ typedef struct vitq_i_instance {
 vitq_status vitq_i_instance_create(vitq_i_instance *inst, const vitq_allocator *a, const vitq_scheme *scheme,
                                    const vitq_point_config *config);
 void vitq_i_instance_destroy(vitq_i_instance *inst);
+/* dst (created before, with the allocator it keeps) becomes a quantizer equal to the finalized src: the
+ * same scheme and configuration, src's parameters set into it (as a saved file would give them). */
+vitq_status vitq_i_instance_copy(vitq_i_instance *dst, const vitq_i_instance *src);
 
 /* Fill config->groups and channels_per_group from its granularity, channels and `heads` (channels of
  * one head are consecutive). VITQ_ERR_OUT_OF_RANGE naming `config->name` when per-head does not apply. */
