@@ -7,18 +7,20 @@
 
 #include "cli.h"
 
-#define MODEL_CMDS (CLI_INFO | CLI_EVAL | CLI_LOGITS | CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)
+#define MODEL_CMDS (CLI_INFO | CLI_EVAL | CLI_LOGITS | CLI_POINTS | CLI_QUANTIZE | CLI_REPORT | CLI_SWEEP)
 /* points takes quantize's options, so that a quantize command line shows its configuration */
 #define QUANT_CMDS (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)
+/* sweep calibrates as quantize does, choosing the widths itself (--bits instead of --wbits, --abits and the targets) */
+#define CALIB_CMDS (QUANT_CMDS | CLI_SWEEP)
 
 /* Every option, the commands that take it and its help line: the parser refuses an option its command
  * does not take (it would be ignored silently), and each command's help lists exactly its own. */
 const cli_option cli_options[] = {
-    {"--data", "IMAGES", CLI_EVAL | CLI_LOGITS | CLI_REPORT,
+    {"--data", "IMAGES", CLI_EVAL | CLI_LOGITS | CLI_REPORT | CLI_SWEEP,
      "images: IDX or .npy (uint8 or float32), optionally gzipped"},
-    {"--labels", "LABELS", CLI_EVAL,
+    {"--labels", "LABELS", CLI_EVAL | CLI_SWEEP,
      "labels (IDX or .npy); default: the file beside IMAGES named with 'labels' for 'images'"},
-    {"--limit", "N", CLI_EVAL | CLI_LOGITS | CLI_REPORT, "the first N images only (report: default 64)"},
+    {"--limit", "N", CLI_EVAL | CLI_LOGITS | CLI_REPORT | CLI_SWEEP, "the first N images only (report: default 64)"},
     {"--out", "FILE", CLI_LOGITS | CLI_QUANTIZE,
      "logits: FILE.npy, float32 [N, classes]; quantize: QMODEL.safetensors"},
     {"--top-k", "K", CLI_EVAL | CLI_LOGITS,
@@ -28,7 +30,7 @@ const cli_option cli_options[] = {
     {"--predictions", "FILE", CLI_EVAL | CLI_LOGITS,
      "per image: index, label, top-K classes, names, probabilities; FILE.csv or FILE.jsonl"},
     {"--json", NULL, CLI_EVAL, "the summary on stdout as one JSON object instead of a line of text"},
-    {"--batch", "B", CLI_EVAL | CLI_LOGITS, "images per forward pass (default 64)"},
+    {"--batch", "B", CLI_EVAL | CLI_LOGITS | CLI_SWEEP, "images per forward pass (default 64)"},
     {"--threads", "T", MODEL_CMDS, "threads (default 0: all cores)"},
     {"--progress", "MODE", MODEL_CMDS,
      "auto (default: bar on a terminal, else plain), bar (redrawn in place), plain (a line every 10 s and "
@@ -42,29 +44,39 @@ const cli_option cli_options[] = {
     {"--execution", "auto|simulated|integer-only", MODEL_CMDS,
      "quantized models: integer kernels where the quantizers allow (auto, default), simulated everywhere, or "
      "no floating point from uint8 pixels to int32 logits (a model quantized with --nonlinear; ViT and DeiT)"},
-    {"--calib", "IMAGES", QUANT_CMDS, "calibration images"},
-    {"--calib-n", "N", QUANT_CMDS, "calibration images drawn from --calib (default 32)"},
-    {"--seed", "S", QUANT_CMDS, "seed of the draw and of schemes that use random numbers (default 0)"},
-    {"--scheme", "SCHEME|METHOD", QUANT_CMDS, "every point's scheme, or a PTQ method (default minmax; list below)"},
+    {"--calib", "IMAGES", CALIB_CMDS, "calibration images"},
+    {"--calib-n", "N", CALIB_CMDS, "calibration images drawn from --calib (default 32)"},
+    {"--seed", "S", CALIB_CMDS, "seed of the draw and of schemes that use random numbers (default 0)"},
+    {"--scheme", "SCHEME|METHOD", CALIB_CMDS, "every point's scheme, or a PTQ method (default minmax; list below)"},
     {"--wbits", "W", QUANT_CMDS, "weight bits (default 8; 0: float)"},
     {"--abits", "A", QUANT_CMDS, "activation bits (default 8; 0: float)"},
-    {"--edge-bits", "E", QUANT_CMDS, "bits of the patch embedding and the classifier (default 8; 0: as the others)"},
-    {"--setting", "default|paper", QUANT_CMDS,
+    {"--edge-bits", "E", CALIB_CMDS, "bits of the patch embedding and the classifier (default 8; 0: as the others)"},
+    {"--setting", "default|paper", CALIB_CMDS,
      "default: --edge-bits for the patch embedding and the classifier, the image in float; paper: what the "
      "method's paper quantized (every layer at W/A bits; repq-vit's image at 8 bits)"},
-    {"--nonlinear", "float|ibert|fqvit|ivit|mixed", QUANT_CMDS,
+    {"--nonlinear", "float|ibert|fqvit|ivit|mixed", CALIB_CMDS,
      "LayerNorm, softmax and GELU: in float (default), as integer-only kernels of I-BERT, FQ-ViT or I-ViT, "
      "or mixed: per operator the method that costs the output least SQNR on the calibration images"},
-    {"--set", "'POINT_GLOB=key:value[,key:value]'", QUANT_CMDS,
+    {"--target-bits", "B", QUANT_CMDS,
+     "mixed precision: lower layers' widths (weight and input together) from the widest candidate, the least "
+     "harmful per byte first, until the quantized weights average at most B bits"},
+    {"--target-size", "SIZE", QUANT_CMDS,
+     "mixed precision: ... until the model's parameters take at most SIZE bytes (suffix KB, MB, KiB, MiB)"},
+    {"--candidate-bits", "B,B,...", CALIB_CMDS, "widths mixed precision may give a layer (default 4,5,6,8)"},
+    {"--set", "'POINT_GLOB=key:value[,key:value]'", CALIB_CMDS,
      "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy, nonlinear "
      "and the scheme's options"},
-    {"--opt", "KEY=VALUE", QUANT_CMDS, "an option of the PTQ method (repeatable)"},
+    {"--opt", "KEY=VALUE", CALIB_CMDS, "an option of the PTQ method (repeatable)"},
     {"--quantized", "QMODEL", CLI_REPORT, "a quantized model to report on instead of calibrating one"},
-    {"--csv", "FILE", CLI_REPORT, "the report's rows as CSV"},
+    {"--csv", "FILE", CLI_REPORT | CLI_SWEEP, "report: the report's rows as CSV; sweep: one row per run"},
+    {"--bits", "LO..HI", CLI_SWEEP, "the widths to sweep, W and A bits alike, in 2..8 (default 3..8; one width: B)"},
+    {"--mixed", NULL, CLI_SWEEP,
+     "also mixed precision: --target-bits T for each T of --bits within the candidate widths"},
+    {"--svg", "FILE", CLI_SWEEP, "the accuracy-size curve as an SVG chart"},
 };
 const size_t cli_num_options = sizeof cli_options / sizeof cli_options[0];
 
-static const char *const command_names[] = {"info", "eval", "logits", "points", "quantize", "report"};
+static const char *const command_names[] = {"info", "eval", "logits", "points", "quantize", "report", "sweep"};
 
 unsigned cli_command_bit(const char *command) {
     for (size_t i = 0; i < sizeof command_names / sizeof command_names[0]; i++)
@@ -113,6 +125,61 @@ static int parse_floats(const char *opt, const char *s, float *out, int32_t *cou
         return -1;
     }
     *count = n;
+    return 0;
+}
+
+/* "4MB", "512KiB", "3000000": bytes (KB = 1000, KiB = 1024, ...). */
+static int parse_size(const char *opt, const char *s, uint64_t *out) {
+    static const struct { const char *suffix; double factor; } units[] = {
+        {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0},
+        {"GiB", 1073741824.0}};
+    char *end;
+    double v = strtod(s, &end);
+    for (size_t i = 0; end != s && v > 0 && i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix) && v * units[i].factor < 1.8e19) {
+            *out = (uint64_t)(v * units[i].factor);
+            return 0;
+        }
+    fprintf(stderr, "vitq: %s: '%s' is not a positive size such as 4MB, 512KiB or 3000000\n", opt, s);
+    return -1;
+}
+
+/* "4,5,6,8": a mask with bit b set for each width b in 2..8. */
+static int parse_bit_set(const char *opt, const char *s, uint32_t *out) {
+    uint32_t mask = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long b = strtol(p, &end, 10);
+        if (end == p || b < 2 || b > 8) break;
+        mask |= 1u << b;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) break;
+    }
+    if (*p || !mask) {
+        fprintf(stderr, "vitq: %s: '%s' is not a comma-separated list of widths in 2..8\n", opt, s);
+        return -1;
+    }
+    *out = mask;
+    return 0;
+}
+
+/* "3..8" or "6": widths lo..hi in 2..8. */
+static int parse_bit_range(const char *opt, const char *s, int *lo, int *hi) {
+    char *end;
+    long a = strtol(s, &end, 10), b = a;
+    if (end != s && !strncmp(end, "..", 2)) {
+        const char *second = end + 2;
+        b = strtol(second, &end, 10);
+        if (end == second) b = 0;
+    }
+    if (end == s || *end || a < 2 || b > 8 || a > b) {
+        fprintf(stderr, "vitq: %s: '%s' is not a range LO..HI of widths in 2..8 (LO <= HI) or one width\n", opt, s);
+        return -1;
+    }
+    *lo = (int)a;
+    *hi = (int)b;
     return 0;
 }
 
@@ -203,6 +270,8 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     else if (!strcmp(opt, "--calib")) a->calib = val;
     else if (!strcmp(opt, "--quantized")) a->quantized = val;
     else if (!strcmp(opt, "--csv")) a->csv = val;
+    else if (!strcmp(opt, "--svg")) a->svg = val;
+    else if (!strcmp(opt, "--bits")) rc = parse_bit_range(opt, val, &a->bits_lo, &a->bits_hi);
     else if (!strcmp(opt, "--calib-n")) rc = parse_long(opt, val, 1, 1L << 30, &a->calib_n);
     else if (!strcmp(opt, "--seed")) rc = parse_long(opt, val, 0, 1L << 62, &a->seed);
     else if (!strcmp(opt, "--wbits") || !strcmp(opt, "--abits") || !strcmp(opt, "--edge-bits")) {
@@ -224,7 +293,17 @@ static int apply(cli_args *a, const char *opt, const char *val) {
             fprintf(stderr, "vitq: --nonlinear: '%s' is not float, ibert, fqvit, ivit or mixed\n", val);
             rc = -1;
         }
-    } else if (!strcmp(opt, "--set")) {
+    } else if (!strcmp(opt, "--target-bits")) {
+        char *end;
+        double b = strtod(val, &end);
+        if (end == val || *end || !(b >= 2 && b <= 8)) {
+            fprintf(stderr, "vitq: --target-bits: '%s' is not a number in [2, 8]\n", val);
+            rc = -1;
+        }
+        a->target_bits = b;
+    } else if (!strcmp(opt, "--target-size")) rc = parse_size(opt, val, &a->target_bytes);
+    else if (!strcmp(opt, "--candidate-bits")) rc = parse_bit_set(opt, val, &a->candidate_bits);
+    else if (!strcmp(opt, "--set")) {
         if (a->num_sets == (int)(sizeof a->sets / sizeof a->sets[0])) {
             fprintf(stderr, "vitq: too many --set options\n");
             return -1;
@@ -293,6 +372,7 @@ int cli_parse(int argc, char **argv, cli_args *a) {
                 return -1;
             }
             if (!strcmp(opt, "--json")) a->json = 1;
+            if (!strcmp(opt, "--mixed")) a->mixed = 1;
             continue;
         }
         if (!inline_value && i + 1 >= argc) {

@@ -23,6 +23,9 @@ typedef struct cli_args {
     int wbits, abits, edge_bits;
     int setting; /* vitq_setting */
     int nonlinear; /* vitq_nonlinear */
+    double target_bits;      /* mixed precision (0: off) */
+    uint64_t target_bytes;   /* mixed precision (0: off) */
+    uint32_t candidate_bits; /* mask of widths (0: the library's default) */
     int num_sets;
     const char *sets[64]; /* "POINT_GLOB=key:value[,key:value]" */
     int num_method_opts;
@@ -36,10 +39,14 @@ typedef struct cli_args {
     const char *predictions; /* .csv or .jsonl (checked when parsed), or NULL */
     int json;                /* eval: the summary as one JSON object */
     const char *progress;    /* "auto" (default), "bar", "plain" or "none" (checked when parsed) */
+    /* sweep */
+    int bits_lo, bits_hi; /* --bits LO..HI (0: the default 3..8) */
+    int mixed;            /* --mixed */
+    const char *svg;      /* --svg FILE */
 } cli_args;
 
 /* The commands, as bits of cli_option.commands (in the order of the help). */
-enum { CLI_INFO = 1, CLI_EVAL = 2, CLI_LOGITS = 4, CLI_POINTS = 8, CLI_QUANTIZE = 16, CLI_REPORT = 32 };
+enum { CLI_INFO = 1, CLI_EVAL = 2, CLI_LOGITS = 4, CLI_POINTS = 8, CLI_QUANTIZE = 16, CLI_REPORT = 32, CLI_SWEEP = 64 };
 /* The bit of command `name`; 0 for an unknown command. */
 unsigned cli_command_bit(const char *name);
 
@@ -120,6 +127,7 @@ int cli_logits(const cli_args *args);
 int cli_quantize(const cli_args *args);
 int cli_points(const cli_args *args);
 int cli_report(const cli_args *args);
+int cli_sweep(const cli_args *args);
 /* Calibrate args->model's float model `m` as the quantize options say; *q receives the result. */
 int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal);
 

@@ -54,6 +54,9 @@ int cli_info(const cli_args *args) {
     if (i.num_quantized_points > 0)
         printf("quantized     %d points; %d linear layers and %d attention blocks run on integer kernels\n",
                i.num_quantized_points, i.num_integer_layers, i.num_integer_attentions);
+    if (i.num_quantized_points > 0)
+        printf("size          %.3f MB of parameters as stored (quantized weights at %.3f bits on average, the rest "
+               "float32)\n", (double)i.size_bytes / 1e6, i.average_weight_bits);
     if (i.num_integer_nonlinear > 0)
         printf("              %d LayerNorm, softmax and GELU operators run integer kernels (vitq report lists them)\n",
                i.num_integer_nonlinear);

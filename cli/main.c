@@ -1,5 +1,5 @@
 /* vitq command-line tool: inspect, evaluate, quantize and report on models through the public API.
- *   vitq info | eval | logits | points | quantize | report MODEL [options]
+ *   vitq info | eval | logits | points | quantize | report | sweep MODEL [options]
  * Each command's help (vitq COMMAND --help) lists the options of args.c's table that it takes; the man
  * page (tools/help2man.sh) and docs/cli.md are made from and checked against this help. */
 #include <stdio.h>
@@ -45,6 +45,8 @@ static const struct {
      "calibrate and save a quantized model; eval, logits and report accept QMODEL"},
     {"report", "vitq report MODEL (--calib IMAGES | --quantized QMODEL) --data IMAGES [options]",
      "per-point SQNR, range and output cosine of the quantized model, worst first"},
+    {"sweep", "vitq sweep MODEL --calib IMAGES --data IMAGES [--bits LO..HI] [--mixed] [options]",
+     "top-1 and model size at each width (and mixed-precision target): the accuracy-size curve"},
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 #define HELP_WIDTH 100 /* columns the option lines wrap at */
@@ -111,7 +113,7 @@ static void usage(FILE *f, const char *command) {
     }
     fprintf(f, command ? "options:\n" : "options (the commands that take one, when not all, in brackets):\n");
     print_options(f, bits, command == NULL);
-    if (bits & (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)) cli_print_schemes(f);
+    if (bits & (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT | CLI_SWEEP)) cli_print_schemes(f);
     common_notes(f);
 }
 
@@ -144,5 +146,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "logits")) return cli_logits(&args);
     if (!strcmp(argv[1], "quantize")) return cli_quantize(&args);
     if (!strcmp(argv[1], "points")) return cli_points(&args);
+    if (!strcmp(argv[1], "sweep")) return cli_sweep(&args);
     return cli_report(&args);
 }

@@ -45,6 +45,9 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
     co.edge_bits = args->edge_bits;
     co.setting = args->setting;
     co.nonlinear = args->nonlinear;
+    co.target_bits = args->target_bits;
+    co.target_bytes = args->target_bytes;
+    co.candidate_bits = args->candidate_bits;
     co.seed = (uint64_t)args->seed;
     co.progress = cli_progress_fn;
     vitq_status st = vitq_calibrator_create(m, &co, cal);
@@ -155,6 +158,20 @@ int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_cali
     return rc;
 }
 
+/* Mixed precision's choice: the bits of every quantized weight (its input shares them), the size. */
+static void print_widths(const vitq_model *q) {
+    vitq_model_info qi;
+    vitq_model_info_init(&qi);
+    vitq_model_get_info(q, &qi);
+    printf("mixed precision: %.3f bits per weight on average, %.3f MB of parameters; weight bits per layer:\n",
+           qi.average_weight_bits, (double)qi.size_bytes / 1e6);
+    for (int32_t p = 0; p < qi.num_quantized_points; p++) {
+        vitq_point_info pi;
+        vitq_point_info_init(&pi);
+        if (!vitq_model_point_info(q, p, &pi) && pi.kind == VITQ_POINT_WEIGHT) printf("  %d  %s\n", pi.bits, pi.name);
+    }
+}
+
 int cli_quantize(const cli_args *args) {
     if (!args->calib || !args->out) {
         fprintf(stderr, "vitq: quantize: --calib IMAGES and --out QMODEL.safetensors are required\n");
@@ -180,12 +197,18 @@ int cli_quantize(const cli_args *args) {
                                                 ", integer mixed"};
         char edges[32] = "paper setting";
         if (args->setting != VITQ_SETTING_PAPER) snprintf(edges, sizeof edges, "edges %d bits", args->edge_bits);
-        printf("quantized %d points with %s (W%dA%d, %s%s) in %.2f s; calibrator peak %.1f MB, "
+        char widths[64];
+        if (args->target_bits > 0 || args->target_bytes)
+            snprintf(widths, sizeof widths, "mixed precision, %.3f bits per weight", qi.average_weight_bits);
+        else
+            snprintf(widths, sizeof widths, "W%dA%d", args->wbits, args->abits);
+        printf("quantized %d points with %s (%s, %s%s) in %.2f s; calibrator peak %.1f MB, "
                "process peak RSS %.1f MB\nwrote %s\n",
-               (int)qi.num_quantized_points, args->scheme, args->wbits, args->abits, edges,
+               (int)qi.num_quantized_points, args->scheme, widths, edges,
                nonlinear[args->nonlinear], cs.seconds,
                (double)cs.peak_bytes / 1e6, (double)ru.ru_maxrss / 1e3, args->out);
     }
+    if (!rc && (args->target_bits > 0 || args->target_bytes)) print_widths(q);
     vitq_calibrator_free(cal);
     vitq_model_free(q);
     vitq_model_free(m);

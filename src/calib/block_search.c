@@ -368,8 +368,9 @@ static vitq_status search_pair(block_ctx *c, int a, int b, int site) {
     if (!pa && !pb) return VITQ_OK;
     c->site = c->opt->bbc ? SITE_OUT : site;
     vitq_i_metric m = {c->ref[c->site], c->grad[c->site], c->size[c->site], c->width[c->site], 0.0f};
-    if (pa) st = vitq_i_search_start(c->r, a);
-    if (!st && pb) st = vitq_i_search_start(c->r, b);
+    /* PTQ4ViT's start values; OPT-m's candidates are whole grids of their own (the ratios) */
+    if (pa && !c->opt->ratios_only) st = vitq_i_search_start(c->r, a);
+    if (!st && pb && !c->opt->ratios_only) st = vitq_i_search_start(c->r, b);
     if (pa) active[a] = 1;
     if (pb) active[b] = 1;
     if (!st && pa && c->r->list->points[a].kind == VITQ_POINT_WEIGHT) st = vitq_i_run_set_weight(c->r, a, 1);
@@ -428,13 +429,17 @@ static vitq_status search_block(block_ctx *c) {
     memset(c->s->active, 0, (size_t)c->r->list->count);
     if ((st = run_block_on(c, c->opt->quantized_input == 2 ? c->x_start : c->x_in))) return st;
     for (int k = 0; k < NUM_SITES; k++) memcpy(c->ref[k], c->cap[k], c->size[k] * sizeof(float));
-    /* pairs in forward order; a weight point follows its layer's input point */
-    if (!st) st = search_pair(c, s->qkv_in + 1, s->qkv_in, SITE_QKV);
-    if (!st) st = search_pair(c, s->q, s->k, SITE_SCORES);
-    if (!st) st = search_pair(c, s->probs, s->v, SITE_ATTN);
-    if (!st) st = search_pair(c, s->proj_in + 1, s->proj_in, SITE_XMID);
-    if (!st) st = search_pair(c, s->fc1_in + 1, s->fc1_in, SITE_FC1);
-    if (!st) st = search_pair(c, s->fc2_in + 1, s->fc2_in, SITE_FC2);
+    if (c->opt->ratios_only) { /* OPT-m: the twin ratios, each scored on the output of what reads it */
+        st = search_pair(c, s->probs, -1, SITE_ATTN);
+        if (!st) st = search_pair(c, -1, s->fc2_in, SITE_FC2);
+    } else { /* pairs in forward order; a weight point follows its layer's input point */
+        st = search_pair(c, s->qkv_in + 1, s->qkv_in, SITE_QKV);
+        if (!st) st = search_pair(c, s->q, s->k, SITE_SCORES);
+        if (!st) st = search_pair(c, s->probs, s->v, SITE_ATTN);
+        if (!st) st = search_pair(c, s->proj_in + 1, s->proj_in, SITE_XMID);
+        if (!st) st = search_pair(c, s->fc1_in + 1, s->fc1_in, SITE_FC1);
+        if (!st) st = search_pair(c, s->fc2_in + 1, s->fc2_in, SITE_FC2);
+    }
     /* the stream on: through the block quantized (quantized_input) or in float */
     int points[16], count = block_points(s, points);
     if (!st) st = set_part(c->s, points, count, c->opt->quantized_input);
@@ -501,15 +506,27 @@ static int collect(void *ctx, int block, size_t first, size_t n, const float *x_
     return 0;
 }
 
+/* Swin's patch merging into stage `stage` in float, nothing searched (OPT-m). */
+static vitq_status pass_merge(search *s, int stage) {
+    const vitq_model_info *i = &s->r->model->info;
+    size_t prev = s->n * (size_t)i->stage_grid[stage - 1] * (size_t)i->stage_grid[stage - 1] *
+                  (size_t)i->stage_dim[stage - 1];
+    memcpy(s->keep, s->cur, prev * sizeof(float));
+    flow f = no_capture(s);
+    return run_merge(s, stage, s->keep, &f);
+}
+
 static vitq_status walk(search *s) {
     const vitq_i_net *m = s->r->model;
-    vitq_status st = search_patch(s);
+    int all = !s->opt->ratios_only; /* OPT-m searches inside the blocks only: the float stream elsewhere */
+    flow f = no_capture(s);
+    vitq_status st = all ? search_patch(s) : run_embed(s, &f);
     for (int stage = 0, b = 0; !st && stage < m->info.num_stages; stage++) {
-        if (stage > 0) st = search_merge(s, stage);
+        if (stage > 0) st = all ? search_merge(s, stage) : pass_merge(s, stage);
         int end = stage + 1 < m->info.num_stages ? m->stages[stage + 1].first_block : m->info.depth;
         for (; !st && b < end; b++) st = run_block_search(s, b);
     }
-    if (!st) st = search_heads(s);
+    if (!st && all) st = search_heads(s);
     return st;
 }
 

@@ -1,4 +1,6 @@
-/* MPTQ-ViT (Tai & Wu, arXiv 2401.14895; docs/methods.md), first part: SmoothQuant with bias (SQ-b).
+/* MPTQ-ViT (Tai & Wu, arXiv 2401.14895; docs/methods.md): SmoothQuant with bias (SQ-b) and the
+ * scale-ratio search (OPT-m); its greedy mixed precision is the calibrator's, over any method
+ * (calib/mixed_precision.h).
  *
  * Every post-LayerNorm activation that feeds a linear layer inside the network (qkv, fc1, Swin's
  * patch-merging reduction) is first observed per channel (min, max) on the float network. refine
@@ -9,25 +11,34 @@
  * SmoothQuant (no shift, symmetric per-tensor quantizer after smoothing).
  *
  * The other points follow the paper's base (PTQ4ViT): twin-uniform quantizers for the post-GELU and
- * post-softmax activations, symmetric per-tensor elsewhere, weights symmetric per output channel. */
+ * post-softmax activations, symmetric per-tensor elsewhere, weights symmetric per output channel.
+ *
+ * OPT-m (option opt_m): the ratio between the two scales of each twin quantizer is searched per layer
+ * instead of set by PTQ4ViT's rule: the post-GELU positive step 2^m times the negative one (m = 0..15,
+ * the twin-gelu grid kept in that power-of-two format), the post-softmax split 2^-m, each scored by the
+ * Hessian-guided (gradient-weighted) error of the output it feeds (the block search's metric,
+ * block_search.h), after the folds, on the network the smoothed points now see. */
+#include "calib/block_search.h"
 #include "calib/method.h"
 #include "quant/range_scheme.h"
 #include "quant/schemes.h"
 #include "quant/smooth.h"
 
-enum { OPT_SHIFT, OPT_ALPHA };
+enum { OPT_SHIFT, OPT_ALPHA, OPT_M, OPT_IMAGES };
 
 static const vitq_scheme_option options[] = {
     {"shift", "1: SQ-b, each post-LayerNorm channel centred on its observed (max + min) / 2 before smoothing; "
               "0: plain SmoothQuant (no shift)", 0, 1, 1, 1},
     {"alpha", "migration strength: s = max|X - b|^alpha / max|W|^(1 - alpha) per channel", 0.0, 1.0, 0.5, 0},
+    {"opt_m", "1: OPT-m, the twin quantizers' scale ratios searched per layer by the Hessian-guided metric "
+              "(post-GELU steps then a power of two apart); 0: PTQ4ViT's calibration of them", 0, 1, 1, 1},
+    {"search_images", "calibration images the OPT-m search uses (0: all)", 0, 1 << 20, 0, 1},
 };
 
 /* Post-LayerNorm points the fold applies to: inside the network (not the classifier's input). */
 static int smoothed(const vitq_i_point_desc *d) { return d->role == VITQ_ROLE_POST_LAYERNORM && !d->edge; }
 
 static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
-    (void)opts;
     cfg->scheme = &vitq_i_scheme_minmax;
     cfg->symmetric = 1;
     cfg->granularity = d->kind == VITQ_POINT_WEIGHT ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
@@ -36,6 +47,8 @@ static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, 
     if (d->role == VITQ_ROLE_POST_GELU) cfg->scheme = &vitq_i_scheme_twin_gelu;
     if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = &vitq_i_scheme_twin_softmax, cfg->symmetric = 0;
     vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
+    /* OPT-m's post-GELU format: the positive step 2^m times the negative one (twin-gelu's option pow2) */
+    if (d->role == VITQ_ROLE_POST_GELU) cfg->options[0] = opts[OPT_M];
     return VITQ_OK;
 }
 
@@ -112,9 +125,13 @@ static vitq_status refine(vitq_i_run *r) {
     /* The float network is the same function after the folds, so one pass observes every smoothed
      * point on the activations it will quantize. */
     if (!st && n) st = vitq_i_run_observe_points(r, points, n);
-    /* TODO(OPT-m, issue 18): the per-layer search of the ratio between the two scales of the twin-gelu
-     * (post-GELU) and twin-softmax (post-softmax) quantizers, scored by the Hessian-guided metric,
-     * plugs in here: after the folds, on the network the smoothed points now see. */
+    if (!st && r->method_options[OPT_M] != 0) {
+        vitq_i_block_search_options o = {0};
+        o.rounds = 1;
+        o.images = (size_t)r->method_options[OPT_IMAGES];
+        o.ratios_only = 1;
+        st = vitq_i_block_search(r, &o);
+    }
     vitq_i_free(r->alloc, points);
     return st;
 }
@@ -122,5 +139,5 @@ static vitq_status refine(vitq_i_run *r) {
 /* refine folds into the network: it works on a private copy. */
 const vitq_i_method vitq_i_method_mptq = {
     "mptq-vit", "MPTQ-ViT: SmoothQuant with bias (SQ-b) folded into LayerNorm, symmetric per-tensor post-LayerNorm "
-                "quantizers, twin-uniform GELU/softmax quantizers", 1,
+                "quantizers, twin-uniform GELU/softmax quantizers with their scale ratios searched (OPT-m)", 1,
     (int32_t)(sizeof options / sizeof options[0]), options, configure, refine};

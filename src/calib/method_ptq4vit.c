@@ -59,7 +59,7 @@ static vitq_i_block_search_options search_options(const vitq_i_run *r, int apq) 
     const double *o = r->method_options;
     vitq_i_block_search_options s = {apq,       o[OPT_ELIMINATE],       apq,
                                      (int)o[OPT_GRID], o[OPT_ALPHA], o[OPT_BETA],
-                                     (int)o[OPT_ROUNDS], (size_t)o[OPT_IMAGES], apq ? (int)o[OPT_QUANTIZED_INPUT] : 0};
+                                     (int)o[OPT_ROUNDS], (size_t)o[OPT_IMAGES], apq ? (int)o[OPT_QUANTIZED_INPUT] : 0, 0};
     return s;
 }
 

@@ -7,6 +7,8 @@
  *       short of i = grid, and so does this one;
  *   "scale" of other schemes: the same multipliers on the calibrated value;
  *   "split" (twin-softmax): 2^-i, i = 0 .. 19, as the reference code;
+ *   twin-gelu's positive step under OPT-m (options->ratios_only, MPTQ-ViT): 2^m times the negative step,
+ *       m = 0 .. 15 (PTQ4ViT notes no gain beyond 15), the ratio the paper searches per layer;
  *   "lower" (mpq): the lowest level u top^-p for the exponents p = 1, 1.25, .. 4 (u, the top, stays the
  *       maximum: the large attention values are never clipped).
  * The candidate of least score wins (ties: the first), as the reference code's argmax over its similarity
@@ -18,9 +20,11 @@
 
 #include "calib/search_point.h"
 
-enum { KIND_NONE, KIND_SCALE_REF, KIND_SCALE_REL, KIND_SPLIT, KIND_LOWER };
+enum { KIND_NONE, KIND_SCALE_REF, KIND_SCALE_REL, KIND_SPLIT, KIND_LOWER, KIND_RATIO };
 
 #define SPLITS 20
+#define RATIOS 16        /* OPT-m: m = 0 .. 15 */
+#define GELU_MIN 0.16997124f /* -min GELU(x): twin-gelu's negative range (scheme_twin_gelu.c) */
 #define POWERS 13 /* 1, 1.25, .. 4 */
 
 typedef struct cands {
@@ -139,6 +143,12 @@ static vitq_status describe(vitq_i_run *r, int p, const vitq_i_block_search_opti
     c->values = c->base + count;
     memcpy(c->base, c->kind == KIND_LOWER ? other : v, (size_t)count * sizeof(float));
     if (c->kind != KIND_SCALE_REL) return VITQ_OK;
+    if (o->ratios_only && strcmp(qp->inst.scheme.name, "twin-gelu") == 0) { /* OPT-m: base = the negative step */
+        float dneg = GELU_MIN / (float)(1 << (r->cfg[p].bits - 1));
+        for (int64_t g = 0; g < count; g++) c->base[g] = dneg;
+        c->kind = KIND_RATIO, c->count = RATIOS;
+        return VITQ_OK;
+    }
     /* PTQ4ViT's start: symmetric uniform grids and twin-gelu's positive step */
     const float *zero;
     int64_t zcount;
@@ -157,6 +167,7 @@ static vitq_status describe(vitq_i_run *r, int p, const vitq_i_block_search_opti
 static float candidate_value(const cands *c, const vitq_i_block_search_options *o, int i, int64_t g) {
     double v;
     if (c->kind == KIND_SPLIT) v = ldexp(1.0, -i);
+    else if (c->kind == KIND_RATIO) v = ldexp((double)c->base[g], i);
     else if (c->kind == KIND_LOWER) v = fmin((double)c->base[g] * pow(c->top, -(1.0 + 0.25 * i)), c->base[g]);
     else v = (o->alpha + i * (o->beta - o->alpha) / o->grid) * (double)c->base[g];
     return (float)v;

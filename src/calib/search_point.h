@@ -18,6 +18,9 @@ typedef struct vitq_i_block_search {
     size_t images;    /* calibration images the search uses (0: all) */
     int quantized_input; /* 1: each block (and edge layer) reads the output of the quantized ones before it,
                           * scored against the float network; 2: against the float block on that input */
+    int ratios_only;  /* MPTQ-ViT's OPT-m: only the post-softmax and post-GELU points are searched, on the
+                       * ratio of their twin scales (twin-gelu: positive step 2^m x the negative one,
+                       * m = 0 .. 15; twin-softmax: its split 2^-m); every other point keeps its calibration */
 } vitq_i_block_search_options;
 
 /* The gradient-weighted (Hessian-guided) error of an output `out` against the float one `ref`: the terms

@@ -214,6 +214,7 @@ def main():
         labels_checked_before_the_run(tmp)
         eval_and_logits_usage_errors(tmp)
         progress_when_piped(tmp)
+        sweep_curve(tmp)
     return 1 if failures else 0
 
 
@@ -246,7 +247,8 @@ def outputs_never_replace_inputs(tmp):
               "--out", os.path.join(model, "config.json")),
              ("quantize", model, "--calib", images, "--out", images),
              ("logits", model, "--data", images, "--out", images),
-             ("report", model, "--calib", images, "--data", images, "--limit", "2", "--csv", images)]
+             ("report", model, "--calib", images, "--data", images, "--limit", "2", "--csv", images),
+             ("sweep", model, "--calib", images, "--data", images, "--svg", images)]
     for args in cases:
         rc, out, err = run(*args)
         report(f"{args[0]} {args[-2]} {os.path.basename(args[-1])} (an input) is refused (exit 2), the input kept",
@@ -394,7 +396,7 @@ def help_and_docs_agree():
     printed = set(OPTION.findall(full)).union(*(OPTION.findall(t) for t in per.values()))
     missing = sorted(o for o in printed if not re.search(re.escape(o) + r"(?![a-z0-9-])", docs))
     report("every option `vitq --help` and each `vitq COMMAND --help` print is in docs/cli.md",
-           len(per) == 6 and "--top-k" in printed and "--progress" in printed and not missing, f"missing {missing}")
+           len(per) == 7 and "--top-k" in printed and "--progress" in printed and not missing, f"missing {missing}")
     listed = [option_lines(t) for t in per.values()]
     report("the full help lists every command's options", option_lines(full) == set().union(*listed),
            f"{sorted(option_lines(full) ^ set().union(*listed))}")
@@ -416,7 +418,8 @@ SAMPLE_VALUES = {"--limit": "1", "--top-k": "1", "--batch": "1", "--threads": "1
                  "--num-heads": "1", "--layer-norm-eps": "1e-6", "--gelu": "erf", "--image-size": "16",
                  "--mean": "0.5", "--std": "0.5", "--execution": "auto", "--calib-n": "1", "--seed": "0",
                  "--wbits": "8", "--abits": "8", "--edge-bits": "8", "--setting": "paper", "--predictions": "p.csv",
-                 "--nonlinear": "mixed"}
+                 "--nonlinear": "mixed", "--target-bits": "5", "--target-size": "4MB", "--candidate-bits": "4,8",
+                 "--bits": "4..8", "--svg": "p.svg"}
 
 
 def commands_take_exactly_their_options():
@@ -428,13 +431,13 @@ def commands_take_exactly_their_options():
     for command, text in per.items():
         own = option_lines(text)
         for opt in sorted(every):
-            args = [opt] if opt == "--json" else [opt, SAMPLE_VALUES.get(opt, "x")]
+            args = [opt] if opt in ("--json", "--mixed") else [opt, SAMPLE_VALUES.get(opt, "x")]
             rc, out, err = run(command, "M", *args, "--help")
             if opt in own and rc != 0:
                 wrong.append(f"{command} refuses {opt}: {err.strip()}")
             if opt not in own and not (rc == 2 and f"{command} does not take {opt}" in err):
                 wrong.append(f"{command} accepts {opt}, which its help does not list")
-    report("each command takes exactly the options its help lists", len(per) == 6 and not wrong, "; ".join(wrong[:5]))
+    report("each command takes exactly the options its help lists", len(per) == 7 and not wrong, "; ".join(wrong[:5]))
 
 
 # ---- eval and logits: top-K, class names, predictions, JSON --------------------------------------------
@@ -656,6 +659,68 @@ def eval_and_logits_usage_errors(tmp):
     rc, out, err = run(*base, "--predictions", os.path.join(tmp, "P.JSONL"), "--progress", "none")
     report("--predictions FILE.JSONL (any case) and --progress none are accepted",
            rc == 0 and os.path.exists(os.path.join(tmp, "P.JSONL")), err)
+
+
+def sweep_curve(tmp):
+    """vitq sweep: a CSV row per run with sizes that grow with the bits and accuracies that agree with
+    quantize + eval, and an SVG chart that parses as XML with its axis labels, legend and point labels."""
+    import xml.etree.ElementTree as ET
+    csv_path, svg_path = os.path.join(tmp, "sweep.csv"), os.path.join(tmp, "sweep.svg")
+    common = ["--calib", CALIB, "--calib-n", "8", "--data", TEST, "--limit", "200", "--progress", "none"]
+    rc, out, err = run("sweep", "models/fmnist-vit", *common, "--bits", "4..8", "--mixed", "--candidate-bits",
+                       "4,6,8", "--csv", csv_path, "--svg", svg_path)
+    rows = list(csv.DictReader(open(csv_path, encoding="utf-8"))) if rc == 0 else []
+    header = open(csv_path, encoding="utf-8").readline().strip() if rc == 0 else ""
+    kinds = {k: {int(r["bits"]): r for r in rows if r["kind"] == k} for k in ("fp32", "uniform", "mixed")}
+    report("sweep: exit 0, a CSV row per run (fp32; uniform 4..8; mixed 5..8, target 4 skipped with a note)",
+           rc == 0 and header == "kind,bits,average_weight_bits,size_bytes,top1,images,seconds"
+           and list(kinds["fp32"]) == [32] and list(kinds["uniform"]) == [4, 5, 6, 7, 8]
+           and list(kinds["mixed"]) == [5, 6, 7, 8] and len(rows) == 10
+           and "target 4 bits: skipped" in err and len(out.splitlines()) == 11, out + err)
+    if not rows or len(rows) != 10:
+        return
+    size = {k: [int(r["size_bytes"]) for r in v.values()] for k, v in kinds.items()}
+    avg = {k: [float(r["average_weight_bits"]) for r in v.values()] for k, v in kinds.items()}
+    top1 = [float(r["top1"]) for r in rows]
+    report("sweep: top-1 in [0, 100] on 200 images each, a real accuracy at 8 bits",
+           all(0 <= t <= 100 for t in top1) and all(r["images"] == "200" for r in rows)
+           and float(kinds["uniform"][8]["top1"]) > 80 and float(kinds["fp32"][32]["top1"]) > 80, str(rows))
+    report("sweep: sizes grow with the bits, the float model largest; average bits near the width",
+           size["uniform"] == sorted(set(size["uniform"])) and size["mixed"] == sorted(size["mixed"])
+           and size["fp32"][0] > 3 * size["uniform"][-1] and avg["fp32"] == [32.0]
+           and all(b <= a < b + 0.5 for a, b in zip(avg["uniform"], range(4, 9)))
+           and all(a <= t + 1e-9 for a, t in zip(avg["mixed"], range(5, 9)))
+           and size["mixed"][-1] == size["uniform"][-1], str(rows))
+    # the W6A6 point is what quantize + eval give with the same options
+    qpath = os.path.join(tmp, "w6.safetensors")
+    rc, _, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--calib-n", "8", "--wbits", "6", "--abits",
+                     "6", "--out", qpath, "--progress", "none")
+    rc2, out, err2 = run("eval", qpath, "--data", TEST, "--limit", "200", "--progress", "none") if rc == 0 else (1, "", "")
+    m = re.match(r"top1 = ([0-9.]+)", out)
+    report("sweep: the W6A6 row's top-1 is that of vitq quantize --wbits 6 --abits 6 + vitq eval",
+           rc2 == 0 and m and abs(float(m.group(1)) * 100 - float(kinds["uniform"][6]["top1"])) < 1e-6,
+           out + err + err2)
+    try:
+        root = ET.parse(svg_path).getroot()
+    except ET.ParseError as e:
+        report("sweep: the SVG parses as XML", False, str(e))
+        return
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = ["".join(t.itertext()) for t in root.iter(ns + "text")]
+    report("sweep: the SVG parses as XML: title, axis labels, legend entries, each point labelled by its bits",
+           root.tag == ns + "svg" and "model size (MB)" in texts and "top-1 accuracy (%)" in texts
+           and "uniform WbAb" in texts and "mixed, target b (widths 4,6,8)" in texts
+           and any(t.startswith("FP32: ") for t in texts) and any("fmnist-vit" in t and "minmax" in t for t in texts)
+           and all(texts.count(str(b)) >= 1 for b in range(4, 9)) and len(list(root.iter(ns + "polyline"))) == 2
+           and sum(1 for e in root.iter(ns + "line") if e.get("stroke-dasharray")) == 2, str(texts))
+    for args, what in [(["--bits", "4..8"], "--calib IMAGES and --data IMAGES are required"),
+                       ([*common, "--candidate-bits", "4,8"], "--candidate-bits applies to --mixed"),
+                       ([*common, "--bits", "6..4"], "--bits: '6..4' is not a range"),
+                       ([*common, "--bits", "9"], "--bits: '9' is not a range"),
+                       ([*common, "--bits", "2..3", "--mixed"], "no width of --bits 2..3 lies within"),
+                       ([*common, "--csv", csv_path, "--svg", csv_path], "name the same file")]:
+        rc, out, err = run("sweep", "models/fmnist-vit", *args)
+        report(f"sweep, a usage error (exit 2): '{what}'", rc == 2 and what in err and not out, out + err)
 
 
 if __name__ == "__main__":
