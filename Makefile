@@ -193,7 +193,8 @@ LIMIT ?= 2000
 SEEDS ?= 3
 SEARCHED := ptq4vit apq-vit noisyquant+base=1
 RESULTS_IMAGENET := --imagenet-seeds 3 --imagenet-settings paper,default \
-	--imagenet-schemes minmax,percentile,omse,repq-vit,repq-vit+post_gelu=1,noisyquant,ptq4vit,apq-vit,noisyquant+base=1 \
+	--imagenet-schemes minmax,percentile,omse,repq-vit,repq-vit+post_gelu=1,noisyquant,ptq4vit,apq-vit,noisyquant+base=1,mptq-vit \
+	--imagenet-seeds-of paper:mptq-vit=0 \
 	$(foreach s,$(SEARCHED),--opt $(s):search_images=8 --imagenet-seeds-of $(s)=0) \
 	--imagenet-seeds-of paper:ptq4vit@W4A4=3 --imagenet-seeds-of paper:apq-vit@W4A4=3 \
 	--imagenet-seeds-of paper:ptq4vit@W6A6=3 --imagenet-seeds-of paper:apq-vit@W6A6=3 \

@@ -122,8 +122,10 @@ class Cache:
             self.data[key] = self.data[old]
         if key not in self.data:
             start = time.time()
-            value, right = measure()
+            value, right, *info = measure()
             self.data[key] = {"top1": value, "right": right, "seconds": round(time.time() - start, 1)}
+            if info:
+                self.data[key]["info"] = info[0]
             self.measured += 1
             if self.path:  # merged with the file as it is now, so that two runs can share one cache
                 os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -145,13 +147,18 @@ VERSION = ""
 # Versions whose runs of the same key gave the numbers this version gives: 0.7 added the integer
 # non-linear operators and integer-only execution, both off by default, and changed no other path
 # (the golden and method tests guard it). Runs with operators are never taken from an older version.
-SAME_AS = {"vitq 0.7.0": ["vitq 0.6.0"]}
+# 0.8 added mixed precision (off by default) and changed mptq-vit (OPT-m on by default, its post-GELU grid
+# in power-of-two format): its runs are measured again, the others are the same runs.
+SAME_AS = {"vitq 0.7.0": ["vitq 0.6.0"], "vitq 0.8.0": ["vitq 0.7.0", "vitq 0.6.0"]}
+CHANGED_IN = {"vitq 0.8.0": ["mptq-vit"]}
 
 
 def same_as(key):
-    """The keys of `key` under the versions SAME_AS names."""
+    """The keys of `key` under the versions SAME_AS names (none for a scheme that version changed)."""
     head, _, rest = key.partition("|")
-    return [f"{old}|{rest}" for old in SAME_AS.get(head, [])] if head == VERSION else []
+    if head != VERSION or any(f"--scheme {name}" in rest for name in CHANGED_IN.get(head, [])):
+        return []
+    return [f"{old}|{rest}" for old in SAME_AS.get(head, [])]
 RIGHT = {}  # cache key -> '1'/'0' per evaluated image
 RUN_KEYS = {}  # (setting, scheme, width index, seed) -> cache key; ("fp32", model, seed) -> cache key
 
@@ -341,6 +348,98 @@ def run_model(model, schemes, seeds, calib, data, labels, limit, tmp, log, seeds
     return rows
 
 
+# ---- mixed precision (issue 18): uniform 5 and 4 bits against greedy mixed precision at 5 and 4 bits --------
+
+MP_RUNS = [("W5A5", ["--wbits", "5", "--abits", "5"]), ("W4A4", ["--wbits", "4", "--abits", "4"]),
+           ("mixed 5", ["--target-bits", "5"]), ("mixed 4", ["--target-bits", "4", "--candidate-bits", "3,4,5,6,8"])]
+
+
+def sized_top1(model, scheme, name, extra, seed, calib, data, labels, limit, tmp):
+    """Top-1 of one quantization (`extra` arguments) with the file's size and average weight bits (from
+    `vitq info`), cached as `info`. Returns (top-1, size in MB, average bits, cache key)."""
+    args = scheme_args(scheme) + extra
+    key = "|".join([VERSION, model, "sized", " ".join(args), str(seed), str(limit)])
+
+    def measure():
+        out = os.path.join(tmp, "mp.safetensors")
+        vitq("quantize", model, *args, "--calib", calib, "--calib-n", "32", "--seed", str(seed), "--out", out,
+             "--progress", "none")
+        m = re.search(r"size\s+([0-9.]+) MB .* at ([0-9.]+) bits", vitq("info", out))
+        value, right = top1(out, data, labels, limit)
+        return value, right, {"size_mb": float(m.group(1)), "bits": float(m.group(2))}
+
+    same = same_as(key) if "--target" not in " ".join(extra) else []
+    value = CACHE.get(key, measure, same)
+    info = CACHE.data[key].get("info", {})
+    return value, info.get("size_mb", float("nan")), info.get("bits", float("nan")), key
+
+
+def mixed_rows(model, methods, seeds, calib, limit, tmp, log):
+    """Per method: [(run name, top-1 values, size MB, average bits, keys)] for MP_RUNS; calib(seed) ->
+    (calib, data, labels)."""
+    rows = []
+    for method in methods:
+        runs = []
+        for name, extra in MP_RUNS:
+            values, sizes, bits, keys = [], [], [], []
+            for seed in seeds:
+                c, d, l = calib(seed)
+                v, mb, b, k = sized_top1(model, method, name, extra, seed, c, d, l, limit, tmp)
+                values.append(v), sizes.append(mb), bits.append(b), keys.append(k)
+            log(f"{model} {method} {name}: {', '.join(f'{v:.2f}' for v in values)} ({bits[0]:.3f} bits)")
+            runs.append((name, values, statistics.mean(sizes), statistics.mean(bits), keys))
+        rows.append((method, runs))
+    return rows
+
+
+def mixed_table(title, rows, fp32):
+    lines = [f"### {title}", "", f"FP32 top-1: **{fp32:.2f} %**. Each cell: top-1, then average weight bits / "
+             "parameters in MB as stored (`vitq info`).", "",
+             "| method | " + " | ".join(name for name, _ in MP_RUNS) + " |",
+             "| --- | " + " | ".join("---" for _ in MP_RUNS) + " |"]
+    for method, runs in rows:
+        lines.append(f"| {method} | " + " | ".join(f"{cell(v)}<br>{b:.2f} b / {mb:.3f} MB" for _, v, mb, b, _ in runs)
+                     + " |")
+    return lines + [""]
+
+
+def mixed_checks(name, rows):
+    """The issue's bar: mixed 5 at least as good as uniform W5A5 and W4A4 at equal or smaller size."""
+    lines = []
+    for method, runs in rows:
+        r = {n: (v, mb, k) for n, v, mb, _, k in runs}
+        (m5, s5, k5), (u5, su5, ku5), (u4, su4, ku4) = r["mixed 5"], r["W5A5"], r["W4A4"]
+        d5, d4 = statistics.mean(m5) - statistics.mean(u5), statistics.mean(m5) - statistics.mean(u4)
+        se5, se4 = diff_se(k5, ku5), diff_se(k5, ku4)
+        verdict = ("holds" if d5 >= 0 and d4 > 0 else
+                   "within noise" if d5 > -2 * se5 and d4 > -2 * se4 else "does not hold")
+        lines.append(f"- {name}, {method}: mixed 5 ({s5:.3f} MB) − W5A5 ({su5:.3f} MB) = {d5:+.2f} ± {se5:.2f}; "
+                     f"− W4A4 ({su4:.3f} MB) = {d4:+.2f} ± {se4:.2f}: **{verdict}**")
+    return lines
+
+
+def sweep_figure(model, scheme, label, calib, data, labels, limit, bits, extra=()):
+    """`vitq sweep --mixed` into docs/img/sweep-LABEL.svg and build/results/sweep-LABEL-VERSION.csv (kept:
+    run again only for a new version); the markdown lines that show it."""
+    svg, csv_path = f"docs/img/sweep-{label}.svg", f"build/results/sweep-{label}-{VERSION.split()[-1]}.csv"
+    if not (os.path.exists(csv_path) and os.path.exists(svg)):
+        os.makedirs("docs/img", exist_ok=True), os.makedirs("build/results", exist_ok=True)
+        args = ["sweep", model, *scheme_args(scheme), "--bits", bits, "--mixed", "--calib", calib, "--data", data,
+                "--csv", csv_path, "--svg", svg, "--progress", "none", *extra]
+        if labels:
+            args += ["--labels", labels]
+        if limit:
+            args += ["--limit", str(limit)]
+        vitq(*args)
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    cols = list(rows[0].keys()) if rows else []
+    lines = [f"![accuracy against size, {label}](img/sweep-{label}.svg)", "",
+             "| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    return lines + [""]
+
+
 NL_METHODS = ["float", "ibert", "fqvit", "ivit", "mixed"]
 NL_WIDTHS = [(8, 8), (6, 6)]
 
@@ -428,7 +527,13 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--imagenet-seeds", type=int, default=0, help="seeds for ImageNet (default: --seeds)")
     ap.add_argument("--schemes", default="minmax,percentile,omse,ptq4vit,apq-vit,repq-vit,repq-vit+post_gelu=1,noisyquant,"
-                                         "noisyquant+base=2")
+                                         "noisyquant+base=2,mptq-vit")
+    ap.add_argument("--mp-methods", default="minmax,ptq4vit,apq-vit,repq-vit,mptq-vit",
+                    help="methods of the mixed-precision tables (empty: none)")
+    ap.add_argument("--imagenet-mp-methods", default="minmax,repq-vit,mptq-vit",
+                    help="methods of the ImageNet mixed-precision table (empty: none)")
+    ap.add_argument("--mp-seeds", type=int, default=3, help="seeds of the mixed-precision tables")
+    ap.add_argument("--sweep-scheme", default="mptq-vit", help="the method of the accuracy-size charts (empty: none)")
     ap.add_argument("--imagenet-schemes", default="", help="schemes for ImageNet (default: --schemes)")
     ap.add_argument("--imagenet-seeds-of", action="append", default=[],
                     help="[SETTING:]SCHEME[@W4A4]=N: N seeds for that scheme (in that setting, at that width) on ImageNet "
@@ -525,6 +630,33 @@ def main():
             checks.extend(nonlinear_checks(f"`{model}`", rows, fp32, [fp_key] * len(nl_seeds)))
             save()
         doc += nl_doc if nl_seeds and args.models else []
+        mp_methods = [m for m in args.mp_methods.split(",") if m]
+        mp_doc = ["## Mixed precision (MPTQ-ViT's greedy allocation, over each method)", "",
+                  "Uniform W5A5 and W4A4 against `--target-bits 5` (candidates 4, 5, 6, 8) and `--target-bits 4`",
+                  "(candidates 3, 4, 5, 6, 8): each layer of the blocks gets one width for its weight and input,",
+                  "chosen greedily by the output KL divergence lost per byte saved on the calibration images",
+                  "(docs/quantization.md, \"Mixed precision\"). The patch embedding and classifier stay at 8 bits",
+                  "in every column, which is why uniform W5A5 averages more than 5 bits. Seeds as above.", ""]
+        mp_checks = []
+        for model, name in [(m, n) for m, n in MODELS if m in args.models.split(",")] if mp_methods else []:
+            fp_key = "|".join([VERSION, model, "fp32", str(args.limit)])
+            fp32 = CACHE.get(fp_key, lambda: top1(model, test, None, args.limit), same_as(fp_key))
+            rows = mixed_rows(model, mp_methods, list(range(args.mp_seeds)), lambda seed: (calib, test, None),
+                              args.limit, tmp, log)
+            mp_doc += mixed_table(f"{name}: `{model}`", rows, fp32)
+            mp_checks += mixed_checks(f"`{model}`", rows)
+            if args.sweep_scheme:
+                mp_doc += [f"Accuracy against size, {args.sweep_scheme}, `vitq sweep --bits 3..8 --mixed` (seed 0, "
+                           f"first {args.limit} test images):", ""]
+                mp_doc += sweep_figure(model, args.sweep_scheme, os.path.basename(model), calib, test, None,
+                                       args.limit, "3..8")
+            save()
+        if mp_doc and mp_methods and args.models:
+            doc += mp_doc
+            checks.extend(["Mixed precision at 5 bits against uniform 5 and 4 bits of the same method (holds: at "
+                           "least W5A5's top-1 and more than W4A4's, at a smaller size; differences paired image by "
+                           "image):", ""] + mp_checks + [""])
+            save()
         imagenet = args.imagenet
         model_dir = os.path.join(imagenet, "deit_tiny_patch16_224") if imagenet else ""
         if model_dir and os.path.exists(os.path.join(model_dir, "model.safetensors")):
@@ -597,6 +729,20 @@ def main():
                                    "when the excess is at most twice that error; otherwise more.",
                                    ""] + fidelity_lines(rows, fp32, fp_keys)
                 doc[:] = base + head + sum(sections, [])
+                save()
+            inet_mp = [m for m in args.imagenet_mp_methods.split(",") if m]
+            if inet_mp:
+                rows = mixed_rows(model_dir, inet_mp, seeds[:args.mp_seeds], lambda seed: tuple(split(seed)), None,
+                                  tmp, log)
+                doc += mixed_table("ImageNet DeiT-Tiny: mixed precision (default setting; the seeds' 468-image sets "
+                                   "as above)", rows, fp32)
+                checks.extend(["Mixed precision on the ImageNet DeiT-Tiny:", ""] +
+                              mixed_checks("ImageNet DeiT-Tiny", rows) + [""])
+                if args.sweep_scheme:
+                    c, d, l = split(0)
+                    doc += [f"Accuracy against size, {args.sweep_scheme}, `vitq sweep --bits 4..8 --mixed` (seed 0's "
+                            "split):", ""]
+                    doc += sweep_figure(model_dir, args.sweep_scheme, "deit-tiny-imagenet", c, d, l, None, "4..8")
                 save()
             if nl_seeds:
                 rows = nonlinear_rows(model_dir, nl_seeds, lambda seed: tuple(split(seed)), None, tmp, log)

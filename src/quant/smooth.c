@@ -164,3 +164,54 @@ vitq_status vitq_i_smooth_fold(const vitq_allocator *a, vitq_i_layernorm_params 
     vitq_i_free(a, affine);
     return st;
 }
+
+/* Symmetric rounding onto `levels` = 2^(bits-1) codes each side at step `step` (codes -levels..levels-1). */
+static inline double quantize_sym(double x, double step, double levels) {
+    double q = nearbyint(x / step);
+    q = q < -levels ? -levels : q > levels - 1 ? levels - 1 : q;
+    return q * step;
+}
+
+vitq_status vitq_i_smooth_error(const vitq_allocator *a, const float *x, size_t rows, size_t d,
+                                const vitq_i_linear *next, const float *lo, const float *hi, const double *b,
+                                const double *s, int abits, int wbits, double *error) {
+    if (!a || !x || !next || !next->weight || !lo || !hi || !b || !s || !error || next->in != d || abits < 2 ||
+        wbits < 2 || abits > 16 || wbits > 16)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "smooth error: bad arguments");
+    double alevels = ldexp(1.0, abits - 1), wlevels = ldexp(1.0, wbits - 1), amax = 0.0;
+    for (size_t c = 0; c < d; c++) /* the range the deployed per-tensor quantizer sees: every channel's */
+        amax = fmax(amax, fmax(fabs((lo[c] - b[c]) / s[c]), fabs((hi[c] - b[c]) / s[c])));
+    double astep = amax > 0 ? amax / (alevels - 1) : 1.0, total = 0.0;
+    /* X' and its quantized values once (rows x d each), then W' row by row against them */
+    float *xs = vitq_i_alloc_array(a, 2 * rows, d * sizeof(float));
+    double *ws = vitq_i_alloc_array(a, 2 * d, sizeof(double));
+    if (!xs || !ws) {
+        vitq_i_free(a, xs);
+        vitq_i_free(a, ws);
+        return vitq_i_oom("smooth error", 2 * rows * d * sizeof(float));
+    }
+    float *xq = xs + rows * d;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < d; c++) {
+            double v = ((double)x[r * d + c] - b[c]) / s[c];
+            xs[r * d + c] = (float)v;
+            xq[r * d + c] = (float)quantize_sym(v, astep, alevels);
+        }
+    for (size_t o = 0; o < next->out; o++) {
+        const float *w = next->weight + o * d;
+        double wmax = 0.0;
+        for (size_t c = 0; c < d; c++) ws[c] = (double)w[c] * s[c], wmax = fmax(wmax, fabs(ws[c]));
+        double wstep = wmax > 0 ? wmax / (wlevels - 1) : 1.0;
+        for (size_t c = 0; c < d; c++) ws[d + c] = quantize_sym(ws[c], wstep, wlevels);
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = xs + r * d, *qr = xq + r * d;
+            double exact = 0.0, approx = 0.0;
+            for (size_t c = 0; c < d; c++) exact += xr[c] * ws[c], approx += qr[c] * ws[d + c];
+            total += (exact - approx) * (exact - approx);
+        }
+    }
+    vitq_i_free(a, xs);
+    vitq_i_free(a, ws);
+    *error = total;
+    return VITQ_OK;
+}

@@ -35,4 +35,13 @@ vitq_status vitq_i_smooth_factors(const float *lo, const float *hi, size_t d, vi
 vitq_status vitq_i_smooth_fold(const vitq_allocator *a, vitq_i_layernorm_params *ln, size_t d,
                                vitq_i_linear *const *next, int num_next, const double *b, const double *s);
 
+/* The squared error, summed over the `rows` sample rows x (rows x d, LayerNorm outputs) and the outputs of
+ * linear `next`, of its product with X' = (x - b) / s quantized symmetric per tensor at abits (step from
+ * the smoothed observed range [lo, hi] of every channel, as the deployed quantizer's) and W' = W diag(s)
+ * symmetric per output row at wbits, against the exact product: what MPTQ-ViT's smoothing aims to make
+ * small, for choosing alpha per layer. The bias cancels (bias' = bias + W b). */
+vitq_status vitq_i_smooth_error(const vitq_allocator *a, const float *x, size_t rows, size_t d,
+                                const vitq_i_linear *next, const float *lo, const float *hi, const double *b,
+                                const double *s, int abits, int wbits, double *error);
+
 #endif

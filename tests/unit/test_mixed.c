@@ -104,6 +104,9 @@ static void *calibrate_bytes(const vitq_model *fp, const char *scheme, int bits,
     vitq_model *q = NULL;
     void *bytes = NULL;
     *status = vitq_calibrator_create(fp, &o, &c);
+    /* under the sanitizers OPT-m's search (a backward pass per run) is left out: the folds are the point */
+    if (!*status && harness_quick() && !strcmp(scheme, "mptq-vit"))
+        *status = vitq_calibrator_set_option(c, "opt_m", "0");
     if (!*status) *status = vitq_calibrator_feed_dataset(c, calib_set, 0, 16);
     if (!*status) *status = vitq_calibrator_run(c, &q);
     if (!*status) *status = vitq_model_save_memory(q, NULL, 0, size);
@@ -154,7 +157,10 @@ static void check_composition(const char *path, const char *scheme) {
 }
 
 static void test_composition_minmax(void) { check_composition("models/fmnist-vit", "minmax"); }
-static void test_composition_repq(void) { check_composition("models/fmnist-vit", "repq-vit"); }
+/* Under the sanitizers (quick mode) mptq-vit stands for the methods that fold. */
+static void test_composition_repq(void) {
+    if (!harness_quick()) check_composition("models/fmnist-vit", "repq-vit");
+}
 static void test_composition_mptq(void) { check_composition("models/fmnist-deit-distilled", "mptq-vit"); }
 static void test_composition_swin(void) {
     if (!harness_quick()) check_composition("models/fmnist-swin", "repq-vit");
@@ -186,7 +192,7 @@ static void test_target_bits_end_to_end(void) {
             if (pi.kind == VITQ_POINT_WEIGHT && pi.bits >= 2 && pi.bits <= 8) widths[pi.bits]++;
         }
         CHECK(widths[4] > 0 && (widths[5] + widths[6]) > 0); /* mixed, not uniform */
-        size_t n = eval_count();
+        size_t n = 2000; /* the gap (2.8 points here) needs the images: on 300 either may lead by chance */
         double acc = top1(q, n), acc4 = top1(q4, n);
         printf("    fmnist-vit minmax: mixed %.3f bits %.4f, uniform W4A4 %.3f bits %.4f (%zu images)\n",
                i.average_weight_bits, acc, i4.average_weight_bits, acc4, n);

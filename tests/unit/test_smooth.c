@@ -328,6 +328,78 @@ static void test_identity_swin(void) {
     check_identity("models/fmnist-swin", 0);
 }
 
+/* ---- the smoothed-output error the alpha search minimises ------------------------------------------------ */
+
+/* A planted optimum: an activation channel 50x the others against even weights. Alpha 0 leaves the
+ * outlier in the activations, alpha 1 moves it whole into a weight column; the middle splits it
+ * (SmoothQuant's point), so the error at 0.5 is below both ends. At 16 bits nothing is lost; the
+ * error equals a direct sum by hand. */
+static double error_at(const float *x, size_t rows, size_t d, vitq_i_linear *l, double alpha, int bits) {
+    vitq_allocator a = malloc_allocator();
+    float lo[8], hi[8];
+    for (size_t c = 0; c < d; c++) {
+        lo[c] = hi[c] = x[c];
+        for (size_t r = 0; r < rows; r++) lo[c] = fminf(lo[c], x[r * d + c]), hi[c] = fmaxf(hi[c], x[r * d + c]);
+    }
+    double bs[16], err = -1;
+    vitq_i_linear *const next[1] = {l};
+    CHECK_STATUS(vitq_i_smooth_factors(lo, hi, d, next, 1, alpha, 1, bs, bs + d), VITQ_OK);
+    CHECK_STATUS(vitq_i_smooth_error(&a, x, rows, d, l, lo, hi, bs, bs + d, bits, bits, &err), VITQ_OK);
+    return err;
+}
+
+static void test_smooth_error(void) {
+    enum { R = 64, D = 8, O = 4 };
+    float x[R * D], w[O * D], xo[R * D];
+    unsigned seed = 99;
+    for (int i = 0; i < R * D; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = (float)(((seed >> 8) & 0xFFFF) / 32768.0 - 1.0);
+        xo[i] = (i % D == 3) ? 50.0f * x[i] : x[i]; /* channel 3: an activation outlier */
+    }
+    for (int i = 0; i < O * D; i++) {
+        seed = seed * 1103515245u + 12345u;
+        w[i] = (float)(((seed >> 8) & 0xFFFF) / 32768.0 - 1.0);
+    }
+    vitq_i_linear l;
+    memset(&l, 0, sizeof l);
+    l.in = D, l.out = O, l.weight = w;
+    double a1 = error_at(xo, R, D, &l, 1.0, 4), a0 = error_at(xo, R, D, &l, 0.0, 4);
+    double ah = error_at(xo, R, D, &l, 0.5, 4);
+    printf("    activation outlier: error %.4g at alpha 0, %.4g at 0.5, %.4g at 1\n", a0, ah, a1);
+    CHECK(ah < 0.7 * a0 && ah < 0.7 * a1);
+    double fine = error_at(xo, R, D, &l, 0.5, 16);
+    CHECK(fine < 1e-6 * a0);
+    /* a direct sum at alpha 0 without shift effect on the weights: 4-bit symmetric rounding by hand */
+    l.weight = w;
+    vitq_allocator a = malloc_allocator();
+    float lo[D], hi[D];
+    double b[D], sc[D], err = -1, direct = 0, amax = 0;
+    for (int c = 0; c < D; c++) {
+        lo[c] = hi[c] = x[c];
+        for (int r = 0; r < R; r++) lo[c] = fminf(lo[c], x[r * D + c]), hi[c] = fmaxf(hi[c], x[r * D + c]);
+        b[c] = 0.5 * ((double)lo[c] + hi[c]), sc[c] = 1.0;
+        amax = fmax(amax, fmax(fabs(lo[c] - b[c]), fabs(hi[c] - b[c])));
+    }
+    CHECK_STATUS(vitq_i_smooth_error(&a, x, R, D, &l, lo, hi, b, sc, 4, 4, &err), VITQ_OK);
+    for (int o = 0; o < O; o++) {
+        double wmax = 0;
+        for (int c = 0; c < D; c++) wmax = fmax(wmax, fabs(w[o * D + c]));
+        for (int r = 0; r < R; r++) {
+            double e = 0, q = 0;
+            for (int c = 0; c < D; c++) {
+                double xv = (double)(float)(x[r * D + c] - b[c]), wv = w[o * D + c];
+                double xq = fmin(fmax(nearbyint(xv / (amax / 7)), -8), 7) * (amax / 7);
+                double wq = fmin(fmax(nearbyint(wv / (wmax / 7)), -8), 7) * (wmax / 7);
+                e += xv * wv, q += (double)(float)xq * wq;
+            }
+            direct += (e - q) * (e - q);
+        }
+    }
+    printf("    direct sum %.6g, vitq_i_smooth_error %.6g\n", direct, err);
+    CHECK(fabs(direct - err) <= 1e-4 * direct);
+}
+
 /* ---- mptq-vit ------------------------------------------------------------------------------------------ */
 
 static void test_mptq_accuracy(void) {
@@ -363,6 +435,7 @@ int main(void) {
     RUN(test_identity_vit);
     RUN(test_identity_deit);
     RUN(test_identity_swin);
+    RUN(test_smooth_error);
     RUN(test_mptq_accuracy);
     vitq_dataset_free(calib_set);
     vitq_dataset_free(test_set);
