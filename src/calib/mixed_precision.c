@@ -143,17 +143,6 @@ static double mean_kl(const float *ref, const float *q, size_t n, size_t k) {
     return n ? total / (double)n : 0;
 }
 
-static vitq_status set_all_weights(vitq_i_run *r, int quantized) {
-    vitq_status st = VITQ_OK;
-    for (int i = 0; i < r->q->count; i++) {
-        int p = r->q->qpoints[i].point;
-        if (r->list->points[p].kind != VITQ_POINT_WEIGHT) continue;
-        vitq_status s = vitq_i_run_set_weight(r, p, quantized);
-        if (!st) st = s;
-    }
-    return st;
-}
-
 /* The base network's weight of unit u packed from `from`'s quantizer and rows (the layer base now
  * holds is `from`'s when the layers were exchanged). */
 static vitq_status pack_from(vitq_i_run *base, const vitq_i_run *from, int p) {
@@ -201,12 +190,12 @@ vitq_status vitq_i_mp_measure(vitq_i_run *const *runs, int widths, const vitq_i_
     float *out = fp + n * k;
     double base_sum = 0;
     /* the float network's logits, then every weight quantized as the widest run has it */
-    if (!st) st = set_all_weights(r, 0);
+    if (!st) st = vitq_i_run_set_weights(r, 0);
     for (size_t first = 0; !st && first < n; first += VITQ_I_FEED_BATCH) {
         size_t c = n - first < VITQ_I_FEED_BATCH ? n - first : VITQ_I_FEED_BATCH;
         st = vitq_i_run_forward(r, first, c, NULL, fp + first * k);
     }
-    if (!st) st = set_all_weights(r, 1);
+    if (!st) st = vitq_i_run_set_weights(r, 1);
     r->progress_total += (int64_t)((n + group - 1) / group) * (1 + count);
     for (size_t first = 0; !st && first < n; first += group) {
         size_t c = n - first < group ? n - first : group;
@@ -235,7 +224,7 @@ vitq_status vitq_i_mp_measure(vitq_i_run *const *runs, int widths, const vitq_i_
             if (!st) st = vitq_i_run_progress(r, "mixed precision");
         }
     }
-    vitq_status restored = set_all_weights(r, 0);
+    vitq_status restored = vitq_i_run_set_weights(r, 0);
     if (!st) st = restored;
     for (int u = 0; !st && u < count; u++) {
         loss[(size_t)u * (size_t)widths] = base_sum / (double)n;

@@ -50,17 +50,6 @@ static vitq_status observe_tap(vitq_i_taps *t, int point, const vitq_tensor_view
     return VITQ_OK;
 }
 
-static vitq_status set_weights(vitq_i_run *r, int quantized) {
-    vitq_status st = VITQ_OK;
-    for (int i = 0; i < r->q->count; i++) {
-        int p = r->q->qpoints[i].point;
-        if (r->list->points[p].kind != VITQ_POINT_WEIGHT) continue;
-        vitq_status s = vitq_i_run_set_weight(r, p, quantized);
-        if (!st) st = s;
-    }
-    return st;
-}
-
 static vitq_status forward_all(stage *s, vitq_i_taps *taps, size_t n, float *logits) {
     vitq_i_run *r = s->r;
     size_t classes = (size_t)r->model->info.num_classes;
@@ -179,9 +168,9 @@ static vitq_status measure(stage *s, const vitq_i_sites *sites) {
     vitq_i_qmodel *q = r->q;
     sums base = {0, 0};
     r->progress_total += (int64_t)((n + VITQ_I_FEED_BATCH - 1) / VITQ_I_FEED_BATCH);
-    vitq_status st = set_weights(r, 0);
+    vitq_status st = vitq_i_run_set_weights(r, 0);
     if (!st) st = forward_all(s, NULL, n, fp);
-    if (!st) st = set_weights(r, 1);
+    if (!st) st = vitq_i_run_set_weights(r, 1);
     size_t per_image = r->per_image;
     r->progress_total += (int64_t)((n + group - 1) / group) * (1 + s->count);
     for (size_t first = 0; !st && first < n; first += group) {
@@ -314,12 +303,12 @@ vitq_status vitq_i_nonlinear_refine(vitq_i_run *r) {
         for (int i = 0; i < s.count; i++) active[s.t[i].point] = 1;
         st = vitq_i_sites_filter(r->alloc, r->model, r->list, active, &sites);
     }
-    if (!st) st = set_weights(r, 1);
+    if (!st) st = vitq_i_run_set_weights(r, 1);
     if (!st) st = gather_stats(&s, &sites);
     if (!st) st = prepare(&s);
     if (!st && mixed) st = measure(&s, &sites);
     if (!st) st = finish(&s);
-    vitq_status restored = set_weights(r, 0); /* the float weights back, whatever happened */
+    vitq_status restored = vitq_i_run_set_weights(r, 0); /* the float weights back, whatever happened */
     if (!st) st = restored;
     for (int i = 0; s.t && i < s.count; i++) {
         for (int m = 0; m < VITQ_I_NL_METHODS; m++) vitq_i_qnl_free(r->alloc, &s.t[i].cand[m]);

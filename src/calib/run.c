@@ -93,6 +93,17 @@ vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized) {
     return st;
 }
 
+vitq_status vitq_i_run_set_weights(vitq_i_run *r, int quantized) {
+    vitq_status st = VITQ_OK;
+    for (int i = 0; i < r->q->count; i++) {
+        int p = r->q->qpoints[i].point;
+        if (r->list->points[p].kind != VITQ_POINT_WEIGHT) continue;
+        vitq_status s = vitq_i_run_set_weight(r, p, quantized);
+        if (!st) st = s;
+    }
+    return st;
+}
+
 /* vitq_i_run_observe_points: the taps of the chosen points only. */
 typedef struct reobserve_ctx {
     vitq_i_run *r;

@@ -70,6 +70,10 @@ vitq_status vitq_i_run_calibrate_weight(vitq_i_run *r, int p);
  * (the method copies the model): the caller's model is never changed. */
 vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized);
 
+/* vitq_i_run_set_weight for every quantized weight point of the run; the first failure is returned,
+ * but every point is tried (restoring the float weights after a failed pass must not stop halfway). */
+vitq_status vitq_i_run_set_weights(vitq_i_run *r, int quantized);
+
 /* Fake-quantize the weight of point p (a copy of the layer's weight in `out`, channels x inner). */
 vitq_status vitq_i_run_fake_weight(const vitq_i_run *r, int p, float *out);
 

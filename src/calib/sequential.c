@@ -75,15 +75,6 @@ static vitq_status calibrate_span(vitq_i_run *r, const span *sp, const int *poin
     return !st && sp->out ? run_span(r, sp, s) : st;
 }
 
-static vitq_status set_weights(vitq_i_run *r, int quantized) {
-    vitq_status st = VITQ_OK;
-    for (int i = 0; !st && i < r->q->count; i++) {
-        int p = r->q->qpoints[i].point;
-        if (r->list->points[p].kind == VITQ_POINT_WEIGHT) st = vitq_i_run_set_weight(r, p, quantized);
-    }
-    return st;
-}
-
 vitq_status vitq_i_run_observe_sequential(vitq_i_run *r) {
     vitq_i_net *m = r->model;
     if (m->stages) return VITQ_OK; /* Swin: the float statistics stay */
@@ -97,7 +88,7 @@ vitq_status vitq_i_run_observe_sequential(vitq_i_run *r) {
     for (int i = 0; i < r->q->count; i++) passes += r->q->qpoints[i].inst.scheme.num_passes;
     r->progress_total += passes + m->info.depth + 1;
     seq_ctx s = {r, -1, 0, ready};
-    if (!st) st = set_weights(r, 1);
+    if (!st) st = vitq_i_run_set_weights(r, 1);
     span stem = {-1, r->images, a, NULL};
     if (!st) st = calibrate_span(r, &stem, &sites->patch_in, sites->patch_in >= 0, &s);
     for (int blk = 0; !st && blk < m->info.depth; blk++) {
@@ -111,7 +102,7 @@ vitq_status vitq_i_run_observe_sequential(vitq_i_run *r) {
         if (head[i] >= 0) points[nh++] = head[i];
     span top = {m->info.depth, a, NULL, logits};
     if (!st) st = calibrate_span(r, &top, points, nh, &s);
-    vitq_status restored = set_weights(r, 0); /* the float weights back, whatever happened */
+    vitq_status restored = vitq_i_run_set_weights(r, 0); /* the float weights back, whatever happened */
     if (!st) st = restored;
     vitq_i_free(r->alloc, base);
     vitq_i_free(r->alloc, logits);
