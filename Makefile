@@ -195,14 +195,14 @@ SEARCHED := ptq4vit apq-vit noisyquant+base=1
 RESULTS_IMAGENET := --imagenet-seeds 3 --imagenet-settings paper,default \
 	--imagenet-schemes minmax,percentile,omse,repq-vit,repq-vit+post_gelu=1,noisyquant,ptq4vit,apq-vit,noisyquant+base=1,mptq-vit \
 	--imagenet-seeds-of paper:mptq-vit=0 --imagenet-widths-of mptq-vit=W8A8,W6A6,W4A4 \
-	--opt mptq-vit:search_images=8 --imagenet-mp-seeds 2 \
+	--opt mptq-vit:search_images=8 --imagenet-mp-methods minmax,repq-vit \
 	$(foreach s,$(SEARCHED),--opt $(s):search_images=8 --imagenet-seeds-of $(s)=0) \
 	--imagenet-seeds-of paper:ptq4vit@W4A4=3 --imagenet-seeds-of paper:apq-vit@W4A4=3 \
 	--imagenet-seeds-of paper:ptq4vit@W6A6=3 --imagenet-seeds-of paper:apq-vit@W6A6=3 \
 	--imagenet-seeds-of default:ptq4vit@W4A4=1 --imagenet-seeds-of default:apq-vit@W4A4=1 \
 	--imagenet-seeds-of paper:noisyquant+base=1@W4A4=3 --imagenet-seeds-of paper:noisyquant+base=1@W6A6=3
 results: all
-	$(PYTHON) tools/results.py --limit $(LIMIT) --seeds $(SEEDS) \
+	$(PYTHON) tools/results.py --limit $(LIMIT) --seeds $(SEEDS) --mp-seeds 2 \
 		$(if $(IMAGENET),--imagenet $(IMAGENET) $(RESULTS_IMAGENET))
 
 # make bench: vitq against ONNX Runtime and PyTorch on random DeiT-T, DeiT-S and ViT-B, one table per

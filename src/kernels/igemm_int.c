@@ -15,6 +15,7 @@
 
 #include "kernels/cpu.h"
 #include "kernels/igemm.h"
+#include "kernels/igemm_int_sink.h"
 #include "kernels/parallel.h"
 
 #define NR VITQ_I_QGEMM_NR
@@ -218,6 +219,44 @@ vitq_status vitq_i_qgemm_i32(const uint8_t *a, size_t lda, size_t m, int32_t a_z
     static const vitq_i_qimpl *const impls[VITQ_I_QK_COUNT] = VITQ_I_QIMPLS(_i32);
     i32_out o = {bias, c, ldc};
     vitq_i_qwalk wk = {a, lda, m, a_zero, w, impls[vitq_i_qkernel_active()], i32_columns, i32_run_tile, &o};
+    vitq_i_qwalk_run(&wk, nthreads);
+    return VITQ_OK;
+}
+
+/* ---- the int32 output handed to a sink (igemm_int_sink.h) ---- */
+
+typedef struct sink_out {
+    const int32_t *bias;
+    vitq_i_qgemm_sink sink;
+    void *ctx;
+} sink_out;
+
+static void sink_columns(const vitq_i_qwalk *wk, size_t p0, size_t ncols, vitq_i_qcols *cols, size_t at) {
+    const sink_out *o = wk->mode;
+    for (size_t jj = 0; jj < NR; jj++) cols->ibias[at + jj] = o->bias && jj < ncols ? o->bias[p0 + jj] : 0;
+}
+
+/* The tile into a block on this worker's stack (L1), then to the sink. */
+static void sink_run_tile(const vitq_i_qwalk *wk, vitq_i_qtile *t, size_t r0, size_t p0,
+                          void (*tile)(const vitq_i_qtile *t)) {
+    const sink_out *o = wk->mode;
+    _Alignas(64) int32_t block[VITQ_I_QGEMM_MR_MAX * NR];
+    t->iout = block, t->ldo = NR;
+    tile(t);
+    o->sink(o->ctx, r0, t->nrows, p0, t->ncols, block, NR);
+}
+
+vitq_status vitq_i_qgemm_i32_sink(const uint8_t *a, size_t lda, size_t m, int32_t a_zero, const vitq_i_qpacked *w,
+                                  const int32_t *bias, vitq_i_qgemm_sink sink, void *ctx, int nthreads) {
+    /* the output stride check of vitq_i_qgemm_check has nothing to check here: the sink's own block */
+    vitq_status st = vitq_i_qgemm_check(a, lda, m, a_zero, w, sink ? (const void *)&sink : NULL, w ? w->n : 0,
+                                        VITQ_I_EPI_NONE);
+    if (st) return st;
+    st = check_int_bias(w, a_zero, bias);
+    if (st) return st;
+    static const vitq_i_qimpl *const impls[VITQ_I_QK_COUNT] = VITQ_I_QIMPLS(_i32);
+    sink_out o = {bias, sink, ctx};
+    vitq_i_qwalk wk = {a, lda, m, a_zero, w, impls[vitq_i_qkernel_active()], sink_columns, sink_run_tile, &o};
     vitq_i_qwalk_run(&wk, nthreads);
     return VITQ_OK;
 }

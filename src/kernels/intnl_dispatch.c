@@ -8,14 +8,17 @@
 
 const vitq_i_intnl_paths vitq_i_intnl_generic = {"generic", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 
-/* The AVX-512 path runs the AVX2 row functions: these kernels are bound by their per-row scalar steps
- * and ShiftGELU's divisions, not by the vector width, and on the machines measured (Zen 4, which splits
- * 512-bit operations in two) wider lanes gained nothing that would pay for a second copy to keep
- * bit-exact (bench/bench_intnl.c). (The LayerNorm output stage, vectorised since, has int64 lanes whose
- * shifts AVX2 emulates; AVX-512's vpsraq was not measured against it.) */
+/* The AVX-512 table holds the AVX2 row functions but for the I-BERT softmax: these kernels are bound by
+ * their per-row scalar steps and ShiftGELU's divisions more than by the vector width, and on the machines
+ * measured (Zen 4, which splits 512-bit operations in two) wider lanes gained nothing that would pay for
+ * a second copy to keep bit-exact (bench/bench_intnl.c); the I-BERT softmax is the exception: its
+ * 16-lane form (masked tails, the exp reduction's steps as masks) took the integer-only DeiT-S about
+ * 1-3 ms/image faster (docs/performance.md, "Integer-only execution"). (The LayerNorm output stage, vectorised
+ * since, has int64 lanes whose shifts AVX2 emulates; AVX-512's vpsraq was not measured against it.) */
 const vitq_i_intnl_paths *vitq_i_intnl_active(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     unsigned f = vitq_i_features_active();
+    if (f & VITQ_I_CPU_AVX512) return &vitq_i_intnl_avx512;
     if (f & VITQ_I_CPU_AVX2_FMA) return &vitq_i_intnl_avx2;
 #endif
     return &vitq_i_intnl_generic;

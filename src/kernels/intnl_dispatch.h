@@ -3,8 +3,8 @@
  * Why a table: intnl.c must stay free of floating point and build with -mgeneral-regs-only
  * (tests/build/check_float_free.sh), which also forbids the vector registers, so it can neither hold
  * the vector code nor include <immintrin.h>. The vector row functions live in intnl_avx2.c
- * (per-function target attributes), which fills one table (the AVX-512 path uses it too, see
- * intnl_dispatch.c); intnl_dispatch.c returns the table of the active instruction set (vitq_i_features_active(), so vitq_i_isa_force and
+ * (per-function target attributes), which fills the AVX2 table and the AVX-512 one (the AVX2 entries
+ * but one, see intnl_dispatch.c); intnl_dispatch.c returns the table of the active instruction set (vitq_i_features_active(), so vitq_i_isa_force and
  * VITQ_ISA lower it). intnl.c asks for it once per kernel call and runs an entry when it is not NULL,
  * else its own scalar code, which stays the reference: every entry gives the scalar code's bits for
  * every input and every parameter struct the kernel's check accepts (tests/unit/test_intnl.c).
@@ -46,6 +46,7 @@ const vitq_i_intnl_paths *vitq_i_intnl_active(void);
 extern const vitq_i_intnl_paths vitq_i_intnl_generic;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 extern const vitq_i_intnl_paths vitq_i_intnl_avx2;
+extern const vitq_i_intnl_paths vitq_i_intnl_avx512;
 #endif
 
 #endif

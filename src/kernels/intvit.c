@@ -7,19 +7,19 @@
 
 #include "core/core.h"
 #include "kernels/cpu.h"
+#include "kernels/igemm_int_sink.h"
 #include "kernels/parallel.h"
 
 static size_t align64(size_t v) { return (v + 63) / 64 * 64; }
 
-static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
-
 /* The scratch of a run, cut from one block: the parts shared by the whole pass, then one set of
- * attention buffers per worker. */
+ * attention buffers per worker. The GEMMs hand their int32 tiles to the next step (igemm_int_sink.h):
+ * no layer's int32 output is kept whole. */
 typedef struct bufs {
     int32_t *res;     /* [rows][dim] the residual stream */
     uint8_t *bytes;   /* [rows][max(dim, hidden)] a linear layer's input bytes */
     uint8_t *qkv;     /* [rows][3 dim] Q, K, V bytes */
-    int32_t *acc;     /* [rows][max(3 dim, hidden)] a GEMM's int32 output */
+    int32_t *acc;     /* [n][dim] the final norm's gathered rows */
     int16_t *x16;     /* [rows][max(dim, hidden)] a kernel's int16 input */
     int32_t *y32;     /* [rows][max(dim, hidden)] a kernel's int32 output */
     uint8_t *pixels;  /* [rows][patch^2] one colour channel's patches */
@@ -27,29 +27,38 @@ typedef struct bufs {
     size_t head_bytes;
 } bufs;
 
+/* Query rows of a head computed together: scores, softmax, P and P.V of QB rows stay in L1 / L2. */
+#define QB 64
+
+static int forced_query_rows; /* vitq_i_intvit_force_query_rows; shared through VITQ_I_LOAD_INT / STORE_INT */
+
+void vitq_i_intvit_force_query_rows(int rows) {
+    VITQ_I_STORE_INT(&forced_query_rows, rows >= 1 && rows <= QB ? rows : 0);
+}
+
 /* One worker's attention buffers. */
 typedef struct head_bufs {
-    int32_t *scores;  /* [tokens][tokens] */
-    int16_t *s16;     /* [tokens][tokens] */
-    int32_t *probs;   /* [tokens][tokens] */
-    uint8_t *pb;      /* [tokens][tokens] P bytes, or LIS codes */
-    int32_t *pv;      /* [tokens][head_dim] */
+    int16_t *s16;     /* [QB][tokens] */
+    int32_t *probs;   /* [QB][tokens] */
+    uint8_t *pb;      /* [QB][tokens] P bytes, or LIS codes */
+    int32_t *pv;      /* [QB][head_dim] LIS's P.V */
     void *kpack, *vpack;
 } head_bufs;
 
 #define SHARED_PARTS 7
-#define HEAD_PARTS 7
+#define HEAD_PARTS 6
 
 /* Sizes of the shared parts and of one worker's parts (0 on overflow). */
 static int layout(const vitq_i_intvit *p, size_t n, size_t shared[SHARED_PARTS], size_t head[HEAD_PARTS]) {
     size_t d = (size_t)p->dim, h = (size_t)p->hidden, t = (size_t)p->tokens, rows;
     size_t hd = d / (size_t)p->heads, wide = d > h ? d : h, pp = (size_t)p->patch * (size_t)p->patch;
     if (!vitq_i_mul_size(n, t, &rows) || rows > ((size_t)1 << 40) / (4 * wide + 3 * d + 1)) return 0;
-    size_t a[SHARED_PARTS] = {rows * d * 4, rows * wide, rows * 3 * d, rows * max3(3 * d, h, 1) * 4, rows * wide * 2,
-                              rows * wide * 4, rows * pp};
+    size_t a[SHARED_PARTS] = {rows * d * 4, rows * wide, rows * 3 * d, n * d * 4, rows * wide * 2, rows * wide * 4,
+                              rows * pp};
     size_t kb = vitq_i_qgemm_bytes_size(t, hd), vb = vitq_i_qgemm_bytes_size(hd, t);
     if (kb == SIZE_MAX || vb == SIZE_MAX || t > 65536) return 0;
-    size_t b[HEAD_PARTS] = {t * t * 4, t * t * 2, t * t * 4, t * t, t * hd * 4, kb, vb};
+    size_t qb = t < QB ? t : QB;
+    size_t b[HEAD_PARTS] = {qb * t * 2, qb * t * 4, qb * t, qb * hd * 4, kb, vb};
     for (int i = 0; i < SHARED_PARTS; i++) shared[i] = align64(a[i]);
     for (int i = 0; i < HEAD_PARTS; i++) head[i] = align64(b[i]);
     return 1;
@@ -86,8 +95,8 @@ static head_bufs carve_head(const vitq_i_intvit *p, const bufs *b, int worker) {
     layout(p, 1, shared, head);
     uint8_t *base = b->heads + (size_t)worker * b->head_bytes;
     head_bufs h;
-    void **parts[HEAD_PARTS] = {(void **)&h.scores, (void **)&h.s16, (void **)&h.probs, (void **)&h.pb,
-                                (void **)&h.pv, &h.kpack, &h.vpack};
+    void **parts[HEAD_PARTS] = {(void **)&h.s16, (void **)&h.probs, (void **)&h.pb, (void **)&h.pv, &h.kpack,
+                                &h.vpack};
     for (int i = 0; i < HEAD_PARTS; i++) {
         *parts[i] = base + o;
         o += head[i];
@@ -103,6 +112,118 @@ static vitq_status requant(const vitq_i_iv_requant *r, const int32_t *x, size_t 
 static vitq_status linear(const vitq_i_iv_linear *l, const uint8_t *a, size_t lda, size_t rows, int32_t *c, size_t ldc,
                           int nthreads) {
     return vitq_i_qgemm_i32(a, lda, rows, l->a_zero, l->w, l->bias, c, ldc, nthreads);
+}
+
+/* ---- GEMMs whose int32 tiles go straight to the next step ---- */
+
+/* A GEMM's output columns [begin, end) requantized by r into `out` (its column 0 = column begin; row
+ * stride ldo elements of r's type). */
+typedef struct rq_seg {
+    size_t begin, end;
+    const vitq_i_iv_requant *r;
+    void *out;
+    size_t ldo;
+} rq_seg;
+
+typedef struct rq_sink {
+    rq_seg seg[3];
+    int count;
+} rq_sink;
+
+static size_t type_bytes(vitq_i_requant_type t) { return t == VITQ_I_RQ_INT16 ? 2 : 1; }
+
+static void requant_sink(void *ctx, size_t r0, size_t nrows, size_t c0, size_t ncols, const int32_t *x, size_t ldx) {
+    const rq_sink *k = ctx;
+    for (int i = 0; i < k->count; i++) {
+        const rq_seg *s = &k->seg[i];
+        size_t lo = c0 > s->begin ? c0 : s->begin, hi = c0 + ncols < s->end ? c0 + ncols : s->end;
+        if (lo >= hi) continue;
+        const vitq_i_iv_requant *r = s->r;
+        size_t n = hi - lo, at = lo - s->begin;
+        uint8_t *out = (uint8_t *)s->out + (r0 * s->ldo + at) * type_bytes(r->g.type);
+        if (r->nm == 1) vitq_i_requant_block(x + (lo - c0), ldx, nrows, n, r->m, 1, &r->g, out, s->ldo);
+        else vitq_i_requant_block(x + (lo - c0), ldx, nrows, n, r->m + at, n, &r->g, out, s->ldo);
+    }
+}
+
+/* The linear layer l on `rows` rows of a, its output requantized by the segments of k (checked here,
+ * once for the whole GEMM). */
+static vitq_status linear_requant(const vitq_i_iv_linear *l, const uint8_t *a, size_t lda, size_t rows, rq_sink *k,
+                                  int nthreads) {
+    for (int i = 0; i < k->count; i++) {
+        const rq_seg *s = &k->seg[i];
+        vitq_status st = vitq_i_requant_check(s->r->m, s->r->nm, s->end - s->begin, &s->r->g);
+        if (st) return st;
+    }
+    return vitq_i_qgemm_i32_sink(a, lda, rows, l->a_zero, l->w, l->bias, requant_sink, k, nthreads);
+}
+
+/* A GEMM's output added into residual rows: GEMM row r is residual row (r / count) * per + skip + r % count
+ * (the patch embedding's rows skip the prefix tokens of every image; per = count, skip = 0 otherwise). */
+typedef struct res_sink {
+    const vitq_i_dyadic *m; /* [dim] */
+    int32_t *res;
+    size_t ld, count, per, skip;
+} res_sink;
+
+static void residual_sink(void *ctx, size_t r0, size_t nrows, size_t c0, size_t ncols, const int32_t *x, size_t ldx) {
+    const res_sink *k = ctx;
+    for (size_t i = 0; i < nrows;) { /* runs of rows that are consecutive in the stream */
+        size_t r = r0 + i, in_image = k->count - r % k->count, run = nrows - i < in_image ? nrows - i : in_image;
+        int32_t *res = k->res + (r / k->count * k->per + k->skip + r % k->count) * k->ld + c0;
+        vitq_i_residual_add_i32_block(res, k->ld, x + i * ldx, ldx, run, ncols, k->m + c0, ncols, INT32_MIN, INT32_MAX);
+        i += run;
+    }
+}
+
+static vitq_status linear_residual(const vitq_i_iv_linear *l, const uint8_t *a, size_t lda, size_t rows, res_sink *k,
+                                   int nthreads) {
+    vitq_status st = vitq_i_residual_check(k->m, k->ld, k->ld);
+    if (!st) st = vitq_i_qgemm_i32_sink(a, lda, rows, l->a_zero, l->w, l->bias, residual_sink, k, nthreads);
+    return st;
+}
+
+/* fc1's tiles through an elementwise GELU (I-BERT's: no row statistic) into fc2's bytes: the GELU's int16
+ * inputs and int32 outputs never leave L1. */
+typedef struct gelu_sink {
+    const vitq_i_iv_block *blk;
+    uint8_t *out;
+    size_t ld;
+    int failed;
+} gelu_sink;
+
+static void gelu_sink_fn(void *ctx, size_t r0, size_t nrows, size_t c0, size_t ncols, const int32_t *x, size_t ldx) {
+    gelu_sink *k = ctx;
+    const vitq_i_iv_requant *in = &k->blk->to_gelu, *out = &k->blk->to_fc2;
+    int16_t x16[VITQ_I_QGEMM_MR_MAX * VITQ_I_QGEMM_NR];
+    int32_t y32[VITQ_I_QGEMM_MR_MAX * VITQ_I_QGEMM_NR];
+    size_t n = nrows * ncols;
+    vitq_i_requant_block(x, ldx, nrows, ncols, in->nm == 1 ? in->m : in->m + c0, in->nm == 1 ? 1 : ncols, &in->g, x16,
+                         ncols);
+    vitq_status st = vitq_i_ibert_gelu(&k->blk->gelu.p.ibert_gelu, x16, 1, (int64_t)n, y32);
+    if (st) {
+        VITQ_I_STORE_INT(&k->failed, (int)st);
+        return;
+    }
+    vitq_i_requant_block(y32, ncols, nrows, ncols, out->nm == 1 ? out->m : out->m + c0, out->nm == 1 ? 1 : ncols,
+                         &out->g, k->out + r0 * k->ld + c0, k->ld);
+}
+
+/* fc1 -> I-BERT GELU -> fc2's bytes in one pass (`rows` rows). */
+static vitq_status fc1_gelu(const vitq_i_intvit *p, const vitq_i_iv_block *blk, const uint8_t *a, size_t rows,
+                            uint8_t *out, int nthreads) {
+    size_t d = (size_t)p->dim, hid = (size_t)p->hidden;
+    vitq_status st = vitq_i_requant_check(blk->to_gelu.m, blk->to_gelu.nm, hid, &blk->to_gelu.g);
+    if (!st) st = vitq_i_requant_check(blk->to_fc2.m, blk->to_fc2.nm, hid, &blk->to_fc2.g);
+    if (!st) st = vitq_i_ibert_gelu_check(&blk->gelu.p.ibert_gelu);
+    if (!st && blk->to_gelu.g.type != VITQ_I_RQ_INT16)
+        st = vitq_i_fail(VITQ_ERR_BAD_STATE, "integer-only model: the GELU's input grid is not int16");
+    gelu_sink k = {blk, out, hid, 0};
+    if (!st)
+        st = vitq_i_qgemm_i32_sink(a, d, rows, blk->fc1.a_zero, blk->fc1.w, blk->fc1.bias, gelu_sink_fn, &k, nthreads);
+    int failed = VITQ_I_LOAD_INT(&k.failed);
+    if (!st && failed) st = vitq_i_fail((vitq_status)failed, "integer-only model: the GELU refused its inputs");
+    return st;
 }
 
 /* A LayerNorm, LayerNorm-PTF, softmax or GELU kernel on rows of n int16 values. */
@@ -135,38 +256,25 @@ static vitq_status norm(const vitq_i_intvit *p, const vitq_i_iv_norm *nm, const 
  * as independent tasks (the same results for any thread count). */
 #define ROW_CHUNK 32
 
-enum { STAGE_NORM, STAGE_GELU, STAGE_QKV, STAGE_RESIDUAL };
+enum { STAGE_NORM, STAGE_GELU };
 
 typedef struct rows_job {
     const vitq_i_intvit *p;
     int stage;
-    const vitq_i_iv_block *blk;  /* GELU, QKV */
+    const vitq_i_iv_block *blk;  /* GELU */
     const vitq_i_iv_norm *nm;    /* NORM */
-    const vitq_i_dyadic *res_m;  /* RESIDUAL: b->acc [rows][dim] into b->res, per column */
     const bufs *b;
     size_t rows;
     int failed;
 } rows_job;
 
-/* fc1's int32 -> GELU -> fc2's bytes, for `rows` rows at row r0. */
+/* The GELU's int16 inputs (fc1's requantized output) -> fc2's bytes, for `rows` rows at row r0. */
 static vitq_status gelu_rows(const vitq_i_intvit *p, const vitq_i_iv_block *blk, const bufs *b, size_t r0, size_t rows) {
     size_t hid = (size_t)p->hidden;
     int16_t *x16 = b->x16 + r0 * hid;
     int32_t *y32 = b->y32 + r0 * hid;
-    vitq_status st = requant(&blk->to_gelu, b->acc + r0 * hid, hid, rows, hid, x16, hid);
-    if (!st) st = run_op(&blk->gelu, x16, rows, hid, y32);
+    vitq_status st = run_op(&blk->gelu, x16, rows, hid, y32);
     if (!st) st = requant(&blk->to_fc2, y32, hid, rows, hid, b->bytes + r0 * hid, hid);
-    return st;
-}
-
-/* qkv's int32 -> the Q, K and V bytes of `rows` rows at r0. */
-static vitq_status qkv_rows(const vitq_i_intvit *p, const vitq_i_iv_block *blk, const bufs *b, size_t r0, size_t rows) {
-    size_t d = (size_t)p->dim, ld = 3 * d;
-    const int32_t *acc = b->acc + r0 * ld;
-    uint8_t *out = b->qkv + r0 * ld;
-    vitq_status st = requant(&blk->to_q, acc, ld, rows, d, out, ld);
-    if (!st) st = requant(&blk->to_k, acc + d, ld, rows, d, out + d, ld);
-    if (!st) st = requant(&blk->to_v, acc + 2 * d, ld, rows, d, out + 2 * d, ld);
     return st;
 }
 
@@ -179,11 +287,6 @@ static void rows_task(void *ctx, int64_t item, int worker) {
     vitq_status st;
     switch (j->stage) {
     case STAGE_GELU: st = gelu_rows(j->p, j->blk, b, r0, count); break;
-    case STAGE_QKV: st = qkv_rows(j->p, j->blk, b, r0, count); break;
-    case STAGE_RESIDUAL:
-        st = vitq_i_residual_add_i32(b->res + r0 * d, d, b->acc + r0 * d, d, count, d, j->res_m, d, INT32_MIN,
-                                     INT32_MAX);
-        break;
     default:
         st = norm(j->p, j->nm, b->res + r0 * d, d, count, b->x16 + r0 * wide, b->y32 + r0 * wide, b->bytes + r0 * d, d);
     }
@@ -206,10 +309,10 @@ static int32_t round_shr32(int64_t a, int s) {
 /* FQ-ViT's P.V by shifts on V codes of any zero point: out[r][d] = sum over the tokens j whose code is
  * not the zero code of round_shr((v[j][d] - zero) 2^frac, code[r][j]) (kernels/intnl.h's rule, with
  * int16 values so that asymmetric V grids fit). */
-static void lis_pv(const uint8_t *codes, size_t t, int32_t bits, const uint8_t *v, size_t ldv, int32_t v_zero,
-                   int32_t v_offset, size_t hd, int32_t frac, int32_t *out) {
+static void lis_pv(const uint8_t *codes, size_t rows, size_t t, int32_t bits, const uint8_t *v, size_t ldv,
+                   int32_t v_zero, int32_t v_offset, size_t hd, int32_t frac, int32_t *out) {
     int32_t zero_code = (1 << bits) - 1;
-    for (size_t r = 0; r < t; r++) {
+    for (size_t r = 0; r < rows; r++) {
         int32_t *o = out + r * hd;
         for (size_t k = 0; k < hd; k++) o[k] = 0;
         for (size_t j = 0; j < t; j++) {
@@ -224,28 +327,42 @@ static void lis_pv(const uint8_t *codes, size_t t, int32_t bits, const uint8_t *
     }
 }
 
-/* One (image, head) of the attention: Q.K^T, the softmax, P.V into proj's input bytes. */
+/* One (image, head) of the attention: Q.K^T, the softmax, P.V into proj's input bytes, QB query rows at
+ * a time (every row's result depends on that row only). The GEMMs requantize their tiles on the way
+ * out: the scores into the softmax's int16 inputs, P.V into proj's bytes. */
 static vitq_status head(const vitq_i_intvit *p, const vitq_i_iv_block *blk, const bufs *b, size_t s, size_t h,
                         const head_bufs *w) {
     size_t t = (size_t)p->tokens, d = (size_t)p->dim, hd = d / (size_t)p->heads, ld = 3 * d;
     const uint8_t *base = b->qkv + s * t * ld + h * hd;
+    uint8_t *out = b->bytes + s * t * d + h * hd;
+    int lis = blk->softmax.kind == VITQ_I_IV_SM_LIS;
     vitq_i_qpacked kp, vp;
-    vitq_status st = vitq_i_qgemm_pack_bytes(base + d, ld, 1, t, hd, blk->k_grid, w->kpack, &kp);
-    if (!st) st = vitq_i_qgemm_i32(base, ld, t, blk->q_zero, &kp, NULL, w->scores, t, 1);
-    vitq_i_requant_grid g16 = {VITQ_I_RQ_INT16, 0, -32767, 32767};
-    if (!st) st = vitq_i_requant_rows(w->scores, t, t, t, &blk->to_scores, 1, &g16, w->s16, t);
-    if (!st && blk->softmax.kind == VITQ_I_IV_SM_LIS) {
-        st = run_op(&blk->softmax, w->s16, t, t, w->pb);
-        int32_t v_offset = blk->v_grid->qmin < 0 ? 128 : 0;
-        if (!st)
-            lis_pv(w->pb, t, blk->softmax.p.lis.bits, base + 2 * d, ld, blk->v_zero, v_offset, hd, blk->lis_frac, w->pv);
-    } else if (!st) {
-        st = run_op(&blk->softmax, w->s16, t, t, w->probs);
-        if (!st) st = requant(&blk->to_p, w->probs, t, t, t, w->pb, t);
-        if (!st) st = vitq_i_qgemm_pack_bytes(base + 2 * d, 1, ld, hd, t, blk->v_grid, w->vpack, &vp);
-        if (!st) st = vitq_i_qgemm_i32(w->pb, t, t, blk->p_zero, &vp, NULL, w->pv, hd, 1);
+    vitq_i_iv_requant to_s16 = {(vitq_i_dyadic *)&blk->to_scores, 1, {VITQ_I_RQ_INT16, 0, -32767, 32767}};
+    vitq_status st = vitq_i_requant_check(to_s16.m, 1, t, &to_s16.g);
+    if (!st) st = vitq_i_requant_check(blk->to_proj.m, blk->to_proj.nm, hd, &blk->to_proj.g);
+    if (!st) st = vitq_i_qgemm_pack_bytes(base + d, ld, 1, t, hd, blk->k_grid, w->kpack, &kp);
+    if (!st && !lis) st = vitq_i_qgemm_pack_bytes(base + 2 * d, 1, ld, hd, t, blk->v_grid, w->vpack, &vp);
+    int forced = VITQ_I_LOAD_INT(&forced_query_rows);
+    size_t qb = forced ? (size_t)forced : QB;
+    for (size_t q0 = 0; !st && q0 < t; q0 += qb) {
+        size_t nq = t - q0 < qb ? t - q0 : qb;
+        rq_sink scores = {{{0, t, &to_s16, w->s16, t}}, 1};
+        st = vitq_i_qgemm_i32_sink(base + q0 * ld, ld, nq, blk->q_zero, &kp, NULL, requant_sink, &scores, 1);
+        if (!st && lis) {
+            st = run_op(&blk->softmax, w->s16, nq, t, w->pb);
+            int32_t v_offset = blk->v_grid->qmin < 0 ? 128 : 0;
+            if (!st) {
+                lis_pv(w->pb, nq, t, blk->softmax.p.lis.bits, base + 2 * d, ld, blk->v_zero, v_offset, hd,
+                       blk->lis_frac, w->pv);
+                st = requant(&blk->to_proj, w->pv, hd, nq, hd, out + q0 * d, d);
+            }
+        } else if (!st) {
+            st = run_op(&blk->softmax, w->s16, nq, t, w->probs);
+            if (!st) st = requant(&blk->to_p, w->probs, t, nq, t, w->pb, t);
+            rq_sink pv = {{{0, hd, &blk->to_proj, out + q0 * d, d}}, 1};
+            if (!st) st = vitq_i_qgemm_i32_sink(w->pb, t, nq, blk->p_zero, &vp, NULL, requant_sink, &pv, 1);
+        }
     }
-    if (!st) st = requant(&blk->to_proj, w->pv, hd, t, hd, b->bytes + s * t * d + h * hd, d);
     return st;
 }
 
@@ -274,22 +391,30 @@ static vitq_status attention(const vitq_i_intvit *p, const vitq_i_iv_block *blk,
 
 static vitq_status block(const vitq_i_intvit *p, const vitq_i_iv_block *blk, size_t n, const bufs *b, int nt) {
     size_t rows = n * (size_t)p->tokens, d = (size_t)p->dim, hid = (size_t)p->hidden;
-    rows_job norm1 = {p, STAGE_NORM, NULL, &blk->norm1, NULL, b, rows, 0};
-    rows_job norm2 = {p, STAGE_NORM, NULL, &blk->norm2, NULL, b, rows, 0};
-    rows_job qkv = {p, STAGE_QKV, blk, NULL, NULL, b, rows, 0}, gelu = {p, STAGE_GELU, blk, NULL, NULL, b, rows, 0};
-    rows_job proj_res = {p, STAGE_RESIDUAL, NULL, NULL, blk->proj_res, b, rows, 0};
-    rows_job fc2_res = {p, STAGE_RESIDUAL, NULL, NULL, blk->fc2_res, b, rows, 0};
+    rows_job norm1 = {p, STAGE_NORM, NULL, &blk->norm1, b, rows, 0};
+    rows_job norm2 = {p, STAGE_NORM, NULL, &blk->norm2, b, rows, 0};
+    rows_job gelu = {p, STAGE_GELU, blk, NULL, b, rows, 0};
+    rq_sink qkv = {{{0, d, &blk->to_q, b->qkv, 3 * d},
+                    {d, 2 * d, &blk->to_k, b->qkv + d, 3 * d},
+                    {2 * d, 3 * d, &blk->to_v, b->qkv + 2 * d, 3 * d}},
+                   3};
+    rq_sink fc1 = {{{0, hid, &blk->to_gelu, b->x16, hid}}, 1};
+    res_sink proj_res = {blk->proj_res, b->res, d, rows, rows, 0}, fc2_res = {blk->fc2_res, b->res, d, rows, rows, 0};
     vitq_status st = run_rows(&norm1, nt, "LayerNorm");
-    if (!st) st = linear(&blk->qkv, b->bytes, d, rows, b->acc, 3 * d, nt);
-    if (!st) st = run_rows(&qkv, nt, "requantization of Q, K, V");
+    if (!st) st = linear_requant(&blk->qkv, b->bytes, d, rows, &qkv, nt);
     if (!st) st = attention(p, blk, n, b, nt);
-    if (!st) st = linear(&blk->proj, b->bytes, d, rows, b->acc, d, nt);
-    if (!st) st = run_rows(&proj_res, nt, "residual add");
+    if (!st) st = linear_residual(&blk->proj, b->bytes, d, rows, &proj_res, nt);
     if (!st) st = run_rows(&norm2, nt, "LayerNorm");
-    if (!st) st = linear(&blk->fc1, b->bytes, d, rows, b->acc, hid, nt);
-    if (!st) st = run_rows(&gelu, nt, "GELU");
-    if (!st) st = linear(&blk->fc2, b->bytes, hid, rows, b->acc, d, nt);
-    if (!st) st = run_rows(&fc2_res, nt, "residual add");
+    /* fc2's input bytes: beside fc1's input when fc1's tiles write them (x16's space, unused then) */
+    uint8_t *fc2_in = b->bytes;
+    if (!st && blk->gelu.kind == VITQ_I_IV_GELU_IBERT) {
+        fc2_in = (uint8_t *)b->x16;
+        st = fc1_gelu(p, blk, b->bytes, rows, fc2_in, nt);
+    } else if (!st) {
+        st = linear_requant(&blk->fc1, b->bytes, d, rows, &fc1, nt);
+        if (!st) st = run_rows(&gelu, nt, "GELU");
+    }
+    if (!st) st = linear_residual(&blk->fc2, fc2_in, hid, rows, &fc2_res, nt);
     return st;
 }
 
@@ -307,10 +432,9 @@ static vitq_status embed(const vitq_i_intvit *p, const uint8_t *pixels, size_t n
                     const uint8_t *src = pixels + ((i * (size_t)p->channels + (size_t)c) * s + gy * ps) * s + gx * ps;
                     for (size_t ky = 0; ky < ps; ky++) memcpy(dst + ky * ps, src + ky * s, ps);
                 }
-        st = vitq_i_qgemm_i32(b->pixels, pp, n * count, 0, &p->patch_w[c], NULL, b->acc, d, nt);
-        for (size_t i = 0; !st && i < n; i++)
-            st = vitq_i_residual_add_i32(b->res + (i * t + pre) * d, d, b->acc + i * count * d, d, count, d,
-                                         p->patch_res[c], d, INT32_MIN, INT32_MAX);
+        res_sink add = {p->patch_res[c], b->res, d, count, t, pre};
+        vitq_i_iv_linear patch = {&p->patch_w[c], 0, NULL};
+        st = linear_residual(&patch, b->pixels, pp, n * count, &add, nt);
     }
     return st;
 }
@@ -331,7 +455,7 @@ vitq_status vitq_i_intvit_run(const vitq_i_intvit *p, const uint8_t *pixels, siz
         if (!head->w) break;
         int32_t *rows = b.acc; /* [n][d] gathered residual rows */
         for (size_t i = 0; i < n; i++) memcpy(rows + i * d, b.res + (i * t + (size_t)tok) * d, d * sizeof(int32_t));
-        st = norm(p, &p->norm, rows, d, n, b.x16, b.y32, b.bytes, d);
+        st = norm(p, tok == 0 ? &p->norm : &p->norm_dist, rows, d, n, b.x16, b.y32, b.bytes, d);
         if (!st) st = linear(head, b.bytes, d, n, tok == 0 ? logits : logits_dist, k, nthreads);
     }
     return st;

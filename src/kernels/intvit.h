@@ -97,7 +97,8 @@ typedef struct vitq_i_intvit {
     int32_t *embed_const;                        /* [tokens][dim]: class / distillation tokens and position
                                                   * embeddings, the bias and the mean term, at S_res */
     vitq_i_iv_block *blocks;                     /* [depth] */
-    vitq_i_iv_norm norm;                         /* the final norm (prefix tokens) -> the heads' bytes */
+    vitq_i_iv_norm norm;                         /* the final norm (class token) -> the head's bytes */
+    vitq_i_iv_norm norm_dist;                    /* the same norm (distillation token) -> head_dist's bytes */
     vitq_i_iv_linear head, head_dist;            /* head_dist.w NULL: one head */
 } vitq_i_intvit;
 
@@ -112,5 +113,10 @@ size_t vitq_i_intvit_scratch_bytes(const vitq_i_intvit *p, size_t n, int nthread
  * is computed by one task in a fixed order, so the logits do not depend on the thread count. */
 vitq_status vitq_i_intvit_run(const vitq_i_intvit *p, const uint8_t *pixels, size_t n, int32_t *logits,
                               int32_t *logits_dist, void *scratch, int nthreads);
+
+/* Query rows per step of an attention head: `rows` in [1, 64] instead of the default (64), anything else
+ * the default. The logits do not depend on it (every row's result depends on that row only); tests use
+ * it to take the several-steps path on small models. Not thread-safe against running models. */
+void vitq_i_intvit_force_query_rows(int rows);
 
 #endif

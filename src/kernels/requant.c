@@ -75,16 +75,16 @@ static void store_codes(vitq_i_requant_type type, const int32_t *codes, size_t n
     }
 }
 
-vitq_status vitq_i_requant_rows(const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m,
-                                size_t nm, const vitq_i_requant_grid *g, void *out, size_t ldo) {
-    const char *what = "requant rows";
+/* The grid's checks; *offset the UINT8 offset it implies (else 0). */
+static vitq_status check_grid(const char *what, const vitq_i_requant_grid *g, int32_t *offset) {
     if (!g) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: NULL grid", what);
-    int32_t type_lo, type_hi, offset = 0;
+    int32_t type_lo, type_hi;
+    *offset = 0;
     switch (g->type) {
     case VITQ_I_RQ_INT8: type_lo = -128, type_hi = 127; break;
     case VITQ_I_RQ_UINT8:
-        offset = g->qmin < 0 ? 128 : 0;
-        type_lo = -offset, type_hi = 255 - offset;
+        *offset = g->qmin < 0 ? 128 : 0;
+        type_lo = -*offset, type_hi = 255 - *offset;
         break;
     case VITQ_I_RQ_INT16: type_lo = -32768, type_hi = 32767; break;
     default: return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: output type %d", what, (int)g->type);
@@ -93,12 +93,31 @@ vitq_status vitq_i_requant_rows(const int32_t *x, size_t ldx, size_t rows, size_
     if (st) return st;
     if (g->zero < -65536 || g->zero > 65536)
         return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: zero point %d outside [-65536, 65536]", what, (int)g->zero);
-    st = check_rows(what, x, ldx, out, ldo, rows, cols, m, nm);
-    if (st) return st;
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_requant_check(const vitq_i_dyadic *m, size_t nm, size_t cols, const vitq_i_requant_grid *g) {
+    int32_t offset;
+    vitq_status st = check_grid("requant rows", g, &offset);
+    if (st || cols == 0) return st;
+    /* the pointers and strides of a one-row block at the multipliers' own address: only m is checked */
+    return check_rows("requant rows", m, cols, m, cols, 1, cols, m, nm);
+}
+
+void vitq_i_requant_block(const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m, size_t nm,
+                          const vitq_i_requant_grid *g, void *out, size_t ldo) {
+    if (rows == 0 || cols == 0) return;
+    int32_t offset = g->type == VITQ_I_RQ_UINT8 && g->qmin < 0 ? 128 : 0;
+#ifdef VITQ_I_REQUANT_AVX512
+    if (vitq_i_features_active() & VITQ_I_CPU_AVX512) {
+        vitq_i_requant_rows_avx512(x, ldx, rows, cols, m, nm, g, offset, out, ldo);
+        return;
+    }
+#endif
 #ifdef VITQ_I_REQUANT_AVX2
-    if (rows && cols && (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA)) {
+    if (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA) {
         vitq_i_requant_rows_avx2(x, ldx, rows, cols, m, nm, g, offset, out, ldo);
-        return VITQ_OK;
+        return;
     }
 #endif
     int32_t codes[CHUNK];
@@ -122,6 +141,17 @@ vitq_status vitq_i_requant_rows(const int32_t *x, size_t ldx, size_t rows, size_
             }
             store_codes(g->type, codes, n, out, r * ldo + c0);
         }
+}
+
+vitq_status vitq_i_requant_rows(const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m,
+                                size_t nm, const vitq_i_requant_grid *g, void *out, size_t ldo) {
+    const char *what = "requant rows";
+    int32_t offset;
+    vitq_status st = check_grid(what, g, &offset);
+    if (st) return st;
+    st = check_rows(what, x, ldx, out, ldo, rows, cols, m, nm);
+    if (st) return st;
+    vitq_i_requant_block(x, ldx, rows, cols, m, nm, g, out, ldo);
     return VITQ_OK;
 }
 
@@ -140,20 +170,37 @@ static void portable_residual_add(int32_t *r32, int16_t *r16, size_t ldr, const 
     }
 }
 
+vitq_status vitq_i_residual_check(const vitq_i_dyadic *m, size_t nm, size_t cols) {
+    if (cols == 0) return VITQ_OK;
+    return check_rows("residual add i32", m, cols, m, cols, 1, cols, m, nm);
+}
+
+void vitq_i_residual_add_i32_block(int32_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                                   const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi) {
+    if (rows == 0 || cols == 0) return;
+#ifdef VITQ_I_REQUANT_AVX512
+    if (vitq_i_features_active() & VITQ_I_CPU_AVX512) {
+        vitq_i_residual_add_i32_avx512(res, ldr, x, ldx, rows, cols, m, nm, lo, hi);
+        return;
+    }
+#endif
+#ifdef VITQ_I_REQUANT_AVX2
+    if (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA) {
+        vitq_i_residual_add_i32_avx2(res, ldr, x, ldx, rows, cols, m, nm, lo, hi);
+        return;
+    }
+#endif
+    portable_residual_add(res, NULL, ldr, x, ldx, rows, cols, m, nm, lo, hi);
+}
+
 vitq_status vitq_i_residual_add_i32(int32_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
                                     const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi) {
     const char *what = "residual add i32";
     vitq_status st = check_range(what, "lo", "hi", lo, hi, INT32_MIN, INT32_MAX);
     if (st) return st;
     st = check_rows(what, x, ldx, res, ldr, rows, cols, m, nm);
-    if (st || rows == 0 || cols == 0) return st;
-#ifdef VITQ_I_REQUANT_AVX2
-    if (vitq_i_features_active() & VITQ_I_CPU_AVX2_FMA) {
-        vitq_i_residual_add_i32_avx2(res, ldr, x, ldx, rows, cols, m, nm, lo, hi);
-        return VITQ_OK;
-    }
-#endif
-    portable_residual_add(res, NULL, ldr, x, ldx, rows, cols, m, nm, lo, hi);
+    if (st) return st;
+    vitq_i_residual_add_i32_block(res, ldr, x, ldx, rows, cols, m, nm, lo, hi);
     return VITQ_OK;
 }
 

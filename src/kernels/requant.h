@@ -59,6 +59,16 @@ typedef struct vitq_i_requant_grid {
 vitq_status vitq_i_requant_rows(const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m,
                                 size_t nm, const vitq_i_requant_grid *g, void *out, size_t ldo);
 
+/* The checks of vitq_i_requant_rows that do not depend on the matrices: the grid and the multipliers
+ * (nm = 1 or cols). After VITQ_OK, vitq_i_requant_block with them (m + c0 and nm = the block's columns for
+ * per-column multipliers, on a block of columns [c0, c0 + n) of the checked ones) needs no checks: the
+ * integer-only runtime requantizes every GEMM tile in its epilogue and checks once per GEMM. */
+vitq_status vitq_i_requant_check(const vitq_i_dyadic *m, size_t nm, size_t cols, const vitq_i_requant_grid *g);
+/* vitq_i_requant_rows without its checks (valid pointers and strides, arguments that passed
+ * vitq_i_requant_check): the same codes. */
+void vitq_i_requant_block(const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m, size_t nm,
+                          const vitq_i_requant_grid *g, void *out, size_t ldo);
+
 /* Integer residual add: res[r][c] = clamp(res[r][c] + round(x[r][c] * mult / 2^shift), lo, hi), for a
  * branch's int32 output x (at its own scale, per column for a GEMM's output) added into the residual
  * stream kept as integer codes at the stream's scale (the factor is S_x / S_res). `m`, nm as for
@@ -69,6 +79,12 @@ vitq_status vitq_i_residual_add_i32(int32_t *res, size_t ldr, const int32_t *x, 
                                     const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
 vitq_status vitq_i_residual_add_i16(int16_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
                                     const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
+
+/* The multiplier checks of vitq_i_residual_add_i32, and the add without its checks (arguments that passed
+ * them, any lo <= hi), as vitq_i_requant_check / vitq_i_requant_block. */
+vitq_status vitq_i_residual_check(const vitq_i_dyadic *m, size_t nm, size_t cols);
+void vitq_i_residual_add_i32_block(int32_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                                   const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
 
 /* ---- the AVX2 paths of vitq_i_requant_rows and the residual adds (requant_avx2.c) ----
  * requant.c must build without vector registers, so the vector code lives in its own file; requant.c
@@ -88,6 +104,13 @@ void vitq_i_residual_add_i32_avx2(int32_t *res, size_t ldr, const int32_t *x, si
                                   const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
 void vitq_i_residual_add_i16_avx2(int16_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
                                   const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
+/* The AVX-512 paths (requant_avx512.c), taken before the AVX2 ones when vitq_i_features_active() has
+ * AVX-512: the same bits for every argument the public functions accept. */
+#define VITQ_I_REQUANT_AVX512 1
+void vitq_i_requant_rows_avx512(const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m,
+                                size_t nm, const vitq_i_requant_grid *g, int32_t offset, void *out, size_t ldo);
+void vitq_i_residual_add_i32_avx512(int32_t *res, size_t ldr, const int32_t *x, size_t ldx, size_t rows, size_t cols,
+                                    const vitq_i_dyadic *m, size_t nm, int32_t lo, int32_t hi);
 #endif
 
 #endif

@@ -4,9 +4,15 @@
  *   the magnitude, then the sign back: half away from zero (x = 0 gives 0, as it should).
  * - 64-bit products |x| mult < 2^62: vpmuludq on the even and the odd lanes, the rounding half
  *   2^(shift-1) (0 for shift 0) and the per-lane shift with vpsrlvq: all non-negative.
- * - Requantization and the int16 residual add cap the magnitude at 2^20 before narrowing to 32 bits:
- *   |zero| <= 2^16, |res| <= 2^15 and the result range lies within [-32768, 32767] (the checks), so any
- *   magnitude >= 2^20 clamps to the same end either way and the cap changes no result.
+ * - The int16 residual add caps the magnitude at 2^20 before narrowing to 32 bits: |res| <= 2^15 and the
+ *   result range lies within [-32768, 32767] (the checks), so any magnitude >= 2^20 clamps to the same
+ *   end either way and the cap changes no result.
+ * - Requantization caps |x| instead, before the multiply (one unsigned min): at cap = 2^clamp(shift - 9,
+ *   0, 31) the rounded magnitude is already >= 2^21 (mult >= 2^30), so every |x| >= cap gives a code
+ *   clamped to the same end (|zero| <= 2^16, [qmin, qmax] within int16), and the magnitudes stay below
+ *   2^31 (<= 2^22 + 1 for shift >= 9; for shift < 9 |x| <= 1 and the magnitude is below 2^31): they fit
+ *   the 32-bit lanes without the 64-bit compare and blend. The clamp to [qmin - zero, qmax - zero]
+ *   comes before adding the zero point (plus the UINT8 offset), so nothing overflows.
  * - The int32 residual add keeps 64 bits to the end: res + round(...) is clamped to [lo, hi] as a 64-bit
  *   value (any int32 lo <= hi), then narrowed.
  * Per-column multipliers are unpacked into vectors once per block of columns and reused by every row;
@@ -31,7 +37,15 @@ _Static_assert(sizeof(vitq_i_dyadic) == 8, "vitq_i_dyadic is two packed int32s")
  * rounding halves 2^(shift-1) (0 for shift 0). */
 typedef struct lanes8 {
     __m256i mul_e, mul_o, sh_e, sh_o, half_e, half_o;
+    __m256i cap; /* the |x| cap of requantization, per 32-bit lane in column order (header comment) */
 } lanes8;
+
+/* 2^clamp(shift - 9, 0, 31) of 8 shifts (32-bit lanes). */
+INLINE __m256i caps(__m256i sh) {
+    __m256i e = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(sh, _mm256_set1_epi32(9)), _mm256_setzero_si256()),
+                                 _mm256_set1_epi32(31));
+    return _mm256_sllv_epi32(_mm256_set1_epi32(1), e);
+}
 
 /* The halves (1 << shift) >> 1 of 64-bit shift counts: 0 for shift 0. */
 INLINE __m256i halves(__m256i sh) { return _mm256_srli_epi64(_mm256_sllv_epi64(_mm256_set1_epi64x(1), sh), 1); }
@@ -42,6 +56,7 @@ INLINE lanes8 lanes_one(vitq_i_dyadic d) {
     l.mul_e = l.mul_o = _mm256_set1_epi64x(d.mult);
     l.sh_e = l.sh_o = _mm256_set1_epi64x(d.shift);
     l.half_e = l.half_o = halves(l.sh_e);
+    l.cap = caps(_mm256_set1_epi32(d.shift));
     return l;
 }
 
@@ -61,6 +76,10 @@ INLINE lanes8 lanes_cols(const vitq_i_dyadic *m) {
     l.sh_o = _mm256_srli_epi64(od, 32);
     l.half_e = halves(l.sh_e);
     l.half_o = halves(l.sh_o);
+    /* the shifts (odd dwords) of a and of b in column order */
+    const __m256i odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    l.cap = caps(_mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(a, odd), _mm256_permutevar8x32_epi32(b, odd),
+                                           0x20));
     return l;
 }
 
@@ -92,10 +111,13 @@ INLINE __m256i rounded_capped(__m256i x, const lanes8 *l) {
     return _mm256_sign_epi32(mag, x);
 }
 
-/* Requantized codes (offset added) of 8 inputs. */
-INLINE __m256i codes8(__m256i x, const lanes8 *l, __m256i zero, __m256i lo, __m256i hi, __m256i off) {
-    __m256i v = _mm256_add_epi32(rounded_capped(x, l), zero);
-    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), off);
+/* Requantized codes (offset added) of 8 inputs: lo = qmin - zero, hi = qmax - zero, zoff = zero + offset
+ * (header comment). */
+INLINE __m256i codes8(__m256i x, const lanes8 *l, __m256i lo, __m256i hi, __m256i zoff) {
+    __m256i qe, qo;
+    magnitudes(_mm256_min_epu32(_mm256_abs_epi32(x), l->cap), l, &qe, &qo);
+    __m256i v = _mm256_sign_epi32(_mm256_blend_epi32(qe, _mm256_slli_epi64(qo, 32), 0xAA), x);
+    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), zoff);
 }
 
 enum { OUT_I8 = VITQ_I_RQ_INT8, OUT_U8 = VITQ_I_RQ_UINT8, OUT_I16 = VITQ_I_RQ_INT16, OUT_I32 = 3 };
@@ -116,32 +138,32 @@ static size_t type_size(int type) { return type == OUT_I32 ? 4 : type == OUT_I16
 
 /* One row segment of n columns: codes of x[0..n) into out at element `at`. l: one lanes8 per group of 8
  * (percol) or the single one. */
-INLINE void requant_segment(int type, int percol, const int32_t *x, size_t n, const lanes8 *l, __m256i zero,
-                            __m256i lo, __m256i hi, __m256i off, void *out, size_t at) {
+INLINE void requant_segment(int type, int percol, const int32_t *x, size_t n, const lanes8 *l, __m256i lo,
+                            __m256i hi, __m256i zoff, void *out, size_t at) {
     size_t c = 0;
     for (; c + 8 <= n; c += 8)
         store8(type,
-               codes8(_mm256_loadu_si256((const __m256i *)(const void *)(x + c)), percol ? l + c / 8 : l, zero, lo, hi,
-                      off),
+               codes8(_mm256_loadu_si256((const __m256i *)(const void *)(x + c)), percol ? l + c / 8 : l, lo, hi, zoff),
                out, at + c);
     if (c == n) return;
     int32_t xb[8] = {0};
     unsigned char ob[32];
     memcpy(xb, x + c, (n - c) * sizeof(int32_t));
     store8(type,
-           codes8(_mm256_loadu_si256((const __m256i *)(const void *)xb), percol ? l + c / 8 : l, zero, lo, hi, off), ob,
+           codes8(_mm256_loadu_si256((const __m256i *)(const void *)xb), percol ? l + c / 8 : l, lo, hi, zoff), ob,
            0);
     memcpy((unsigned char *)out + (at + c) * type_size(type), ob, (n - c) * type_size(type));
 }
 
 INLINE void requant_all(int type, const int32_t *x, size_t ldx, size_t rows, size_t cols, const vitq_i_dyadic *m,
                         size_t nm, int32_t zero, int32_t qmin, int32_t qmax, int32_t offset, void *out, size_t ldo) {
-    const __m256i vz = _mm256_set1_epi32(zero), lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(qmax);
-    const __m256i off = _mm256_set1_epi32(offset);
+    /* |zero| <= 2^16, offset <= 128, qmin, qmax within int16: no sum overflows */
+    const __m256i lo = _mm256_set1_epi32(qmin - zero), hi = _mm256_set1_epi32(qmax - zero);
+    const __m256i zoff = _mm256_set1_epi32(zero + offset);
     if (nm == 1) {
         lanes8 l = lanes_one(m[0]);
         for (size_t r = 0; r < rows; r++)
-            requant_segment(type, 0, x + r * ldx, cols, &l, vz, lo, hi, off, out, r * ldo);
+            requant_segment(type, 0, x + r * ldx, cols, &l, lo, hi, zoff, out, r * ldo);
         return;
     }
     lanes8 l[BLOCK / 8];
@@ -149,7 +171,7 @@ INLINE void requant_all(int type, const int32_t *x, size_t ldx, size_t rows, siz
         size_t n = cols - c0 < BLOCK ? cols - c0 : BLOCK;
         lanes_block(m + c0, n, l);
         for (size_t r = 0; r < rows; r++)
-            requant_segment(type, 1, x + r * ldx + c0, n, l, vz, lo, hi, off, out, r * ldo + c0);
+            requant_segment(type, 1, x + r * ldx + c0, n, l, lo, hi, zoff, out, r * ldo + c0);
     }
 }
 

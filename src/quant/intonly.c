@@ -313,8 +313,9 @@ static vitq_status heads(builder *b) {
     if (!st && !b->p->logit_scale) st = vitq_i_oom("logit scales", k * sizeof(float));
     for (size_t j = 0; !st && j < k; j++)
         b->p->logit_scale[j] = m->head.integer->act.scale * m->head.integer->weight.scale[j];
-    if (!st && m->head_dist.out) {
-        st = linear(b, &m->head_dist, "the distillation head", &p->head_dist);
+    if (!st && m->head_dist.out) { /* the distillation token's final norm writes onto head_dist's own grid */
+        st = norm(b, b->q->list.sites.norm_in, &m->head_dist, "final norm (distillation token)", &p->norm_dist);
+        if (!st) st = linear(b, &m->head_dist, "the distillation head", &p->head_dist);
         b->p->logit_scale_dist = own(b, k, sizeof(float));
         if (!st && !b->p->logit_scale_dist) st = vitq_i_oom("logit scales", k * sizeof(float));
         for (size_t j = 0; !st && j < k; j++)

@@ -8,7 +8,8 @@ FLOAT_FREE="src/kernels/intvit.c src/kernels/intnl.c src/kernels/intnl_dispatch.
 # Their vector paths (SIMD_FREE) cannot build without the vector registers, so they are compiled as the
 # library compiles them and their disassembly is checked instead (below): no floating-point arithmetic,
 # comparison or conversion instruction, no soft-float helper or libm call.
-SIMD_FREE="src/kernels/intnl_avx2.c src/kernels/requant_avx2.c src/kernels/igemm_int_avx2.c src/kernels/igemm_int_avx512.c"
+SIMD_FREE="src/kernels/intnl_avx2.c src/kernels/requant_avx2.c src/kernels/requant_avx512.c src/kernels/igemm_int_avx2.c
+    src/kernels/igemm_int_avx512.c"
 CC=${CC:-cc}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

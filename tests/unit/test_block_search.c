@@ -414,7 +414,7 @@ static void test_bottom_elimination_changes_the_choice(void) {
     for (int mode = 0; mode < 2; mode++) {
         one_point o;
         if (!one_point_init(&o, x, N)) break;
-        vitq_i_block_search_options opt = {mode, 0.9, 0, G, 0.01, 1.2, 1, 0, 0};
+        vitq_i_block_search_options opt = {mode, 0.9, 0, G, 0.01, 1.2, 1, 0, 0, 0};
         vitq_i_metric m = {x, ones, N, 0, 0.0f};
         CHECK_STATUS(vitq_i_search_start(&o.r, 0), VITQ_OK);
         CHECK_STATUS(vitq_i_search_point(&o.r, 0, &opt, &m, 0, run_quantizer, &o), VITQ_OK);

@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "kernels/cpu.h"
 #include "kernels/igemm.h"
+#include "kernels/igemm_int_sink.h"
 #include "kernels/uniform.h"
 
 static vitq_allocator alloc;
@@ -707,6 +708,79 @@ static void test_qgemm_i32_paths(void) {
     CHECK(nkernels + missing == VITQ_I_QK_COUNT);
 }
 
+/* ---- the int32 output handed to a sink (igemm_int_sink.h) ---- */
+
+typedef struct sink_seen {
+    size_t m, n, calls, bad_shape;
+    int32_t *c;
+    int *visits;
+} sink_seen;
+
+static void record_sink(void *ctx, size_t r0, size_t nrows, size_t c0, size_t ncols, const int32_t *x, size_t ldx) {
+    sink_seen *s = ctx;
+    if (nrows == 0 || nrows > VITQ_I_QGEMM_MR_MAX || ncols == 0 || ncols > VITQ_I_QGEMM_NR || r0 + nrows > s->m ||
+        c0 + ncols > s->n || ldx < ncols) {
+        s->bad_shape++;
+        return;
+    }
+    for (size_t i = 0; i < nrows; i++) /* tiles never overlap: no two threads write one element */
+        for (size_t j = 0; j < ncols; j++) {
+            s->c[(r0 + i) * s->n + c0 + j] = x[i * ldx + j];
+            s->visits[(r0 + i) * s->n + c0 + j]++;
+        }
+}
+
+/* Counts its calls (one thread only). */
+static void count_sink(void *ctx, size_t r0, size_t nrows, size_t c0, size_t ncols, const int32_t *x, size_t ldx) {
+    (void)r0, (void)nrows, (void)c0, (void)ncols, (void)x, (void)ldx;
+    ((sink_seen *)ctx)->calls++;
+}
+
+/* Every kernel, 1 and 2 threads: the sink sees every output once, in tiles of at most MR x 48, with
+ * exactly vitq_i_qgemm_i32's int32s; the argument errors are vitq_i_qgemm_i32's, with no call. */
+static void test_qgemm_i32_sink(void) {
+    static const size_t sizes[][3] = {{1, 1, 1}, {9, 97, 33}, {17, 50, 64}, {64, 197, 64}, {5, 64, 197}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2];
+        layer L;
+        make_layer(&L, n, k, s % 2 ? 4 : 8, (int)(s % 2), s % 2 ? 4 : 8, 1, 0, INT32_MIN);
+        uint8_t *a = make_acts(m, k, k, 0, 255, 0);
+        int32_t *ibias = malloc(n * sizeof(int32_t) + 4), *want = malloc(m * n * sizeof(int32_t) + 4);
+        for (size_t j = 0; j < n; j++) ibias[j] = irand(-1000, 1000);
+        int32_t a_zero = irand(0, 255);
+        sink_seen seen = {m, n, 0, 0, malloc(m * n * sizeof(int32_t) + 4), malloc(m * n * sizeof(int) + 4)};
+        for (int ki = 0; ki < nkernels; ki++)
+            for (int threads = 1; threads <= 2; threads++) {
+                vitq_i_qkernel_force(kernels[ki]);
+                CHECK_STATUS(vitq_i_qgemm_i32(a, k, m, a_zero, &L.packed, ibias, want, n, threads), VITQ_OK);
+                memset(seen.visits, 0, m * n * sizeof(int));
+                seen.bad_shape = 0;
+                CHECK_STATUS(vitq_i_qgemm_i32_sink(a, k, m, a_zero, &L.packed, ibias, record_sink, &seen, threads),
+                             VITQ_OK);
+                size_t wrong = 0;
+                for (size_t i = 0; i < m * n; i++) wrong += seen.visits[i] != 1 || seen.c[i] != want[i];
+                if (wrong || seen.bad_shape)
+                    printf("    sink %s, %d thread(s), m %zu n %zu k %zu: %zu wrong outputs, %zu bad tiles\n",
+                           vitq_i_qkernel_name((vitq_i_qkernel)kernels[ki]), threads, m, n, k, wrong, seen.bad_shape);
+                CHECK(wrong == 0 && seen.bad_shape == 0);
+            }
+        vitq_i_qkernel_force(-1);
+        seen.calls = 0;
+        CHECK_STATUS(vitq_i_qgemm_i32_sink(a, k, m, a_zero, &L.packed, ibias, count_sink, &seen, 1), VITQ_OK);
+        CHECK(seen.calls >= (n + 47) / 48); /* at least one tile per panel */
+        seen.calls = 0;
+        CHECK_STATUS(vitq_i_qgemm_i32_sink(a, k, m, 256, &L.packed, ibias, count_sink, &seen, 1),
+                     VITQ_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(vitq_i_qgemm_i32_sink(a, k, m, a_zero, &L.packed, ibias, NULL, &seen, 1),
+                     VITQ_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(vitq_i_qgemm_i32_sink(a, k - 1, m, a_zero, &L.packed, ibias, count_sink, &seen, 1),
+                     VITQ_ERR_INVALID_ARGUMENT); /* lda below k */
+        CHECK(seen.calls == 0);
+        free(seen.c), free(seen.visits), free(a), free(ibias), free(want);
+        free_layer(&L);
+    }
+}
+
 int main(void) {
     CHECK_STATUS(vitq_i_allocator_resolve(NULL, &alloc), VITQ_OK);
     list_kernels();
@@ -725,5 +799,6 @@ int main(void) {
     RUN(test_qgemm_i32_odd_sizes);
     RUN(test_qgemm_i32_bounds);
     RUN(test_qgemm_float_is_i32_plus_epilogue);
+    RUN(test_qgemm_i32_sink);
     HARNESS_EXIT();
 }

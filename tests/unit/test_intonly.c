@@ -9,6 +9,7 @@
 #include "calib_util.h"
 #include "kernels/cpu.h"
 #include "kernels/igemm.h"
+#include "kernels/intvit.h"
 
 #define FMNIST "models/fmnist-vit"
 #define DISTILLED "models/fmnist-deit-distilled"
@@ -160,6 +161,46 @@ static void test_paths_and_threads_agree(void) {
     vitq_model_free(io);
 }
 
+/* The attention heads run a few query rows at a time (kernels/intvit.c): steps of 7 and 8 rows (several
+ * steps, a partial last one, partial GEMM row tiles) give the bits of one step over all tokens, for the
+ * softmaxes whose P.V is a GEMM (I-BERT, I-ViT) and FQ-ViT's shifts, on a ViT and a distilled DeiT. */
+static void test_query_row_steps(void) {
+    static const struct {
+        const char *path;
+        int32_t nonlinear;
+    } cases[] = {{FMNIST, VITQ_NONLINEAR_IBERT}, {FMNIST, VITQ_NONLINEAR_FQVIT}, {DISTILLED, VITQ_NONLINEAR_IVIT}};
+    size_t n = 8;
+    int compared = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t size = 0;
+        char *bytes = quantized_bytes(cases[c].path, cases[c].nonlinear, &size);
+        vitq_model *io = bytes ? load_as(bytes, size, VITQ_EXECUTION_INTEGER_ONLY, VITQ_OK) : NULL;
+        if (!io) {
+            free(bytes);
+            continue;
+        }
+        size_t k = (size_t)classes_of(io);
+        vitq_i_intvit_force_query_rows(0);
+        float *ref = logits_of(io, n);
+        for (int rows = 7; rows <= 8; rows++) {
+            vitq_i_intvit_force_query_rows(rows);
+            float *l = logits_of(io, n);
+            if (memcmp(l, ref, n * k * sizeof(float)))
+                printf("    %s, method %d, %d query rows per step: logits differ\n", cases[c].path,
+                       (int)cases[c].nonlinear, rows);
+            CHECK(!memcmp(l, ref, n * k * sizeof(float)));
+            free(l);
+            compared++;
+        }
+        vitq_i_intvit_force_query_rows(0);
+        free(ref);
+        free(bytes);
+        vitq_model_free(io);
+    }
+    printf("    %d step sizes x models: identical logits\n", compared);
+    CHECK(compared == 6);
+}
+
 /* uint8 pixels straight in (vitq_model_forward_u8) give the logits of the normalised floats, in both
  * layouts, for the integer-only model and a float one. */
 static void test_forward_u8(void) {
@@ -223,6 +264,7 @@ int main(void) {
     RUN(test_refusals);
     RUN(test_forward_u8);
     RUN(test_paths_and_threads_agree);
+    RUN(test_query_row_steps);
     RUN(test_against_simulation);
     for (int i = 0; i < 8; i++) free(cache[i].bytes);
     vitq_dataset_free(calib_set);

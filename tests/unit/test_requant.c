@@ -534,6 +534,88 @@ static void test_requant_row_avx2(void) {
 }
 #endif
 
+/* The vector paths cap |x| at 2^clamp(shift - 9, 0, 31) before multiplying (requant_avx2.c,
+ * requant_avx512.c): inputs next to that cap, at the int32 ends and near 0, for every shift and the
+ * multipliers' range ends, per tensor and per column, on grids whose clamp ends the capped values reach
+ * (int16 at the zero point's limits, uint8, int8), against the reference on every available path. */
+static void test_requant_cap_edges(void) {
+    static const int32_t mults[] = {1 << 30, (1 << 30) + 1, 3 << 29, INT32_MAX};
+    static const vitq_i_requant_grid grids[] = {
+        {VITQ_I_RQ_INT16, 0, -32768, 32767}, {VITQ_I_RQ_INT16, 65536, -32768, 32767},
+        {VITQ_I_RQ_INT16, -65536, -32768, 32767}, {VITQ_I_RQ_UINT8, 3, 0, 255}, {VITQ_I_RQ_INT8, -7, -128, 127}};
+    static const int isas[] = {VITQ_I_ISA_GENERIC, VITQ_I_ISA_AVX2, VITQ_I_ISA_AVX512};
+    enum { COLS = 40 };
+    vitq_i_dyadic m[COLS];
+    int32_t x[COLS];
+    for (size_t ii = 0; ii < sizeof isas / sizeof isas[0]; ii++) {
+        if (!path_available(isas[ii], "requant cap edges")) continue;
+        int before = harness_check_failures;
+        for (int32_t shift = 0; shift <= 62; shift++)
+            for (size_t mi = 0; mi < sizeof mults / sizeof mults[0]; mi++) {
+                vitq_i_dyadic d = {mults[mi], shift};
+                int32_t e = shift - 9 < 0 ? 0 : shift - 9 > 31 ? 31 : shift - 9;
+                int64_t cap = (int64_t)1 << e;
+                static const int64_t around[] = {-2, -1, 0, 1, 2};
+                size_t n = 0;
+                for (size_t a = 0; a < 5; a++) {
+                    int64_t v = cap + around[a];
+                    if (v > INT32_MAX) v = INT32_MAX;
+                    x[n++] = (int32_t)v;
+                    x[n++] = (int32_t)(v > INT32_MAX ? INT32_MIN : -v);
+                }
+                x[n++] = INT32_MIN, x[n++] = INT32_MAX, x[n++] = 0, x[n++] = 1, x[n++] = -1;
+                while (n < COLS) x[n] = (int32_t)irand(-2 * cap, 2 * cap), n++;
+                /* per column: this multiplier and its neighbours' shifts */
+                for (size_t c = 0; c < COLS; c++)
+                    m[c] = (vitq_i_dyadic){mults[(mi + c) % 4], (shift + (int32_t)c) % 63};
+                for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+                    check_rows_path(&grids[g], x, COLS, 1, COLS, &d, 1, isas[ii]);
+                    check_rows_path(&grids[g], x, COLS, 1, COLS, m, COLS, isas[ii]);
+                }
+                if (harness_check_failures > before + 3) return;
+            }
+    }
+}
+
+/* vitq_i_requant_check refuses what vitq_i_requant_rows refuses (nothing about the matrices), and
+ * vitq_i_requant_block then writes vitq_i_requant_rows's codes; the residual check and block likewise. */
+static void test_requant_check_and_block(void) {
+    vitq_i_dyadic ok = {1 << 30, 33}, bad_mult = {5, 3}, bad_shift = {1 << 30, 63}, two[2] = {{1 << 30, 33}, {5, 3}};
+    vitq_i_requant_grid g = {VITQ_I_RQ_UINT8, 5, 0, 255}, wide = {VITQ_I_RQ_INT8, 0, -200, 127};
+    vitq_i_requant_grid far = {VITQ_I_RQ_INT16, 70000, 0, 10}, kind = {(vitq_i_requant_type)7, 0, 0, 1};
+    CHECK_STATUS(vitq_i_requant_check(&ok, 1, 9, &g), VITQ_OK);
+    CHECK_STATUS(vitq_i_requant_check(&bad_mult, 1, 9, &g), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_requant_check(&bad_shift, 1, 9, &g), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_requant_check(two, 2, 2, &g), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_requant_check(two, 2, 3, &g), VITQ_ERR_INVALID_ARGUMENT); /* 2 multipliers, 3 columns */
+    CHECK_STATUS(vitq_i_requant_check(&ok, 1, 9, &wide), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_requant_check(&ok, 1, 9, &far), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_requant_check(&ok, 1, 9, &kind), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_requant_check(&ok, 1, 9, NULL), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_residual_check(&ok, 1, 9), VITQ_OK);
+    CHECK_STATUS(vitq_i_residual_check(&bad_shift, 1, 9), VITQ_ERR_OUT_OF_RANGE);
+    int32_t x[3 * 21], res_a[3 * 21], res_b[3 * 21];
+    vitq_i_dyadic m[21];
+    for (size_t i = 0; i < 21; i++) m[i] = (vitq_i_dyadic){(int32_t)irand(1 << 30, INT32_MAX), (int32_t)irand(20, 40)};
+    for (size_t i = 0; i < 3 * 21; i++) {
+        x[i] = (int32_t)irand(INT32_MIN, INT32_MAX);
+        res_a[i] = res_b[i] = (int32_t)irand(-1000, 1000);
+    }
+    uint8_t a[3 * 21], b[3 * 21];
+    CHECK_STATUS(vitq_i_requant_rows(x, 21, 3, 21, m, 21, &g, a, 21), VITQ_OK);
+    vitq_i_requant_block(x, 21, 3, 21, m, 21, &g, b, 21);
+    CHECK(!memcmp(a, b, sizeof a));
+    /* a block of columns [5, 18) with its own multipliers m + 5 */
+    memset(b, 0, sizeof b);
+    vitq_i_requant_block(x + 5, 21, 3, 13, m + 5, 13, &g, b + 5, 21);
+    size_t diff = 0;
+    for (size_t r = 0; r < 3; r++) diff += memcmp(a + r * 21 + 5, b + r * 21 + 5, 13) != 0;
+    CHECK(diff == 0);
+    CHECK_STATUS(vitq_i_residual_add_i32(res_a, 21, x, 21, 3, 21, m, 21, -50000, 50000), VITQ_OK);
+    vitq_i_residual_add_i32_block(res_b, 21, x, 21, 3, 21, m, 21, -50000, 50000);
+    CHECK(!memcmp(res_a, res_b, sizeof res_a));
+}
+
 int main(void) {
     RUN(test_apply_rounding);
     RUN(test_requant_paths);
@@ -548,6 +630,8 @@ int main(void) {
     RUN(test_requant_generic);
     RUN(test_requant_avx2);
     RUN(test_requant_avx512);
+    RUN(test_requant_cap_edges);
+    RUN(test_requant_check_and_block);
 #ifdef VITQ_I_REQUANT_AVX2
     RUN(test_requant_row_avx2);
 #endif
