@@ -175,9 +175,7 @@ vitq_status vitq_i_mp_measure(vitq_i_run *const *runs, int widths, const vitq_i_
     const vitq_i_net *m = r->model;
     size_t n = r->num_images < VITQ_I_MP_IMAGES ? r->num_images : VITQ_I_MP_IMAGES;
     size_t k = (size_t)m->info.num_classes, depth = (size_t)m->info.depth;
-    size_t per_stream = m->stages ? 0 : (size_t)m->info.num_tokens * (size_t)m->info.embed_dim;
-    size_t group = per_stream ? VITQ_I_MP_STREAM_BUDGET / ((depth + 1) * per_stream * sizeof(float)) : n;
-    group = group < 1 ? 1 : group > n ? n : group;
+    size_t per_stream, group = vitq_i_run_stream_group(m, n, VITQ_I_MP_STREAM_BUDGET, &per_stream);
     float *fp = vitq_i_alloc_array(r->alloc, n + group, k * sizeof(float));
     float *streams = per_stream ? vitq_i_alloc_array(r->alloc, (depth + 1) * group, per_stream * sizeof(float)) : NULL;
     float **at = vitq_i_calloc(r->alloc, depth + 1, sizeof *at);

@@ -93,6 +93,13 @@ vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized) {
     return st;
 }
 
+size_t vitq_i_run_stream_group(const vitq_i_net *m, size_t n, size_t budget, size_t *per_stream) {
+    size_t depth = (size_t)m->info.depth;
+    *per_stream = m->stages ? 0 : (size_t)m->info.num_tokens * (size_t)m->info.embed_dim;
+    size_t group = *per_stream ? budget / ((depth + 1) * *per_stream * sizeof(float)) : n;
+    return group < 1 ? 1 : group > n ? n : group;
+}
+
 vitq_status vitq_i_run_set_weights(vitq_i_run *r, int quantized) {
     vitq_status st = VITQ_OK;
     for (int i = 0; i < r->q->count; i++) {

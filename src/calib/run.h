@@ -70,6 +70,11 @@ vitq_status vitq_i_run_calibrate_weight(vitq_i_run *r, int p);
  * (the method copies the model): the caller's model is never changed. */
 vitq_status vitq_i_run_set_weight(vitq_i_run *r, int p, int quantized);
 
+/* Passes that start at a block keep every block's input for a group of images (ViT / DeiT; Swin
+ * keeps none): the floats of one image's stream into *per_stream (0 for Swin) and the images per
+ * group, 1..n, so that the depth + 1 streams of a group fit `budget` bytes. */
+size_t vitq_i_run_stream_group(const vitq_i_net *m, size_t n, size_t budget, size_t *per_stream);
+
 /* vitq_i_run_set_weight for every quantized weight point of the run; the first failure is returned,
  * but every point is tried (restoring the float weights after a failed pass must not stop halfway). */
 vitq_status vitq_i_run_set_weights(vitq_i_run *r, int quantized);
