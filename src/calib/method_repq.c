@@ -4,10 +4,14 @@
  * quantizer is per tensor; the changed weights are calibrated again afterwards.
  *
  * Quantizers: every range is RepQ-ViT's: the best of three percentiles by squared error
- * ("percentile-mse"), per tensor, per channel for post-LayerNorm activations and weights (asymmetric). */
+ * ("percentile-mse"), per tensor, per channel for post-LayerNorm activations and weights (asymmetric).
+ *
+ * MPTQ-ViT's components (mptq_stages.h) compose with it: smooth (SQ-b before the reparameterisation) and,
+ * with post_gelu = 1, opt_m. */
 #include <string.h>
 
 #include "calib/method.h"
+#include "calib/mptq_stages.h"
 #include "calib/sequential.h"
 #include "quant/reparam.h"
 #include "quant/schemes.h"
@@ -23,7 +27,10 @@ static const vitq_scheme_option options[] = {
              "code; measured 2.8 points worse on the ImageNet DeiT-Tiny at W4A4, docs/methods.md); 0: on the "
              "float network's activations (default)",
      0, 1, 0, 1},
+    VITQ_I_SMOOTH_METHOD_OPTIONS,
+    VITQ_I_OPT_M_METHOD_OPTION,
 };
+enum { OPT_REPARAM, OPT_POST_GELU, OPT_INIT, OPT_SMOOTH, OPT_M = OPT_SMOOTH + VITQ_I_SMOOTH_NUM_OPTIONS };
 
 static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, const double *opts) {
     cfg->scheme = &vitq_i_scheme_percentile_mse;
@@ -31,10 +38,14 @@ static vitq_status configure(const vitq_i_point_desc *d, vitq_i_point_cfg *cfg, 
     cfg->granularity = d->kind == VITQ_POINT_WEIGHT ? VITQ_GRAN_CHANNEL : VITQ_GRAN_TENSOR;
     if (d->role == VITQ_ROLE_POST_LAYERNORM && !d->edge) cfg->granularity = VITQ_GRAN_CHANNEL;
     if (d->role == VITQ_ROLE_POST_SOFTMAX) cfg->scheme = &vitq_i_scheme_log_sqrt2;
-    int twin = d->role == VITQ_ROLE_POST_GELU && opts[1] != 0;
+    int twin = d->role == VITQ_ROLE_POST_GELU && opts[OPT_POST_GELU] != 0;
     if (twin) cfg->scheme = &vitq_i_scheme_twin_gelu;
     vitq_i_scheme_option_defaults(cfg->scheme, cfg->options);
     if (twin) cfg->symmetric = 1; /* its codes are signed: one bit tells the two ranges apart */
+    if (opts[OPT_M] != 0 && opts[OPT_POST_GELU] == 0)
+        return vitq_i_fail(VITQ_ERR_CONFIG, "repq-vit: opt_m searches the ratio of the twin-uniform post-GELU "
+                                            "quantizer's two steps; set post_gelu=1 with it");
+    vitq_i_opt_m_configure(d, cfg, opts[OPT_M] != 0);
     return VITQ_OK;
 }
 
@@ -75,11 +86,8 @@ static vitq_status fold(vitq_i_run *r, int p, vitq_i_layernorm_params *ln, vitq_
     return vitq_i_run_calibrate_weight(r, p + 1);
 }
 
-static vitq_status refine(vitq_i_run *r) {
-    /* RepQ-ViT's quantizers initialise themselves on the first forward pass with quantization on, each
-     * seeing what the quantized layers before it produce; the fold comes after */
-    vitq_status init = r->method_options[2] ? vitq_i_run_observe_sequential(r) : VITQ_OK;
-    if (init || !r->method_options[0]) return init;
+/* RepQ-ViT's reparameterisation of every post-LayerNorm point. */
+static vitq_status reparam(vitq_i_run *r) {
     vitq_i_net *m = r->model;
     const vitq_i_sites *sites = &r->list->sites;
     vitq_status st = VITQ_OK;
@@ -90,6 +98,19 @@ static vitq_status refine(vitq_i_run *r) {
     }
     for (int s = 1; !st && s < m->info.num_stages; s++)
         st = fold(r, sites->stages[s].merge_in, &m->stages[s].merge_norm, &m->stages[s].merge);
+    return st;
+}
+
+/* MPTQ-ViT's smoothing (option smooth) first, on the float network's statistics; RepQ-ViT's quantizers
+ * then initialise (init: on the first forward pass with quantization on, each seeing what the quantized
+ * layers before it produce) and its fold comes after; OPT-m (opt_m) last, on the deployed network. */
+static vitq_status refine(vitq_i_run *r) {
+    const double *o = r->method_options;
+    vitq_i_smooth_options so;
+    vitq_status st = vitq_i_smooth_options_from(o + OPT_SMOOTH, &so) ? vitq_i_smooth_stage(r, &so) : VITQ_OK;
+    if (!st && o[OPT_INIT]) st = vitq_i_run_observe_sequential(r);
+    if (!st && o[OPT_REPARAM]) st = reparam(r);
+    if (!st && o[OPT_M]) st = vitq_i_opt_m_stage(r, 0);
     return st;
 }
 

@@ -7,8 +7,9 @@
  *       short of i = grid, and so does this one;
  *   "scale" of other schemes: the same multipliers on the calibrated value;
  *   "split" (twin-softmax): 2^-i, i = 0 .. 19, as the reference code;
- *   twin-gelu's positive step under OPT-m (options->ratios_only, MPTQ-ViT): 2^m times the negative step,
- *       m = 0 .. 15 (PTQ4ViT notes no gain beyond 15), the ratio the paper searches per layer;
+ *   twin-gelu's positive step in its power-of-two format (option pow2: OPT-m of MPTQ-ViT, in a ratios-only
+ *       search or in a method's full one): 2^m times the negative step, m = 0 .. 15 (PTQ4ViT notes no
+ *       gain beyond 15), the ratio the paper searches per layer;
  *   "lower" (mpq): the lowest level u top^-p for the exponents p = 1, 1.25, .. 4 (u, the top, stays the
  *       maximum: the large attention values are never clipped).
  * The candidate of least score wins (ties: the first), as the reference code's argmax over its similarity
@@ -143,7 +144,8 @@ static vitq_status describe(vitq_i_run *r, int p, const vitq_i_block_search_opti
     c->values = c->base + count;
     memcpy(c->base, c->kind == KIND_LOWER ? other : v, (size_t)count * sizeof(float));
     if (c->kind != KIND_SCALE_REL) return VITQ_OK;
-    if (o->ratios_only && strcmp(qp->inst.scheme.name, "twin-gelu") == 0) { /* OPT-m: base = the negative step */
+    /* OPT-m: twin-gelu kept in its power-of-two format (option pow2) searches the ratio; base = the negative step */
+    if (strcmp(qp->inst.scheme.name, "twin-gelu") == 0 && r->cfg[p].options[0] != 0) {
         float dneg = GELU_MIN / (float)(1 << (r->cfg[p].bits - 1));
         for (int64_t g = 0; g < count; g++) c->base[g] = dneg;
         c->kind = KIND_RATIO, c->count = RATIOS;
