@@ -280,8 +280,16 @@ $(MANPAGE): $(BUILD)/bin/vitq tools/help2man.sh
 	@mkdir -p $(dir $@)
 	sh tools/help2man.sh $(BUILD)/bin/vitq > $@.tmp && mv -f $@.tmp $@
 
+# The Python package (python/vitq, docs/python.md) goes to PYTHONDIR; vitq/_install.py records where the
+# library is installed, so that the package finds it without LD_LIBRARY_PATH.
+PYTHONDIR ?= $(PREFIX)/lib/python3/dist-packages
+
 install: all $(MANPAGE)
 	mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	mkdir -p $(DESTDIR)$(PYTHONDIR)/vitq
+	cp python/vitq/*.py $(DESTDIR)$(PYTHONDIR)/vitq/
+	printf '"""Written by make install: the installed libvitq."""\nLIBRARY = "%s"\n' \
+		'$(LIBDIR)/libvitq.so.$(MAJOR)' > $(DESTDIR)$(PYTHONDIR)/vitq/_install.py
 	cp include/vitq.h $(DESTDIR)$(INCLUDEDIR)/
 	cp lib/libvitq.a lib/libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libvitq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libvitq.so.$(MAJOR)
@@ -295,6 +303,9 @@ install: all $(MANPAGE)
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vitq.h $(DESTDIR)$(LIBDIR)/libvitq.* $(DESTDIR)$(LIBDIR)/pkgconfig/vitq.pc
 	rm -f $(DESTDIR)$(BINDIR)/vitq $(DESTDIR)$(MANDIR)/man1/vitq.1
+	rm -rf $(DESTDIR)$(PYTHONDIR)/vitq/__pycache__
+	rm -f $(DESTDIR)$(PYTHONDIR)/vitq/*.py
+	rmdir $(DESTDIR)$(PYTHONDIR)/vitq 2>/dev/null || true
 
 clean:
 	rm -rf build lib bin

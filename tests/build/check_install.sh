@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make install PREFIX=... DESTDIR=...` lays out header, both libraries (with soname links), vitq.pc,
-# the CLI and its man page, and a program built only from what was installed links and runs, against the
-# shared and the static library alike; `make uninstall` removes every file again.
+# the CLI and its man page, the Python package, and a program built only from what was installed links and
+# runs, against the shared and the static library alike; `make uninstall` removes every file again.
 set -e
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -36,7 +36,21 @@ for c in $commands; do
         grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" "$man" || { echo "FAIL: the man page lacks $o of $c"; exit 1; }
     done
 done
+# The Python package imports from the installed tree (run from $tmp: nothing from the source tree), finds the
+# installed library through VITQ_LIBRARY, and records the library's final path ($prefix, without DESTDIR),
+# where it looks when VITQ_LIBRARY is not set.
+py=${PYTHON:-python3}
+pydir="$root/lib/python3/dist-packages"
+[ -f "$pydir/vitq/__init__.py" ] && [ -f "$pydir/vitq/_install.py" ] || { echo "FAIL: python package not installed"; exit 1; }
+if command -v "$py" >/dev/null 2>&1; then
+    got=$(cd "$tmp" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$pydir" VITQ_LIBRARY="$root/lib/libvitq.so" VITQ_NO_NUMPY=1 \
+        "$py" -c 'import vitq; v = vitq.version(); print(vitq.__file__, vitq.library_path(), v)')
+    want="$pydir/vitq/__init__.py $root/lib/libvitq.so $major."
+    case "$got" in "$want"*) ;; *) echo "FAIL: installed python package: '$got', expected '$want...'"; exit 1 ;; esac
+    recorded=$(cd "$tmp" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$pydir" "$py" -c 'from vitq import _install; print(_install.LIBRARY)')
+    [ "$recorded" = "$prefix/lib/libvitq.so.$major" ] || { echo "FAIL: python package records '$recorded'"; exit 1; }
+fi
 make --no-print-directory uninstall PREFIX=$prefix DESTDIR="$tmp" >/dev/null
 left=$(find "$root" -type f -o -type l)
 [ -z "$left" ] || { echo "FAIL: make uninstall left $left"; exit 1; }
-echo "OK: installed tree builds and runs examples/classify.c (shared and static); vitq and vitq.1 installed and uninstalled"
+echo "PASS install: installed tree builds and runs examples/classify.c (shared and static); vitq, vitq.1 and the python package installed and uninstalled"
