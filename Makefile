@@ -146,6 +146,61 @@ $(BUILD)/tests/tsan/%: tests/tsan/%.c include/vitq.h tests/unit/harness.h $(STAT
 	$(CC) -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Itests/unit $(SAN_FLAGS) $(CFLAGS) -pthread \
 		-o $@ $< $(STATIC) $(ALL_LDFLAGS) -pthread $(LDLIBS_LIB)
 
+# make firmware: the freestanding subset (docs/firmware.md) cross-compiled from the same src/ files into
+# $(BUILD)/firmware/libvitq.a, and examples/firmware/ linked against it for QEMU's mps2-an385 (Cortex-M3)
+# with two models the host CLI quantizes and exports at build time (make firmware-run runs it;
+# tests/build/check_firmware.sh compares it with the host). Needs gcc-arm-none-eabi and
+# libnewlib-arm-none-eabi (for the string functions).
+.PHONY: firmware firmware-run
+FW_CC ?= arm-none-eabi-gcc
+FW_AR ?= arm-none-eabi-ar
+FW_CPU ?= cortex-m3
+FW_IMAGES ?= 8
+FW_BUILD := $(BUILD)/firmware
+FW_ARCH := -mcpu=$(FW_CPU) -mthumb
+FW_CFLAGS := -std=c11 -Os -g $(FW_ARCH) -ffunction-sections -fdata-sections $(WARN)
+# the subset: the embedded model's loader and the integer-only runtime with what it calls, generic C paths
+FW_SRCS := src/kernels/embedded.c src/kernels/embedded_walk.c src/kernels/intnl.c src/kernels/intnl_dispatch.c \
+	src/kernels/requant.c src/kernels/igemm_int.c src/kernels/igemm_int_generic.c src/kernels/cpu.c \
+	src/core/pool.c src/core/checked.c src/core/status.c src/core/format.c src/kernels/intvit.c
+FW_OBJS := $(FW_SRCS:%.c=$(FW_BUILD)/%.o)
+FW_GEN := $(FW_BUILD)/gen
+FW_MODEL_FILES := $(FW_GEN)/vit_w8a8.c $(FW_GEN)/vit_w4a8.c $(FW_GEN)/fw_images.c
+FW_QUANTIZE = $(BUILD)/bin/vitq quantize models/fmnist-vit --calib data/fashion-mnist/calib1000-images-idx3-ubyte.gz \
+	--calib-n 64 --progress none --out $@
+
+firmware: $(FW_BUILD)/firmware.elf
+
+$(FW_BUILD)/src/%.o: src/%.c $(wildcard include/*.h) $(shell find src -name '*.h')
+	@mkdir -p $(dir $@)
+	$(FW_CC) $(FW_CFLAGS) -DVITQ_BUILDING -DVITQ_FREESTANDING -DVITQ_NO_THREADS -Iinclude -Isrc -c $< -o $@
+$(FW_BUILD)/libvitq.a: $(FW_OBJS)
+	@rm -f $@
+	$(FW_AR) rcs $@ $^
+
+# the models: W8A8 with I-BERT's integer LayerNorm, softmax and GELU, W4A8 with I-ViT's
+$(FW_GEN)/vit_w8a8.safetensors: $(BUILD)/bin/vitq
+	@mkdir -p $(dir $@)
+	$(FW_QUANTIZE) --wbits 8 --abits 8 --nonlinear ibert
+$(FW_GEN)/vit_w4a8.safetensors: $(BUILD)/bin/vitq
+	@mkdir -p $(dir $@)
+	$(FW_QUANTIZE) --wbits 4 --abits 8 --nonlinear ivit
+$(FW_GEN)/%.c $(FW_GEN)/%.h: $(FW_GEN)/%.safetensors $(BUILD)/bin/vitq
+	$(BUILD)/bin/vitq export-c $< --out $(FW_GEN)/$*.c --symbol $*
+$(FW_GEN)/fw_images.c $(FW_GEN)/fw_images.h: examples/firmware/images_to_c.sh
+	@mkdir -p $(dir $@)
+	sh $< data/fashion-mnist/t10k-images-idx3-ubyte.gz data/fashion-mnist/t10k-labels-idx1-ubyte.gz $(FW_IMAGES) $(FW_GEN)
+
+# the example: no start files (its own startup.c), newlib-nano for memcpy / memset / strlen only
+$(FW_BUILD)/firmware.elf: $(wildcard examples/firmware/*.c examples/firmware/*.h examples/firmware/*.ld) \
+		$(FW_MODEL_FILES) $(FW_BUILD)/libvitq.a
+	$(FW_CC) $(FW_CFLAGS) -Iinclude -I$(FW_GEN) -Iexamples/firmware -nostartfiles --specs=nano.specs \
+		-Wl,--gc-sections -T examples/firmware/mps2_an385.ld -Wl,-Map=$(FW_BUILD)/firmware.map \
+		-o $@ examples/firmware/main.c examples/firmware/startup.c $(FW_MODEL_FILES) -L$(FW_BUILD) -lvitq
+
+firmware-run: $(FW_BUILD)/firmware.elf
+	qemu-system-arm -M mps2-an385 -nographic -monitor none -semihosting-config enable=on,target=native -kernel $<
+
 # make fuzz: every fuzz/fuzz_*.c target under libFuzzer + ASan + UBSan for FUZZ_SECONDS each, seeds from
 # fuzz/corpus/<target>/ (fuzz/README.md); FUZZ_TARGETS="json npy" runs some. The library is compiled
 # again by clang with coverage instrumentation into build/fuzz/ (without OpenMP: one thread per input

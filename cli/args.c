@@ -7,7 +7,9 @@
 
 #include "cli.h"
 
-#define MODEL_CMDS (CLI_INFO | CLI_EVAL | CLI_LOGITS | CLI_POINTS | CLI_QUANTIZE | CLI_REPORT | CLI_SWEEP)
+#define MODEL_CMDS \
+    (CLI_INFO | CLI_EVAL | CLI_LOGITS | CLI_POINTS | CLI_QUANTIZE | CLI_REPORT | CLI_SWEEP | CLI_EXPORT_ONNX | \
+     CLI_EXPORT_C)
 /* points takes quantize's options, so that a quantize command line shows its configuration */
 #define QUANT_CMDS (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)
 /* sweep calibrates as quantize does, choosing the widths itself (--bits instead of --wbits, --abits and the targets) */
@@ -21,8 +23,9 @@ const cli_option cli_options[] = {
     {"--labels", "LABELS", CLI_EVAL | CLI_SWEEP,
      "labels (IDX or .npy); default: the file beside IMAGES named with 'labels' for 'images'"},
     {"--limit", "N", CLI_EVAL | CLI_LOGITS | CLI_REPORT | CLI_SWEEP, "the first N images only (report: default 64)"},
-    {"--out", "FILE", CLI_LOGITS | CLI_QUANTIZE,
-     "logits: FILE.npy, float32 [N, classes]; quantize: QMODEL.safetensors"},
+    {"--out", "FILE", CLI_LOGITS | CLI_QUANTIZE | CLI_EXPORT_C | CLI_EXPORT_ONNX,
+     "logits: FILE.npy, float32 [N, classes]; quantize: QMODEL.safetensors; export-c: FILE.c, and its header "
+     "FILE.h beside it; export-onnx: FILE.onnx"},
     {"--top-k", "K", CLI_EVAL | CLI_LOGITS,
      "K most likely classes per image (default 5, at most the number of classes); eval prints top-1 and top-K"},
     {"--class-names", "FILE", CLI_EVAL | CLI_LOGITS,
@@ -73,10 +76,13 @@ const cli_option cli_options[] = {
     {"--mixed", NULL, CLI_SWEEP,
      "also mixed precision: --target-bits T for each T of --bits within the candidate widths"},
     {"--svg", "FILE", CLI_SWEEP, "the accuracy-size curve as an SVG chart"},
+    {"--symbol", "NAME", CLI_EXPORT_C, "the C name of the exported model (default: FILE's name without .c)"},
+    {"--opset", "N", CLI_EXPORT_ONNX, "ONNX opset, 13..17 (default 17: LayerNormalization; below: LayerNorm decomposed)"},
 };
 const size_t cli_num_options = sizeof cli_options / sizeof cli_options[0];
 
-static const char *const command_names[] = {"info", "eval", "logits", "points", "quantize", "report", "sweep"};
+static const char *const command_names[] = {"info", "eval", "logits", "points", "quantize", "report", "sweep",
+                                            "export-c", "export-onnx"};
 
 unsigned cli_command_bit(const char *command) {
     for (size_t i = 0; i < sizeof command_names / sizeof command_names[0]; i++)
@@ -208,6 +214,7 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     if (!strcmp(opt, "--data")) a->data = val;
     else if (!strcmp(opt, "--labels")) a->labels = val;
     else if (!strcmp(opt, "--out")) a->out = val;
+    else if (!strcmp(opt, "--symbol")) a->symbol = val;
     else if (!strcmp(opt, "--limit")) rc = parse_long(opt, val, 1, 1L << 40, &a->limit);
     else if (!strcmp(opt, "--threads")) {
         rc = parse_long(opt, val, 0, 4096, &v);
@@ -273,6 +280,10 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     else if (!strcmp(opt, "--svg")) a->svg = val;
     else if (!strcmp(opt, "--bits")) rc = parse_bit_range(opt, val, &a->bits_lo, &a->bits_hi);
     else if (!strcmp(opt, "--calib-n")) rc = parse_long(opt, val, 1, 1L << 30, &a->calib_n);
+    else if (!strcmp(opt, "--opset")) {
+        rc = parse_long(opt, val, 13, 17, &v);
+        a->opset = (int)v;
+    }
     else if (!strcmp(opt, "--seed")) rc = parse_long(opt, val, 0, 1L << 62, &a->seed);
     else if (!strcmp(opt, "--wbits") || !strcmp(opt, "--abits") || !strcmp(opt, "--edge-bits")) {
         rc = parse_long(opt, val, 0, 8, &v);

@@ -43,10 +43,15 @@ typedef struct cli_args {
     int bits_lo, bits_hi; /* --bits LO..HI (0: the default 3..8) */
     int mixed;            /* --mixed */
     const char *svg;      /* --svg FILE */
+    /* export-c */
+    const char *symbol; /* --symbol NAME (NULL: from --out's file name) */
+    /* export-onnx */
+    int opset; /* --opset N (0: the library's default, 17) */
 } cli_args;
 
 /* The commands, as bits of cli_option.commands (in the order of the help). */
-enum { CLI_INFO = 1, CLI_EVAL = 2, CLI_LOGITS = 4, CLI_POINTS = 8, CLI_QUANTIZE = 16, CLI_REPORT = 32, CLI_SWEEP = 64 };
+enum { CLI_INFO = 1, CLI_EVAL = 2, CLI_LOGITS = 4, CLI_POINTS = 8, CLI_QUANTIZE = 16, CLI_REPORT = 32, CLI_SWEEP = 64,
+       CLI_EXPORT_C = 128, CLI_EXPORT_ONNX = 256 };
 /* The bit of command `name`; 0 for an unknown command. */
 unsigned cli_command_bit(const char *name);
 
@@ -128,6 +133,10 @@ int cli_quantize(const cli_args *args);
 int cli_points(const cli_args *args);
 int cli_report(const cli_args *args);
 int cli_sweep(const cli_args *args);
+/* vitq export-c: the integer-only program as C source for a firmware (export_c.c). */
+int cli_export_c(const cli_args *args);
+/* vitq export-onnx: a ViT/DeiT model as an ONNX (QDQ) graph (export_onnx.c). */
+int cli_export_onnx(const cli_args *args);
 /* Calibrate args->model's float model `m` as the quantize options say; *q receives the result. */
 int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal);
 

@@ -1,5 +1,5 @@
 /* vitq command-line tool: inspect, evaluate, quantize and report on models through the public API.
- *   vitq info | eval | logits | points | quantize | report | sweep MODEL [options]
+ *   vitq info | eval | logits | points | quantize | report | sweep | export-c | export-onnx MODEL [options]
  * Each command's help (vitq COMMAND --help) lists the options of args.c's table that it takes; the man
  * page (tools/help2man.sh) and docs/cli.md are made from and checked against this help. */
 #include <stdio.h>
@@ -47,6 +47,10 @@ static const struct {
      "per-point SQNR, range and output cosine of the quantized model, worst first"},
     {"sweep", "vitq sweep MODEL --calib IMAGES --data IMAGES [--bits LO..HI] [--mixed] [options]",
      "top-1 and model size at each width (and mixed-precision target): the accuracy-size curve"},
+    {"export-c", "vitq export-c QMODEL --out FILE.c [--symbol NAME]",
+     "the integer-only program of a quantized model as C source (const arrays for flash) for a firmware"},
+    {"export-onnx", "vitq export-onnx MODEL --out FILE.onnx [--opset N] [options]",
+     "a ViT/DeiT model as ONNX: a QDQ graph (QuantizeLinear/DequantizeLinear) when quantized (docs/onnx.md)"},
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 #define HELP_WIDTH 100 /* columns the option lines wrap at */
@@ -147,5 +151,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "quantize")) return cli_quantize(&args);
     if (!strcmp(argv[1], "points")) return cli_points(&args);
     if (!strcmp(argv[1], "sweep")) return cli_sweep(&args);
+    if (!strcmp(argv[1], "export-c")) return cli_export_c(&args);
+    if (!strcmp(argv[1], "export-onnx")) return cli_export_onnx(&args);
     return cli_report(&args);
 }

@@ -1,9 +1,11 @@
-/* firmware_arena: how a device without a file system or malloc runs vitq.
+/* firmware_arena: the full library without malloc, every byte from a static arena.
  *   firmware_arena MODEL.safetensors IMAGE_INDEX
- * The weights arrive as one blob (here read with stdio to stand in for flash), the configuration
- * is a string compiled into the firmware, and every byte vitq allocates comes from a fixed static
- * arena through a vitq_allocator. The model is loaded with vitq_model_load_memory(), then the
- * blob could be released: the model keeps its own copy of what it needs. */
+ * The weights arrive as one blob (here read with stdio), the configuration is a string compiled in,
+ * and every byte vitq allocates comes from a fixed static arena through a vitq_allocator. The model is
+ * loaded with vitq_model_load_memory(), which copies what it needs into the arena: the blob could then
+ * be released, but the weights live in RAM. This is the hosted library (float or quantized models,
+ * libm); for a microcontroller, with a quantized model's weights left in flash and no heap, stdio or
+ * floating point, see examples/firmware/ and docs/firmware.md (vitq export-c, vitq_embedded_run). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -878,6 +878,38 @@ VITQ_API vitq_status vitq_model_save(const vitq_model *model, const char *path);
  *  with buffer NULL to ask). VITQ_ERR_BUFFER_TOO_SMALL when it does not fit. */
 VITQ_API vitq_status vitq_model_save_memory(const vitq_model *model, void *buffer, size_t capacity, size_t *size);
 
+/* ONNX export ----------------------------------------------------------------------------------- */
+
+/** Options of vitq_model_export_onnx. Since 0.8. */
+typedef struct vitq_onnx_options {
+    uint32_t struct_size; /**< set by vitq_onnx_options_init() */
+    /** ONNX opset, 13 to 17 (0: 17). 17 writes each LayerNorm as one LayerNormalization node; 13 to 16
+     *  decompose it into ReduceMean, Sub, Mul, Add, Sqrt, Div. Another value: VITQ_ERR_OUT_OF_RANGE. */
+    int32_t opset;
+} vitq_onnx_options;
+
+VITQ_API void vitq_onnx_options_init(vitq_onnx_options *options);
+
+/**
+ * Write a ViT or DeiT model as an ONNX model (docs/onnx.md): the forward pass vitq_model_forward runs,
+ * taking the same input (normalised float32 NCHW images, batch size free) and giving the logits. A
+ * quantized model becomes a QDQ graph: each quantized weight an INT8 (symmetric) or UINT8 initializer
+ * of its codes with per-output-channel scales and zero points behind a DequantizeLinear, each
+ * quantized activation a QuantizeLinear / DequantizeLinear pair with its scale and zero point (per
+ * tensor, or per channel along the point's channels); what ONNX Runtime computes from it equals
+ * vitq's simulated execution (VITQ_EXECUTION_SIMULATED) up to float rounding. A float model gives a
+ * plain float graph. Refused with VITQ_ERR_UNSUPPORTED, naming the point and its scheme: quantizers
+ * that are not uniform grids (log2, log-sqrt2, twin-uniform, mpq, a registry's own schemes) and
+ * integer non-linear operators (vitq_nonlinear); Swin models. Written beside `path` and renamed over
+ * it, as vitq_model_save. `options` may be NULL. Since 0.8.
+ */
+VITQ_API vitq_status vitq_model_export_onnx(const vitq_model *model, const char *path,
+                                            const vitq_onnx_options *options);
+/** As vitq_model_export_onnx() into `buffer` of `capacity` bytes; *size receives the bytes needed (call
+ *  with buffer NULL to ask). VITQ_ERR_BUFFER_TOO_SMALL when it does not fit. Since 0.8. */
+VITQ_API vitq_status vitq_model_export_onnx_memory(const vitq_model *model, const vitq_onnx_options *options,
+                                                   void *buffer, size_t capacity, size_t *size);
+
 /* Reports ---------------------------------------------------------------------------------------- */
 
 /** Damage of one quantization point (see vitq_model_report). */
@@ -906,6 +938,68 @@ typedef struct vitq_report_row {
 VITQ_API vitq_status vitq_model_report(const vitq_model *reference, const vitq_model *quantized,
                                        const vitq_dataset *dataset, uint64_t first, size_t n, vitq_report_row *rows,
                                        int32_t capacity, int32_t *count, double *output_cosine);
+
+/* Embedded models (firmware) ---------------------------------------------------------------------- */
+
+/** The version of vitq_embedded_model and of the blob it points to (docs/firmware.md). Since 0.8. */
+#define VITQ_EMBEDDED_VERSION 1
+
+/**
+ * A quantized ViT or DeiT as `vitq export-c` writes it (vitq_model_export_c): the integer-only program
+ * (docs/formats.md, "The integer-only program a file defines") in one blob of 64-bit words: weight
+ * panels in the layout the integer GEMM reads, int32 biases, dyadic multipliers and the integer
+ * constants of the LayerNorm, softmax and GELU kernels. The blob is read in place (from flash): running
+ * the model copies none of it. Only vitq export-c writes these; a firmware declares the exported
+ * descriptor (`extern const vitq_embedded_model NAME;`, the generated header) and passes its address.
+ * Running it needs no floating point, no allocation, no file and no thread: the vitq_embedded_*
+ * functions below make up, with what they call, the freestanding subset (docs/firmware.md, "make
+ * firmware"); vitq_model_export_c, which writes the files, is the host library's. Since 0.8.
+ */
+typedef struct vitq_embedded_model {
+    uint32_t version;      /**< VITQ_EMBEDDED_VERSION */
+    uint32_t words;        /**< 64-bit words of blob */
+    const uint64_t *blob;  /**< the program, 64-byte aligned, little-endian */
+    int32_t channels;      /**< of the input images */
+    int32_t image_size;    /**< the images are channels x image_size x image_size uint8 pixels (NCHW) */
+    int32_t classes;
+    int32_t outputs;       /**< 1, or 2 for a distilled DeiT: its head and its distillation head */
+} vitq_embedded_model;
+
+/** Bytes of arena vitq_embedded_run() needs for `batch` images: the program's structures (a few KB)
+ * and the activations of one pass, plus 64 for aligning the arena. Errors: VITQ_ERR_INVALID_ARGUMENT
+ * (NULL, batch < 1), VITQ_ERR_ABI_MISMATCH (another version), VITQ_ERR_FORMAT / VITQ_ERR_TRUNCATED
+ * (a blob that is not a whole, consistent program). Since 0.8. */
+VITQ_API vitq_status vitq_embedded_arena_size(const vitq_embedded_model *model, int32_t batch, size_t *bytes);
+
+/** The int32 logits of `batch` images of uint8 pixels (NCHW, batch x channels x image_size x
+ * image_size), the integer-only program's exactly (vitq_model_forward_u8 of the model loaded with
+ * VITQ_EXECUTION_INTEGER_ONLY gives these times their class scales, see vitq_embedded_logit_scales):
+ * logits[b * classes + j], followed for a distilled model by the distillation head's batch x classes.
+ * `arena` (any alignment) holds arena_bytes >= vitq_embedded_arena_size() bytes; nothing else is
+ * used: no allocation, the blob only read. One thread. Errors: those of vitq_embedded_arena_size,
+ * VITQ_ERR_BUFFER_TOO_SMALL (the arena), VITQ_ERR_OUT_OF_RANGE / VITQ_ERR_FORMAT (a kernel refusing the
+ * program's constants). Since 0.8. */
+VITQ_API vitq_status vitq_embedded_run(const vitq_embedded_model *model, void *arena, size_t arena_bytes,
+                                       const uint8_t *pixels, int32_t batch, int32_t *logits);
+
+/** The predicted class of each of `batch` images from vitq_embedded_run()'s logits, without floating
+ * point: the largest int32 logit times its class scale, compared exactly (ties: the lower class); a
+ * distilled model: the sum of both heads' values, in 64-bit fixed point. Since 0.8. */
+VITQ_API vitq_status vitq_embedded_predict(const vitq_embedded_model *model, const int32_t *logits, int32_t batch,
+                                           int32_t *classes);
+
+/** The value of one unit of each int32 logit: outputs x classes float32 (the head's, then the
+ * distillation head's), the scales vitq multiplies the integer-only logits by. Since 0.8. */
+VITQ_API vitq_status vitq_embedded_logit_scales(const vitq_embedded_model *model, float *scales);
+
+/** Write `model` (loaded with VITQ_EXECUTION_INTEGER_ONLY) as C source: `c_path` defines the blob
+ * (static const, 64-byte aligned) and `const vitq_embedded_model SYMBOL`, `h_path` declares SYMBOL
+ * with its dimensions as macros (SYMBOL in upper case: SYMBOL_CHANNELS, _IMAGE_SIZE, _CLASSES,
+ * _OUTPUTS, _ARENA_BYTES_1: the arena of one image). `symbol` must be a C identifier. Errors:
+ * VITQ_ERR_BAD_STATE (not loaded integer-only), VITQ_ERR_INVALID_ARGUMENT (symbol), VITQ_ERR_IO.
+ * Since 0.8. */
+VITQ_API vitq_status vitq_model_export_c(const vitq_model *model, const char *symbol, const char *c_path,
+                                         const char *h_path);
 
 #ifdef __cplusplus
 }

@@ -17,14 +17,14 @@ printf '.TH VITQ 1 "" "vitq %s" "User Commands"\n' "$version"
 printf '.SH NAME\nvitq \\- %s\n' "$(echo "$full" | sed -n '1s/^vitq [^ ]* - //p' | escape)"
 
 printf '.SH SYNOPSIS\n.nf\n'
-echo "$full" | sed -n 's/^  \(vitq [a-z]* .*\)/\1/p' | escape
+echo "$full" | sed -n 's/^  \(vitq [a-z-]* .*\)/\1/p' | escape
 printf '.fi\n'
 
 printf '.SH DESCRIPTION\n'
 echo "$full" | sed -n '/^MODEL is a/,$p' | escape
 
 printf '.SH COMMANDS\n'
-for command in $(echo "$full" | sed -n 's/^  vitq \([a-z]*\) .*/\1/p'); do
+for command in $(echo "$full" | sed -n 's/^  vitq \([a-z-]*\) .*/\1/p'); do
     printf '.SS vitq %s\n.nf\n' "$command"
     # the command's help without its title line, the scheme list (below) and the notes (above)
     "$vitq" "$command" --help | awk 'NR == 1 { next } /^       (schemes|methods) / { skip = 1 } /^MODEL is a/ { exit }

@@ -7,6 +7,10 @@
 
 #define VITQ_I_ALIGN 64
 
+/* The freestanding subset (VITQ_FREESTANDING, docs/firmware.md) has no heap: no default allocator, so
+ * that linking the library pulls in neither malloc nor posix_memalign (which bare-metal C libraries lack);
+ * a caller's allocator still works. */
+#if !defined(VITQ_FREESTANDING)
 static void *default_alloc(void *user, size_t size, size_t align) {
     (void)user;
     void *p = NULL;
@@ -19,14 +23,21 @@ static void default_free(void *user, void *ptr) {
     (void)user;
     free(ptr);
 }
+#endif
 
 vitq_status vitq_i_allocator_resolve(const vitq_allocator *in, vitq_allocator *out) {
     if (!in) {
+#if defined(VITQ_FREESTANDING)
+        memset(out, 0, sizeof *out);
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "allocator: NULL, and a freestanding build has no default "
+                           "allocator");
+#else
         out->struct_size = sizeof *out;
         out->alloc = default_alloc;
         out->free = default_free;
         out->user = NULL;
         return VITQ_OK;
+#endif
     }
     vitq_status st = vitq_i_check_struct_size(in->struct_size, VITQ_I_V1_ALLOCATOR, "allocator", "vitq_allocator");
     if (st) return st;

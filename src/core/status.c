@@ -4,7 +4,16 @@
 
 #include "core/core.h"
 
-#if defined(VITQ_NO_TLS)
+/* The freestanding subset has no stdio: the messages go through core/format.c's small formatter. */
+#if defined(VITQ_FREESTANDING)
+#include "core/format.h"
+#define vsnprintf vitq_i_vformat
+#endif
+
+/* No thread-local storage in a freestanding build (VITQ_FREESTANDING: the firmware subset, docs/firmware.md):
+ * it has no threads, and _Thread_local there needs the run-time's __aeabi_read_tp, which bare-metal C
+ * libraries do not provide. */
+#if defined(VITQ_NO_TLS) || defined(VITQ_FREESTANDING)
 #define VITQ_I_TLS
 #else
 #define VITQ_I_TLS _Thread_local
@@ -45,8 +54,10 @@ static const status_entry status_table[] = {
 };
 
 static const status_entry *status_lookup(vitq_status status) {
+    /* a negative status converts to a huge size_t; no signed test, which is always false where the enum
+     * is unsigned (arm-none-eabi's short enums) */
     size_t i = (size_t)status;
-    if ((int)status < 0 || i >= sizeof status_table / sizeof status_table[0]) return NULL;
+    if (i >= sizeof status_table / sizeof status_table[0]) return NULL;
     return &status_table[i];
 }
 

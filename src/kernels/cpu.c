@@ -62,6 +62,9 @@ static vitq_i_isa best_isa(unsigned f) {
 }
 
 static int isa_from_env(void) {
+#if defined(VITQ_FREESTANDING)
+    return -1; /* the freestanding subset (docs/firmware.md) links no getenv: the automatic choice */
+#endif
     const char *e = getenv("VITQ_ISA");
     if (!e) return -1;
     if (!strcmp(e, "generic")) return VITQ_I_ISA_GENERIC;

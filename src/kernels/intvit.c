@@ -47,12 +47,15 @@ typedef struct head_bufs {
 
 #define SHARED_PARTS 7
 #define HEAD_PARTS 6
+/* The largest buffer set a run may ask for: 1 TiB on 64-bit hosts, SIZE_MAX / 16 where size_t is 32 bits
+ * (a Cortex-M firmware), where 1 << 40 would not fit. */
+#define MAX_BYTES (SIZE_MAX / 16 < ((uint64_t)1 << 40) ? SIZE_MAX / 16 : (size_t)((uint64_t)1 << 40))
 
 /* Sizes of the shared parts and of one worker's parts (0 on overflow). */
 static int layout(const vitq_i_intvit *p, size_t n, size_t shared[SHARED_PARTS], size_t head[HEAD_PARTS]) {
     size_t d = (size_t)p->dim, h = (size_t)p->hidden, t = (size_t)p->tokens, rows;
     size_t hd = d / (size_t)p->heads, wide = d > h ? d : h, pp = (size_t)p->patch * (size_t)p->patch;
-    if (!vitq_i_mul_size(n, t, &rows) || rows > ((size_t)1 << 40) / (4 * wide + 3 * d + 1)) return 0;
+    if (!vitq_i_mul_size(n, t, &rows) || rows > MAX_BYTES / (4 * wide + 3 * d + 1)) return 0;
     size_t a[SHARED_PARTS] = {rows * d * 4, rows * wide, rows * 3 * d, n * d * 4, rows * wide * 2, rows * wide * 4,
                               rows * pp};
     size_t kb = vitq_i_qgemm_bytes_size(t, hd), vb = vitq_i_qgemm_bytes_size(hd, t);

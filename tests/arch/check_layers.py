@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 # Lowest first. A folder not listed is an error: a new folder must be given its place.
-LAYERS = ["core", "util", "io", "kernels", "model", "grad", "data", "quant", "calib", "api"]
+LAYERS = ["core", "util", "io", "kernels", "model", "grad", "data", "quant", "train", "calib", "api"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 
 

@@ -4,7 +4,8 @@
 # call no soft-float helper (__addsf3, __muldf3, __floatsidf, ... of libgcc) either.
 # The sources: FLOAT_FREE below; a runtime source joins the list when it joins the integer-only path.
 FLOAT_FREE="src/kernels/intvit.c src/kernels/intnl.c src/kernels/intnl_dispatch.c src/kernels/requant.c
-    src/kernels/igemm_int.c src/kernels/igemm_int_generic.c src/kernels/cpu.c src/core/pool.c src/core/checked.c"
+    src/kernels/igemm_int.c src/kernels/igemm_int_generic.c src/kernels/cpu.c src/core/pool.c src/core/checked.c
+    src/kernels/embedded.c src/kernels/embedded_walk.c"
 # Their vector paths (SIMD_FREE) cannot build without the vector registers, so they are compiled as the
 # library compiles them and their disassembly is checked instead (below): no floating-point arithmetic,
 # comparison or conversion instruction, no soft-float helper or libm call.

@@ -1,0 +1,179 @@
+/* Writing an integer-only program as an embedded blob and as C source (export_c.h). */
+#include "quant/export_c.h"
+
+#include <string.h>
+
+#include "kernels/embedded.h"
+#include "util/text.h"
+
+static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
+
+/* The saving direction of the walk: the stream's words and the arrays' bytes, each growing. */
+typedef struct saver {
+    vitq_i_emb_io io;
+    const vitq_allocator *a;
+    int32_t *stream;
+    size_t words, cap_words;
+    uint8_t *arrays;
+    size_t bytes, cap_bytes;
+} saver;
+
+static vitq_status save_word(vitq_i_emb_io *io, int32_t *v) {
+    saver *s = (saver *)io;
+    vitq_status st = vitq_i_grow_array(s->a, (void **)&s->stream, &s->cap_words, s->words + 1, sizeof *s->stream,
+                                       "embedded model stream");
+    if (!st) s->stream[s->words++] = *v;
+    return st;
+}
+
+static vitq_status save_array(vitq_i_emb_io *io, void **p, size_t bytes) {
+    saver *s = (saver *)io;
+    int32_t off = VITQ_I_EMB_NULL;
+    if (*p) {
+        size_t at = a64(s->bytes), end;
+        if (!vitq_i_add_size(at, bytes, &end) || end > (size_t)INT32_MAX - 64)
+            return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "embedded model: more than 2 GB of arrays");
+        vitq_status st = vitq_i_grow_array(s->a, (void **)&s->arrays, &s->cap_bytes, a64(end), 1,
+                                           "embedded model arrays");
+        if (st) return st;
+        memset(s->arrays + s->bytes, 0, at - s->bytes);
+        memcpy(s->arrays + at, *p, bytes);
+        s->bytes = end;
+        off = (int32_t)at;
+    }
+    return save_word(io, &off);
+}
+
+static void *no_carve(vitq_i_emb_io *io, size_t bytes) {
+    (void)io, (void)bytes;
+    return NULL;
+}
+
+static void put_u32(uint8_t *b, uint32_t v) {
+    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+vitq_status vitq_i_export_blob(const vitq_i_intonly *p, const vitq_allocator *a, uint64_t **blob, size_t *words) {
+    *blob = NULL, *words = 0;
+    saver s;
+    memset(&s, 0, sizeof s);
+    s.io.word = save_word, s.io.array = save_array, s.io.carve = no_carve;
+    s.a = a;
+    vitq_i_intvit prog = p->prog; /* the walk takes non-const fields; saving only reads them */
+    int32_t outputs = prog.head_dist.w ? 2 : 1;
+    size_t k = (size_t)prog.classes;
+    uint32_t *bits = vitq_i_alloc_array(a, 2 * k, sizeof *bits);
+    vitq_status st = bits ? VITQ_OK : vitq_i_oom("logit scales", 2 * k * sizeof *bits);
+    if (!st) { /* the float32 scales' bits, as the runtime stores them */
+        memcpy(bits, p->logit_scale, k * sizeof *bits);
+        if (outputs == 2) memcpy(bits + k, p->logit_scale_dist, k * sizeof *bits);
+        st = vitq_i_emb_walk(&s.io, &prog, &outputs, &bits);
+    }
+    size_t arrays_at = a64(VITQ_I_EMB_HEADER + 4 * s.words), total = a64(arrays_at + s.bytes);
+    if (!st && total > UINT32_MAX - 64) st = vitq_i_fail(VITQ_ERR_UNSUPPORTED, "embedded model: more than 4 GB");
+    uint8_t *out = st ? NULL : vitq_i_calloc(a, total / 8, 8);
+    if (!st && !out) st = vitq_i_oom("embedded model", total);
+    if (!st) {
+        put_u32(out, VITQ_I_EMB_MAGIC);
+        put_u32(out + 4, VITQ_EMBEDDED_VERSION);
+        put_u32(out + 8, (uint32_t)s.words);
+        put_u32(out + 12, (uint32_t)total);
+        for (size_t i = 0; i < s.words; i++) put_u32(out + VITQ_I_EMB_HEADER + 4 * i, (uint32_t)s.stream[i]);
+        if (s.bytes) memcpy(out + arrays_at, s.arrays, s.bytes);
+        *blob = (uint64_t *)(void *)out;
+        *words = total / 8;
+    }
+    vitq_i_free(a, bits);
+    vitq_i_free(a, s.stream);
+    vitq_i_free(a, s.arrays);
+    return st;
+}
+
+void vitq_i_export_descriptor(const vitq_i_intonly *p, const uint64_t *blob, size_t words, vitq_embedded_model *out) {
+    memset(out, 0, sizeof *out);
+    out->version = VITQ_EMBEDDED_VERSION;
+    out->words = (uint32_t)words;
+    out->blob = blob;
+    out->channels = p->prog.channels;
+    out->image_size = p->prog.image_size;
+    out->classes = p->prog.classes;
+    out->outputs = p->prog.head_dist.w ? 2 : 1;
+}
+
+static int is_identifier(const char *s) {
+    if (!s || !*s || strlen(s) > 64 || (*s >= '0' && *s <= '9')) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_')) return 0;
+    return 1;
+}
+
+/* The last component of a path (the header's name as the source includes it). */
+static const char *base_name(const char *path) {
+    const char *b = path;
+    for (const char *c = path; *c; c++)
+        if (*c == '/' || *c == '\\') b = c + 1;
+    return b;
+}
+
+static void upper(const char *s, char *out) {
+    size_t i = 0;
+    for (; s[i]; i++) out[i] = s[i] >= 'a' && s[i] <= 'z' ? (char)(s[i] - 'a' + 'A') : s[i];
+    out[i] = '\0';
+}
+
+/* The comment both files start with. */
+static void preamble(vitq_i_text *t, const vitq_embedded_model *m, const vitq_i_intvit *g, const char *source) {
+    vitq_i_text_append(t, "/* Generated by vitq export-c (vitq %s)%s%s: do not edit.\n", VITQ_VERSION_STRING,
+                       source ? " from " : "", source ? base_name(source) : "");
+    vitq_i_text_append(t, " * The integer-only program of a ViT/DeiT (%d x %d x %d uint8 pixels in, %d classes, %d "
+                       "block%s, width %d) for vitq_embedded_run();\n * see docs/firmware.md. */\n",
+                       (int)m->channels, (int)m->image_size, (int)m->image_size, (int)m->classes, (int)g->depth,
+                       g->depth == 1 ? "" : "s", (int)g->dim);
+}
+
+vitq_status vitq_i_export_c(const vitq_i_intonly *p, const vitq_allocator *a, const char *symbol, const char *source,
+                            const char *c_path, const char *h_path) {
+    if (!is_identifier(symbol))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "export-c: symbol '%s' is not a C identifier of at most 64 "
+                           "characters", symbol ? symbol : "(null)");
+    if (!c_path || !h_path) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "export-c: NULL path");
+    uint64_t *blob;
+    size_t words;
+    vitq_status st = vitq_i_export_blob(p, a, &blob, &words);
+    if (st) return st;
+    vitq_embedded_model m;
+    vitq_i_export_descriptor(p, blob, words, &m);
+    size_t arena = 0;
+    st = vitq_embedded_arena_size(&m, 1, &arena);
+    char up[65];
+    upper(symbol, up);
+    vitq_i_text c = {a, NULL, 0, 0, 0}, h = {a, NULL, 0, 0, 0};
+    if (!st) {
+        preamble(&h, &m, &p->prog, source);
+        vitq_i_text_append(&h, "#ifndef %s_H\n#define %s_H\n\n#include \"vitq.h\"\n\n", up, up);
+        vitq_i_text_append(&h, "#define %s_CHANNELS %d\n#define %s_IMAGE_SIZE %d\n#define %s_CLASSES %d\n"
+                           "#define %s_OUTPUTS %d\n", up, (int)m.channels, up, (int)m.image_size, up, (int)m.classes,
+                           up, (int)m.outputs);
+        vitq_i_text_append(&h, "/* bytes of arena for one image, as this 64-bit host counts them: at least what any "
+                           "target needs\n * (vitq_embedded_arena_size gives the target's own figure) */\n"
+                           "#define %s_ARENA_BYTES_1 %zu\n\n", up, arena);
+        vitq_i_text_append(&h, "extern const vitq_embedded_model %s;\n\n#endif\n", symbol);
+        preamble(&c, &m, &p->prog, source);
+        vitq_i_text_append(&c, "#include \"%s\"\n\n/* the program: %zu bytes, read in place */\n", base_name(h_path),
+                           words * 8);
+        vitq_i_text_append(&c, "static const _Alignas(64) uint64_t %s_blob[%zu] = {\n", symbol, words);
+        for (size_t i = 0; i < words; i++)
+            vitq_i_text_append(&c, "%s0x%llxu,%s", i % 8 ? " " : "    ", (unsigned long long)blob[i],
+                               i % 8 == 7 || i + 1 == words ? "\n" : "");
+        vitq_i_text_append(&c, "};\n\nconst vitq_embedded_model %s = {VITQ_EMBEDDED_VERSION, %zuu, %s_blob, %d, %d, "
+                           "%d, %d};\n", symbol, words, symbol, (int)m.channels, (int)m.image_size, (int)m.classes,
+                           (int)m.outputs);
+        if (c.failed || h.failed) st = vitq_i_oom("export-c text", c.len + h.len);
+    }
+    if (!st) st = vitq_i_write_file_atomic(h_path, h.s, h.len);
+    if (!st) st = vitq_i_write_file_atomic(c_path, c.s, c.len);
+    vitq_i_text_free(&c);
+    vitq_i_text_free(&h);
+    vitq_i_free(a, blob);
+    return st;
+}

@@ -1,0 +1,172 @@
+/* LSQ fake quantization with learned steps (lsq.h). The forward takes each code from the library's uniform
+ * grid (vitq_i_uniform_code of x - b with zero point 0), so with no offset an LSQ tensor and a saved
+ * uniform quantizer of the same step agree bit for bit. Every group is visited element by element in
+ * (outer, channel, inner) order and its gradient summed in double: no allocation, no thread dependence. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "quant/view.h"
+#include "train/lsq.h"
+
+vitq_status vitq_i_lsq_create(vitq_i_lsq *q, const vitq_allocator *a, const char *name, int32_t bits,
+                              int is_signed, int64_t groups, int64_t cpg, int with_offset) {
+    if (!q) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "lsq: quantizer is NULL");
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", name ? name : "lsq");
+    vitq_status st = vitq_i_allocator_resolve(a, &q->alloc);
+    if (st != VITQ_OK) return st;
+    if (bits < 2 || bits > 8)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: %d bits (LSQ takes 2..8)", q->name, (int)bits);
+    if (groups < 1 || cpg < 1 || groups > INT64_MAX / cpg)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: %lld groups of %lld channels", q->name, (long long)groups,
+                           (long long)cpg);
+    q->grid = vitq_i_uniform_grid(bits, is_signed);
+    q->groups = groups, q->cpg = cpg;
+    q->gscale = VITQ_I_LSQ_GSCALE_AUTO, q->grad_scale = 1.0, q->min_step = 1e-8f;
+    q->step = vitq_i_alloc_array(&q->alloc, (size_t)groups, sizeof(float));
+    q->step_grad = vitq_i_calloc(&q->alloc, (size_t)groups, sizeof(float));
+    if (with_offset) {
+        q->offset = vitq_i_calloc(&q->alloc, (size_t)groups, sizeof(float));
+        q->offset_grad = vitq_i_calloc(&q->alloc, (size_t)groups, sizeof(float));
+    }
+    if (!q->step || !q->step_grad || (with_offset && (!q->offset || !q->offset_grad))) {
+        vitq_i_lsq_free(q);
+        return vitq_i_oom("LSQ steps", (size_t)groups * 4 * sizeof(float));
+    }
+    for (int64_t g = 0; g < groups; g++) q->step[g] = 1.0f;
+    return VITQ_OK;
+}
+
+void vitq_i_lsq_free(vitq_i_lsq *q) {
+    if (!q) return;
+    vitq_i_free(&q->alloc, q->step);
+    vitq_i_free(&q->alloc, q->step_grad);
+    vitq_i_free(&q->alloc, q->offset);
+    vitq_i_free(&q->alloc, q->offset_grad);
+    q->step = q->step_grad = q->offset = q->offset_grad = NULL;
+}
+
+static vitq_status check_view(const vitq_i_lsq *q, const vitq_tensor_view *x) {
+    if (!q->step) return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: LSQ quantizer is not created", q->name);
+    return vitq_i_view_check(x, q->groups * q->cpg, q->name);
+}
+
+static vitq_status check_steps(const vitq_i_lsq *q) {
+    for (int64_t g = 0; g < q->groups; g++)
+        if (!(q->step[g] > 0.0f) || !isfinite(q->step[g]) || (q->offset && !isfinite(q->offset[g])))
+            return vitq_i_fail(VITQ_ERR_NON_FINITE, "%s: group %lld has step %g, offset %g (the step must be finite "
+                               "and > 0)", q->name, (long long)g, (double)q->step[g],
+                               q->offset ? (double)q->offset[g] : 0.0);
+    return VITQ_OK;
+}
+
+static inline float offset_of(const vitq_i_lsq *q, int64_t g) { return q->offset ? q->offset[g] : 0.0f; }
+
+/* Offset of element (o, c, 0) of the view from its base. */
+static inline int64_t at(const vitq_tensor_view *x, int64_t o, int64_t c) { return o * x->outer_stride + c * x->inner; }
+
+vitq_status vitq_i_lsq_init_data(vitq_i_lsq *q, const vitq_tensor_view *x) {
+    vitq_status st = check_view(q, x);
+    if (st != VITQ_OK) return st;
+    double root = sqrt((double)q->grid.qmax);
+    for (int64_t g = 0; g < q->groups; g++) {
+        double sum = 0.0, b = offset_of(q, g);
+        for (int64_t o = 0; o < x->outer; o++)
+            for (int64_t c = g * q->cpg; c < (g + 1) * q->cpg; c++) {
+                const float *p = x->data + at(x, o, c);
+                for (int64_t i = 0; i < x->inner; i++) sum += fabs((double)p[i] - b);
+            }
+        if (!isfinite(sum))
+            return vitq_i_fail(VITQ_ERR_NON_FINITE, "%s: group %lld holds NaN or infinity", q->name, (long long)g);
+        double mean = sum / (double)(x->outer * q->cpg * x->inner);
+        float s = (float)(2.0 * mean / root);
+        q->step[g] = s > 0.0f ? s : 1.0f;
+    }
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_lsq_init_steps(vitq_i_lsq *q, const float *steps, const float *offsets) {
+    if (!q->step || !steps) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: no steps given", q->name);
+    for (int64_t g = 0; g < q->groups; g++)
+        if (!(steps[g] > 0.0f) || !isfinite(steps[g]) || (offsets && !isfinite(offsets[g])))
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: step %g, offset %g of group %lld (the step must be finite "
+                               "and > 0)", q->name, (double)steps[g], offsets ? (double)offsets[g] : 0.0,
+                               (long long)g);
+    if (offsets && !q->offset)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: offsets given to a quantizer created without them", q->name);
+    memcpy(q->step, steps, (size_t)q->groups * sizeof(float));
+    if (offsets) memcpy(q->offset, offsets, (size_t)q->groups * sizeof(float));
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_lsq_forward(const vitq_i_lsq *q, const vitq_tensor_view *x, float *y) {
+    vitq_status st = check_view(q, x);
+    if (st == VITQ_OK) st = check_steps(q);
+    if (st != VITQ_OK) return st;
+    if (!y) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: output is NULL", q->name);
+    for (int64_t o = 0; o < x->outer; o++)
+        for (int64_t c = 0; c < x->channels; c++) {
+            int64_t g = c / q->cpg;
+            float s = q->step[g], b = offset_of(q, g);
+            const float *p = x->data + at(x, o, c);
+            float *r = y + at(x, o, c);
+            for (int64_t i = 0; i < x->inner; i++)
+                r[i] = (float)vitq_i_uniform_code(&q->grid, p[i] - b, s, 0.0f) * s + b;
+        }
+    return VITQ_OK;
+}
+
+double vitq_i_lsq_auto_scale(int64_t n, int32_t qmax) { return 1.0 / sqrt((double)n * (double)qmax); }
+
+static double step_scale(const vitq_i_lsq *q, const vitq_tensor_view *x) {
+    if (q->gscale == VITQ_I_LSQ_GSCALE_OFF) return 1.0;
+    if (q->gscale == VITQ_I_LSQ_GSCALE_FIXED) return q->grad_scale;
+    return vitq_i_lsq_auto_scale(x->outer * q->cpg * x->inner, q->grid.qmax);
+}
+
+vitq_status vitq_i_lsq_backward(vitq_i_lsq *q, const vitq_tensor_view *x, const float *dy, float *dx,
+                                int accumulate) {
+    vitq_status st = check_view(q, x);
+    if (st == VITQ_OK) st = check_steps(q);
+    if (st != VITQ_OK) return st;
+    if (!dy) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: output gradient is NULL", q->name);
+    const float lo = (float)q->grid.qmin, hi = (float)q->grid.qmax;
+    double gs = step_scale(q, x);
+    for (int64_t g = 0; g < q->groups; g++) {
+        float s = q->step[g], b = offset_of(q, g);
+        double ds = 0.0, db = 0.0;
+        for (int64_t o = 0; o < x->outer; o++)
+            for (int64_t c = g * q->cpg; c < (g + 1) * q->cpg; c++) {
+                int64_t base = at(x, o, c);
+                const float *p = x->data + base, *d = dy + base;
+                float *r = dx ? dx + base : NULL;
+                for (int64_t i = 0; i < x->inner; i++) {
+                    float u = (p[i] - b) / s; /* the division vitq_i_uniform_code makes */
+                    float pass;
+                    if (u < lo) {
+                        ds += (double)d[i] * lo, db += d[i], pass = 0.0f;
+                    } else if (u > hi) {
+                        ds += (double)d[i] * hi, db += d[i], pass = 0.0f;
+                    } else { /* inside (NaN too: it then poisons the step's gradient, which Adam refuses) */
+                        float code = (float)vitq_i_uniform_code(&q->grid, p[i] - b, s, 0.0f);
+                        ds += (double)d[i] * ((double)code - (double)u), pass = d[i];
+                    }
+                    if (r) r[i] = accumulate ? r[i] + pass : pass;
+                }
+            }
+        q->step_grad[g] += (float)(ds * gs);
+        if (q->offset_grad) q->offset_grad[g] += (float)db;
+    }
+    return VITQ_OK;
+}
+
+void vitq_i_lsq_project(vitq_i_lsq *q) {
+    for (int64_t g = 0; g < q->groups; g++)
+        if (q->step[g] < q->min_step) q->step[g] = q->min_step; /* a NaN stays, for the forward to report */
+}
+
+void vitq_i_lsq_zero_grad(vitq_i_lsq *q) {
+    memset(q->step_grad, 0, (size_t)q->groups * sizeof(float));
+    if (q->offset_grad) memset(q->offset_grad, 0, (size_t)q->groups * sizeof(float));
+}
