@@ -91,14 +91,18 @@ vitq_status vitq_i_model_wrap(vitq_i_net *net, vitq_i_qmodel *quant, vitq_model 
     return VITQ_OK;
 }
 
-static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
+/* From the caller's bytes (data, size), read in place, or from the file `path` when it is not NULL. */
+static vitq_status load_common(const vitq_allocator *a, const char *path, const uint8_t *data, size_t size, const char *name,
                                const vitq_model_options *opts, const vitq_i_json *config, const char *config_name,
                                const vitq_i_json *preproc, const char *preproc_name, vitq_model **out) {
     vitq_i_net *net;
     vitq_i_qmodel *quant;
     vitq_i_progress progress = {opts->progress, opts->progress_user};
     vitq_status st = vitq_i_progress_step(&progress, "load", 1, 2, name);
-    if (!st) st = vitq_i_load(a, data, size, name, opts, config, config_name, preproc, preproc_name, &net, &quant);
+    if (!st && !path)
+        st = vitq_i_load(a, data, size, name, opts, config, config_name, preproc, preproc_name, &net, &quant);
+    else if (!st)
+        st = vitq_i_load_path(a, path, opts, config, config_name, preproc, preproc_name, &net, &quant);
     if (!st) st = vitq_i_model_wrap(net, quant, out);
     if (!st && opts->execution == VITQ_EXECUTION_INTEGER_ONLY) {
         st = quant ? vitq_i_intonly_build(net, quant, &(*out)->intonly)
@@ -119,7 +123,7 @@ static vitq_status load_common(const vitq_allocator *a, const uint8_t *data, siz
 vitq_status vitq_i_model_load_bytes(const vitq_allocator *a, const uint8_t *data, size_t size, const char *name,
                                     const vitq_model_options *opts, vitq_model **out) {
     *out = NULL;
-    return load_common(a, data, size, name, opts, NULL, "config_json", NULL, "preprocessor_json", out);
+    return load_common(a, NULL, data, size, name, opts, NULL, "config_json", NULL, "preprocessor_json", out);
 }
 
 vitq_status vitq_model_load_memory(const void *data, size_t size, const char *name,
@@ -138,8 +142,8 @@ vitq_status vitq_model_load_memory(const void *data, size_t size, const char *na
     if (!st && opts.preprocessor_json)
         st = parse_json_text(&a, opts.preprocessor_json, strlen(opts.preprocessor_json), "preprocessor_json",
                              &preproc);
-    if (!st)
-        st = load_common(&a, data, size, name, &opts, config, "config_json", preproc, "preprocessor_json", out);
+    if (!st) /* the caller's bytes are read in place, never copied */
+        st = load_common(&a, NULL, data, size, name, &opts, config, "config_json", preproc, "preprocessor_json", out);
     vitq_i_json_free(&a, config);
     vitq_i_json_free(&a, preproc);
     return st;
@@ -151,8 +155,6 @@ vitq_status vitq_model_load_file(const char *path, const vitq_model_options *opt
     vitq_i_json *config = NULL, *preproc = NULL;
     char weights[PATH_LEN], dir[PATH_LEN], config_path[PATH_LEN] = "config_json",
                                              preproc_path[PATH_LEN] = "preprocessor_json";
-    uint8_t *data = NULL;
-    size_t size = 0;
     if (!out) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_load_file: out is NULL");
     *out = NULL;
     if (!path || !*path) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_model_load_file: path is empty");
@@ -190,9 +192,8 @@ vitq_status vitq_model_load_file(const char *path, const vitq_model_options *opt
         st = parse_json_file(&a, dir, "preprocessor_config.json", preproc_path, &preproc);
     vitq_i_progress progress = {opts.progress, opts.progress_user};
     if (!st) st = vitq_i_progress_step(&progress, "load", 0, 2, weights);
-    if (!st) st = vitq_i_read_file(&a, weights, &data, &size);
-    if (!st) st = load_common(&a, data, size, weights, &opts, config, config_path, preproc, preproc_path, out);
-    vitq_i_free(&a, data);
+    /* read tensor by tensor from the file (quant/load.h), never whole */
+    if (!st) st = load_common(&a, weights, NULL, 0, weights, &opts, config, config_path, preproc, preproc_path, out);
     vitq_i_json_free(&a, config);
     vitq_i_json_free(&a, preproc);
     return st;
@@ -240,20 +241,38 @@ vitq_status vitq_model_set_progress(vitq_model *model, vitq_progress_fn progress
 /* The integer-only program takes the pixels the normalised images came from: x std_c + mean_c, times
  * 255, rounded (exact for images normalised from uint8 pixels, as vitq's datasets and
  * vitq_model_preprocess_u8 make them). */
+/* One plane of normalised floats back to the pixel bytes the integer-only program takes: v = (x std +
+ * mean) 255, rounded half to even and clamped. The clamp comes first and the rounding adds and removes
+ * 1.5 * 2^52, which rounds a double of magnitude below 2^51 to an integer in the current (nearest)
+ * mode: the bytes nearbyint gave, without a libm call per pixel. 0 when a value is not finite. */
+static int plane_to_bytes(const float *x, size_t count, double std, double mean, uint8_t *out) {
+    const double round = 6755399441055744.0; /* 1.5 * 2^52 */
+    int finite = 1;
+    for (size_t k = 0; k < count; k++) {
+        double v = ((double)x[k] * std + mean) * 255.0;
+        finite &= v - v == 0.0; /* false for inf and NaN */
+        v = v >= -1.0 ? (v <= 256.0 ? v : 256.0) : -1.0; /* NaN too goes to -1: no undefined conversion */
+        v = (v + round) - round;
+        out[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+    return finite;
+}
+
 static vitq_status forward_integer_only(const vitq_model *model, const float *input, size_t n, float *logits) {
     const vitq_model_info *i = &model->net->info;
-    size_t per = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size, plane = per / (size_t)i->in_channels;
+    size_t channels = (size_t)i->in_channels, plane = (size_t)i->image_size * (size_t)i->image_size;
     const vitq_allocator *a = &model->net->alloc;
-    uint8_t *pixels = vitq_i_alloc_array(a, n, per);
-    if (!pixels) return vitq_i_oom("integer-only pixels", n * per);
+    uint8_t *pixels = vitq_i_alloc_array(a, n, channels * plane);
+    if (!pixels) return vitq_i_oom("integer-only pixels", n * channels * plane);
     vitq_status st = VITQ_OK;
-    for (size_t k = 0; !st && k < n * per; k++) {
-        size_t c = (k / plane) % (size_t)i->in_channels;
-        double v = ((double)input[k] * i->std[c] + i->mean[c]) * 255.0;
-        if (!isfinite(v)) st = vitq_i_fail(VITQ_ERR_NON_FINITE, "vitq_model_forward: input %zu is not finite", k);
-        v = nearbyint(v);
-        pixels[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-    }
+    for (size_t p = 0; !st && p < n * channels; p++)
+        if (!plane_to_bytes(input + p * plane, plane, i->std[p % channels], i->mean[p % channels], pixels + p * plane)) {
+            size_t k = 0;
+            while (k < plane &&
+                   isfinite(((double)input[p * plane + k] * i->std[p % channels] + i->mean[p % channels]) * 255.0))
+                k++;
+            st = vitq_i_fail(VITQ_ERR_NON_FINITE, "vitq_model_forward: input %zu is not finite", p * plane + k);
+        }
     if (!st) st = vitq_i_intonly_forward(model->intonly, pixels, n, logits, model->net->num_threads);
     vitq_i_free(a, pixels);
     return st;

@@ -90,6 +90,16 @@ int vitq_i_same_file(const char *a, const char *b);
 
 /* Read a whole file into memory from `a`. Fails with VITQ_ERR_IO naming the path. */
 vitq_status vitq_i_read_file(const vitq_allocator *a, const char *path, uint8_t **data, size_t *size);
+/* Up to `cap` bytes from the start of the file at `path` into buf, *got how many (fewer for a short
+ * file). Fails with VITQ_ERR_IO naming the path. */
+vitq_status vitq_i_read_file_head(const char *path, void *buf, size_t cap, size_t *got);
+
+/* A file read piece by piece (a safetensors file read tensor by tensor, so that loading never holds
+ * the whole file): open gives its size, read_at n bytes at an offset (1 on success), close ends it. */
+typedef struct vitq_i_file vitq_i_file;
+vitq_status vitq_i_file_open(const char *path, const char *name, vitq_i_file **out, uint64_t *size);
+int vitq_i_file_read_at(vitq_i_file *f, uint64_t at, void *dst, size_t n);
+void vitq_i_file_close(vitq_i_file *f);
 /* 1 if `path` is an existing regular file or directory. */
 int vitq_i_path_is_dir(const char *path);
 int vitq_i_path_exists(const char *path);

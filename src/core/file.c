@@ -1,5 +1,5 @@
-/* Whole-file reading. The only place the library touches the file system, so a firmware build that
- * loads from memory never calls it. */
+/* Reading and writing files: whole, by their first bytes, or piece by piece at offsets. The only place
+ * the library touches the file system, so a firmware build that loads from memory never calls it. */
 /* realpath is X/Open in glibc's eyes, beyond the _POSIX_C_SOURCE the build sets. */
 #ifndef _XOPEN_SOURCE
 #define _XOPEN_SOURCE 700
@@ -139,4 +139,41 @@ int vitq_i_same_file(const char *a, const char *b) {
     struct stat sa, sb;
     if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+vitq_status vitq_i_read_file_head(const char *path, void *buf, size_t cap, size_t *got) {
+    *got = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return vitq_i_fail(VITQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    *got = fread(buf, 1, cap, f);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? vitq_i_fail(VITQ_ERR_IO, "%s: read error", path) : VITQ_OK;
+}
+
+/* The handle is the stdio stream itself: nothing to allocate, so opening cannot run out of memory. */
+vitq_status vitq_i_file_open(const char *path, const char *name, vitq_i_file **out, uint64_t *size) {
+    *out = NULL;
+    *size = 0;
+    if (vitq_i_path_is_dir(path)) return vitq_i_fail(VITQ_ERR_IO, "%s: is a directory", name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return vitq_i_fail(VITQ_ERR_IO, "%s: cannot open: %s", name, strerror(errno));
+    off_t end = fseeko(f, 0, SEEK_END) == 0 ? ftello(f) : -1;
+    if (end < 0) {
+        fclose(f);
+        return vitq_i_fail(VITQ_ERR_IO, "%s: cannot determine the file size", name);
+    }
+    *size = (uint64_t)end;
+    *out = (vitq_i_file *)f;
+    return VITQ_OK;
+}
+
+int vitq_i_file_read_at(vitq_i_file *f, uint64_t at, void *dst, size_t n) {
+    FILE *fp = (FILE *)f;
+    if (!fp || at > (uint64_t)INT64_MAX || fseeko(fp, (off_t)at, SEEK_SET) != 0) return 0;
+    return fread(dst, 1, n, fp) == n;
+}
+
+void vitq_i_file_close(vitq_i_file *f) {
+    if (f) fclose((FILE *)f);
 }

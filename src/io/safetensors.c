@@ -288,8 +288,46 @@ static vitq_status build(vitq_i_safetensors *s, const vitq_i_json *root, const c
     if (st) return st;
     st = check_layout(s);
     if (st) return st;
-    for (size_t i = 0; i < s->count; i++) s->tensors[i].array.data = s->data + s->tensors[i].begin;
+    if (s->data) /* a file's tensors are read on request */
+        for (size_t i = 0; i < s->count; i++) s->tensors[i].array.data = s->data + s->tensors[i].begin;
     return VITQ_OK;
+}
+
+/* The header length of the first 8 bytes, checked against the `n` bytes of the file (rule a). */
+static vitq_status read_header_size(const uint8_t *first8, size_t n, const char *name, size_t *header_size) {
+    if (n < 8)
+        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: file of %zu bytes is too short for the 8-byte header length",
+                           name, n);
+    uint64_t header_len = read_le64(first8);
+    if (header_len > n - 8)
+        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: header length %llu past end of file of size %zu", name,
+                           (unsigned long long)header_len, n);
+    if (header_len > VITQ_I_ST_MAX_HEADER)
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: header length %llu exceeds the limit of %llu bytes", name,
+                           (unsigned long long)header_len, (unsigned long long)VITQ_I_ST_MAX_HEADER);
+    *header_size = (size_t)header_len;
+    return VITQ_OK;
+}
+
+/* Rules b to f on the header text (s->header_size bytes); fills *s, whose alloc and sizes are set.
+ * On failure frees what *s holds. */
+static vitq_status parse_header(vitq_i_safetensors *s, const char *header, const char *name) {
+    vitq_status st;
+    if (s->header_size == 0 || header[0] != '{') {
+        st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: header does not start with '{'", name);
+    } else {
+        char json_name[600];
+        snprintf(json_name, sizeof json_name, "%s: header", name);
+        vitq_i_json *root = NULL;
+        st = vitq_i_json_parse(&s->alloc, header, s->header_size, json_name, &root);
+        if (!st && root->type != VITQ_I_JSON_OBJECT) /* cannot happen after '{', kept as a guard */
+            st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: header is not a JSON object", name);
+        else if (!st)
+            st = build(s, root, name);
+        vitq_i_json_free(&s->alloc, root);
+    }
+    if (st) vitq_i_st_free(s);
+    return st;
 }
 
 vitq_status vitq_i_st_parse(const vitq_allocator *a, const uint8_t *buf, size_t n, const char *name,
@@ -301,40 +339,91 @@ vitq_status vitq_i_st_parse(const vitq_allocator *a, const uint8_t *buf, size_t 
     vitq_i_safetensors s;
     memset(&s, 0, sizeof s);
     vitq_status st = vitq_i_allocator_resolve(a, &s.alloc);
+    if (!st) st = read_header_size(buf, n, name, &s.header_size);
     if (st) return st;
-
-    if (n < 8)
-        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: file of %zu bytes is too short for the 8-byte header length",
-                           name, n);
-    uint64_t header_len = read_le64(buf);
-    if (header_len > n - 8)
-        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: header length %llu past end of file of size %zu", name,
-                           (unsigned long long)header_len, n);
-    if (header_len > VITQ_I_ST_MAX_HEADER)
-        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: header length %llu exceeds the limit of %llu bytes", name,
-                           (unsigned long long)header_len, (unsigned long long)VITQ_I_ST_MAX_HEADER);
-    s.header_size = (size_t)header_len;
     s.data = buf + 8 + s.header_size;
     s.data_size = n - 8 - s.header_size;
+    st = parse_header(&s, (const char *)buf + 8, name);
+    if (!st) *out = s;
+    return st;
+}
 
-    const char *header = (const char *)buf + 8;
-    if (s.header_size == 0 || header[0] != '{')
-        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: header does not start with '{'", name);
-    char json_name[600];
-    snprintf(json_name, sizeof json_name, "%s: header", name);
-    vitq_i_json *root = NULL;
-    st = vitq_i_json_parse(&s.alloc, header, s.header_size, json_name, &root);
+vitq_status vitq_i_st_open(const vitq_allocator *a, const char *path, const char *name, vitq_i_safetensors *out) {
+    if (!name) name = path ? path : "safetensors";
+    if (!out || !path)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: safetensors reader given a NULL argument", name);
+    memset(out, 0, sizeof *out);
+    vitq_i_safetensors s;
+    memset(&s, 0, sizeof s);
+    vitq_status st = vitq_i_allocator_resolve(a, &s.alloc);
     if (st) return st;
-    if (root->type != VITQ_I_JSON_OBJECT) /* cannot happen after '{', kept as a guard */
-        st = vitq_i_fail(VITQ_ERR_FORMAT, "%s: header is not a JSON object", name);
-    else
-        st = build(&s, root, name);
-    vitq_i_json_free(&s.alloc, root);
-    if (st) {
+    vitq_i_file *f;
+    uint64_t end;
+    if ((st = vitq_i_file_open(path, name, &f, &end))) return st;
+    uint8_t first8[8];
+    if (end > SIZE_MAX) {
+        st = vitq_i_fail(VITQ_ERR_IO, "%s: %llu bytes do not fit this machine's memory", name, (unsigned long long)end);
+    } else if (end >= 8 && !vitq_i_file_read_at(f, 0, first8, 8)) {
+        st = vitq_i_fail(VITQ_ERR_IO, "%s: read error", name);
+    } else {
+        st = read_header_size(first8, (size_t)end, name, &s.header_size);
+    }
+    char *header = NULL;
+    vitq_allocator alloc = s.alloc;
+    if (!st) {
+        header = vitq_i_alloc(&s.alloc, s.header_size ? s.header_size : 1);
+        if (!header) st = vitq_i_oom("safetensors header", s.header_size);
+        else if (!vitq_i_file_read_at(f, 8, header, s.header_size)) st = vitq_i_fail(VITQ_ERR_IO, "%s: read error", name);
+    }
+    if (!st) {
+        s.file_data = 8 + (uint64_t)s.header_size;
+        s.data_size = (size_t)end - 8 - s.header_size;
+        st = parse_header(&s, header, name); /* frees s on failure */
+    }
+    vitq_i_free(&alloc, header); /* s's allocator is gone when parse_header failed */
+    if (!st) s.pinned = vitq_i_calloc(&s.alloc, s.count ? s.count : 1, sizeof *s.pinned);
+    if (!st && !s.pinned) {
+        st = vitq_i_oom("safetensors tensor copies", s.count * sizeof *s.pinned);
         vitq_i_st_free(&s);
+    }
+    if (st) {
+        vitq_i_file_close(f);
         return st;
     }
+    s.file = f;
     *out = s;
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_st_read(const vitq_i_safetensors *st, const vitq_i_st_tensor *t, void *dst) {
+    if (!st || !t || (!dst && t->array.nbytes))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "safetensors read given a NULL argument");
+    if (!t->array.nbytes) return VITQ_OK;
+    if (t->array.data) {
+        memcpy(dst, t->array.data, t->array.nbytes);
+        return VITQ_OK;
+    }
+    /* begin <= the data section's size, checked by the layout rules, so the sum cannot wrap */
+    if (!st->file || !vitq_i_file_read_at(st->file, st->file_data + t->begin, dst, t->array.nbytes))
+        return tensor_fail(VITQ_ERR_IO, st->name, t->name, "cannot read its %zu bytes at offset %llu", t->array.nbytes,
+                           (unsigned long long)(st->file_data + t->begin));
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_st_pin(vitq_i_safetensors *st, vitq_i_st_tensor *t) {
+    if (t->array.data || !t->array.nbytes) return VITQ_OK;
+    size_t i = (size_t)(t - st->tensors);
+    if (!st->pinned || i >= st->count)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: tensor '%s' is not one of this file's", st->name, t->name);
+    uint8_t *copy = vitq_i_alloc(&st->alloc, t->array.nbytes);
+    if (!copy) return vitq_i_oom(t->name, t->array.nbytes);
+    vitq_status s = vitq_i_st_read(st, t, copy);
+    if (s) {
+        vitq_i_free(&st->alloc, copy);
+        return s;
+    }
+    st->pinned[i] = copy;
+    t->array.data = copy;
     return VITQ_OK;
 }
 
@@ -346,6 +435,9 @@ void vitq_i_st_free(vitq_i_safetensors *st) {
     vitq_i_free(&st->alloc, st->meta_values);
     vitq_i_free(&st->alloc, st->strings);
     vitq_i_free(&st->alloc, st->owned);
+    for (size_t i = 0; st->pinned && i < st->count; i++) vitq_i_free(&st->alloc, st->pinned[i]);
+    vitq_i_free(&st->alloc, st->pinned);
+    vitq_i_file_close(st->file);
     memset(st, 0, sizeof *st);
 }
 
@@ -397,35 +489,57 @@ static float bits_to_float(uint32_t bits) {
     return f;
 }
 
-vitq_status vitq_i_st_to_f32(const vitq_i_safetensors *st, const vitq_i_st_tensor *t, float *dst) {
-    if (!st || !t || (!dst && t->array.nbytes))
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "safetensors conversion given a NULL argument");
-    const uint8_t *p = t->array.data;
-    size_t esize = vitq_i_elem_size(t->array.elem);
-    size_t count = esize ? t->array.nbytes / esize : 0;
-    switch (t->array.elem) {
+/* Widen `count` stored values of type `elem` at p (F32, F16 or BF16: checked by the caller) to dst. */
+static void widen(vitq_i_elem elem, const uint8_t *p, size_t count, float *dst) {
+    switch (elem) {
     case VITQ_I_ELEM_F32:
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
         /* Same byte order as the file: one copy, whatever the alignment. */
         if (count) memcpy(dst, p, count * sizeof *dst);
-        return VITQ_OK;
+        return;
 #endif
         for (size_t i = 0; i < count; i++, p += 4)
             dst[i] = bits_to_float((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                                    (uint32_t)p[3] << 24);
-        return VITQ_OK;
+        return;
     case VITQ_I_ELEM_F16:
         for (size_t i = 0; i < count; i++, p += 2)
             dst[i] = bits_to_float(f16_to_f32_bits((uint16_t)(p[0] | p[1] << 8)));
-        return VITQ_OK;
-    case VITQ_I_ELEM_BF16:
-        /* bfloat16 is the top half of a float32. */
+        return;
+    default: /* BF16: the top half of a float32 */
         for (size_t i = 0; i < count; i++, p += 2)
             dst[i] = bits_to_float(((uint32_t)p[0] | (uint32_t)p[1] << 8) << 16);
-        return VITQ_OK;
-    default:
-        return tensor_fail(VITQ_ERR_DTYPE, st->name, t->name,
-                           "dtype %s cannot be read as float (F32, F16 or BF16 expected)",
-                           vitq_i_elem_name(t->array.elem));
+        return;
     }
+}
+
+vitq_status vitq_i_st_to_f32(const vitq_i_safetensors *st, const vitq_i_st_tensor *t, float *dst) {
+    if (!st || !t || (!dst && t->array.nbytes))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "safetensors conversion given a NULL argument");
+    if (t->fill) return t->fill(t->fill_user, t, dst);
+    vitq_i_elem elem = t->array.elem;
+    if (elem != VITQ_I_ELEM_F32 && elem != VITQ_I_ELEM_F16 && elem != VITQ_I_ELEM_BF16)
+        return tensor_fail(VITQ_ERR_DTYPE, st->name, t->name,
+                           "dtype %s cannot be read as float (F32, F16 or BF16 expected)", vitq_i_elem_name(elem));
+    size_t esize = vitq_i_elem_size(elem), count = t->array.nbytes / esize;
+    if (t->array.data || !count) {
+        widen(elem, t->array.data, count, dst);
+        return VITQ_OK;
+    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (elem == VITQ_I_ELEM_F32) return vitq_i_st_read(st, t, dst); /* straight into place */
+#endif
+    /* From the file through a small buffer: no copy of the tensor's bytes beside its floats. */
+    uint8_t chunk[4096];
+    vitq_i_st_tensor part = *t;
+    for (size_t done = 0; done < count;) {
+        size_t n = count - done < sizeof chunk / esize ? count - done : sizeof chunk / esize;
+        part.begin = t->begin + done * esize;
+        part.array.nbytes = n * esize;
+        vitq_status s = vitq_i_st_read(st, &part, chunk);
+        if (s) return s;
+        widen(elem, chunk, n, dst + done);
+        done += n;
+    }
+    return VITQ_OK;
 }

@@ -282,6 +282,62 @@ T512 static void ibert_softmax_avx512(const void *pv, const int16_t *x, int64_t 
     }
 }
 
+/* ---- the LayerNorm output stage on 16 lanes (the AVX-512 table's entry) ----
+ * ln_out4's steps with AVX-512's native 64-bit lanes: vpsravq is floor(a / 2^s) for either sign (no
+ * sign-mask emulation), vpmaxsq / vpminsq clamp, and eight channels per int64 register instead of four.
+ * The channel records {mult, shift, bias} of 8 channels are two 64-byte loads, split by vpermt2q into
+ * the (mult, shift) pairs and the biases. The row's last n % 16 channels: masked loads (x = mu, an
+ * all-zero channel record: valid, never stored) and a masked store. */
+
+typedef struct ln_k16 {
+    __m512i mu, half, odd; /* int32 lanes */
+    __m512i zero, lo, hi;  /* int64 lanes */
+} ln_k16;
+
+/* The outputs of 8 channels: y (int32) of the 8 channels, c0123 / c4567 their records (2 x 64 bytes). */
+INLINE512 __m256i ln_out8_512(const ln_k16 *k, __m256i y, __m512i c0123, __m512i c4567) {
+    const __m512i ev = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), od = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i ms = _mm512_permutex2var_epi64(c0123, ev, c4567), bias = _mm512_permutex2var_epi64(c0123, od, c4567);
+    __m512i s = _mm512_srli_epi64(ms, 32);
+    /* vpmuldq: the signed product of y (sign-extended into the low dword) by mult (the low dword of ms) */
+    __m512i a = _mm512_add_epi64(_mm512_mul_epi32(_mm512_cvtepi32_epi64(y), ms), bias);
+    a = _mm512_add_epi64(a, _mm512_sllv_epi64(one, _mm512_sub_epi64(s, one))); /* s = 0: count 2^64 - 1, adds 0 */
+    __m512i v = _mm512_add_epi64(_mm512_srav_epi64(a, s), k->zero);
+    v = _mm512_min_epi64(_mm512_max_epi64(v, k->lo), k->hi);
+    return _mm512_cvtepi64_epi32(v); /* within [min, max], int32 */
+}
+
+T512 static void ln_output_avx512(const int16_t *x, int64_t n, int64_t mu, int64_t factor, const void *chv,
+                                  const void *gridv, int32_t *o) {
+    const vitq_i_ln_channel *ch = chv;
+    const vitq_i_ln_out *g = gridv;
+    ln_k16 k;
+    k.mu = _mm512_set1_epi32((int32_t)mu);
+    k.half = _mm512_set1_epi32((int32_t)(factor >> 1)); /* <= 2^30 */
+    k.odd = _mm512_set1_epi32(factor & 1 ? -1 : 0);
+    k.zero = _mm512_set1_epi64(g->zero);
+    k.lo = _mm512_set1_epi64(g->min);
+    k.hi = _mm512_set1_epi64(g->max);
+    const int64_t *recs = (const int64_t *)(const void *)ch; /* two int64 words per channel */
+    for (int64_t j = 0; j < n; j += 16) {
+        int64_t left = n - j;
+        __mmask16 lanes = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1);
+        /* y = floor_shr((x - mu) factor, 1) as ln_y8 */
+        __m512i d = _mm512_sub_epi32(load16(x + j, lanes, k.mu), k.mu);
+        __m512i y = _mm512_add_epi32(_mm512_mullo_epi32(d, k.half), _mm512_and_si512(_mm512_srai_epi32(d, 1), k.odd));
+        __m512i r[4];
+        for (int q = 0; q < 4; q++) { /* the records of channels j + 4q .. j + 4q + 3 */
+            int64_t have = left - 4 * q;
+            __mmask8 m = (__mmask8)(have >= 4 ? 0xFF : have <= 0 ? 0 : (1u << (2 * have)) - 1);
+            r[q] = _mm512_maskz_loadu_epi64(m, recs + 2 * (j + 4 * q));
+        }
+        __m256i lo8 = ln_out8_512(&k, _mm512_castsi512_si256(y), r[0], r[1]);
+        __m256i hi8 = ln_out8_512(&k, _mm512_extracti64x4_epi64(y, 1), r[2], r[3]);
+        _mm512_mask_storeu_epi32(o + j, lanes, _mm512_inserti64x4(_mm512_castsi256_si512(lo8), hi8, 1));
+    }
+}
+
 /* ---- I-ViT Shiftmax ---- */
 
 TARGET static void shiftmax_avx2(const void *pv, const int16_t *x, int64_t n, void *out) {
@@ -550,10 +606,11 @@ const vitq_i_intnl_paths vitq_i_intnl_avx2 = {
     ln_output_avx2,
 };
 
-/* AVX-512: the AVX2 entries but the I-BERT softmax, whose 16-lane form measured faster on DeiT-S. */
+/* AVX-512: the AVX2 entries but the I-BERT softmax and the LayerNorm output stage, whose 16-lane forms
+ * measured faster on DeiT-S. */
 const vitq_i_intnl_paths vitq_i_intnl_avx512 = {
     "avx512", ibert_softmax_avx512, shiftmax_avx2, ibert_gelu_avx2, shiftgelu_avx2, ln_sums_avx2, pv_token_avx2,
-    ln_output_avx2,
+    ln_output_avx512,
 };
 
 #endif

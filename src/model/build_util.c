@@ -78,7 +78,10 @@ vitq_status vitq_i_build_linear(vitq_i_ckpt *c, const vitq_allocator *a, const c
         l->bias = vitq_i_calloc(a, out, sizeof(float)); /* e.g. timm qkv_bias=False */
         if (!l->bias) st = vitq_i_oom(key, out * sizeof(float));
     }
-    if (!st) st = vitq_i_gemm_pack(a, l->weight, out, in, &l->packed);
+    /* A quantized weight is only checked here: its kernel (integer or float panels) is built by the
+     * loader from its codes, one layer at a time (quant/load.c). */
+    snprintf(key, sizeof key, "%s.weight", prefix);
+    if (!st && !vitq_i_ckpt_pack_later(c, key)) st = vitq_i_gemm_pack(a, l->weight, out, in, &l->packed);
     vitq_i_free(a, l->weight); /* the panels are the one copy kept (model/weights.h) */
     l->weight = NULL;
     return st;
@@ -105,7 +108,8 @@ vitq_status vitq_i_build_patch_embed(vitq_i_ckpt *c, vitq_i_net *m) {
     m->patch_embed.weight = vitq_i_build_floats(a, d * ch * p * p, "patch_embed.proj.weight", &st);
     if (!st) st = vitq_i_ckpt_read(c, "patch_embed.proj.weight", 4, shape, m->patch_embed.weight);
     if (!st) st = vitq_i_build_vector(c, a, "patch_embed.proj.bias", d, &m->patch_embed.bias);
-    if (!st) st = vitq_i_gemm_pack(a, m->patch_embed.weight, d, ch * p * p, &m->patch_embed.packed);
+    if (!st && !vitq_i_ckpt_pack_later(c, "patch_embed.proj.weight"))
+        st = vitq_i_gemm_pack(a, m->patch_embed.weight, d, ch * p * p, &m->patch_embed.packed);
     vitq_i_free(a, m->patch_embed.weight);
     m->patch_embed.weight = NULL;
     return st;

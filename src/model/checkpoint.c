@@ -254,24 +254,30 @@ vitq_status vitq_i_ckpt_read_int(vitq_i_ckpt *c, const char *canon, int ndim, co
         return vitq_i_fail(VITQ_ERR_SHAPE, "%s: tensor '%s' has shape %s, not the model's", c->name, t->name,
                            vitq_i_shape_str(&t->array, got, sizeof got));
     }
-    size_t n = (size_t)vitq_i_array_count(&t->array);
-    const uint8_t *p = t->array.data;
-    for (size_t i = 0; i < n; i++) {
-        if (t->array.elem == VITQ_I_ELEM_I64) {
-            uint64_t v = 0;
-            for (int b = 7; b >= 0; b--) v = v << 8 | p[i * 8 + (size_t)b];
-            dst[i] = (int64_t)v;
-        } else if (t->array.elem == VITQ_I_ELEM_I32) {
-            uint32_t v = 0;
-            for (int b = 3; b >= 0; b--) v = v << 8 | p[i * 4 + (size_t)b];
-            dst[i] = (int32_t)v;
-        } else {
-            return vitq_i_fail(VITQ_ERR_DTYPE, "%s: tensor '%s' is %s, expected an integer type (I64 or I32)",
-                               c->name, t->name, vitq_i_elem_name(t->array.elem));
-        }
+    if (t->array.elem != VITQ_I_ELEM_I64 && t->array.elem != VITQ_I_ELEM_I32)
+        return vitq_i_fail(VITQ_ERR_DTYPE, "%s: tensor '%s' is %s, expected an integer type (I64 or I32)", c->name,
+                           t->name, vitq_i_elem_name(t->array.elem));
+    /* The bytes may be in a file (io/safetensors.h): read them, then decode little-endian. */
+    size_t n = (size_t)vitq_i_array_count(&t->array), size = t->array.elem == VITQ_I_ELEM_I64 ? 8 : 4;
+    uint8_t *p = vitq_i_alloc(c->alloc, t->array.nbytes ? t->array.nbytes : 1);
+    if (!p) return vitq_i_oom(t->name, t->array.nbytes);
+    vitq_status st = vitq_i_st_read(c->st, t, p);
+    for (size_t i = 0; !st && i < n; i++) {
+        uint64_t v = 0;
+        for (size_t b = size; b-- > 0;) v = v << 8 | p[i * size + b];
+        dst[i] = size == 8 ? (int64_t)v : (int64_t)(int32_t)(uint32_t)v;
     }
+    vitq_i_free(c->alloc, p);
+    if (st) return st;
     c->used[index_of(c, t)] = 1;
     return VITQ_OK;
+}
+
+int vitq_i_ckpt_pack_later(const vitq_i_ckpt *c, const char *canon) {
+    char parts[3][VITQ_I_NAME_LEN], actual[VITQ_I_NAME_LEN];
+    const vitq_i_st_tensor *t = vitq_i_ckpt_qkv_parts(c, canon, parts) ? vitq_i_st_find(c->st, parts[0])
+                                                                          : find_plain(c, canon, actual, sizeof actual);
+    return t && t->pack_later;
 }
 
 void vitq_i_ckpt_ignore_raw(vitq_i_ckpt *c, const char *file_name) {

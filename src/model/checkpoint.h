@@ -47,6 +47,10 @@ vitq_status vitq_i_ckpt_read(vitq_i_ckpt *c, const char *canon, int ndim, const 
 vitq_status vitq_i_ckpt_read_int(vitq_i_ckpt *c, const char *canon, int ndim, const uint64_t *shape,
                                  int64_t *dst);
 
+/* 1 when canonical weight `canon` is a quantized weight whose layer the loader builds once the model
+ * exists (io/safetensors.h, pack_later): the builders read and check it but build no float panels. */
+int vitq_i_ckpt_pack_later(const vitq_i_ckpt *c, const char *canon);
+
 /* Mark a canonical tensor as consumed without reading it (known, deliberately unused buffers). */
 void vitq_i_ckpt_ignore(vitq_i_ckpt *c, const char *canon);
 /* The same for a tensor named as in the file (not a model tensor: quantizer parameters). */

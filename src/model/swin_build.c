@@ -87,7 +87,7 @@ static vitq_status collect_facts(const vitq_i_ckpt *c, vitq_i_shape_facts *f) {
 /* A stored integer index or float mask must equal what vitq computes from the geometry. The index is
  * [w*w, w*w] (timm < 0.9, HF) or the same values flattened to [w^4] (torchvision, and HF files
  * converted from it); any other shape is refused by the read. */
-static vitq_status check_stored_index(vitq_i_ckpt *c, const char *canon, int w, int64_t *scratch) {
+static vitq_status check_stored_index(vitq_i_ckpt *c, const char *canon, int w) {
     size_t n = (size_t)w * (size_t)w;
     uint64_t shape[2] = {n, n}, got[VITQ_I_MAX_DIMS];
     int ndim = 2;
@@ -95,42 +95,46 @@ static vitq_status check_stored_index(vitq_i_ckpt *c, const char *canon, int w, 
     if (st) return st;
     if (ndim == 1 && got[0] == n * n) shape[0] = n * n;
     else ndim = 2;
+    /* scratch for this tensor only, so that it never sits beside a layer's (loading peaks at one) */
+    int64_t *scratch = vitq_i_alloc_array(c->alloc, n * n, sizeof *scratch);
+    if (!scratch) return vitq_i_oom(canon, n * n * sizeof *scratch);
     st = vitq_i_ckpt_read_int(c, canon, ndim, shape, scratch);
-    if (st) return st;
     char actual[NAME_LEN];
     if (!vitq_i_ckpt_translate(c, canon, actual, sizeof actual)) snprintf(actual, sizeof actual, "%s", canon);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++)
+    for (size_t i = 0; !st && i < n; i++)
+        for (size_t j = 0; !st && j < n; j++)
             if (scratch[i * n + j] != vitq_i_swin_rel_index(w, i, j))
-                return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
-                                   "%s: tensor '%s' differs from Swin's relative position index at [%zu][%zu]%s "
-                                   "(%lld, expected %lld)",
-                                   c->name, actual, i, j, ndim == 1 ? " of its [w*w, w*w] form" : "",
-                                   (long long)scratch[i * n + j], (long long)vitq_i_swin_rel_index(w, i, j));
-    return VITQ_OK;
+                st = vitq_i_fail(VITQ_ERR_UNSUPPORTED,
+                                 "%s: tensor '%s' differs from Swin's relative position index at [%zu][%zu]%s "
+                                 "(%lld, expected %lld)",
+                                 c->name, actual, i, j, ndim == 1 ? " of its [w*w, w*w] form" : "",
+                                 (long long)scratch[i * n + j], (long long)vitq_i_swin_rel_index(w, i, j));
+    vitq_i_free(c->alloc, scratch);
+    return st;
 }
 
 static vitq_status check_stored_mask(vitq_i_ckpt *c, const char *canon, const vitq_i_stage *stage, int grid, int w,
-                                     int shift, float *scratch) {
+                                     int shift) {
     size_t n = (size_t)w * (size_t)w, windows = (size_t)(grid / w) * (size_t)(grid / w);
     uint64_t shape[3] = {windows, n, n};
+    float *scratch = vitq_i_alloc_array(c->alloc, windows * n * n, sizeof *scratch); /* as above */
+    if (!scratch) return vitq_i_oom(canon, windows * n * n * sizeof *scratch);
     vitq_status st = vitq_i_ckpt_read(c, canon, 3, shape, scratch);
-    if (st) return st;
     char actual[NAME_LEN];
     if (!vitq_i_ckpt_translate(c, canon, actual, sizeof actual)) snprintf(actual, sizeof actual, "%s", canon);
-    for (size_t i = 0; i < windows * n * n; i++) {
+    for (size_t i = 0; !st && i < windows * n * n; i++) {
         float want = stage->mask ? stage->mask[i] : 0.0f;
         if (scratch[i] != want)
-            return vitq_i_fail(VITQ_ERR_CONFIG,
-                               "%s: tensor '%s' is not the shifted-window mask of a %dx%d grid with window %d and "
-                               "shift %d: the image size is probably wrong",
-                               c->name, actual, grid, grid, w, shift);
+            st = vitq_i_fail(VITQ_ERR_CONFIG,
+                             "%s: tensor '%s' is not the shifted-window mask of a %dx%d grid with window %d and "
+                             "shift %d: the image size is probably wrong",
+                             c->name, actual, grid, grid, w, shift);
     }
-    return VITQ_OK;
+    vitq_i_free(c->alloc, scratch);
+    return st;
 }
 
-static vitq_status load_block(vitq_i_ckpt *c, vitq_i_net *m, int s, int b, vitq_i_block *blk, float *fscratch,
-                              int64_t *iscratch) {
+static vitq_status load_block(vitq_i_ckpt *c, vitq_i_net *m, int s, int b, vitq_i_block *blk) {
     const vitq_allocator *a = &m->alloc;
     const vitq_model_info *i = &m->info;
     size_t d = (size_t)i->stage_dim[s], heads = (size_t)i->stage_heads[s];
@@ -148,7 +152,7 @@ static vitq_status load_block(vitq_i_ckpt *c, vitq_i_net *m, int s, int b, vitq_
     if (!st) blk->rel_table = vitq_i_build_floats(a, side * side * heads, key, &st);
     if (!st) st = vitq_i_ckpt_read(c, key, 2, table_shape, blk->rel_table);
     snprintf(key, sizeof key, "%s.attn.relative_position_index", pre);
-    if (!st && vitq_i_ckpt_has(c, key)) st = check_stored_index(c, key, w, iscratch);
+    if (!st && vitq_i_ckpt_has(c, key)) st = check_stored_index(c, key, w);
     if (st) return st;
     blk->shift = vitq_i_swin_shift(b, w, grid);
     size_t n = (size_t)w * (size_t)w;
@@ -156,11 +160,11 @@ static vitq_status load_block(vitq_i_ckpt *c, vitq_i_net *m, int s, int b, vitq_
     if (st) return st;
     vitq_i_swin_gather_bias(blk->rel_table, heads, w, blk->attn_bias);
     snprintf(key, sizeof key, "%s.attn_mask", pre);
-    if (vitq_i_ckpt_has(c, key)) st = check_stored_mask(c, key, &m->stages[s], grid, w, blk->shift, fscratch);
+    if (vitq_i_ckpt_has(c, key)) st = check_stored_mask(c, key, &m->stages[s], grid, w, blk->shift);
     return st;
 }
 
-static vitq_status load_stage(vitq_i_ckpt *c, vitq_i_net *m, int s, float *fscratch, int64_t *iscratch) {
+static vitq_status load_stage(vitq_i_ckpt *c, vitq_i_net *m, int s) {
     const vitq_allocator *a = &m->alloc;
     const vitq_model_info *i = &m->info;
     vitq_i_stage *stage = &m->stages[s];
@@ -183,7 +187,7 @@ static vitq_status load_stage(vitq_i_ckpt *c, vitq_i_net *m, int s, float *fscra
         if (!st) vitq_i_swin_fill_mask(grid, w, vitq_i_swin_shift(1, w, grid), stage->mask);
     }
     for (int b = 0; !st && b < i->stage_depth[s]; b++)
-        st = load_block(c, m, s, b, &m->blocks[stage->first_block + b], fscratch, iscratch);
+        st = load_block(c, m, s, b, &m->blocks[stage->first_block + b]);
     return st;
 }
 
@@ -202,23 +206,7 @@ static vitq_status load_weights(vitq_i_ckpt *c, vitq_i_net *m) {
         m->stages = vitq_i_calloc(a, (size_t)i->num_stages, sizeof *m->stages);
         if (!m->blocks || !m->stages) st = vitq_i_oom("Swin stages and blocks", (size_t)i->depth * sizeof *m->blocks);
     }
-    /* Scratch for checking stored indices and masks: the largest [windows, w*w, w*w] of any stage. */
-    size_t most = 1;
-    for (int s = 0; s < i->num_stages; s++) {
-        size_t n = (size_t)i->stage_window[s] * (size_t)i->stage_window[s];
-        size_t per = (size_t)(i->stage_grid[s] / i->stage_window[s]);
-        if (per * per * n * n > most) most = per * per * n * n;
-    }
-    float *fscratch = NULL;
-    int64_t *iscratch = NULL;
-    if (!st) {
-        fscratch = vitq_i_alloc_array(a, most, sizeof(float));
-        iscratch = vitq_i_alloc_array(a, most, sizeof(int64_t));
-        if (!fscratch || !iscratch) st = vitq_i_oom("Swin load scratch", most * sizeof(int64_t));
-    }
-    for (int s = 0; !st && s < i->num_stages; s++) st = load_stage(c, m, s, fscratch, iscratch);
-    vitq_i_free(a, fscratch);
-    vitq_i_free(a, iscratch);
+    for (int s = 0; !st && s < i->num_stages; s++) st = load_stage(c, m, s);
     if (!st) st = vitq_i_build_layernorm(c, a, "norm", last, &m->norm);
     if (!st) st = vitq_i_build_linear(c, a, "head", (size_t)i->num_classes, last, VITQ_I_BIAS_REQUIRED, &m->head);
     return st;

@@ -31,18 +31,25 @@ static int input_grid(const vitq_i_qpoint *qp, vitq_i_qact *act) {
 /* Pack the weight codes of qp for layer l. VITQ_ERR_UNSUPPORTED when the kernels cannot take them (the
  * layer then stays simulated). */
 static vitq_status pack_weight(const vitq_allocator *a, const vitq_i_qpoint *qp, const vitq_i_linear *l,
-                               vitq_i_qpacked *out) {
+                               const vitq_i_codes_source *source, vitq_i_qpacked *out) {
     memset(out, 0, sizeof *out); /* the caller frees *out on any failure, also one before packing */
     const vitq_i_range_state *s = uniform_state(qp);
     size_t n = l->out, k = l->in, count;
-    if (!s || !qp->codes || s->grid.bits > 8 || (size_t)qp->inst.config.channels != n) return VITQ_ERR_UNSUPPORTED;
+    if (!s || (!qp->codes && !source) || s->grid.bits > 8 || (size_t)qp->inst.config.channels != n)
+        return VITQ_ERR_UNSUPPORTED;
     if (!vitq_i_mul_size(n, k, &count)) return vitq_i_oom("integer weights", SIZE_MAX);
+    uint8_t *stored = NULL; /* the codes read for this layer only, when qp does not hold them */
+    if (!qp->codes) {
+        vitq_status got = source->load(source->user, qp, &stored);
+        if (got) return got;
+    }
     int32_t *codes = vitq_i_alloc_array(a, count, sizeof(int32_t));
     float *scale = vitq_i_alloc_array(a, n, sizeof(float));
     int32_t *zero = vitq_i_alloc_array(a, n, sizeof(int32_t));
     vitq_status st = codes && scale && zero ? VITQ_OK : vitq_i_oom("integer weights", count * sizeof(int32_t));
     if (!st) {
-        st = vitq_i_codes_unpack(qp->codes, (int64_t)n, (int64_t)k, s->grid.bits, s->grid.symmetric, codes);
+        st = vitq_i_codes_unpack(stored ? stored : qp->codes, (int64_t)n, (int64_t)k, s->grid.bits, s->grid.symmetric,
+                                 codes);
         int64_t per = s->config.channels_per_group > 0 ? s->config.channels_per_group : (int64_t)n;
         for (size_t j = 0; !st && j < n; j++) {
             scale[j] = s->scale[(int64_t)j / per];
@@ -57,6 +64,7 @@ static vitq_status pack_weight(const vitq_allocator *a, const vitq_i_qpoint *qp,
             if ((float)zero[j] != z) st = VITQ_ERR_UNSUPPORTED;
         }
     }
+    vitq_i_free(a, stored); /* before the panels: they take its place */
     if (!st) st = vitq_i_qgemm_pack(a, codes, n, k, s->grid.bits, s->grid.symmetric, scale, zero, n, 0, out);
     vitq_i_free(a, codes);
     vitq_i_free(a, scale);
@@ -133,7 +141,8 @@ static vitq_status build_attentions(vitq_i_net *m, const vitq_i_qmodel *q, unsig
     return VITQ_OK;
 }
 
-static vitq_status build_layers(vitq_i_net *m, vitq_i_qmodel *q, unsigned char *realised, int *count) {
+static vitq_status build_layers(vitq_i_net *m, vitq_i_qmodel *q, const vitq_i_codes_source *source,
+                                unsigned char *realised, int *count) {
     /* A weight point follows its layer's input point in the list (points.h). */
     for (int p = 1; p < q->list.count; p++) {
         const vitq_i_point_desc *d = &q->list.points[p];
@@ -144,7 +153,7 @@ static vitq_status build_layers(vitq_i_net *m, vitq_i_qmodel *q, unsigned char *
         vitq_i_qact act;
         vitq_i_qpacked packed;
         if (!input_grid(&q->qpoints[ii], &act)) continue;
-        vitq_status st = pack_weight(&m->alloc, &q->qpoints[wi], d->weight, &packed);
+        vitq_status st = pack_weight(&m->alloc, &q->qpoints[wi], d->weight, source, &packed);
         if (st == VITQ_ERR_UNSUPPORTED) { /* stays simulated */
             vitq_i_error_clear();
             continue;
@@ -163,13 +172,14 @@ static vitq_status build_layers(vitq_i_net *m, vitq_i_qmodel *q, unsigned char *
     return VITQ_OK;
 }
 
-vitq_status vitq_i_integer_build(vitq_i_net *m, vitq_i_qmodel *q, int *layers, int *attentions) {
+vitq_status vitq_i_integer_build(vitq_i_net *m, vitq_i_qmodel *q, const vitq_i_codes_source *source, int *layers,
+                                 int *attentions) {
     *layers = *attentions = 0;
     unsigned char *realised = vitq_i_calloc(&q->alloc, (size_t)q->list.count + 1, 1);
     unsigned char *active = vitq_i_calloc(&q->alloc, (size_t)q->list.count + 1, 1);
     vitq_status st = realised && active ? VITQ_OK : vitq_i_oom("integer layers", 2 * (size_t)q->list.count);
     if (!st) st = build_attentions(m, q, realised, attentions);
-    if (!st) st = build_layers(m, q, realised, layers);
+    if (!st) st = build_layers(m, q, source, realised, layers);
     for (int i = 0; !st && i < q->count; i++) active[q->qpoints[i].point] = !realised[q->qpoints[i].point];
     for (int i = 0; !st && i < q->nl_count; i++) active[q->nl[i].point] = 1; /* operators run in the pass */
     if (!st) {

@@ -20,7 +20,18 @@
  * once, as integer panels (vitq_i_integer_weight_codes reads it back). The input sites the kernels
  * realise themselves are left out of q->run_sites, the sites of q's forward taps. The counts of
  * integer layers and attentions go to *layers and *attentions. */
-vitq_status vitq_i_integer_build(vitq_i_net *m, vitq_i_qmodel *q, int *layers, int *attentions);
+/* Where the codes of weight points that do not hold them (qp->codes NULL) are read from: `load` gives
+ * a new buffer of qp->codes_bytes bytes (freed by the caller with q's allocator) or a status. The
+ * loader reads them from the file one layer at a time (quant/qload.c), so that no layer's codes
+ * wait in memory beside another's panels. */
+typedef struct vitq_i_codes_source {
+    vitq_status (*load)(void *user, const vitq_i_qpoint *qp, uint8_t **codes);
+    void *user;
+} vitq_i_codes_source;
+
+/* `source` may be NULL (every weight point holds its codes). */
+vitq_status vitq_i_integer_build(vitq_i_net *m, vitq_i_qmodel *q, const vitq_i_codes_source *source, int *layers,
+                                 int *attentions);
 
 /* The weight codes of layer l, which runs the integer kernel for weight point wp, in the storage of
  * quant/codes.h (what a quantized file holds) into `out` (wp->codes_bytes bytes). Scratch from `a`. */

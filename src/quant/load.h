@@ -15,4 +15,11 @@ vitq_status vitq_i_load(const vitq_allocator *a, const uint8_t *data, size_t siz
                         const struct vitq_i_json *preproc, const char *preproc_name, vitq_i_net **net,
                         vitq_i_qmodel **quant);
 
+/* The same from the model file at `path`: a safetensors file is read tensor by tensor (never whole), so
+ * that loading holds at most one layer's temporaries beside the model; a torch.save archive is read
+ * whole. */
+vitq_status vitq_i_load_path(const vitq_allocator *a, const char *path, const vitq_model_options *opts,
+                             const struct vitq_i_json *config, const char *config_name, const struct vitq_i_json *preproc,
+                             const char *preproc_name, vitq_i_net **net, vitq_i_qmodel **quant);
+
 #endif

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "model/weights.h"
 #include "quant/codes.h"
+#include "quant/integer.h"
 #include "quant/nonlinear_file.h"
 #include "quant/qmodel.h"
 #include "util/json.h"
@@ -272,30 +274,62 @@ static vitq_status check_weight(vitq_i_safetensors *st, const vitq_i_json *e, co
     return VITQ_OK;
 }
 
-/* Keep the codes of a weight point and make its tensor an F32 view of the dequantized weight. */
-static vitq_status load_weight(vitq_i_qload *p, const weight_layout *wl, vitq_i_qpoint *qp) {
-    const char *name = qp->inst.name;
-    const vitq_point_config *cfg = &qp->inst.config;
-    vitq_i_st_tensor *t = wl->tensor;
-    int64_t rows = wl->shape[0], inner = wl->inner;
-    qp->codes_bytes = t->array.nbytes;
-    qp->codes = vitq_i_alloc(&p->alloc, qp->codes_bytes);
-    int32_t *codes = vitq_i_alloc_array(&p->alloc, wl->count, sizeof(int32_t));
-    float *w = vitq_i_alloc_array(&p->alloc, wl->count, sizeof(float));
-    if (!qp->codes || !codes || !w) {
-        vitq_i_free(&p->alloc, codes);
-        vitq_i_free(&p->alloc, w);
-        size_t bytes = SIZE_MAX;
-        vitq_i_mul_size(wl->count, sizeof(float) + sizeof(int32_t), &bytes);
-        return vitq_i_oom(name, bytes);
+/* Where a weight point's codes are, so that they are read when a layer needs them and never all at
+ * once: the code tensor as the file stores it (a copy of its entry, since the entry itself becomes
+ * the F32 tensor the builders read) and the weight's shape. */
+struct vitq_i_qload_weight {
+    vitq_allocator alloc;
+    const vitq_i_safetensors *st;
+    vitq_i_st_tensor stored;
+    vitq_i_qpoint *qp;
+    int64_t rows, inner;
+    size_t count;
+};
+
+/* The codes of w as stored (qp->codes_bytes bytes), into a new buffer. */
+static vitq_status read_codes(const struct vitq_i_qload_weight *w, uint8_t **out) {
+    *out = vitq_i_alloc(&w->alloc, w->stored.array.nbytes ? w->stored.array.nbytes : 1);
+    if (!*out) return vitq_i_oom(w->qp->inst.name, w->stored.array.nbytes);
+    vitq_status s = vitq_i_st_read(w->st, &w->stored, *out);
+    if (s) {
+        vitq_i_free(&w->alloc, *out);
+        *out = NULL;
     }
-    memcpy(qp->codes, t->array.data, qp->codes_bytes);
-    vitq_status s = vitq_i_codes_unpack(qp->codes, rows, inner, cfg->bits, cfg->symmetric, codes);
-    vitq_tensor_view v = {sizeof v, w, 1, rows, inner, (int64_t)wl->count};
-    if (!s) s = qp->inst.scheme.dequantize(qp->inst.state, codes, &v);
-    vitq_i_free(&p->alloc, codes);
-    p->buffers[p->num_buffers++] = w;
-    if (s) return s;
+    return s;
+}
+
+/* The weight of w as its quantizer dequantizes its codes, into dst (count floats). */
+static vitq_status dequantize(const struct vitq_i_qload_weight *w, const uint8_t *codes, float *dst) {
+    const vitq_point_config *cfg = &w->qp->inst.config;
+    int32_t *ints = vitq_i_alloc_array(&w->alloc, w->count, sizeof(int32_t));
+    if (!ints) return vitq_i_oom(w->qp->inst.name, w->count * sizeof(int32_t));
+    vitq_status s = vitq_i_codes_unpack(codes, w->rows, w->inner, cfg->bits, cfg->symmetric, ints);
+    vitq_tensor_view v = {sizeof v, dst, 1, w->rows, w->inner, (int64_t)w->count};
+    if (!s) s = w->qp->inst.scheme.dequantize(w->qp->inst.state, ints, &v);
+    vitq_i_free(&w->alloc, ints);
+    return s;
+}
+
+/* The float values of a quantized weight tensor (its `fill`, io/safetensors.h). */
+static vitq_status fill_weight(void *user, const vitq_i_st_tensor *t, float *dst) {
+    (void)t;
+    const struct vitq_i_qload_weight *w = user;
+    uint8_t *codes;
+    vitq_status s = read_codes(w, &codes);
+    if (!s) s = dequantize(w, codes, dst);
+    vitq_i_free(&w->alloc, codes);
+    return s;
+}
+
+/* Make the tensor of a weight point an F32 tensor of its shape whose values are its codes
+ * dequantized on request; the codes stay in the file (or the caller's buffer) until the layer's
+ * kernel is built (vitq_i_qload_finish). */
+static vitq_status load_weight(vitq_i_qload *p, const vitq_i_safetensors *st, const weight_layout *wl,
+                               vitq_i_qpoint *qp) {
+    vitq_i_st_tensor *t = wl->tensor;
+    struct vitq_i_qload_weight *w = &p->weights[p->num_weights++];
+    *w = (struct vitq_i_qload_weight){p->alloc, st, *t, qp, wl->shape[0], wl->inner, wl->count};
+    qp->codes_bytes = t->array.nbytes;
     qp->ndim = (int)wl->ndim;
     for (size_t d = 0; d < wl->ndim; d++) {
         qp->shape[d] = (uint64_t)wl->shape[d];
@@ -303,8 +337,11 @@ static vitq_status load_weight(vitq_i_qload *p, const weight_layout *wl, vitq_i_
     }
     t->array.elem = VITQ_I_ELEM_F32;
     t->array.ndim = (int)wl->ndim;
-    t->array.data = (const uint8_t *)w;
+    t->array.data = NULL;
     t->array.nbytes = wl->count * sizeof(float);
+    t->fill = fill_weight;
+    t->fill_user = w;
+    t->pack_later = 1;
     return VITQ_OK;
 }
 
@@ -368,7 +405,7 @@ static vitq_status load_point(vitq_i_qload *p, vitq_i_safetensors *st, const vit
     qp->observed_max = (float)hi;
     if ((s = load_params(p, st, e, qp, name_capacity))) return s;
     if (vitq_i_json_get(e, "noise") && (s = load_noise(p, st, qp, name_capacity))) return s;
-    return cfg.kind == VITQ_POINT_WEIGHT ? load_weight(p, &wl, qp) : VITQ_OK;
+    return cfg.kind == VITQ_POINT_WEIGHT ? load_weight(p, st, &wl, qp) : VITQ_OK;
 }
 
 vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st, const vitq_registry *registry,
@@ -389,10 +426,10 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
     }
     p->q = vitq_i_calloc(a, 1, sizeof *p->q);
     if (p->q) p->q->qpoints = vitq_i_calloc(a, root->count + 1, sizeof *p->q->qpoints);
-    p->buffers = vitq_i_calloc(a, root->count + 1, sizeof *p->buffers);
+    p->weights = vitq_i_calloc(a, root->count + 1, sizeof *p->weights);
     size_t bytes = SIZE_MAX;
     vitq_i_mul_size(root->count, sizeof(vitq_i_qpoint), &bytes);
-    if (!p->q || !p->q->qpoints || !p->buffers) s = vitq_i_oom("quantized model", bytes);
+    if (!p->q || !p->q->qpoints || !p->weights) s = vitq_i_oom("quantized model", bytes);
     if (p->q) p->q->alloc = *a;
     file_bounds fb;
     memset(&fb, 0, sizeof fb);
@@ -418,6 +455,10 @@ vitq_status vitq_i_qload_prepare(const vitq_allocator *a, vitq_i_safetensors *st
         if (!p->nl || !p->nl_names) s = vitq_i_oom("integer operators", (size_t)nl_count * sizeof *p->nl);
         p->nl_count = nl_count;
         remember_ctx rc = {p, name_capacity};
+        /* The operators' tables are read by indexing their bytes: a file's are brought in (small,
+         * a few integers per channel; freed with st). */
+        for (size_t t = 0; !s && t < st->count; t++)
+            if (strstr(st->tensors[t].name, ".nl_")) s = vitq_i_st_pin(st, &st->tensors[t]);
         if (!s) s = vitq_i_nl_read(a, st, p->nl, p->nl_names, nl_count, remember_tensor, &rc);
     }
     vitq_i_free(a, fb.is_param);
@@ -470,11 +511,47 @@ vitq_status vitq_i_qload_attach(vitq_i_qload *p, vitq_i_net *m, vitq_i_qmodel **
     return VITQ_OK;
 }
 
+/* The codes of weight point qp, read from where the file keeps them (integer.h's codes source). */
+static vitq_status load_codes(void *user, const vitq_i_qpoint *qp, uint8_t **codes) {
+    const vitq_i_qload *p = user;
+    for (int i = 0; i < p->num_weights; i++)
+        if (p->weights[i].qp == qp) return read_codes(&p->weights[i], codes);
+    *codes = NULL;
+    return VITQ_ERR_UNSUPPORTED; /* not a point of the file: its layer stays as it is */
+}
+
+vitq_status vitq_i_qload_finish(vitq_i_qload *p, vitq_i_net *m, vitq_i_qmodel *q, int simulated, int *layers,
+                                int *attentions) {
+    *layers = *attentions = 0;
+    vitq_i_codes_source source = {load_codes, p};
+    vitq_status s = simulated ? VITQ_OK : vitq_i_integer_build(m, q, &source, layers, attentions);
+    /* The other quantized layers run on float panels of their dequantized weight, and keep their
+     * codes (saving and reports read them): built layer by layer, each one's floats freed at once. */
+    for (int i = 0; !s && i < p->num_weights; i++) {
+        const struct vitq_i_qload_weight *w = &p->weights[i];
+        vitq_i_qpoint *qp = w->qp;
+        vitq_i_linear *l = qp->point >= 0 && qp->point < q->list.count ? q->list.points[qp->point].weight : NULL;
+        if (l && l->integer) continue; /* its integer panels hold the codes */
+        if (!qp->codes) s = read_codes(w, &qp->codes);
+        if (s || !l || l->packed.panels) continue;
+        float *floats = vitq_i_alloc_array(&m->alloc, w->count, sizeof(float));
+        if (!floats) s = vitq_i_oom(qp->inst.name, w->count * sizeof(float));
+        if (!s) s = dequantize(w, qp->codes, floats);
+        if (!s) s = vitq_i_gemm_pack(&m->alloc, floats, l->out, l->in, &l->packed);
+        vitq_i_free(&m->alloc, floats);
+    }
+    const vitq_i_linear *l;
+    for (size_t i = 0; !s && (l = vitq_i_model_linear_at(m, i)) != NULL; i++)
+        if (l->out && !l->packed.panels && !l->integer) /* a quantized weight no point claimed */
+            s = vitq_i_fail(VITQ_ERR_FORMAT, "%s: linear layer %zu has a quantized weight that no quantization point "
+                            "of the model uses", m->name, i);
+    return s;
+}
+
 void vitq_i_qload_free(vitq_i_qload *p) {
     for (size_t i = 0; i < p->num_names; i++) vitq_i_free(&p->alloc, p->names[i]);
     vitq_i_free(&p->alloc, p->names);
-    for (int i = 0; i < p->num_buffers; i++) vitq_i_free(&p->alloc, p->buffers[i]);
-    vitq_i_free(&p->alloc, p->buffers);
+    vitq_i_free(&p->alloc, p->weights);
     for (int i = 0; p->nl && i < p->nl_count; i++) vitq_i_qnl_free(&p->alloc, &p->nl[i]);
     vitq_i_free(&p->alloc, p->nl);
     vitq_i_free(&p->alloc, p->nl_names);

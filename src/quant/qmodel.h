@@ -90,16 +90,18 @@ vitq_status vitq_i_qsave(const vitq_allocator *a, const vitq_i_net *m, const vit
                          size_t *size);
 
 /* Loading (qload.c). `prepare` reads the point table and the quantizer parameters of a quantized
- * file, dequantizes its weights and makes their tensors of `st` F32 views of the results (kept in
- * *prep), so that the ordinary builders load the network; `attach` then checks the points against
- * the built network and hands the quantizers over in *out. */
+ * file and makes its weight tensors of `st` F32 tensors whose values are their codes dequantized on
+ * request (io/safetensors.h, fill and pack_later), so that the ordinary builders check the network;
+ * `attach` then checks the points against the built network and hands the quantizers over in *out;
+ * `finish` gives each quantized layer its kernel, one layer at a time (integer panels, else float
+ * panels and the codes kept). */
 typedef struct vitq_i_qload {
     vitq_allocator alloc;
     vitq_i_qmodel *q;   /* point list empty until attach */
     char **names;       /* names of the point-parameter tensors, for the checkpoint's unused check */
     size_t num_names;
-    float **buffers;    /* dequantized weights, referenced by st */
-    int num_buffers;
+    struct vitq_i_qload_weight *weights; /* where each weight point's codes are, [points] */
+    int num_weights;
     vitq_i_qnl *nl;     /* integer operators read, until attach moves them into q */
     char (*nl_names)[VITQ_I_POINT_NAME];
     int nl_count;
@@ -110,6 +112,10 @@ int vitq_i_qload_is_quantized(const struct vitq_i_safetensors *st);
 vitq_status vitq_i_qload_prepare(const vitq_allocator *a, struct vitq_i_safetensors *st, const vitq_registry *registry,
                                  vitq_i_qload *prep);
 vitq_status vitq_i_qload_attach(vitq_i_qload *prep, vitq_i_net *m, vitq_i_qmodel **out);
+/* After attach: the kernels of the quantized layers of m (q the attached quantizers); integer ones
+ * unless `simulated`. Counts of integer layers and attentions to *layers and *attentions. */
+vitq_status vitq_i_qload_finish(vitq_i_qload *prep, vitq_i_net *m, vitq_i_qmodel *q, int simulated, int *layers,
+                                int *attentions);
 void vitq_i_qload_free(vitq_i_qload *prep);
 
 #endif
