@@ -10,10 +10,12 @@
 
 #define GELU_MIN 0.16997124f /* -min GELU(x): twin-gelu's negative range (scheme_twin_gelu.c) */
 
-static size_t calib_images(void) { return harness_quick() ? 8 : 16; }
+/* Few images and a coarse search grid: what is checked (centred ranges, the pow2 format, a fold that keeps
+ * the float function) does not depend on how well the scales are searched. */
+static size_t calib_images(void) { return harness_quick() ? 4 : 16; }
 
 /* Test images of the accuracy checks: enough to see a broken fold (which costs tens of points). */
-static size_t test_images(void) { return harness_quick() ? 200 : 500; }
+static size_t test_images(void) { return harness_quick() ? 100 : 500; }
 
 static int smoothed_name(const char *name) { return strstr(name, "qkv.input") || strstr(name, "fc1.input"); }
 
@@ -39,10 +41,11 @@ static int centred_points(const vitq_model *q, int *total) {
 static void test_smooth_under_ptq4vit(void) {
     vitq_model *fp = load("models/fmnist-vit");
     if (!fp) return;
-    static const char *const off[] = {"search_images", "4"};
-    static const char *const on[] = {"search_images", "4", "smooth", "1"};
-    vitq_model *plain = quantize_with(fp, NULL, "ptq4vit", 8, 8, NULL, 0, off, 1, calib_images());
-    vitq_model *smooth = quantize_with(fp, NULL, "ptq4vit", 8, 8, NULL, 0, on, 2, calib_images());
+    static const char *const off[] = {"search_images", "4", "grid", "8"};
+    /* alpha searched per layer in test_smooth.c: here the fixed alpha keeps the test short */
+    static const char *const on[] = {"search_images", "4", "grid", "8", "smooth", "1", "smooth_alpha_search", "0"};
+    vitq_model *plain = quantize_with(fp, NULL, "ptq4vit", 8, 8, NULL, 0, off, 2, calib_images());
+    vitq_model *smooth = quantize_with(fp, NULL, "ptq4vit", 8, 8, NULL, 0, on, 4, calib_images());
     if (plain && smooth) {
         int total_plain, total_smooth;
         int c_plain = centred_points(plain, &total_plain), c_smooth = centred_points(smooth, &total_smooth);
@@ -86,10 +89,10 @@ static int pow2_gelu_points(const vitq_model *q, int bits, int *total) {
 static void test_opt_m_under_ptq4vit(void) {
     vitq_model *fp = load("models/fmnist-vit");
     if (!fp) return;
-    static const char *const off[] = {"search_images", "4"};
-    static const char *const on[] = {"search_images", "4", "opt_m", "1"};
-    vitq_model *plain = quantize_with(fp, NULL, "ptq4vit", 4, 4, NULL, 0, off, 1, calib_images());
-    vitq_model *optm = quantize_with(fp, NULL, "ptq4vit", 4, 4, NULL, 0, on, 2, calib_images());
+    static const char *const off[] = {"search_images", "4", "grid", "8"};
+    static const char *const on[] = {"search_images", "4", "grid", "8", "opt_m", "1"};
+    vitq_model *plain = quantize_with(fp, NULL, "ptq4vit", 4, 4, NULL, 0, off, 2, calib_images());
+    vitq_model *optm = quantize_with(fp, NULL, "ptq4vit", 4, 4, NULL, 0, on, 3, calib_images());
     if (plain && optm) {
         int total_plain, total_optm;
         int p_plain = pow2_gelu_points(plain, 4, &total_plain), p_optm = pow2_gelu_points(optm, 4, &total_optm);
@@ -110,8 +113,8 @@ static void test_opt_m_under_ptq4vit(void) {
 static void test_repq_components(void) {
     vitq_model *fp = load("models/fmnist-vit");
     if (!fp) return;
-    static const char *const both[] = {"post_gelu", "1", "smooth", "1", "opt_m", "1"};
-    vitq_model *q = quantize_with(fp, NULL, "repq-vit", 4, 4, NULL, 0, both, 3, calib_images());
+    static const char *const both[] = {"post_gelu", "1", "smooth", "1", "opt_m", "1", "smooth_alpha_search", "0"};
+    vitq_model *q = quantize_with(fp, NULL, "repq-vit", 4, 4, NULL, 0, both, 4, calib_images());
     if (q) {
         int total, pow2 = pow2_gelu_points(q, 4, &total);
         size_t n = test_images();
