@@ -78,12 +78,15 @@ static vitq_status find_layout(vitq_i_pth_reader *p) {
     const vitq_i_zip_entry *order = find_in_archive(p, "byteorder");
     if (order && (st = vitq_i_pth_need_stored(p, order)) != VITQ_OK) return st;
     if (order) {
-        if (order->size == 3 && memcmp(order->data, "big", 3) == 0)
+        char text[6] = {0};
+        if ((order->size == 3 || order->size == 6) && (st = vitq_i_zip_read(&p->zip, order, 0, text, order->size)))
+            return st;
+        if (order->size == 3 && memcmp(text, "big", 3) == 0)
             return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
                                "%s: the storages are big-endian (byteorder entry 'big'): re-save it on a "
                                "little-endian machine or convert to safetensors",
                                p->file);
-        if (order->size != 6 || memcmp(order->data, "little", 6) != 0)
+        if (order->size != 6 || memcmp(text, "little", 6) != 0)
             return vitq_i_fail(VITQ_ERR_FORMAT, "%s: byteorder entry is neither 'little' nor 'big'", p->file);
     }
     return VITQ_OK;
@@ -164,9 +167,11 @@ static vitq_status tensor_fail(const vitq_i_pth_reader *p, const char *name, con
     return vitq_i_fail(status, "%s: tensor '%s' (data.pkl offset %zu): %s", p->file, name, x->at, detail);
 }
 
-/* Check tensor x against its storage and describe it in *out; *copy = 1 when its strides are not
- * C-contiguous (its bytes must then be gathered). */
-static vitq_status layout(const vitq_i_pth_reader *p, const char *name, vitq_i_pth_tensor *x, vitq_i_array *out, int *copy) {
+/* Check tensor x against its storage and describe it in *out (data NULL for a file); *copy = 1 when
+ * its strides are not C-contiguous (its bytes must then be gathered). *at: the byte offset of its
+ * first element in the storage entry, *span: the bytes from there to the end of its last. */
+static vitq_status layout(const vitq_i_pth_reader *p, const char *name, vitq_i_pth_tensor *x, vitq_i_array *out,
+                          int *copy, size_t *at, size_t *span) {
     const vitq_i_pth_storage *s = &p->storages[x->storage];
     size_t esize = vitq_i_elem_size(x->elem), numel;
     memset(out, 0, sizeof *out);
@@ -208,7 +213,9 @@ static vitq_status layout(const vitq_i_pth_reader *p, const char *name, vitq_i_p
         expect *= x->size[d]; /* <= numel: no overflow */
     }
     out->nbytes = numel * esize;
-    out->data = s->entry->data + (size_t)x->offset * esize; /* offset <= capacity */
+    *at = (size_t)x->offset * esize; /* offset <= capacity */
+    *span = numel ? (size_t)(last - x->offset + 1) * esize : 0; /* last < capacity */
+    out->data = s->entry->data ? s->entry->data + *at : NULL;
     if (numel == 0) *copy = 0;
     return VITQ_OK;
 }
@@ -280,19 +287,20 @@ static vitq_status build(vitq_i_pth_reader *p, const vitq_i_pickle *vm, uint32_t
         /* A tensor object can appear under several keys (tied weights): work on a copy. */
         vitq_i_pth_tensor x = p->tensors[vitq_i_pk_get(vm, v)->u.ext.index];
         int copy;
-        vitq_status st = layout(p, t->name, &x, &t->array, &copy);
+        size_t at, span;
+        vitq_status st = layout(p, t->name, &x, &t->array, &copy, &at, &span);
         if (st) return st;
         if (copy) {
-            size_t at = (copy_bytes + 63) & ~(size_t)63;
-            if (at < copy_bytes || !vitq_i_add_size(at, t->array.nbytes, &copy_bytes) || copy_bytes > p->n)
+            size_t place = (copy_bytes + 63) & ~(size_t)63;
+            if (place < copy_bytes || !vitq_i_add_size(place, t->array.nbytes, &copy_bytes) || copy_bytes > p->n)
                 return tensor_fail(p, t->name, &x, VITQ_ERR_FORMAT,
                                    "its strided layout would be copied into more bytes than the file holds (%zu)",
                                    p->n);
             t->array.data = NULL;
-            t->begin = at; /* offset in the owned block until it exists */
-            t->end = at + t->array.nbytes;
-        } else {
-            t->begin = (size_t)(t->array.data - p->buf);
+            t->begin = place; /* offset in the owned block until it exists */
+            t->end = place + t->array.nbytes;
+        } else { /* where the bytes lie in the archive (a file's are read from there on request) */
+            t->begin = p->storages[x.storage].entry->offset + at;
             t->end = t->begin + t->array.nbytes;
         }
     }
@@ -315,15 +323,78 @@ static vitq_status build(vitq_i_pth_reader *p, const vitq_i_pickle *vm, uint32_t
         uint32_t v = vitq_i_pk_item(vm, dict, i + 1);
         if (!is_tensor(vm, v)) continue;
         vitq_i_st_tensor *t = &s->tensors[k++];
-        if (t->array.data) continue;
         vitq_i_pth_tensor x = p->tensors[vitq_i_pk_get(vm, v)->u.ext.index];
         vitq_i_array view;
         int copy;
-        (void)layout(p, t->name, &x, &view, &copy); /* passed above; normalises x's strides again */
+        size_t at, span;
+        (void)layout(p, t->name, &x, &view, &copy, &at, &span); /* passed above; normalises x's strides again */
+        if (!copy) continue; /* (a file's views have no data pointer either) */
         size_t esize = vitq_i_elem_size(x.elem);
-        gather(s->owned + t->begin, view.data, esize, &x, t->array.nbytes / esize);
+        const uint8_t *src = view.data;
+        uint8_t *tmp = NULL;
+        if (!src) { /* a file: the part of the storage the tensor reaches, for the time of the gather */
+            tmp = vitq_i_alloc(&p->alloc, span);
+            if (!tmp) return vitq_i_oom("storage of a strided tensor", span);
+            vitq_status st = vitq_i_zip_read(&p->zip, p->storages[x.storage].entry, at, tmp, span);
+            if (st) {
+                vitq_i_free(&p->alloc, tmp);
+                return st;
+            }
+            src = tmp;
+        }
+        gather(s->owned + t->begin, src, esize, &x, t->array.nbytes / esize);
+        vitq_i_free(&p->alloc, tmp);
         t->array.data = s->owned + t->begin;
     }
+    return VITQ_OK;
+}
+
+/* Everything after the archive's directory (p->zip) is read: its layout, the pickle, the state dict
+ * and the tensor table *s (whose alloc, data and file the caller set). Frees what only this needs. */
+static vitq_status read_archive(vitq_i_pth_reader *p, vitq_i_safetensors *s) {
+    vitq_status st = find_layout(p);
+    if (!st) {
+        p->storage_of_entry = vitq_i_calloc(&p->alloc, p->zip.count, sizeof *p->storage_of_entry);
+        if (!p->storage_of_entry) st = vitq_i_oom("storage index", p->zip.count * sizeof *p->storage_of_entry);
+    }
+    vitq_i_pickle vm;
+    memset(&vm, 0, sizeof vm);
+    uint32_t root = 0, dict = 0;
+    const vitq_i_zip_entry *pkl = st ? NULL : find_in_archive(p, "data.pkl");
+    const uint8_t *pkl_bytes = pkl ? pkl->data : NULL;
+    if (pkl && !pkl_bytes) { /* a file: the pickle is read whole (it is small: names and shapes) */
+        p->pkl_copy = vitq_i_alloc(&p->alloc, pkl->size ? pkl->size : 1);
+        if (!p->pkl_copy) st = vitq_i_oom("data.pkl", pkl->size);
+        else st = vitq_i_zip_read(&p->zip, pkl, 0, p->pkl_copy, pkl->size);
+        pkl_bytes = p->pkl_copy;
+    }
+    if (!st) {
+        vitq_i_pk_hooks hooks;
+        vitq_i_pth_hooks(p, &hooks);
+        p->pkl_size = pkl->size;
+        st = vitq_i_pk_run(&p->alloc, pkl_bytes, pkl->size, p->what, &hooks, &vm, &root);
+    }
+    if (!st) {
+        p->holds = vitq_i_calloc(&p->alloc, vm.num_objs, 1);
+        if (!p->holds) st = vitq_i_oom("state dict search", vm.num_objs);
+    }
+    if (!st) st = select_state_dict(p, &vm, root, &dict);
+    if (!st) st = build(p, &vm, dict, s);
+    vitq_i_pk_free(&vm);
+    vitq_i_free(&p->alloc, p->holds);
+    vitq_i_free(&p->alloc, p->storage_of_entry);
+    vitq_i_free(&p->alloc, p->storages);
+    vitq_i_free(&p->alloc, p->tensors);
+    vitq_i_free(&p->alloc, p->pkl_copy);
+    vitq_i_zip_close(&p->zip);
+    return st;
+}
+
+/* The kind of archive from its first bytes: VITQ_OK for a zip, else the refusal. */
+static vitq_status check_kind(const uint8_t *head, size_t n, const char *name) {
+    int kind = vitq_i_pth_detect(head, n);
+    if (kind == 2) return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: " LEGACY_MESSAGE, name);
+    if (kind != 1) return vitq_i_fail(VITQ_ERR_FORMAT, "%s: not a torch.save zip archive (no zip signature)", name);
     return VITQ_OK;
 }
 
@@ -338,48 +409,57 @@ vitq_status vitq_i_pth_parse(const vitq_allocator *a, const uint8_t *buf, size_t
     vitq_status st = vitq_i_allocator_resolve(a, &p.alloc);
     if (st) return st;
     p.file = name;
-    p.buf = buf;
     p.n = n;
-    int kind = vitq_i_pth_detect(buf, n);
-    if (kind == 2) return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: " LEGACY_MESSAGE, name);
-    if (kind != 1) return vitq_i_fail(VITQ_ERR_FORMAT, "%s: not a torch.save zip archive (no zip signature)", name);
-    st = vitq_i_zip_open(&p.alloc, buf, n, name, &p.zip);
-    if (!st) st = find_layout(&p);
-    if (!st) {
-        p.storage_of_entry = vitq_i_calloc(&p.alloc, p.zip.count, sizeof *p.storage_of_entry);
-        if (!p.storage_of_entry) st = vitq_i_oom("storage index", p.zip.count * sizeof *p.storage_of_entry);
-    }
-    vitq_i_pickle vm;
-    memset(&vm, 0, sizeof vm);
-    uint32_t root = 0, dict = 0;
-    if (!st) {
-        const vitq_i_zip_entry *pkl = find_in_archive(&p, "data.pkl");
-        vitq_i_pk_hooks hooks;
-        vitq_i_pth_hooks(&p, &hooks);
-        p.pkl_size = pkl->size;
-        st = vitq_i_pk_run(&p.alloc, pkl->data, pkl->size, p.what, &hooks, &vm, &root);
-    }
-    if (!st) {
-        p.holds = vitq_i_calloc(&p.alloc, vm.num_objs, 1);
-        if (!p.holds) st = vitq_i_oom("state dict search", vm.num_objs);
-    }
-    if (!st) st = select_state_dict(&p, &vm, root, &dict);
+    if ((st = check_kind(buf, n, name))) return st;
+    if ((st = vitq_i_zip_open(&p.alloc, buf, n, name, &p.zip))) return st;
     vitq_i_safetensors s;
     memset(&s, 0, sizeof s);
     s.alloc = p.alloc;
     s.data = buf;
     s.data_size = n;
-    if (!st) st = build(&p, &vm, dict, &s);
-    vitq_i_pk_free(&vm);
-    vitq_i_free(&p.alloc, p.holds);
-    vitq_i_free(&p.alloc, p.storage_of_entry);
-    vitq_i_free(&p.alloc, p.storages);
-    vitq_i_free(&p.alloc, p.tensors);
-    vitq_i_zip_close(&p.zip);
+    st = read_archive(&p, &s);
     if (st) {
         vitq_i_st_free(&s);
         return st;
     }
+    *out = s;
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_pth_open(const vitq_allocator *a, const char *path, const char *name, vitq_i_safetensors *out) {
+    if (!name) name = path ? path : "pth";
+    if (!out || !path)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: torch checkpoint reader given a NULL argument", name);
+    memset(out, 0, sizeof *out);
+    vitq_i_pth_reader p;
+    memset(&p, 0, sizeof p);
+    vitq_status st = vitq_i_allocator_resolve(a, &p.alloc);
+    if (st) return st;
+    vitq_i_file *f;
+    uint64_t size;
+    if ((st = vitq_i_file_open(path, name, &f, &size))) return st;
+    /* The first bytes as the in-memory reader sees them (512 cover the legacy tar header). */
+    uint8_t head[512];
+    size_t got = size < sizeof head ? (size_t)size : sizeof head;
+    if (got && !vitq_i_file_read_at(f, 0, head, got)) st = vitq_i_fail(VITQ_ERR_IO, "%s: read error", name);
+    if (!st) st = check_kind(head, got, name);
+    if (!st) st = vitq_i_zip_open_file(&p.alloc, f, size, name, &p.zip);
+    vitq_i_safetensors s;
+    memset(&s, 0, sizeof s);
+    s.alloc = p.alloc;
+    s.data_size = (size_t)size; /* <= SIZE_MAX: vitq_i_zip_open_file checked */
+    p.file = name;
+    p.n = (size_t)size;
+    if (!st) st = read_archive(&p, &s);
+    /* vitq_i_st_pin keeps its copies here, as for a safetensors file */
+    if (!st) s.pinned = vitq_i_calloc(&s.alloc, s.count ? s.count : 1, sizeof *s.pinned);
+    if (!st && !s.pinned) st = vitq_i_oom("torch checkpoint tensor copies", s.count * sizeof *s.pinned);
+    if (st) {
+        vitq_i_st_free(&s);
+        vitq_i_file_close(f);
+        return st;
+    }
+    s.file = f; /* tensors are read at file offset file_data (0) + begin */
     *out = s;
     return VITQ_OK;
 }

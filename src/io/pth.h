@@ -39,9 +39,11 @@
  * Tensors: the storage entry must hold exactly numel x element size bytes; offset, sizes and strides
  * must be non-negative and every element a tensor addresses must lie inside its storage
  * (VITQ_ERR_FORMAT naming the tensor and the pickle offset). Tensors sharing a storage are fine.
- * A C-contiguous tensor is a view into the caller's buffer (zero copy); any other stride order is
- * copied into one owned block (st->owned), the copies in all at most the size of the file (so an
- * expanded stride-0 tensor cannot blow up memory). A `byteorder` entry other than "little" is
+ * A C-contiguous tensor is a view into the caller's buffer (zero copy), or, for a file opened with
+ * vitq_i_pth_open, read from the file when asked for (vitq_i_st_to_f32, vitq_i_st_read, vitq_i_st_pin,
+ * as a safetensors file opened with vitq_i_st_open); any other stride order is copied into one owned
+ * block (st->owned) at open, the copies in all at most the size of the file (so an expanded stride-0
+ * tensor cannot blow up memory). A `byteorder` entry other than "little" is
  * VITQ_ERR_UNSUPPORTED (big-endian storages), a TorchScript archive (torch.jit.save) too.
  * Messages name the file, the archive entry and the pickle byte offset. */
 #ifndef VITQ_IO_PTH_H
@@ -61,5 +63,12 @@ int vitq_i_pth_detect(const uint8_t *buf, size_t n);
  * outlive *out. The legacy formats give VITQ_ERR_UNSUPPORTED. On failure *out is zeroed. */
 vitq_status vitq_i_pth_parse(const vitq_allocator *a, const uint8_t *buf, size_t n, const char *name,
                              vitq_i_safetensors *out);
+/* The same checks and answers for the archive at `path` (`name` in messages; NULL: the path) without
+ * holding it: only the zip's end records, central directory and local headers, data.pkl and the
+ * byteorder entry are read, plus the storages of strided tensors (their copies). The file stays open
+ * in *out (out->file, closed by vitq_i_st_free) and each tensor is read when it is asked for, so
+ * loading peaks at what is built from it plus one tensor. The legacy formats are refused from their
+ * first bytes. A read that fails is VITQ_ERR_IO naming the file. */
+vitq_status vitq_i_pth_open(const vitq_allocator *a, const char *path, const char *name, vitq_i_safetensors *out);
 
 #endif

@@ -32,9 +32,8 @@ typedef struct {
 typedef struct {
     vitq_allocator alloc;
     const char *file;
-    const uint8_t *buf;
-    size_t n;
-    vitq_i_zip zip;
+    size_t n;       /* the archive's size */
+    vitq_i_zip zip; /* over the caller's buffer or the file (io/zip.h) */
     const char *prefix; /* the archive's folder ("archive", or the saved file's stem) */
     size_t prefix_len;
     char what[512]; /* "<file>: <prefix>/data.pkl" */
@@ -44,6 +43,7 @@ typedef struct {
     vitq_i_pth_tensor *tensors;
     size_t num_tensors, cap_tensors;
     size_t pkl_size;
+    uint8_t *pkl_copy; /* data.pkl read from a file (the pickle's strings point into it) */
     uint8_t *holds; /* per pickle object: 0 not looked at, 1 a dict holding no tensor, 2 one holding tensors */
 } vitq_i_pth_reader;
 

@@ -1,6 +1,7 @@
-/* Zip directory reader for torch.save archives (the checks are listed in zip.h). Only the central
- * directory is trusted for sizes: torch writes its local headers with zero sizes and a data
- * descriptor after the data (flag bit 3). Nothing is decompressed. */
+/* Zip directory reader for torch.save archives (the checks are listed in zip.h), over the caller's
+ * buffer or a file read piece by piece (piece()). Only the central directory is trusted for sizes:
+ * torch writes its local headers with zero sizes and a data descriptor after the data (flag bit 3).
+ * Nothing is decompressed. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,27 +33,69 @@ typedef struct {
     size_t cd_limit; /* the central directory must end here (start of the end records) */
 } directory;
 
-/* The end-of-central-directory record: the last 22 bytes, or earlier when followed by a comment that
- * reaches exactly to the end of the buffer. */
-static vitq_status find_eocd(const uint8_t *buf, size_t n, const char *file, size_t *at) {
-    if (n < EOCD_SIZE)
-        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: %zu bytes are too few for a zip archive (truncated)", file, n);
-    size_t last = n - EOCD_SIZE, lowest = last > MAX_COMMENT ? last - MAX_COMMENT : 0;
+/* n bytes at `at` (at + n <= z->size, checked by the caller) of the archive: a pointer into the
+ * buffer, or a read into tmp. NULL when the file cannot be read. */
+static const uint8_t *piece(const vitq_i_zip *z, size_t at, size_t n, uint8_t *tmp) {
+    if (z->buf) return z->buf + at;
+    return vitq_i_file_read_at(z->file, at, tmp, n) ? tmp : NULL;
+}
+
+static vitq_status read_fail(const vitq_i_zip *z, size_t at) {
+    return vitq_i_fail(VITQ_ERR_IO, "%s: read error at offset %zu", z->what, at);
+}
+
+/* The end-of-central-directory record in window w, which holds the archive's last `len` bytes:
+ * the last 22 bytes, or earlier when followed by a comment that reaches exactly to the end. */
+static int scan_eocd(const uint8_t *w, size_t len, size_t *at) {
+    size_t last = len - EOCD_SIZE, lowest = last > MAX_COMMENT ? last - MAX_COMMENT : 0;
     for (size_t p = last;; p--) {
-        if (rd32(buf + p) == SIG_EOCD && rd16(buf + p + 20) == n - EOCD_SIZE - p) {
+        if (rd32(w + p) == SIG_EOCD && rd16(w + p + 20) == len - EOCD_SIZE - p) {
             *at = p;
-            return VITQ_OK;
+            return 1;
         }
-        if (p == lowest) break;
+        if (p == lowest) return 0;
+    }
+}
+
+static vitq_status find_eocd(const vitq_i_zip *z, size_t *at) {
+    size_t n = z->size;
+    if (n < EOCD_SIZE)
+        return vitq_i_fail(VITQ_ERR_TRUNCATED, "%s: %zu bytes are too few for a zip archive (truncated)", z->what, n);
+    size_t len = n - EOCD_SIZE > MAX_COMMENT ? EOCD_SIZE + MAX_COMMENT : n, found = 0;
+    uint8_t last[EOCD_SIZE];
+    int ok;
+    if (z->buf) {
+        ok = scan_eocd(z->buf + (n - len), len, &found);
+    } else if (!vitq_i_file_read_at(z->file, n - EOCD_SIZE, last, EOCD_SIZE)) {
+        return read_fail(z, n - EOCD_SIZE);
+    } else if (rd32(last) == SIG_EOCD && rd16(last + 20) == 0) {
+        ok = 1; /* no comment, as torch writes it: the record is the last 22 bytes */
+        found = len - EOCD_SIZE;
+    } else { /* a comment: look through the tail that can hold the record */
+        uint8_t *w = vitq_i_alloc(&z->alloc, len);
+        if (!w) return vitq_i_oom("zip end record search", len);
+        if (!vitq_i_file_read_at(z->file, n - len, w, len)) {
+            vitq_i_free(&z->alloc, w);
+            return read_fail(z, n - len);
+        }
+        ok = scan_eocd(w, len, &found);
+        vitq_i_free(&z->alloc, w);
+    }
+    if (ok) {
+        *at = n - len + found;
+        return VITQ_OK;
     }
     return vitq_i_fail(VITQ_ERR_TRUNCATED,
                        "%s: no zip end-of-central-directory record at the end of the file: the archive is "
                        "truncated",
-                       file);
+                       z->what);
 }
 
-static vitq_status read_zip64_end(const uint8_t *buf, size_t eocd, const char *file, directory *d) {
-    const uint8_t *loc = buf + eocd - ZIP64_LOCATOR_SIZE;
+static vitq_status read_zip64_end(const vitq_i_zip *z, size_t eocd, directory *d) {
+    const char *file = z->what;
+    uint8_t tl[ZIP64_LOCATOR_SIZE], tr[ZIP64_EOCD_SIZE];
+    const uint8_t *loc = piece(z, eocd - ZIP64_LOCATOR_SIZE, ZIP64_LOCATOR_SIZE, tl);
+    if (!loc) return read_fail(z, eocd - ZIP64_LOCATOR_SIZE);
     uint64_t record = rd64(loc + 8);
     if (rd32(loc + 4) != 0 || rd32(loc + 16) > 1)
         return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: split (multi-disk) zip archive", file);
@@ -60,7 +103,8 @@ static vitq_status read_zip64_end(const uint8_t *buf, size_t eocd, const char *f
     if (limit < ZIP64_EOCD_SIZE || record > limit - ZIP64_EOCD_SIZE)
         return vitq_i_fail(VITQ_ERR_FORMAT, "%s: zip64 end record offset %llu lies outside the file", file,
                            (unsigned long long)record);
-    const uint8_t *r = buf + record;
+    const uint8_t *r = piece(z, (size_t)record, ZIP64_EOCD_SIZE, tr);
+    if (!r) return read_fail(z, (size_t)record);
     if (rd32(r) != SIG_ZIP64_EOCD)
         return vitq_i_fail(VITQ_ERR_FORMAT, "%s: no zip64 end record at offset %llu", file,
                            (unsigned long long)record);
@@ -73,15 +117,20 @@ static vitq_status read_zip64_end(const uint8_t *buf, size_t eocd, const char *f
     return VITQ_OK;
 }
 
-static vitq_status read_end(const uint8_t *buf, size_t n, const char *file, directory *d) {
+static vitq_status read_end(const vitq_i_zip *z, directory *d) {
+    const char *file = z->what;
     size_t eocd = 0;
-    vitq_status st = find_eocd(buf, n, file, &eocd);
+    vitq_status st = find_eocd(z, &eocd);
     if (st) return st;
-    if (eocd >= ZIP64_LOCATOR_SIZE && rd32(buf + eocd - ZIP64_LOCATOR_SIZE) == SIG_ZIP64_LOCATOR) {
-        st = read_zip64_end(buf, eocd, file, d);
+    uint8_t tl[4], te[EOCD_SIZE];
+    const uint8_t *sig = eocd >= ZIP64_LOCATOR_SIZE ? piece(z, eocd - ZIP64_LOCATOR_SIZE, 4, tl) : NULL;
+    if (eocd >= ZIP64_LOCATOR_SIZE && !sig) return read_fail(z, eocd - ZIP64_LOCATOR_SIZE);
+    if (sig && rd32(sig) == SIG_ZIP64_LOCATOR) {
+        st = read_zip64_end(z, eocd, d);
         if (st) return st;
     } else {
-        const uint8_t *e = buf + eocd;
+        const uint8_t *e = piece(z, eocd, EOCD_SIZE, te);
+        if (!e) return read_fail(z, eocd);
         if (rd16(e + 4) != 0 || rd16(e + 6) != 0 || rd16(e + 8) != rd16(e + 10))
             return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "%s: split (multi-disk) zip archive", file);
         d->count = rd16(e + 10);
@@ -144,19 +193,33 @@ static vitq_status entry_fail(vitq_status status, const char *file, const vitq_i
     return vitq_i_fail(status, "%s: zip entry '%s': %s (%llu, %llu)", file, name, what, a, b);
 }
 
-/* Central header at cd[0..avail): fill *e (name, size, data) after checking its local header. */
-static vitq_status read_entry(const uint8_t *buf, const char *file, const directory *d, const uint8_t *c,
+/* 1 when the archive's bytes [at, at + n) are s[0..n), 0 when not, -1 when the file cannot be read. */
+static int bytes_equal(const vitq_i_zip *z, size_t at, const char *s, size_t n) {
+    if (z->buf) return memcmp(z->buf + at, s, n) == 0;
+    uint8_t chunk[256];
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < sizeof chunk ? n - done : sizeof chunk;
+        if (!vitq_i_file_read_at(z->file, at + done, chunk, k)) return -1;
+        if (memcmp(chunk, s + done, k) != 0) return 0;
+        done += k;
+    }
+    return 1;
+}
+
+/* Central header at c (archive offset c_at), avail bytes of directory left: fill *e (name, size,
+ * data) after checking its local header. */
+static vitq_status read_entry(const vitq_i_zip *z, const directory *d, const uint8_t *c, size_t c_at,
                               size_t avail, size_t *used, vitq_i_zip_entry *e) {
+    const char *file = z->what;
     if (avail < CENTRAL_SIZE || rd32(c) != SIG_CENTRAL)
-        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: zip central directory entry at offset %zu is malformed", file,
-                           (size_t)(c - buf));
+        return vitq_i_fail(VITQ_ERR_FORMAT, "%s: zip central directory entry at offset %zu is malformed", file, c_at);
     uint32_t flags = rd16(c + 8), method = rd16(c + 10), name_len = rd16(c + 28), extra_len = rd16(c + 30),
              comment_len = rd16(c + 32), disk = rd16(c + 34);
     uint64_t csize = rd32(c + 20), usize = rd32(c + 24), offset = rd32(c + 42);
     size_t total = (size_t)CENTRAL_SIZE + name_len + extra_len + comment_len; /* < 2^18, no wrap */
     if (total > avail)
         return vitq_i_fail(VITQ_ERR_FORMAT, "%s: zip central directory entry at offset %zu runs past the directory",
-                           file, (size_t)(c - buf));
+                           file, c_at);
     *used = total;
     e->name = (const char *)c + CENTRAL_SIZE;
     e->name_len = name_len;
@@ -175,12 +238,19 @@ static vitq_status read_entry(const uint8_t *buf, const char *file, const direct
         return entry_fail(VITQ_ERR_FORMAT, file, e, "local header offset outside the archive (offset, directory at)",
                           offset, d->cd_offset);
     e->header_offset = (size_t)offset;
-    const uint8_t *l = buf + offset;
+    uint8_t tmp[LOCAL_SIZE];
+    const uint8_t *l = piece(z, (size_t)offset, LOCAL_SIZE, tmp);
+    if (!l) return read_fail(z, (size_t)offset);
     if (rd32(l) != SIG_LOCAL)
         return entry_fail(VITQ_ERR_FORMAT, file, e, "no local header at its offset (offset, signature)", offset,
                           rd32(l));
     uint32_t local_name = rd16(l + 26), local_extra = rd16(l + 28);
-    if (local_name != name_len || memcmp(l + LOCAL_SIZE, e->name, name_len) != 0 || rd16(l + 8) != method)
+    /* The name's bytes lie inside the archive: offset + 30 <= the directory, which holds the name. */
+    int same = local_name == name_len && rd16(l + 8) == method
+                   ? bytes_equal(z, (size_t)offset + LOCAL_SIZE, e->name, name_len)
+                   : 0;
+    if (same < 0) return read_fail(z, (size_t)offset + LOCAL_SIZE);
+    if (!same)
         return entry_fail(VITQ_ERR_FORMAT, file, e, "local header disagrees with the central directory (offset, "
                           "local name length)", offset, local_name);
     uint64_t start = offset + LOCAL_SIZE + local_name + local_extra; /* offset < 2^64 - 2^18: no wrap */
@@ -188,7 +258,8 @@ static vitq_status read_entry(const uint8_t *buf, const char *file, const direct
         return entry_fail(VITQ_ERR_FORMAT, file, e,
                           "declared size runs past the start of the central directory (size, data offset)", csize,
                           start);
-    e->data = buf + start;
+    e->offset = (size_t)start;
+    e->data = z->buf ? z->buf + start : NULL;
     e->size = (size_t)csize;
     return VITQ_OK;
 }
@@ -212,13 +283,14 @@ static int by_offset_cmp(const void *x, const void *y) {
 
 /* Unique names and entries that do not overlap (a crafted archive could otherwise give two readers
  * two different answers). Sorts by_name by offset for the overlap test, then by name. */
-static vitq_status check_entries(vitq_i_zip *z, const uint8_t *buf, const char *file) {
+static vitq_status check_entries(vitq_i_zip *z) {
+    const char *file = z->what;
     char na[160], nb[160];
     for (size_t i = 0; i < z->count; i++) z->by_name[i] = &z->entries[i];
     qsort(z->by_name, z->count, sizeof *z->by_name, by_offset_cmp);
     for (size_t i = 1; i < z->count; i++) {
         const vitq_i_zip_entry *a = z->by_name[i - 1], *b = z->by_name[i];
-        if ((size_t)(a->data - buf) + a->size > b->header_offset)
+        if (a->offset + a->size > b->header_offset)
             return vitq_i_fail(VITQ_ERR_FORMAT, "%s: zip entries '%s' and '%s' overlap", file,
                                vitq_i_zip_printable(a->name, a->name_len, na, sizeof na),
                                vitq_i_zip_printable(b->name, b->name_len, nb, sizeof nb));
@@ -233,35 +305,48 @@ static vitq_status check_entries(vitq_i_zip *z, const uint8_t *buf, const char *
     return VITQ_OK;
 }
 
-vitq_status vitq_i_zip_open(const vitq_allocator *a, const uint8_t *buf, size_t n, const char *file,
-                            vitq_i_zip *out) {
-    if (!file) file = "zip";
-    if (!out || (!buf && n))
-        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: zip reader given a NULL argument", file);
+/* Read the directory of z (buf or file set, size, what): the entries, checked. */
+static vitq_status read_directory(vitq_i_zip *z) {
+    directory d = {0, 0, 0, 0};
+    vitq_status st = read_end(z, &d);
+    if (st) return st;
+    z->count = (size_t)d.count; /* <= cd_size / 46 < SIZE_MAX */
+    z->entries = vitq_i_calloc(&z->alloc, z->count, sizeof *z->entries);
+    z->by_name = vitq_i_alloc_array(&z->alloc, z->count, sizeof *z->by_name);
+    if (!z->entries || !z->by_name)
+        return vitq_i_oom("zip directory", z->count * (sizeof *z->entries + sizeof *z->by_name));
+    const uint8_t *c = z->buf ? z->buf + d.cd_offset : NULL;
+    if (!z->buf) { /* one read; the entries' names point into this copy */
+        size_t bytes = (size_t)d.cd_size; /* <= the file's size */
+        z->directory = vitq_i_alloc(&z->alloc, bytes ? bytes : 1);
+        if (!z->directory) return vitq_i_oom("zip central directory", bytes);
+        if (bytes && !vitq_i_file_read_at(z->file, d.cd_offset, z->directory, bytes))
+            return read_fail(z, (size_t)d.cd_offset);
+        c = z->directory;
+    }
+    size_t left = (size_t)d.cd_size, at = (size_t)d.cd_offset;
+    for (size_t i = 0; i < z->count && !st; i++) {
+        size_t used = 0;
+        st = read_entry(z, &d, c, at, left, &used, &z->entries[i]);
+        c += used;
+        at += used;
+        left -= used;
+    }
+    return st ? st : check_entries(z);
+}
+
+static vitq_status open_source(const vitq_allocator *a, const uint8_t *buf, vitq_i_file *f, size_t n,
+                               const char *file, vitq_i_zip *out) {
     memset(out, 0, sizeof *out);
     vitq_i_zip z;
     memset(&z, 0, sizeof z);
     vitq_status st = vitq_i_allocator_resolve(a, &z.alloc);
     if (st) return st;
-    directory d = {0, 0, 0, 0};
-    st = read_end(buf, n, file, &d);
-    if (st) return st;
-    z.count = (size_t)d.count; /* <= cd_size / 46 < SIZE_MAX */
-    z.entries = vitq_i_calloc(&z.alloc, z.count, sizeof *z.entries);
-    z.by_name = vitq_i_alloc_array(&z.alloc, z.count, sizeof *z.by_name);
-    if (!z.entries || !z.by_name) {
-        vitq_i_zip_close(&z);
-        return vitq_i_oom("zip directory", z.count * (sizeof *z.entries + sizeof *z.by_name));
-    }
-    const uint8_t *c = buf + d.cd_offset;
-    size_t left = (size_t)d.cd_size;
-    for (size_t i = 0; i < z.count && !st; i++) {
-        size_t used = 0;
-        st = read_entry(buf, file, &d, c, left, &used, &z.entries[i]);
-        c += used;
-        left -= used;
-    }
-    if (!st) st = check_entries(&z, buf, file);
+    z.buf = buf;
+    z.file = f;
+    z.size = n;
+    z.what = file;
+    st = read_directory(&z);
     if (st) {
         vitq_i_zip_close(&z);
         return st;
@@ -270,11 +355,49 @@ vitq_status vitq_i_zip_open(const vitq_allocator *a, const uint8_t *buf, size_t 
     return VITQ_OK;
 }
 
+vitq_status vitq_i_zip_open(const vitq_allocator *a, const uint8_t *buf, size_t n, const char *file,
+                            vitq_i_zip *out) {
+    if (!file) file = "zip";
+    if (!out || (!buf && n))
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: zip reader given a NULL argument", file);
+    static const uint8_t none[1] = {0};
+    return open_source(a, buf ? buf : none, NULL, n, file, out); /* buf non-NULL marks memory */
+}
+
+vitq_status vitq_i_zip_open_file(const vitq_allocator *a, vitq_i_file *f, uint64_t size, const char *file,
+                                 vitq_i_zip *out) {
+    if (!file) file = "zip";
+    if (!out || !f) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: zip reader given a NULL argument", file);
+    if (size > SIZE_MAX) {
+        memset(out, 0, sizeof *out);
+        return vitq_i_fail(VITQ_ERR_IO, "%s: %llu bytes do not fit this machine's memory", file,
+                           (unsigned long long)size);
+    }
+    return open_source(a, NULL, f, (size_t)size, file, out);
+}
+
 void vitq_i_zip_close(vitq_i_zip *z) {
     if (!z || !z->alloc.free) return;
     vitq_i_free(&z->alloc, z->entries);
     vitq_i_free(&z->alloc, z->by_name);
+    vitq_i_free(&z->alloc, z->directory);
     memset(z, 0, sizeof *z);
+}
+
+vitq_status vitq_i_zip_read(const vitq_i_zip *z, const vitq_i_zip_entry *e, size_t at, void *dst, size_t n) {
+    if (!z || !e || (!dst && n) || at > e->size || n > e->size - at)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: zip entry read outside the entry", z ? z->what : "zip");
+    if (!n) return VITQ_OK;
+    if (e->data) {
+        memcpy(dst, e->data + at, n);
+        return VITQ_OK;
+    }
+    if (!z->file || !vitq_i_file_read_at(z->file, e->offset + at, dst, n)) {
+        char name[160];
+        return vitq_i_fail(VITQ_ERR_IO, "%s: zip entry '%s': cannot read %zu bytes at offset %zu", z->what,
+                           vitq_i_zip_printable(e->name, e->name_len, name, sizeof name), n, e->offset + at);
+    }
+    return VITQ_OK;
 }
 
 const vitq_i_zip_entry *vitq_i_zip_find(const vitq_i_zip *z, const char *name, size_t len) {

@@ -96,21 +96,21 @@ vitq_status vitq_i_load_path(const vitq_allocator *a, const char *path, const vi
     *net = NULL;
     *quant = NULL;
     if (vitq_i_path_is_dir(path)) return vitq_i_fail(VITQ_ERR_IO, "%s: is a directory", path);
-    /* The first bytes tell a torch.save archive (its reader takes the whole file, io/pth.h) and data
-     * files from a safetensors file, which is read tensor by tensor. 512 covers the tar header. */
+    /* The first bytes tell a torch.save archive and data files from a safetensors file. Both model
+     * formats are read tensor by tensor from the file (io/pth.h, io/safetensors.h), never whole; 512
+     * covers the legacy torch tar header, refused from these bytes. */
     uint8_t head[512];
     size_t got = 0;
     vitq_status hs = vitq_i_read_file_head(path, head, sizeof head, &got);
     if (hs) return hs;
+    vitq_i_safetensors st_file;
     if (vitq_i_pth_detect(head, got)) {
-        uint8_t *data;
-        size_t size;
-        vitq_status st = vitq_i_read_file(a, path, &data, &size);
-        if (!st) st = vitq_i_load(a, data, size, path, opts, config, config_name, preproc, preproc_name, net, quant);
-        vitq_i_free(a, data);
+        vitq_status st = vitq_i_pth_open(a, path, path, &st_file);
+        if (st) return st;
+        st = load_parsed(a, &st_file, path, opts, config, config_name, preproc, preproc_name, net, quant);
+        vitq_i_st_free(&st_file);
         return st;
     }
-    vitq_i_safetensors st_file;
     vitq_status st = vitq_i_st_open(a, path, path, &st_file);
     const char *data_kind = st && st != VITQ_ERR_IO ? data_file_kind(head, got) : NULL;
     if (data_kind) return data_file_refused(path, data_kind);
