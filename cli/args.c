@@ -66,6 +66,10 @@ const cli_option cli_options[] = {
     {"--target-size", "SIZE", QUANT_CMDS,
      "mixed precision: ... until the model's parameters take at most SIZE bytes (suffix KB, MB, KiB, MiB)"},
     {"--candidate-bits", "B,B,...", CALIB_CMDS, "widths mixed precision may give a layer (default 4,5,6,8)"},
+    {"--reconstruct", NULL, CLI_QUANTIZE,
+     "block reconstruction after the scheme or method: learned rounding (AdaRound) and activation steps per "
+     "block, QDrop (ViT, DeiT)"},
+    {"--recon-iters", "N", CLI_QUANTIZE, "reconstruction: Adam steps per block (default 100)"},
     {"--set", "'POINT_GLOB=key:value[,key:value]'", CALIB_CMDS,
      "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy, nonlinear "
      "and the scheme's options"},
@@ -314,6 +318,15 @@ static int apply(cli_args *a, const char *opt, const char *val) {
         a->target_bits = b;
     } else if (!strcmp(opt, "--target-size")) rc = parse_size(opt, val, &a->target_bytes);
     else if (!strcmp(opt, "--candidate-bits")) rc = parse_bit_set(opt, val, &a->candidate_bits);
+    else if (!strcmp(opt, "--recon-iters")) {
+        char *end;
+        long it = strtol(val, &end, 10);
+        if (end == val || *end || it < 1 || it > 1000000) {
+            fprintf(stderr, "vitq: --recon-iters: '%s' is not a count in 1..1000000\n", val);
+            rc = -1;
+        }
+        a->recon_iters = (int)it;
+    }
     else if (!strcmp(opt, "--set")) {
         if (a->num_sets == (int)(sizeof a->sets / sizeof a->sets[0])) {
             fprintf(stderr, "vitq: too many --set options\n");
@@ -384,6 +397,7 @@ int cli_parse(int argc, char **argv, cli_args *a) {
             }
             if (!strcmp(opt, "--json")) a->json = 1;
             if (!strcmp(opt, "--mixed")) a->mixed = 1;
+            if (!strcmp(opt, "--reconstruct")) a->reconstruct = 1;
             continue;
         }
         if (!inline_value && i + 1 >= argc) {

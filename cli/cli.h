@@ -26,6 +26,8 @@ typedef struct cli_args {
     double target_bits;      /* mixed precision (0: off) */
     uint64_t target_bytes;   /* mixed precision (0: off) */
     uint32_t candidate_bits; /* mask of widths (0: the library's default) */
+    int reconstruct;         /* --reconstruct */
+    int recon_iters;         /* 0: the library's default */
     int num_sets;
     const char *sets[64]; /* "POINT_GLOB=key:value[,key:value]" */
     int num_method_opts;

@@ -48,6 +48,8 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
     co.target_bits = args->target_bits;
     co.target_bytes = args->target_bytes;
     co.candidate_bits = args->candidate_bits;
+    co.reconstruct = args->reconstruct;
+    co.recon_iters = args->recon_iters;
     co.seed = (uint64_t)args->seed;
     co.progress = cli_progress_fn;
     vitq_status st = vitq_calibrator_create(m, &co, cal);

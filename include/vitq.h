@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 8
+#define VITQ_VERSION_MINOR 9
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -757,6 +757,18 @@ typedef struct vitq_calibrator_options {
     uint64_t target_bytes;
     /** Widths mixed precision may give a unit: bit b set for width b, 2..8 (0: 4, 5, 6 and 8). */
     uint32_t candidate_bits;
+    /** Block reconstruction (1; 0: off), since 0.9: after the scheme's or method's calibration, each
+     *  transformer block in order learns the rounding of its weights (AdaRound) and, with
+     *  recon_learn_steps, the steps of its uniform activation quantizers (LSQ), so that the quantized
+     *  block on the quantized network's input reproduces the float block's output on the float
+     *  network's input (BRECQ), activation quantization randomly dropped (QDrop). A block whose
+     *  calibration loss would rise keeps its starting quantization. The result is an ordinary quantized
+     *  file. ViT and DeiT (Swin: VITQ_ERR_UNSUPPORTED); not with mixed precision. docs/training.md. */
+    int32_t reconstruct;
+    int32_t recon_iters;       /**< Adam steps per block (0: 100) */
+    int32_t recon_batch;       /**< images per step (0: 32, at most the calibration images) */
+    double recon_drop;         /**< QDrop: probability an activation stays float in training (0.5) */
+    int32_t recon_learn_steps; /**< 1: learn activation steps too (the default), 0: rounding only */
 } vitq_calibrator_options;
 
 VITQ_API void vitq_calibrator_options_init(vitq_calibrator_options *options);
@@ -880,7 +892,7 @@ VITQ_API vitq_status vitq_model_save_memory(const vitq_model *model, void *buffe
 
 /* ONNX export ----------------------------------------------------------------------------------- */
 
-/** Options of vitq_model_export_onnx. Since 0.8. */
+/** Options of vitq_model_export_onnx. Since 0.9. */
 typedef struct vitq_onnx_options {
     uint32_t struct_size; /**< set by vitq_onnx_options_init() */
     /** ONNX opset, 13 to 17 (0: 17). 17 writes each LayerNorm as one LayerNormalization node; 13 to 16
@@ -901,12 +913,12 @@ VITQ_API void vitq_onnx_options_init(vitq_onnx_options *options);
  * plain float graph. Refused with VITQ_ERR_UNSUPPORTED, naming the point and its scheme: quantizers
  * that are not uniform grids (log2, log-sqrt2, twin-uniform, mpq, a registry's own schemes) and
  * integer non-linear operators (vitq_nonlinear); Swin models. Written beside `path` and renamed over
- * it, as vitq_model_save. `options` may be NULL. Since 0.8.
+ * it, as vitq_model_save. `options` may be NULL. Since 0.9.
  */
 VITQ_API vitq_status vitq_model_export_onnx(const vitq_model *model, const char *path,
                                             const vitq_onnx_options *options);
 /** As vitq_model_export_onnx() into `buffer` of `capacity` bytes; *size receives the bytes needed (call
- *  with buffer NULL to ask). VITQ_ERR_BUFFER_TOO_SMALL when it does not fit. Since 0.8. */
+ *  with buffer NULL to ask). VITQ_ERR_BUFFER_TOO_SMALL when it does not fit. Since 0.9. */
 VITQ_API vitq_status vitq_model_export_onnx_memory(const vitq_model *model, const vitq_onnx_options *options,
                                                    void *buffer, size_t capacity, size_t *size);
 
@@ -941,7 +953,7 @@ VITQ_API vitq_status vitq_model_report(const vitq_model *reference, const vitq_m
 
 /* Embedded models (firmware) ---------------------------------------------------------------------- */
 
-/** The version of vitq_embedded_model and of the blob it points to (docs/firmware.md). Since 0.8. */
+/** The version of vitq_embedded_model and of the blob it points to (docs/firmware.md). Since 0.9. */
 #define VITQ_EMBEDDED_VERSION 1
 
 /**
@@ -953,7 +965,7 @@ VITQ_API vitq_status vitq_model_report(const vitq_model *reference, const vitq_m
  * descriptor (`extern const vitq_embedded_model NAME;`, the generated header) and passes its address.
  * Running it needs no floating point, no allocation, no file and no thread: the vitq_embedded_*
  * functions below make up, with what they call, the freestanding subset (docs/firmware.md, "make
- * firmware"); vitq_model_export_c, which writes the files, is the host library's. Since 0.8.
+ * firmware"); vitq_model_export_c, which writes the files, is the host library's. Since 0.9.
  */
 typedef struct vitq_embedded_model {
     uint32_t version;      /**< VITQ_EMBEDDED_VERSION */
@@ -968,7 +980,7 @@ typedef struct vitq_embedded_model {
 /** Bytes of arena vitq_embedded_run() needs for `batch` images: the program's structures (a few KB)
  * and the activations of one pass, plus 64 for aligning the arena. Errors: VITQ_ERR_INVALID_ARGUMENT
  * (NULL, batch < 1), VITQ_ERR_ABI_MISMATCH (another version), VITQ_ERR_FORMAT / VITQ_ERR_TRUNCATED
- * (a blob that is not a whole, consistent program). Since 0.8. */
+ * (a blob that is not a whole, consistent program). Since 0.9. */
 VITQ_API vitq_status vitq_embedded_arena_size(const vitq_embedded_model *model, int32_t batch, size_t *bytes);
 
 /** The int32 logits of `batch` images of uint8 pixels (NCHW, batch x channels x image_size x
@@ -978,18 +990,18 @@ VITQ_API vitq_status vitq_embedded_arena_size(const vitq_embedded_model *model, 
  * `arena` (any alignment) holds arena_bytes >= vitq_embedded_arena_size() bytes; nothing else is
  * used: no allocation, the blob only read. One thread. Errors: those of vitq_embedded_arena_size,
  * VITQ_ERR_BUFFER_TOO_SMALL (the arena), VITQ_ERR_OUT_OF_RANGE / VITQ_ERR_FORMAT (a kernel refusing the
- * program's constants). Since 0.8. */
+ * program's constants). Since 0.9. */
 VITQ_API vitq_status vitq_embedded_run(const vitq_embedded_model *model, void *arena, size_t arena_bytes,
                                        const uint8_t *pixels, int32_t batch, int32_t *logits);
 
 /** The predicted class of each of `batch` images from vitq_embedded_run()'s logits, without floating
  * point: the largest int32 logit times its class scale, compared exactly (ties: the lower class); a
- * distilled model: the sum of both heads' values, in 64-bit fixed point. Since 0.8. */
+ * distilled model: the sum of both heads' values, in 64-bit fixed point. Since 0.9. */
 VITQ_API vitq_status vitq_embedded_predict(const vitq_embedded_model *model, const int32_t *logits, int32_t batch,
                                            int32_t *classes);
 
 /** The value of one unit of each int32 logit: outputs x classes float32 (the head's, then the
- * distillation head's), the scales vitq multiplies the integer-only logits by. Since 0.8. */
+ * distillation head's), the scales vitq multiplies the integer-only logits by. Since 0.9. */
 VITQ_API vitq_status vitq_embedded_logit_scales(const vitq_embedded_model *model, float *scales);
 
 /** Write `model` (loaded with VITQ_EXECUTION_INTEGER_ONLY) as C source: `c_path` defines the blob
@@ -997,7 +1009,7 @@ VITQ_API vitq_status vitq_embedded_logit_scales(const vitq_embedded_model *model
  * with its dimensions as macros (SYMBOL in upper case: SYMBOL_CHANNELS, _IMAGE_SIZE, _CLASSES,
  * _OUTPUTS, _ARENA_BYTES_1: the arena of one image). `symbol` must be a C identifier. Errors:
  * VITQ_ERR_BAD_STATE (not loaded integer-only), VITQ_ERR_INVALID_ARGUMENT (symbol), VITQ_ERR_IO.
- * Since 0.8. */
+ * Since 0.9. */
 VITQ_API vitq_status vitq_model_export_c(const vitq_model *model, const char *symbol, const char *c_path,
                                          const char *h_path);
 

@@ -59,7 +59,9 @@ class CalibratorOptions(_Sized):
                 ("edge_bits", ctypes.c_int32), ("seed", ctypes.c_uint64), ("progress", PROGRESS_FN),
                 ("progress_user", ctypes.c_void_p), ("setting", ctypes.c_int32), ("nonlinear", ctypes.c_int32),
                 ("target_bits", ctypes.c_double), ("target_bytes", ctypes.c_uint64),
-                ("candidate_bits", ctypes.c_uint32)]
+                ("candidate_bits", ctypes.c_uint32), ("reconstruct", ctypes.c_int32), ("recon_iters", ctypes.c_int32),
+                ("recon_batch", ctypes.c_int32), ("recon_drop", ctypes.c_double),
+                ("recon_learn_steps", ctypes.c_int32)]
 
 
 class CalibratorStats(_Sized):

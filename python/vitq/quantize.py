@@ -84,7 +84,7 @@ class _Calibrator:
     """A configured vitq_calibrator (freed by close())."""
 
     def __init__(self, model, scheme, wbits, abits, edge_bits, setting, nonlinear, seed, target_bits,
-                 target_bytes, candidate_bits, options, points, progress):
+                 target_bytes, candidate_bits, options, points, progress, recon):
         o = S.CalibratorOptions()
         self.scheme = text(scheme)  # the C struct points at these bytes: keep them
         o.scheme = self.scheme
@@ -101,6 +101,13 @@ class _Calibrator:
                     raise InvalidArgument(f"candidate_bits: {b} is outside 2..8", 2)
                 mask |= 1 << int(b)
             o.candidate_bits = mask
+        # block reconstruction (the library's defaults where recon leaves a value out)
+        o.reconstruct = int(bool(recon.get("reconstruct")))
+        o.recon_iters = int(recon.get("iters") or 0)
+        o.recon_batch = int(recon.get("batch") or 0)
+        drop = recon.get("drop")
+        o.recon_drop = 0.5 if drop is None else float(drop)
+        o.recon_learn_steps = int(bool(recon.get("learn_steps", True)))
         self.progress = Progress(progress)  # always: Ctrl-C then stops at the next progress step
         o.progress = self.progress.c
         self.model = model
@@ -169,7 +176,8 @@ class _Calibrator:
 
 def quantize(model, scheme="minmax", wbits=8, abits=8, calib=None, *, edge_bits=8, setting="default",
              nonlinear="float", seed=0, target_bits=None, target_bytes=None, candidate_bits=None, options=None,
-             points=None, progress=None, layout="nchw", **method_options):
+             points=None, progress=None, layout="nchw", reconstruct=False, recon_iters=None, recon_batch=None,
+             recon_drop=None, recon_learn_steps=True, **method_options):
     """Calibrate the float `model` on `calib` and return the quantized vitq.Model.
 
     Arguments:
@@ -185,6 +193,10 @@ def quantize(model, scheme="minmax", wbits=8, abits=8, calib=None, *, edge_bits=
         seed: for schemes that draw random numbers.
         target_bits, target_bytes, candidate_bits: mixed precision (average weight bits, a size in
             bytes, the widths a layer may get, e.g. (4, 6, 8)).
+        reconstruct: block reconstruction after the calibration (docs/training.md): each ViT / DeiT
+            block learns its weights' rounding (and, with recon_learn_steps, its activation steps) to
+            reproduce the float block; recon_iters Adam steps per block (None: 100), recon_batch
+            images per step (None: 32), recon_drop QDrop's probability (None: 0.5).
         options / **method_options: options of the PTQ method, e.g. grid=20 or options={"reparam": 0}.
         points: per-point settings, {pattern: {key: value}} or [(pattern, key, value), ...], e.g.
             {"*.softmax.out": {"bits": 8}} (keys: bits, granularity, symmetric, scheme, noisy,
@@ -201,8 +213,10 @@ def quantize(model, scheme="minmax", wbits=8, abits=8, calib=None, *, edge_bits=
         raise InvalidArgument("calib: calibration images are required", 2)
     opts = dict(options or {})
     opts.update(method_options)
+    recon = {"reconstruct": reconstruct, "iters": recon_iters, "batch": recon_batch, "drop": recon_drop,
+             "learn_steps": recon_learn_steps}
     cal = _Calibrator(model, scheme, wbits, abits, edge_bits, setting, nonlinear, seed, target_bits, target_bytes,
-                      candidate_bits, opts, points, progress)
+                      candidate_bits, opts, points, progress, recon)
     try:
         cal.feed(calib, layout)
         return cal.run()
@@ -217,7 +231,7 @@ def points(model, scheme="minmax", wbits=8, abits=8, *, edge_bits=8, setting="de
     opts = dict(options or {})
     opts.update(method_options)
     cal = _Calibrator(model, scheme, wbits, abits, edge_bits, setting, nonlinear, 0, None, None, None, opts, points,
-                      None)
+                      None, {})
     try:
         return cal.points()
     finally:

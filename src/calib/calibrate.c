@@ -16,6 +16,7 @@
 #include "calib/mixed_precision.h"
 #include "calib/noisy_search.h"
 #include "calib/nonlinear_search.h"
+#include "calib/reconstruct.h"
 #include "model/weights.h"
 #include "quant/codes.h"
 #include "quant/load.h"
@@ -333,12 +334,23 @@ vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *s
     if (c->num_images == 0)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "vitq_calibrator_run: no calibration images (vitq_calibrator_feed)");
     c->peak = c->live;
-    if (c->opts.target_bits > 0 || c->opts.target_bytes) return run_mixed(c, bytes, size);
-    /* a method that changes the network, or the integer operators' measurements on the quantized
-     * network (its weights swapped for quantized ones), work on a private copy */
+    int mixed = c->opts.target_bits > 0 || c->opts.target_bytes;
+    if (mixed && c->opts.reconstruct)
+        return vitq_i_fail(VITQ_ERR_CONFIG, "block reconstruction does not run with mixed precision yet "
+                           "(target_bits / target_bytes)");
+    if (mixed) return run_mixed(c, bytes, size);
+    /* a method that changes the network, the integer operators' measurements on the quantized network
+     * (its weights swapped for quantized ones) and reconstruction (which rewrites weight rows) work on a
+     * private copy */
     one_run o;
-    vitq_status st = open_run(c, (c->method && c->method->copies_model) || any_nonlinear(c), c->cfg, &o);
+    int copy = (c->method && c->method->copies_model) || any_nonlinear(c) || c->opts.reconstruct;
+    vitq_status st = open_run(c, copy, c->cfg, &o);
     if (!st) st = calibrate_points(c, &o.r);
+    if (!st && c->opts.reconstruct) { /* after the method, before the integer operators and the codes */
+        vitq_i_recon_options ro = vitq_i_recon_defaults(c->opts.recon_iters, c->opts.recon_batch, c->opts.recon_drop,
+                                                        c->opts.recon_learn_steps, c->opts.seed);
+        st = vitq_i_reconstruct(&o.r, &ro, NULL);
+    }
     if (!st) st = finish_points(c, &o.r);
     if (!st) st = vitq_i_qsave(&c->alloc, o.r.model, &o.q, bytes, size); /* freed by the caller with c->alloc */
     close_run(c, &o);

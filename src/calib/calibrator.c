@@ -48,6 +48,8 @@ void vitq_calibrator_options_init(vitq_calibrator_options *o) {
     o->weight_bits = 8;
     o->activation_bits = 8;
     o->edge_bits = 8;
+    o->recon_drop = 0.5;
+    o->recon_learn_steps = 1;
 }
 
 void vitq_calibrator_stats_init(vitq_calibrator_stats *s) {
@@ -137,6 +139,12 @@ vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibra
     if (!st && (o.candidate_bits & ~0x1FCu))
         st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "candidate_bits = 0x%x: only bits 2..8 may be set (width b: 1 << b)",
                          (unsigned)o.candidate_bits);
+    if (!st && (o.reconstruct < 0 || o.reconstruct > 1 || o.recon_iters < 0 || o.recon_batch < 0 ||
+                !(o.recon_drop >= 0.0 && o.recon_drop <= 1.0) || o.recon_learn_steps < 0 || o.recon_learn_steps > 1))
+        st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "reconstruction options: reconstruct %d (0 or 1), recon_iters %d and "
+                         "recon_batch %d (>= 0), recon_drop %g (0..1), recon_learn_steps %d (0 or 1)",
+                         (int)o.reconstruct, (int)o.recon_iters, (int)o.recon_batch, o.recon_drop,
+                         (int)o.recon_learn_steps);
     if (!st && o.setting != VITQ_SETTING_DEFAULT && o.setting != VITQ_SETTING_PAPER)
         st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "setting = %d: VITQ_SETTING_DEFAULT (0) or VITQ_SETTING_PAPER (1)",
                          (int)o.setting);

@@ -419,7 +419,8 @@ SAMPLE_VALUES = {"--limit": "1", "--top-k": "1", "--batch": "1", "--threads": "1
                  "--mean": "0.5", "--std": "0.5", "--execution": "auto", "--calib-n": "1", "--seed": "0",
                  "--wbits": "8", "--abits": "8", "--edge-bits": "8", "--setting": "paper", "--predictions": "p.csv",
                  "--nonlinear": "mixed", "--target-bits": "5", "--target-size": "4MB", "--candidate-bits": "4,8",
-                 "--bits": "4..8", "--svg": "p.svg", "--symbol": "m", "--opset": "17"}
+                 "--bits": "4..8", "--svg": "p.svg", "--symbol": "m", "--opset": "17",
+                 "--recon-iters": "10"}
 
 
 def commands_take_exactly_their_options():
@@ -431,7 +432,7 @@ def commands_take_exactly_their_options():
     for command, text in per.items():
         own = option_lines(text)
         for opt in sorted(every):
-            args = [opt] if opt in ("--json", "--mixed") else [opt, SAMPLE_VALUES.get(opt, "x")]
+            args = [opt] if opt in ("--json", "--mixed", "--reconstruct") else [opt, SAMPLE_VALUES.get(opt, "x")]
             rc, out, err = run(command, "M", *args, "--help")
             if opt in own and rc != 0:
                 wrong.append(f"{command} refuses {opt}: {err.strip()}")

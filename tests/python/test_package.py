@@ -272,6 +272,14 @@ def check_quantize(model, test, calib):
     report("an unknown scheme raises UnknownName", isinstance(e, vitq.UnknownName) and e.status == 19, e)
     e = raises(lambda: vitq.quantize(model, calib=calib[:8], points={"*.softmax.out": {"bits": 12}}), vitq.OutOfRange)
     report("bits 12 on a point raises OutOfRange", isinstance(e, vitq.OutOfRange) and e.status == 20, e)
+    stages = []
+    r4 = vitq.quantize(model, "minmax", wbits=4, abits=4, calib=calib[:8], reconstruct=True, recon_iters=3,
+                       recon_batch=4, progress=lambda s, d, t: stages.append(s))
+    report("reconstruct=True runs block reconstruction (its progress stages) and gives a quantized model",
+           r4.is_quantized and any(s.startswith("reconstruct") for s in stages), sorted(set(stages)))
+    r4.close()
+    e = raises(lambda: vitq.quantize(model, calib=calib[:8], reconstruct=True, recon_drop=2.0), vitq.OutOfRange)
+    report("recon_drop 2 raises OutOfRange", isinstance(e, vitq.OutOfRange), e)
     e = raises(lambda: vitq.quantize(model, "repq-vit", calib=calib[:8], colour=1), vitq.UnknownName)
     report("an unknown method option raises UnknownName naming it", isinstance(e, vitq.UnknownName) and
            "colour" in str(e), e)

@@ -1,0 +1,40 @@
+/* Block reconstruction (issue 20; AdaRound, BRECQ, QDrop: docs/training.md, "Block reconstruction"): a
+ * calibration stage after any method's refinement and before the weights are encoded. Blocks in order; each
+ * block's input is the output of the already reconstructed quantized network on the calibration images, its
+ * target the float block's output on the float network's input. The rounding of every uniform weight of the
+ * block is learned (AdaRound), optionally the steps of its uniform activation points (LSQ), with Adam on the
+ * block's output MSE (summed over features, averaged over images) while QDrop leaves each activation element
+ * in float with probability `drop`. At the end the rounding is hardened: the weight rows of the run's
+ * private model become the dequantized codes s (code - z), which the ordinary encoding turns back into
+ * exactly those codes; learned steps become the points' scales. A block whose loss on the calibration
+ * images (every quantizer on, hard rounding) is not lower than its starting loss keeps its starting
+ * quantization. ViT and DeiT; Swin is refused. */
+#ifndef VITQ_CALIB_RECONSTRUCT_H
+#define VITQ_CALIB_RECONSTRUCT_H
+
+#include "calib/run.h"
+
+typedef struct vitq_i_recon_options {
+    int32_t iters;      /* Adam steps per block */
+    int32_t batch;      /* images per step (at most the calibration images) */
+    double drop;        /* QDrop probability */
+    int32_t learn_steps;
+    double lr_v, lr_step, lambda, warmup;
+    uint64_t seed;
+} vitq_i_recon_options;
+
+/* Defaults (docs/training.md) for `iters` (0: the default count) and `batch` (0: the default). */
+vitq_i_recon_options vitq_i_recon_defaults(int32_t iters, int32_t batch, double drop, int32_t learn_steps,
+                                           uint64_t seed);
+
+/* Per block: the losses before and after, and whether the result was kept. */
+typedef struct vitq_i_recon_block {
+    double before, after;
+    int kept;
+} vitq_i_recon_block;
+
+/* Reconstruct every block of r's network (a private copy with row-major weights). `report` (may be NULL)
+ * takes one entry per block. VITQ_ERR_UNSUPPORTED for Swin, VITQ_ERR_BAD_STATE without a private copy. */
+vitq_status vitq_i_reconstruct(vitq_i_run *r, const vitq_i_recon_options *o, vitq_i_recon_block *report);
+
+#endif

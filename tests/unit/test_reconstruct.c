@@ -1,0 +1,366 @@
+/* Block reconstruction (issue 20): the quantized training block of src/train/block_train.h and the
+ * calibration stage of src/calib/reconstruct.h.
+ *
+ * The block's gradients (AdaRound's V of each weight, learned activation steps, through QDrop's mask) are
+ * checked against central differences of the straight-through surrogate (every quantizer replaced by its
+ * clamp plus the rounding residual frozen at the base point: a piecewise smooth function whose derivatives
+ * are what the backward computes) on block 0 of the bundled fmnist-vit. With no quantizer the block equals
+ * the model's own block forward. The stage: a W4A4 reconstruction of fmnist-vit lowers every block's loss
+ * on the calibration images, the model's accuracy holds, the file reloads to the same logits and runs
+ * under integer execution. */
+#include <time.h>
+
+#include "api/model.h"
+#include "calib_util.h"
+#include "harness.h"
+#include "model/block.h"
+#include "model/weights.h"
+#include "quant/registry.h"
+#include "quant/schemes.h"
+#include "test_random.h"
+#include "train/block_train.h"
+
+#define MODEL "models/fmnist-vit"
+
+static vitq_allocator alloc;
+
+static double vitq_now_for_test(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The view of site s's input in a training block's buffers after a forward on n images. */
+static vitq_tensor_view site_view(const vitq_i_block_train *bt, int s, size_t n) {
+    size_t rows = n * bt->tokens, d = bt->d, hid = bt->hidden;
+    int64_t h = (int64_t)bt->heads, tt = (int64_t)(bt->tokens * bt->tokens);
+    float *base[VITQ_I_BT_SITES] = {bt->x_in, bt->ln1, bt->qkv, bt->qkv + d, bt->qkv + 2 * d, bt->s, bt->p,
+                                    bt->att, bt->xm, bt->ln2, bt->h, bt->g};
+    vitq_tensor_view v = {sizeof v, base[s], (int64_t)rows, (int64_t)d, 1, (int64_t)d};
+    if (s >= VITQ_I_BT_Q && s <= VITQ_I_BT_V) v.outer_stride = (int64_t)(3 * d);
+    if (s == VITQ_I_BT_SCORES || s == VITQ_I_BT_PROBS) v = (vitq_tensor_view){sizeof v, base[s], (int64_t)n, h, tt, h * tt};
+    if (s == VITQ_I_BT_GELU_IN || s == VITQ_I_BT_FC2_IN) v.channels = v.outer_stride = (int64_t)hid;
+    return v;
+}
+
+/* Floats of site s's buffer. */
+static size_t site_floats(const vitq_i_block_train *bt, int s, size_t n) {
+    size_t rows = n * bt->tokens;
+    if (s >= VITQ_I_BT_Q && s <= VITQ_I_BT_V) return 3 * rows * bt->d;
+    if (s == VITQ_I_BT_SCORES || s == VITQ_I_BT_PROBS) return n * bt->heads * bt->tokens * bt->tokens;
+    if (s == VITQ_I_BT_GELU_IN || s == VITQ_I_BT_FC2_IN) return rows * bt->hidden;
+    return rows * bt->d;
+}
+
+typedef struct quantizers {
+    vitq_i_instance act[VITQ_I_BT_SITES], w[VITQ_I_BT_LAYERS];
+} quantizers;
+
+static vitq_status make_instance(vitq_i_instance *inst, const char *name, vitq_point_kind kind, int bits,
+                                 int granularity, int symmetric, int64_t channels, int64_t heads) {
+    vitq_point_config c = {.struct_size = sizeof c, .name = name, .kind = kind, .role = 0, .bits = bits,
+                           .granularity = granularity, .symmetric = symmetric, .channels = channels, .seed = 1};
+    vitq_status st = vitq_i_config_groups(&c, heads);
+    return st ? st : vitq_i_instance_create(inst, &alloc, &vitq_i_scheme_minmax, &c);
+}
+
+/* W4A4 min-max quantizers of block 0 observed on a float forward of `bt0` (which has none). */
+static void observe(quantizers *q, const vitq_i_block_train *bt0, size_t n) {
+    const vitq_i_block *blk = &bt0->m->blocks[0];
+    const vitq_i_linear *layers[4] = {&blk->qkv, &blk->proj, &blk->fc1, &blk->fc2};
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) {
+        vitq_tensor_view v = site_view(bt0, s, n);
+        int attn = s == VITQ_I_BT_SCORES || s == VITQ_I_BT_PROBS;
+        CHECK_STATUS(make_instance(&q->act[s], "act", VITQ_POINT_ACTIVATION, 4, attn ? VITQ_GRAN_HEAD : VITQ_GRAN_TENSOR,
+                                   0, v.channels, attn ? v.channels : 0), VITQ_OK);
+        CHECK_STATUS(q->act[s].scheme.observe(q->act[s].state, 0, &v), VITQ_OK);
+        CHECK_STATUS(q->act[s].scheme.finalize(q->act[s].state), VITQ_OK);
+    }
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) {
+        vitq_tensor_view v = {sizeof v, layers[k]->weight, 1, (int64_t)layers[k]->out, (int64_t)layers[k]->in,
+                              (int64_t)(layers[k]->out * layers[k]->in)};
+        CHECK_STATUS(make_instance(&q->w[k], "w", VITQ_POINT_WEIGHT, 4, VITQ_GRAN_CHANNEL, 1, v.channels, 0), VITQ_OK);
+        CHECK_STATUS(q->w[k].scheme.observe(q->w[k].state, 0, &v), VITQ_OK);
+        CHECK_STATUS(q->w[k].scheme.finalize(q->w[k].state), VITQ_OK);
+    }
+}
+
+static double sq_loss(const float *y, const float *t, size_t count, size_t n, float *dy) {
+    double l = 0.0;
+    for (size_t i = 0; i < count; i++) {
+        double e = (double)y[i] - t[i];
+        l += e * e / (double)n;
+        if (dy) dy[i] = (float)(2.0 * e / (double)n);
+    }
+    return l;
+}
+
+/* Loss of the surrogate at the current parameters (the same QDrop mask: step fixed). */
+static double surrogate_loss(vitq_i_block_train *bt, const float *x, const float *t, size_t n, float *out) {
+    bt->step = 4;
+    CHECK_STATUS(vitq_i_block_train_forward(bt, x, n, VITQ_I_BT_SOFT, 1, out), VITQ_OK);
+    return sq_loss(out, t, n * bt->tokens * bt->d, n, NULL);
+}
+
+/* Central difference of the loss in *p against the analytic gradient g; counts agreement. */
+/* Central differences of the loss in *p at the step sizes h[0..nh) against the analytic gradient g: agreement
+ * within `tol` at one of them counts (a step's difference is noisy at small h, from the float forward's
+ * rounding against a tiny change of the loss, and bent at large h, by the clamps' kinks nearby). */
+static void fd_check(vitq_i_block_train *bt, float *p, double g, const double *h, int nh, double tol, const float *x,
+                     const float *t, size_t n, float *out, int *ok, int *total) {
+    float keep = *p;
+    int good = 0;
+    double fd = 0.0;
+    for (int k = 0; k < nh && !good; k++) {
+        *p = keep + (float)h[k];
+        double lp = surrogate_loss(bt, x, t, n, out);
+        *p = keep - (float)h[k];
+        double lm = surrogate_loss(bt, x, t, n, out);
+        *p = keep;
+        fd = (lp - lm) / (2.0 * h[k]);
+        good = fabs(fd - g) <= tol * fabs(g) + 1e-4 * (fabs(g) + 1.0);
+    }
+    if (!good) printf("    check %d: fd %.6g analytic %.6g\n", *total, fd, g);
+    *ok += good;
+    (*total)++;
+}
+
+static void block_gradients(double drop) {
+    vitq_model *handle = load(MODEL);
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
+    CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
+    vitq_model_set_num_threads(handle, 1);
+    const vitq_i_block *blk = &m->blocks[0];
+    vitq_i_bt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.weight[0] = blk->qkv.weight, cfg.weight[1] = blk->proj.weight, cfg.weight[2] = blk->fc1.weight,
+    cfg.weight[3] = blk->fc2.weight;
+    cfg.max_images = 2;
+    size_t n = 2;
+    vitq_i_block_train bt0, bt;
+    CHECK_STATUS(vitq_i_block_train_create(&bt0, &alloc, m, 0, &cfg), VITQ_OK);
+    size_t rd = n * bt0.tokens * bt0.d;
+    float *x = malloc(rd * sizeof(float)), *ref = malloc(rd * sizeof(float)), *out = malloc(rd * sizeof(float));
+    float *t = malloc(rd * sizeof(float)), *dy = malloc(rd * sizeof(float));
+    for (size_t i = 0; i < rd; i++) x[i] = (float)gauss();
+    /* no quantizer: the model's own block, bit for bit */
+    memcpy(ref, x, rd * sizeof(float));
+    CHECK_STATUS(vitq_i_net_block_forward(m, 0, ref, n, NULL), VITQ_OK);
+    CHECK_STATUS(vitq_i_block_train_forward(&bt0, x, n, VITQ_I_BT_SOFT, 0, out), VITQ_OK);
+    CHECK(memcmp(ref, out, rd * sizeof(float)) == 0);
+    quantizers q;
+    observe(&q, &bt0, n);
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) cfg.act[s] = &q.act[s];
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) cfg.wq[k] = &q.w[k];
+    cfg.act[VITQ_I_BT_GELU_IN] = NULL; /* a float point among quantized ones */
+    cfg.adaround = 1, cfg.learn_steps = 1, cfg.drop = drop, cfg.seed = 11;
+    CHECK_STATUS(vitq_i_block_train_create(&bt, &alloc, m, 0, &cfg), VITQ_OK);
+    /* the scores' and probabilities' points are per head: fixed (STE); the others learn their steps */
+    CHECK(bt.pt[VITQ_I_BT_FC1_IN].learned && bt.layer[VITQ_I_BT_FC2].mode == 2);
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++)
+        for (size_t i = 0; i < bt.layer[k].ar.count; i++) bt.layer[k].ar.v[i] += (float)(0.5 * gauss());
+    for (size_t i = 0; i < rd; i++) t[i] = ref[i] + (float)(0.3 * gauss());
+    float *frozen[VITQ_I_BT_SITES];
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) bt.frozen[s] = frozen[s] = malloc(site_floats(&bt, s, n) * sizeof(float));
+    bt.surrogate = 1;
+    double l0 = surrogate_loss(&bt, x, t, n, out);
+    bt.surrogate = 2;
+    double l1 = surrogate_loss(&bt, x, t, n, out);
+    CHECK_NEAR(l0, l1, 1e-4 * l0); /* the surrogate agrees with the quantized block at the base point */
+    sq_loss(out, t, rd, n, dy);
+    vitq_i_block_train_zero_grad(&bt);
+    CHECK_STATUS(vitq_i_block_train_backward(&bt, dy), VITQ_OK);
+    int ok = 0, total = 0;
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) { /* the 4 largest V gradients of each layer */
+        vitq_i_adaround *ar = &bt.layer[k].ar;
+        for (int r = 0; r < 4; r++) {
+            size_t best = 0;
+            for (size_t i = 1; i < ar->count; i++)
+                if (fabsf(ar->v_grad[i]) > fabsf(ar->v_grad[best])) best = i;
+            double g = ar->v_grad[best];
+            double hv[2] = {1e-2, 3e-3};
+            fd_check(&bt, &ar->v[best], g, hv, 2, 0.05, x, t, n, out, &ok, &total);
+            ar->v_grad[best] = 0.0f; /* the next largest next */
+        }
+    }
+    int steps = 0;
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) {
+        vitq_i_bt_point *pt = &bt.pt[s];
+        if (!pt->learned) continue;
+        steps++;
+        /* the analytic gradient carries LSQ's scale 1/sqrt(N qmax): undo it for the comparison */
+        vitq_tensor_view sv = site_view(&bt, s, n);
+        double scale = sqrt((double)sv.outer * (double)pt->cpg * (double)sv.inner * pt->grid.qmax);
+        double hs[3] = {1e-3 * pt->step[0], 2e-3 * pt->step[0], 5e-3 * pt->step[0]};
+        fd_check(&bt, &pt->step[0], pt->step_grad[0] * scale, hs, 3, 0.15, x, t, n, out, &ok, &total);
+    }
+    printf("    gradient checks: %d of %d agree (%d learned steps)\n", ok, total, steps);
+    CHECK(steps >= 6);
+    /* Fully quantized, every check agrees (on every seed tried); with QDrop's mask, where float and quantized
+     * elements mix, a check of the smallest gradients now and then misses by 10-20 % (differences of both
+     * signs, noise and kinks: never systematic), so one or two may miss. */
+    CHECK(ok >= total - (drop > 0.0 ? 2 : 0));
+    vitq_i_block_train_free(&bt);
+    vitq_i_block_train_free(&bt0);
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) {
+        free(frozen[s]);
+        vitq_i_instance_destroy(&q.act[s]);
+    }
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) vitq_i_instance_destroy(&q.w[k]);
+    free(x), free(ref), free(out), free(t), free(dy);
+    vitq_model_free(handle);
+}
+
+static void test_block_gradients(void) { block_gradients(0.0); }
+static void test_block_gradients_qdrop(void) { block_gradients(0.5); }
+
+/* ---- the stage ------------------------------------------------------------------------------------- */
+
+typedef struct block_losses {
+    int count;
+    double before[16], after[16];
+    int kept[16];
+} block_losses;
+
+/* The stage's progress line per block: "reconstruct block b/d: loss X -> Y[ (worse: kept the start)], ..." */
+static int on_progress(void *user, const char *stage, int64_t done, int64_t total) {
+    (void)done, (void)total;
+    block_losses *l = user;
+    int b, depth;
+    double x, y;
+    if (sscanf(stage, "reconstruct block %d/%d: loss %lg -> %lg", &b, &depth, &x, &y) == 4 && b >= 1 && b <= 16) {
+        l->before[b - 1] = x, l->after[b - 1] = y;
+        l->kept[b - 1] = strstr(stage, "kept the start") != NULL;
+        if (b > l->count) l->count = b;
+        if (getenv("VITQ_TEST_VERBOSE")) printf("    %s\n", stage);
+    }
+    return 0;
+}
+
+/* Calibrate fmnist-vit with `scheme` at WxA on `images` images, reconstruction on (iters > 0) or off. */
+static vitq_model *calibrate(const vitq_model *fp, const char *scheme, int bits, int iters, size_t images,
+                             block_losses *l) {
+    vitq_calibrator_options o;
+    vitq_calibrator_options_init(&o);
+    o.scheme = scheme;
+    o.weight_bits = o.activation_bits = bits;
+    o.reconstruct = iters > 0;
+    o.recon_iters = iters;
+    o.progress = on_progress;
+    o.progress_user = l;
+    vitq_calibrator *c = NULL;
+    vitq_model *q = NULL;
+    CHECK_STATUS(vitq_calibrator_create(fp, &o, &c), VITQ_OK);
+    if (!strcmp(scheme, "repq-vit")) CHECK_STATUS(vitq_calibrator_set_option(c, "post_gelu", "1"), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(c, calib_set, 0, images), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_run(c, &q), VITQ_OK);
+    vitq_calibrator_free(c);
+    return q;
+}
+
+static void reconstruct_lowers_loss(const char *scheme) {
+    vitq_model *fp = load(MODEL);
+    if (!fp) return;
+    block_losses l;
+    memset(&l, 0, sizeof l);
+    size_t n = 500;
+    double t0 = vitq_now_for_test();
+    size_t images = harness_quick() ? 16 : 32; /* sanitizer builds: a shorter run of the same checks */
+    vitq_model *base = calibrate(fp, scheme, 4, 0, images, &l);
+    double t1 = vitq_now_for_test();
+    vitq_model *rec = calibrate(fp, scheme, 4, harness_quick() ? 10 : 40, images, &l);
+    double t2 = vitq_now_for_test();
+    CHECK(base && rec && l.count == 6);
+    if (!base || !rec) return;
+    int lower = 0;
+    for (int b = 0; b < l.count; b++) {
+        CHECK(l.after[b] <= l.before[b] || l.kept[b]);
+        lower += l.after[b] < l.before[b] && !l.kept[b];
+    }
+    CHECK(lower >= l.count - 1); /* strictly lower on (almost) every block */
+    double a_fp = top1(fp, n), a_base = top1(base, n), a_rec = top1(rec, n);
+    printf("    %s W4A4 on %zu test images: fp32 %.1f %%, without %.1f %% (%.1f s), with reconstruction %.1f %% (%.1f s)\n",
+           scheme, n, 100 * a_fp, 100 * a_base, t1 - t0, 100 * a_rec, t2 - t1);
+    for (int b = 0; b < l.count; b++)
+        printf("      block %d: loss %.4g -> %.4g%s\n", b, l.before[b], l.after[b], l.kept[b] ? " (kept)" : "");
+    CHECK(a_rec >= a_base - 0.02); /* 500 images: about 2 points of noise */
+    /* an ordinary quantized file: saved and reloaded it gives the same logits, and integer execution runs it */
+    size_t size = 0;
+    vitq_model_save_memory(rec, NULL, 0, &size); /* the size */
+    void *bytes = malloc(size);
+    CHECK_STATUS(vitq_model_save_memory(rec, bytes, size, &size), VITQ_OK);
+    vitq_model_options mo;
+    vitq_model_options_init(&mo);
+    vitq_model *again = NULL, *integer = NULL;
+    CHECK_STATUS(vitq_model_load_memory(bytes, size, "reconstructed", &mo, &again), VITQ_OK);
+    mo.execution = VITQ_EXECUTION_AUTO;
+    CHECK_STATUS(vitq_model_load_memory(bytes, size, "reconstructed", &mo, &integer), VITQ_OK);
+    vitq_model_info info;
+    vitq_model_info_init(&info);
+    if (integer) vitq_model_get_info(integer, &info);
+    CHECK(info.num_integer_layers > 0);
+    if (again && integer) {
+        float *la = logits_of(rec, 64), *lb = logits_of(again, 64);
+        CHECK(memcmp(la, lb, 64 * 10 * sizeof(float)) == 0);
+        double a_int = top1(integer, n);
+        printf("      integer execution (auto): %.1f %%\n", 100 * a_int);
+        CHECK(fabs(a_int - a_rec) <= 0.02);
+        free(la), free(lb);
+    }
+    vitq_model_free(again);
+    vitq_model_free(integer);
+    free(bytes);
+    vitq_model_free(base);
+    vitq_model_free(rec);
+    vitq_model_free(fp);
+}
+
+static void test_reconstruct_minmax(void) { reconstruct_lowers_loss("minmax"); }
+static void test_reconstruct_repq(void) { reconstruct_lowers_loss("repq-vit"); }
+
+/* Swin and mixed precision are refused by name; out-of-range options at create. */
+static void test_reconstruct_refusals(void) {
+    vitq_model *swin = load("models/fmnist-swin"), *vit = load(MODEL);
+    if (!swin || !vit) return;
+    vitq_calibrator_options o;
+    vitq_calibrator_options_init(&o);
+    CHECK(o.reconstruct == 0 && o.recon_drop == 0.5 && o.recon_learn_steps == 1);
+    o.weight_bits = o.activation_bits = 4;
+    o.reconstruct = 1;
+    vitq_calibrator *c = NULL;
+    vitq_model *q = NULL;
+    CHECK_STATUS(vitq_calibrator_create(swin, &o, &c), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(c, calib_set, 0, 4), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_run(c, &q), VITQ_ERR_UNSUPPORTED);
+    CHECK(strstr(vitq_last_error(), "Swin") != NULL);
+    vitq_calibrator_free(c);
+    o.target_bits = 5;
+    CHECK_STATUS(vitq_calibrator_create(vit, &o, &c), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(c, calib_set, 0, 4), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_run(c, &q), VITQ_ERR_CONFIG);
+    CHECK(strstr(vitq_last_error(), "mixed precision") != NULL);
+    vitq_calibrator_free(c);
+    o.target_bits = 0;
+    o.recon_drop = 1.5;
+    CHECK_STATUS(vitq_calibrator_create(vit, &o, &c), VITQ_ERR_OUT_OF_RANGE);
+    o.recon_drop = 0.5;
+    o.recon_iters = -1;
+    CHECK_STATUS(vitq_calibrator_create(vit, &o, &c), VITQ_ERR_OUT_OF_RANGE);
+    vitq_model_free(swin);
+    vitq_model_free(vit);
+}
+
+int main(void) {
+    if (vitq_i_allocator_resolve(NULL, &alloc) != VITQ_OK) return 1;
+    RUN(test_block_gradients);
+    RUN(test_block_gradients_qdrop);
+    CHECK_STATUS(vitq_dataset_load_file(CALIB, NULL, NULL, &calib_set), VITQ_OK);
+    CHECK_STATUS(vitq_dataset_load_file(TEST_IMAGES, TEST_LABELS, NULL, &test_set), VITQ_OK);
+    RUN(test_reconstruct_refusals);
+    RUN(test_reconstruct_minmax);
+    RUN(test_reconstruct_repq);
+    vitq_dataset_free(calib_set);
+    vitq_dataset_free(test_set);
+    HARNESS_EXIT();
+}
