@@ -68,8 +68,13 @@ const cli_option cli_options[] = {
     {"--candidate-bits", "B,B,...", CALIB_CMDS, "widths mixed precision may give a layer (default 4,5,6,8)"},
     {"--reconstruct", NULL, CLI_QUANTIZE,
      "block reconstruction after the scheme or method: learned rounding (AdaRound) and activation steps per "
-     "block, QDrop (ViT, DeiT)"},
+     "block, QDrop (ViT, DeiT, Swin)"},
     {"--recon-iters", "N", CLI_QUANTIZE, "reconstruction: Adam steps per block (default 100)"},
+    {"--recon-batch", "N", CLI_QUANTIZE, "reconstruction: images per step (default 32)"},
+    {"--recon-loss", "mse|fisher", CLI_QUANTIZE,
+     "reconstruction: the block output's squared error (default), or weighted by the float network's Fisher"},
+    {"--recon-augment", "K", CLI_QUANTIZE,
+     "reconstruction: K augmented views (random resized crops, flips) per calibration image (default 0)"},
     {"--set", "'POINT_GLOB=key:value[,key:value]'", CALIB_CMDS,
      "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy, nonlinear "
      "and the scheme's options"},
@@ -139,6 +144,18 @@ static int parse_floats(const char *opt, const char *s, float *out, int32_t *cou
 }
 
 /* "4MB", "512KiB", "3000000": bytes (KB = 1000, KiB = 1024, ...). */
+/* A whole number in lo..hi into *out; -1 (with a message naming the option) otherwise. */
+static int parse_count(const char *opt, const char *s, long lo, long hi, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "vitq: %s: '%s' is not a count in %ld..%ld\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static int parse_size(const char *opt, const char *s, uint64_t *out) {
     static const struct { const char *suffix; double factor; } units[] = {
         {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0},
@@ -318,14 +335,15 @@ static int apply(cli_args *a, const char *opt, const char *val) {
         a->target_bits = b;
     } else if (!strcmp(opt, "--target-size")) rc = parse_size(opt, val, &a->target_bytes);
     else if (!strcmp(opt, "--candidate-bits")) rc = parse_bit_set(opt, val, &a->candidate_bits);
-    else if (!strcmp(opt, "--recon-iters")) {
-        char *end;
-        long it = strtol(val, &end, 10);
-        if (end == val || *end || it < 1 || it > 1000000) {
-            fprintf(stderr, "vitq: --recon-iters: '%s' is not a count in 1..1000000\n", val);
+    else if (!strcmp(opt, "--recon-iters")) rc = parse_count(opt, val, 1, 1000000, &a->recon_iters);
+    else if (!strcmp(opt, "--recon-batch")) rc = parse_count(opt, val, 1, 100000, &a->recon_batch);
+    else if (!strcmp(opt, "--recon-augment")) rc = parse_count(opt, val, 0, 64, &a->recon_augment);
+    else if (!strcmp(opt, "--recon-loss")) {
+        a->recon_loss = !strcmp(val, "mse") ? 0 : !strcmp(val, "fisher") ? 1 : -1;
+        if (a->recon_loss < 0) {
+            fprintf(stderr, "vitq: --recon-loss: '%s' is not mse or fisher\n", val);
             rc = -1;
         }
-        a->recon_iters = (int)it;
     }
     else if (!strcmp(opt, "--set")) {
         if (a->num_sets == (int)(sizeof a->sets / sizeof a->sets[0])) {

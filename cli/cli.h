@@ -28,6 +28,9 @@ typedef struct cli_args {
     uint32_t candidate_bits; /* mask of widths (0: the library's default) */
     int reconstruct;         /* --reconstruct */
     int recon_iters;         /* 0: the library's default */
+    int recon_batch;         /* 0: the library's default */
+    int recon_loss;          /* vitq_recon_loss */
+    int recon_augment;       /* augmented views per calibration image */
     int num_sets;
     const char *sets[64]; /* "POINT_GLOB=key:value[,key:value]" */
     int num_method_opts;

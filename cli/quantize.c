@@ -50,6 +50,9 @@ static int make_calibrator(const cli_args *args, vitq_model *m, vitq_calibrator 
     co.candidate_bits = args->candidate_bits;
     co.reconstruct = args->reconstruct;
     co.recon_iters = args->recon_iters;
+    co.recon_batch = args->recon_batch;
+    co.recon_loss = args->recon_loss;
+    co.recon_augment = args->recon_augment;
     co.seed = (uint64_t)args->seed;
     co.progress = cli_progress_fn;
     vitq_status st = vitq_calibrator_create(m, &co, cal);

@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 9
+#define VITQ_VERSION_MINOR 10
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -725,6 +725,17 @@ typedef enum vitq_setting {
     VITQ_SETTING_PAPER = 1
 } vitq_setting;
 
+/** The loss block reconstruction minimises on each block's output (vitq_calibrator_options.recon_loss).
+ *  Since 0.10. */
+typedef enum vitq_recon_loss {
+    /** Squared error summed over the block output's features, averaged over images */
+    VITQ_RECON_LOSS_MSE = 0,
+    /** The same, each element weighted by the float network's diagonal Fisher information at the block
+     *  output (the squared gradient of its cross-entropy against its own top-1 class; BRECQ), the
+     *  weights of a block scaled to mean 1 */
+    VITQ_RECON_LOSS_FISHER = 1
+} vitq_recon_loss;
+
 typedef struct vitq_calibrator_options {
     uint32_t struct_size;            /**< set by vitq_calibrator_options_init() */
     const vitq_allocator *allocator; /**< NULL: the model's */
@@ -763,12 +774,18 @@ typedef struct vitq_calibrator_options {
      *  block on the quantized network's input reproduces the float block's output on the float
      *  network's input (BRECQ), activation quantization randomly dropped (QDrop). A block whose
      *  calibration loss would rise keeps its starting quantization. The result is an ordinary quantized
-     *  file. ViT and DeiT (Swin: VITQ_ERR_UNSUPPORTED); not with mixed precision. docs/training.md. */
+     *  file. ViT, DeiT and (since 0.10) Swin; not with mixed precision. docs/training.md. */
     int32_t reconstruct;
     int32_t recon_iters;       /**< Adam steps per block (0: 100) */
     int32_t recon_batch;       /**< images per step (0: 32, at most the calibration images) */
     double recon_drop;         /**< QDrop: probability an activation stays float in training (0.5) */
     int32_t recon_learn_steps; /**< 1: learn activation steps too (the default), 0: rounding only */
+    /** Reconstruction's loss: a vitq_recon_loss (VITQ_RECON_LOSS_MSE). Since 0.10. */
+    int32_t recon_loss;
+    /** Augmented views (random resized crops and horizontal flips, made in the library) that block
+     *  reconstruction adds per calibration image, so that a few images give more training data (0:
+     *  none). Since 0.10. */
+    int32_t recon_augment;
 } vitq_calibrator_options;
 
 VITQ_API void vitq_calibrator_options_init(vitq_calibrator_options *options);

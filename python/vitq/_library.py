@@ -16,7 +16,7 @@ import threading
 from . import _structs as S
 
 # The oldest library whose structs and functions this package mirrors (include/vitq.h 0.9).
-MIN_VERSION = 9000
+MIN_VERSION = 10000
 
 _lock = threading.Lock()
 _lib = None
@@ -134,7 +134,7 @@ def load(path=None):
             version = lib.vitq_version()
             if version < MIN_VERSION:
                 tried.append(f"{where}: {cand} (version {lib.vitq_version_string().decode()}, "
-                             "this package needs 0.9.0 or later)")
+                             "this package needs 0.10.0 or later)")
                 continue
             _lib, _path = lib, cand
             return lib

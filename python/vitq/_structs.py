@@ -61,7 +61,8 @@ class CalibratorOptions(_Sized):
                 ("target_bits", ctypes.c_double), ("target_bytes", ctypes.c_uint64),
                 ("candidate_bits", ctypes.c_uint32), ("reconstruct", ctypes.c_int32), ("recon_iters", ctypes.c_int32),
                 ("recon_batch", ctypes.c_int32), ("recon_drop", ctypes.c_double),
-                ("recon_learn_steps", ctypes.c_int32)]
+                ("recon_learn_steps", ctypes.c_int32), ("recon_loss", ctypes.c_int32),
+                ("recon_augment", ctypes.c_int32)]
 
 
 class CalibratorStats(_Sized):

@@ -6,7 +6,7 @@ from . import _arrays
 from . import _structs as S
 from ._core import Progress, check, lib, text
 from .dataset import as_range
-from .errors import InvalidArgument
+from .errors import InvalidArgument, UnknownName
 from .model import CalibrationStats, Model, point_info
 
 SETTINGS = {"default": 0, "paper": 1}
@@ -108,6 +108,11 @@ class _Calibrator:
         drop = recon.get("drop")
         o.recon_drop = 0.5 if drop is None else float(drop)
         o.recon_learn_steps = int(bool(recon.get("learn_steps", True)))
+        losses = {"mse": 0, "fisher": 1}
+        if recon.get("loss", "mse") not in losses:
+            raise UnknownName(f"recon_loss: {recon.get('loss')!r} is not 'mse' or 'fisher'", 19)
+        o.recon_loss = losses[recon.get("loss", "mse")]
+        o.recon_augment = int(recon.get("augment") or 0)
         self.progress = Progress(progress)  # always: Ctrl-C then stops at the next progress step
         o.progress = self.progress.c
         self.model = model
@@ -177,7 +182,7 @@ class _Calibrator:
 def quantize(model, scheme="minmax", wbits=8, abits=8, calib=None, *, edge_bits=8, setting="default",
              nonlinear="float", seed=0, target_bits=None, target_bytes=None, candidate_bits=None, options=None,
              points=None, progress=None, layout="nchw", reconstruct=False, recon_iters=None, recon_batch=None,
-             recon_drop=None, recon_learn_steps=True, **method_options):
+             recon_drop=None, recon_learn_steps=True, recon_loss="mse", recon_augment=0, **method_options):
     """Calibrate the float `model` on `calib` and return the quantized vitq.Model.
 
     Arguments:
@@ -193,10 +198,12 @@ def quantize(model, scheme="minmax", wbits=8, abits=8, calib=None, *, edge_bits=
         seed: for schemes that draw random numbers.
         target_bits, target_bytes, candidate_bits: mixed precision (average weight bits, a size in
             bytes, the widths a layer may get, e.g. (4, 6, 8)).
-        reconstruct: block reconstruction after the calibration (docs/training.md): each ViT / DeiT
+        reconstruct: block reconstruction after the calibration (docs/training.md): each transformer
             block learns its weights' rounding (and, with recon_learn_steps, its activation steps) to
             reproduce the float block; recon_iters Adam steps per block (None: 100), recon_batch
-            images per step (None: 32), recon_drop QDrop's probability (None: 0.5).
+            images per step (None: 32), recon_drop QDrop's probability (None: 0.5), recon_loss "mse"
+            or "fisher" (weighted by the float network's diagonal Fisher), recon_augment augmented
+            views (random resized crops, flips) per calibration image (0: none).
         options / **method_options: options of the PTQ method, e.g. grid=20 or options={"reparam": 0}.
         points: per-point settings, {pattern: {key: value}} or [(pattern, key, value), ...], e.g.
             {"*.softmax.out": {"bits": 8}} (keys: bits, granularity, symmetric, scheme, noisy,
@@ -214,7 +221,7 @@ def quantize(model, scheme="minmax", wbits=8, abits=8, calib=None, *, edge_bits=
     opts = dict(options or {})
     opts.update(method_options)
     recon = {"reconstruct": reconstruct, "iters": recon_iters, "batch": recon_batch, "drop": recon_drop,
-             "learn_steps": recon_learn_steps}
+             "learn_steps": recon_learn_steps, "loss": recon_loss, "augment": recon_augment}
     cal = _Calibrator(model, scheme, wbits, abits, edge_bits, setting, nonlinear, seed, target_bits, target_bytes,
                       candidate_bits, opts, points, progress, recon)
     try:

@@ -349,6 +349,8 @@ vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *s
     if (!st && c->opts.reconstruct) { /* after the method, before the integer operators and the codes */
         vitq_i_recon_options ro = vitq_i_recon_defaults(c->opts.recon_iters, c->opts.recon_batch, c->opts.recon_drop,
                                                         c->opts.recon_learn_steps, c->opts.seed);
+        ro.fisher = c->opts.recon_loss == VITQ_RECON_LOSS_FISHER;
+        ro.augment = c->opts.recon_augment;
         st = vitq_i_reconstruct(&o.r, &ro, NULL);
     }
     if (!st) st = finish_points(c, &o.r);

@@ -145,6 +145,12 @@ vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibra
                          "recon_batch %d (>= 0), recon_drop %g (0..1), recon_learn_steps %d (0 or 1)",
                          (int)o.reconstruct, (int)o.recon_iters, (int)o.recon_batch, o.recon_drop,
                          (int)o.recon_learn_steps);
+    if (!st && (o.recon_loss < VITQ_RECON_LOSS_MSE || o.recon_loss > VITQ_RECON_LOSS_FISHER))
+        st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "recon_loss = %d: VITQ_RECON_LOSS_MSE (0) or VITQ_RECON_LOSS_FISHER (1)",
+                         (int)o.recon_loss);
+    if (!st && (o.recon_augment < 0 || o.recon_augment > 64))
+        st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "recon_augment = %d: augmented views per image, 0..64",
+                         (int)o.recon_augment);
     if (!st && o.setting != VITQ_SETTING_DEFAULT && o.setting != VITQ_SETTING_PAPER)
         st = vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "setting = %d: VITQ_SETTING_DEFAULT (0) or VITQ_SETTING_PAPER (1)",
                          (int)o.setting);

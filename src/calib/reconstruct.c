@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "calib/reconstruct.h"
+#include "data/augment.h"
+#include "grad/backward.h"
 #include "model/block.h"
 #include "model/stem.h"
 #include "quant/noisy.h"
@@ -19,7 +21,7 @@ vitq_i_recon_options vitq_i_recon_defaults(int32_t iters, int32_t batch, double 
      * (1e-3 for V, 4e-5 for steps) are for 20k steps: at our 100 they barely move anything, and 3e-2 / 1e-3
      * measured best on fmnist-vit (docs/training.md, "Block reconstruction") */
     vitq_i_recon_options o = {iters > 0 ? iters : DEFAULT_ITERS, batch > 0 ? batch : DEFAULT_BATCH, drop, learn_steps,
-                              3e-2, 1e-3, 0.01, 0.2, seed};
+                              3e-2, 1e-3, 0.01, 0.2, seed, 1, 0, 0};
     return o;
 }
 
@@ -42,25 +44,40 @@ static vitq_status quant_tap(vitq_i_taps *t, int point, const vitq_tensor_view *
     return qp->inst.scheme.fake_quant(qp->inst.state, v);
 }
 
-/* The residual stream entering block 0 of every calibration image: the float network's (quantized 0) or the
- * quantized one's (its patch embedding's points applied). */
-static vitq_status embed(vitq_i_run *r, int quantized, float *x) {
-    const vitq_model_info *i = &r->model->info;
-    size_t n = r->num_images, tokens = (size_t)i->num_tokens, d = (size_t)i->embed_dim;
-    size_t patch_in = (size_t)i->in_channels * (size_t)i->patch_size * (size_t)i->patch_size;
-    int wp = r->list->sites.patch_in + 1;
-    float *patches = vitq_i_alloc_array(r->alloc, n * tokens * (patch_in + d), sizeof(float));
-    if (!patches) return vitq_i_oom("reconstruction embedding", n * tokens * (patch_in + d) * sizeof(float));
-    vitq_status st = quantized && vitq_i_run_qpoint(r, wp) ? vitq_i_run_set_weight(r, wp, 1) : VITQ_OK;
+/* What runs outside the blocks on the residual stream: the embedding of the images into stage 0 (stage 0)
+ * or Swin's patch merging into stage `stage` (in place on x; `scratch` holds its gathered neighbours,
+ * n * the previous stage's floats per image). */
+typedef struct stem_job {
+    const float *images;
+    size_t n;
+    int stage;
+    float *x, *scratch;
+} stem_job;
+
+/* The stem step of j on the float network (quantized 0) or the quantized one (its points and its weight's
+ * quantizer applied). */
+static vitq_status stem(vitq_i_run *r, const stem_job *j, int quantized) {
+    const vitq_i_net *m = r->model;
+    const vitq_model_info *i = &m->info;
+    size_t tokens, d, patch_in = (size_t)i->in_channels * (size_t)i->patch_size * (size_t)i->patch_size;
+    vitq_i_block_shape(m, 0, &tokens, &d, NULL, NULL, NULL);
+    size_t floats = j->stage ? 0 : j->n * (tokens + 1) * (patch_in + d); /* the embedding's patches */
+    float *patches = floats ? vitq_i_alloc_array(r->alloc, floats, sizeof(float)) : NULL;
+    if (floats && !patches) return vitq_i_oom("reconstruction embedding", floats * sizeof(float));
+    int wp = (j->stage ? r->list->sites.stages[j->stage].merge_in : r->list->sites.patch_in) + 1;
+    int weighted = quantized && vitq_i_run_qpoint(r, wp);
+    vitq_status st = weighted ? vitq_i_run_set_weight(r, wp, 1) : VITQ_OK;
     embed_ctx c = {r};
     vitq_i_taps taps = {.sites = &r->list->sites, .apply = quant_tap, .ctx = &c};
     vitq_i_pass p;
-    vitq_i_pass_begin(&p, r->model, quantized ? &taps : NULL);
-    if (!st) vitq_i_vit_embed(&p, r->images, n, patches, patches + n * tokens * patch_in, x);
+    vitq_i_pass_begin(&p, m, quantized ? &taps : NULL);
+    if (!st && j->stage) vitq_i_swin_merge(&p, j->stage, j->n, j->x, j->scratch, j->x);
+    else if (!st && i->arch == VITQ_ARCH_SWIN) vitq_i_swin_embed(&p, j->images, j->n, patches, j->x);
+    else if (!st) vitq_i_vit_embed(&p, j->images, j->n, patches, patches + j->n * tokens * patch_in, j->x);
     vitq_status pst = vitq_i_pass_end(&p);
     if (!st) st = pst;
     if (!st && quantized) st = taps.status;
-    vitq_status off = quantized && vitq_i_run_qpoint(r, wp) ? vitq_i_run_set_weight(r, wp, 0) : VITQ_OK;
+    vitq_status off = weighted ? vitq_i_run_set_weight(r, wp, 0) : VITQ_OK;
     vitq_i_free(r->alloc, patches);
     return st ? st : off;
 }
@@ -70,8 +87,11 @@ static vitq_status embed(vitq_i_run *r, int quantized, float *x) {
 typedef struct recon {
     vitq_i_run *r;
     const vitq_i_recon_options *o;
-    size_t n, per_image;  /* images, floats of one image's stream */
+    size_t n, per_image;  /* images, floats of one image's stream at the current block (Swin: per stage) */
+    size_t max_per;       /* the most floats of one image's stream at any block: the buffers' unit */
     float *xf, *xq, *target, *next, *keep, *xb, *tb, *yb, *dy;
+    float *fisher;        /* Fisher loss: [depth][n][max_per] weights (NULL: MSE); fb the batch's */
+    float *fb, *fisher_b; /* fisher_b: the current block's [n][per_image] */
     uint64_t rng;
 } recon;
 
@@ -111,7 +131,9 @@ static vitq_status evaluate(recon *c, vitq_i_block_train *bt, vitq_i_bt_weights 
         size_t k = c->n - first < bt->max_images ? c->n - first : bt->max_images, off = first * c->per_image;
         double l = 0.0;
         st = vitq_i_block_train_forward(bt, c->xq + off, k, w, 0, c->next + off);
-        if (!st) st = vitq_i_loss_mse(c->next + off, c->target + off, NULL, k * c->per_image, (double)c->n, &l, NULL);
+        if (!st)
+            st = vitq_i_loss_mse(c->next + off, c->target + off, c->fisher_b ? c->fisher_b + off : NULL,
+                                 k * c->per_image, (double)c->n, &l, NULL);
         sum += l;
     }
     *loss = sum;
@@ -127,13 +149,23 @@ static uint64_t next_random(uint64_t *s) {
 
 /* A batch of random images (without repeats within the batch: a partial Fisher-Yates over an index list
  * would need one; consecutive images from a random start serve as well for a shuffled calibration set,
- * and stay deterministic). */
+ * and stay deterministic). QDrop's input mixing: each element of the block input comes from the float
+ * stream with probability `drop`, else from the quantized one (QDrop trains a block on inputs that are
+ * partly float so that it does not overfit the errors of the blocks before it); eight decisions per hash. */
 static size_t gather(recon *c, size_t batch) {
     size_t start = (size_t)(next_random(&c->rng) % c->n);
+    unsigned threshold = (unsigned)(c->o->drop * 256.0 + 0.5);
     for (size_t i = 0; i < batch; i++) {
-        size_t img = (start + i) % c->n;
-        memcpy(c->xb + i * c->per_image, c->xq + img * c->per_image, c->per_image * sizeof(float));
-        memcpy(c->tb + i * c->per_image, c->target + img * c->per_image, c->per_image * sizeof(float));
+        size_t img = (start + i) % c->n, off = img * c->per_image;
+        float *xb = c->xb + i * c->per_image;
+        memcpy(xb, c->xq + off, c->per_image * sizeof(float));
+        memcpy(c->tb + i * c->per_image, c->target + off, c->per_image * sizeof(float));
+        if (c->fisher_b) memcpy(c->fb + i * c->per_image, c->fisher_b + off, c->per_image * sizeof(float));
+        for (size_t e = 0; c->o->mix_input && threshold && e < c->per_image; e += 8) {
+            uint64_t h = next_random(&c->rng);
+            for (size_t k = e; k < e + 8 && k < c->per_image; k++, h >>= 8)
+                if ((unsigned)(h & 255u) < threshold) xb[k] = c->xf[off + k];
+        }
     }
     return batch;
 }
@@ -155,7 +187,9 @@ static vitq_status train(recon *c, vitq_i_block_train *bt) {
         vitq_i_adam_zero_grad(&adam);
         double loss = 0.0;
         st = vitq_i_block_train_forward(bt, c->xb, batch, VITQ_I_BT_SOFT, 1, c->yb);
-        if (!st) st = vitq_i_loss_mse(c->yb, c->tb, NULL, batch * c->per_image, (double)batch, &loss, c->dy);
+        if (!st)
+            st = vitq_i_loss_mse(c->yb, c->tb, c->fisher_b ? c->fb : NULL, batch * c->per_image, (double)batch, &loss,
+                                 c->dy);
         if (!st) st = vitq_i_block_train_backward(bt, c->dy);
         int on = 0;
         double beta = vitq_i_adaround_beta(&an, t, &on);
@@ -212,31 +246,121 @@ static vitq_status one_block(recon *c, int b, vitq_i_recon_block *rep) {
     return st;
 }
 
+/* ---- the Fisher weights ------------------------------------------------------------------------------- */
+
+typedef struct fisher_ctx {
+    const vitq_i_net *m;
+    float *fisher;
+    size_t stride; /* floats per block */
+} fisher_ctx;
+
+static size_t stream_floats(const vitq_i_net *m, int b) {
+    size_t tokens, d;
+    vitq_i_block_shape(m, b, &tokens, &d, NULL, NULL, NULL);
+    return tokens * d;
+}
+
+static int keep_fisher(void *ctx, int block, size_t first, size_t n, const float *x_in, const float *d_out) {
+    (void)x_in;
+    const fisher_ctx *f = ctx;
+    size_t per = stream_floats(f->m, block);
+    float *dst = f->fisher + (size_t)block * f->stride + first * per;
+    for (size_t k = 0; k < n * per; k++) dst[k] = d_out[k] * d_out[k];
+    return 0;
+}
+
+/* BRECQ's diagonal Fisher of every block's output: the squared gradient of the float network's
+ * cross-entropy against its own top-1 class (grad/backward.h), per element. Each block's weights are
+ * scaled to mean 1, so that the loss keeps the size of the plain MSE and AdaRound's lambda its meaning;
+ * BRECQ leaves them as they come, which ties lambda to the model's gradient scale. */
+static vitq_status fisher_weights(recon *c, const float *images) {
+    int depth = c->r->model->info.depth;
+    fisher_ctx f = {c->r->model, c->fisher, c->n * c->max_per};
+    vitq_status st = vitq_i_model_backward(c->r->model, images, c->n, NULL, NULL, keep_fisher, &f);
+    for (int b = 0; !st && b < depth; b++) {
+        size_t all = c->n * stream_floats(c->r->model, b);
+        float *w = c->fisher + (size_t)b * f.stride;
+        double sum = 0.0;
+        for (size_t k = 0; k < all; k++) sum += w[k];
+        float scale = sum > 0.0 ? (float)((double)all / sum) : 1.0f;
+        for (size_t k = 0; k < all; k++) w[k] = sum > 0.0 ? w[k] * scale : 1.0f;
+    }
+    return st;
+}
+
+/* The images reconstruction trains on: the calibration images, then o->augment augmented views of each (view
+ * k of image i at k * n + i after them). *images is r's own when there are no views, else an allocation the
+ * caller frees (*owned). */
+static vitq_status training_images(vitq_i_run *r, const vitq_i_recon_options *o, const float **images, size_t *n,
+                                   float **owned) {
+    const vitq_model_info *i = &r->model->info;
+    size_t per = (size_t)i->in_channels * (size_t)i->image_size * (size_t)i->image_size, base = r->num_images;
+    *images = r->images, *n = base, *owned = NULL;
+    if (o->augment < 1) return VITQ_OK;
+    size_t total = base * (size_t)(1 + o->augment);
+    float *all = vitq_i_alloc_array(r->alloc, total * per, sizeof(float));
+    if (!all) return vitq_i_oom("augmented calibration images", total * per * sizeof(float));
+    memcpy(all, r->images, base * per * sizeof(float));
+    vitq_i_augment a = vitq_i_augment_defaults();
+    vitq_status st = vitq_i_augment_batch(&a, r->images, base, i->in_channels, i->image_size, i->image_size, 0,
+                                          o->augment, o->seed ^ 0xa06u, r->model->num_threads, all + base * per);
+    if (st) {
+        vitq_i_free(r->alloc, all);
+        return st;
+    }
+    *images = all, *n = total, *owned = all;
+    return VITQ_OK;
+}
+
+/* The stage whose patch merging precedes block b (Swin), 0 if none. */
+static int merge_before(const vitq_i_net *m, int b) {
+    for (int s = 1; m->info.arch == VITQ_ARCH_SWIN && s < m->info.num_stages; s++)
+        if (m->stages[s].first_block == b) return s;
+    return 0;
+}
+
 vitq_status vitq_i_reconstruct(vitq_i_run *r, const vitq_i_recon_options *o, vitq_i_recon_block *report) {
     const vitq_i_net *m = r->model;
-    if (m->info.arch == VITQ_ARCH_SWIN)
-        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "block reconstruction of %s: Swin's window blocks and patch merging "
-                           "are not supported yet (ViT and DeiT are)", m->name);
     if (!m->blocks[0].qkv.weight)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "block reconstruction: the run has no private copy of the model");
     if (o->iters < 1 || o->batch < 1 || !(o->drop >= 0.0 && o->drop <= 1.0))
         return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "block reconstruction: %d iterations, batch %d, QDrop %g", o->iters,
                            o->batch, o->drop);
-    recon c = {r, o, r->num_images, (size_t)m->info.num_tokens * (size_t)m->info.embed_dim, NULL, NULL, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, o->seed ^ 0x5eedu};
-    size_t batch = (size_t)o->batch < c.n ? (size_t)o->batch : c.n, all = c.n * c.per_image, part = batch * c.per_image;
-    float *block = vitq_i_alloc_array(r->alloc, 5 * all + 4 * part, sizeof(float));
-    if (!block) return vitq_i_oom("block reconstruction streams", (5 * all + 4 * part) * sizeof(float));
+    int depth = m->info.depth;
+    recon c = {.r = r, .o = o, .rng = o->seed ^ 0x5eedu};
+    for (int b = 0; b < depth; b++) c.max_per = stream_floats(m, b) > c.max_per ? stream_floats(m, b) : c.max_per;
+    const float *images;
+    float *owned;
+    vitq_status st = training_images(r, o, &images, &c.n, &owned);
+    if (st) return st;
+    size_t batch = (size_t)o->batch < c.n ? (size_t)o->batch : c.n, all = c.n * c.max_per, part = batch * c.max_per;
+    size_t fisher = o->fisher ? (size_t)depth * all + part : 0, floats = 5 * all + 4 * part + fisher;
+    float *block = vitq_i_alloc_array(r->alloc, floats, sizeof(float));
+    if (!block) {
+        vitq_i_free(r->alloc, owned);
+        return vitq_i_oom("block reconstruction streams", floats * sizeof(float));
+    }
     c.xf = block, c.xq = c.xf + all, c.target = c.xq + all, c.next = c.target + all, c.keep = c.next + all;
     c.xb = c.keep + all, c.tb = c.xb + part, c.yb = c.tb + part, c.dy = c.yb + part;
-    vitq_status st = embed(r, 0, c.xf);
-    if (!st) st = embed(r, 1, c.xq);
-    int depth = m->info.depth;
+    if (o->fisher) c.fisher = c.dy + part, c.fb = c.fisher + (size_t)depth * all;
+    st = c.fisher ? fisher_weights(&c, images) : VITQ_OK;
+    stem_job embedding = {images, c.n, 0, c.xf, NULL};
+    if (!st) st = stem(r, &embedding, 0);
+    embedding.x = c.xq;
+    if (!st) st = stem(r, &embedding, 1);
+    vitq_i_free(r->alloc, owned); /* the streams hold all that is needed from here on */
     r->progress_total += depth;
     double t0 = vitq_i_now_seconds();
     for (int b = 0; !st && b < depth; b++) {
         vitq_i_recon_block rep = {0, 0, 0};
-        st = one_block(&c, b, &rep);
+        int s = merge_before(m, b);
+        stem_job merge = {NULL, c.n, s, c.xf, c.next}; /* both streams through the merging into stage s */
+        if (s) st = stem(r, &merge, 0);
+        merge.x = c.xq;
+        if (s && !st) st = stem(r, &merge, 1);
+        c.per_image = stream_floats(m, b);
+        c.fisher_b = c.fisher ? c.fisher + (size_t)b * all : NULL;
+        if (!st) st = one_block(&c, b, &rep);
         if (report) report[b] = rep;
         double left = (vitq_i_now_seconds() - t0) / (b + 1) * (depth - b - 1);
         char stage[160];

@@ -8,7 +8,12 @@
  * private model become the dequantized codes s (code - z), which the ordinary encoding turns back into
  * exactly those codes; learned steps become the points' scales. A block whose loss on the calibration
  * images (every quantizer on, hard rounding) is not lower than its starting loss keeps its starting
- * quantization. ViT and DeiT; Swin is refused. */
+ * quantization. ViT, DeiT and Swin (whose patch merging between stages keeps the method's quantization: both
+ * streams pass through it, the float one without and the quantized one with its points).
+ *
+ * Options beyond BRECQ: QDrop's mixing of the block input (each element from the float stream with
+ * probability `drop`), the diagonal-Fisher loss (BRECQ's, weights scaled to mean 1 per block), and
+ * augmented views of the calibration images (data/augment.h) trained on as further images. */
 #ifndef VITQ_CALIB_RECONSTRUCT_H
 #define VITQ_CALIB_RECONSTRUCT_H
 
@@ -21,6 +26,9 @@ typedef struct vitq_i_recon_options {
     int32_t learn_steps;
     double lr_v, lr_step, lambda, warmup;
     uint64_t seed;
+    int mix_input;      /* QDrop's mixing of the block input: each element float with probability drop */
+    int fisher;         /* 1: the loss weighted by the float network's diagonal Fisher (BRECQ), 0: MSE */
+    int32_t augment;    /* augmented views (random resized crops, flips) per calibration image, 0: none */
 } vitq_i_recon_options;
 
 /* Defaults (docs/training.md) for `iters` (0: the default count) and `batch` (0: the default). */
@@ -34,7 +42,7 @@ typedef struct vitq_i_recon_block {
 } vitq_i_recon_block;
 
 /* Reconstruct every block of r's network (a private copy with row-major weights). `report` (may be NULL)
- * takes one entry per block. VITQ_ERR_UNSUPPORTED for Swin, VITQ_ERR_BAD_STATE without a private copy. */
+ * takes one entry per block. VITQ_ERR_BAD_STATE without a private copy. */
 vitq_status vitq_i_reconstruct(vitq_i_run *r, const vitq_i_recon_options *o, vitq_i_recon_block *report);
 
 #endif

@@ -5,6 +5,8 @@
 #include "grad/backward.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
+#include "model/block.h"
+#include "model/swin_geometry.h"
 #include "quant/range_scheme.h"
 #include "quant/view.h"
 #include "train/block_train.h"
@@ -76,14 +78,14 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 static vitq_status alloc_buffers(vitq_i_block_train *bt) {
     size_t rows = bt->max_images * bt->tokens, d = bt->d, hid = bt->hidden;
-    size_t rd = rows * d, pp = bt->max_images * bt->heads * bt->tokens * bt->tokens;
+    size_t rd = rows * d, pp = bt->max_images * bt->heads * bt->tokens * bt->seq; /* windows x seq^2 per head */
     size_t lin = 0;
     for (int k = 0; k < VITQ_I_BT_LAYERS; k++) {
         const vitq_i_linear *l = bt->layer[k].l;
         lin = max_size(lin, vitq_i_linear_weight_grad_floats(rows, l->in, l->out));
         lin = max_size(lin, vitq_i_linear_input_grad_floats(l->in, l->out));
     }
-    size_t scratch = (size_t)bt->nthreads * vitq_i_attention_scratch_floats(bt->tokens, bt->hd);
+    size_t scratch = (size_t)bt->nthreads * vitq_i_attention_scratch_floats(bt->seq, bt->hd);
     enum { N = 28 };
     size_t sizes[N] = {rd,       rd,       rd,       rd,       3 * rd,  3 * rd,  pp,      pp,      pp,      pp,
                        rd,       rd,       rd,       rd,       rd,      rd,      rows * hid, rows * hid, rows * hid,
@@ -108,9 +110,6 @@ vitq_status vitq_i_block_train_create(vitq_i_block_train *bt, const vitq_allocat
     if (!m || !cfg || b < 0 || b >= m->info.depth || cfg->max_images < 1)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "training block %d: no model, configuration or images", b);
     bt->m = m; /* from here on vitq_i_block_train_free releases what was made */
-    if (m->info.arch == VITQ_ARCH_SWIN)
-        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "block reconstruction of %s: Swin's window blocks and patch "
-                           "merging are not supported yet (ViT and DeiT are)", m->name);
     if (!(cfg->drop >= 0.0 && cfg->drop <= 1.0))
         return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "QDrop probability %g: 0..1", cfg->drop);
     bt->m = m;
@@ -119,8 +118,12 @@ vitq_status vitq_i_block_train_create(vitq_i_block_train *bt, const vitq_allocat
     bt->max_images = cfg->max_images;
     bt->drop = cfg->drop;
     bt->seed = cfg->seed;
-    vitq_i_block_shape(m, b, &bt->tokens, &bt->d, &bt->hidden, &bt->heads, NULL);
+    vitq_i_block_shape(m, b, &bt->tokens, &bt->d, &bt->hidden, &bt->heads, &bt->seq);
     bt->hd = bt->d / bt->heads;
+    bt->windows = bt->tokens / bt->seq;
+    vitq_i_block_geom g;
+    vitq_i_block_geom_of(m, b, 1, &g);
+    bt->swin = g.swin, bt->grid = g.grid, bt->win = g.win, bt->shift = g.blk->shift, bt->bias = g.bias;
     for (int s = 0; !st && s < VITQ_I_BT_SITES; s++) st = setup_point(bt, s, cfg);
     for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) st = setup_layer(bt, k, cfg);
     if (!st) st = alloc_buffers(bt);
@@ -177,10 +180,21 @@ static vitq_tensor_view rows_view(float *x, size_t rows, size_t width, size_t st
     return v;
 }
 
+/* Scores or probabilities of n images: [sequences][heads][seq][seq], the model's view of them. */
 static vitq_tensor_view attn_view(const vitq_i_block_train *bt, float *x, size_t n) {
-    int64_t tt = (int64_t)(bt->tokens * bt->tokens), h = (int64_t)bt->heads;
-    vitq_tensor_view v = {sizeof(vitq_tensor_view), x, (int64_t)n, h, tt, h * tt};
+    int64_t tt = (int64_t)(bt->seq * bt->seq), h = (int64_t)bt->heads;
+    vitq_tensor_view v = {sizeof(vitq_tensor_view), x, (int64_t)(n * bt->windows), h, tt, h * tt};
     return v;
+}
+
+/* Swin: token rows of n images from grid order into window order (after the block's cyclic shift). Its adjoint
+ * is vitq_i_swin_unpartition_add, so each moves a gradient the other way. */
+static void to_windows(const vitq_i_block_train *bt, const float *grid, size_t n, float *win) {
+    vitq_i_swin_partition(grid, n, bt->grid, bt->win, bt->shift, bt->d, win);
+}
+
+static void from_windows_add(const vitq_i_block_train *bt, const float *win, size_t n, float *grid) {
+    vitq_i_swin_unpartition_add(win, n, bt->grid, bt->win, bt->shift, bt->d, grid);
 }
 
 #define GELU_ROWS 64
@@ -201,7 +215,8 @@ vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, s
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "training block: %zu images (1..%zu) or a NULL argument", n,
                            bt ? bt->max_images : 0);
     const vitq_i_block *blk = &bt->m->blocks[bt->b];
-    size_t rows = n * bt->tokens, d = bt->d, hid = bt->hidden, rd = rows * d, pp = n * bt->heads * bt->tokens * bt->tokens;
+    size_t rows = n * bt->tokens, d = bt->d, hid = bt->hidden, rd = rows * d, seqs = n * bt->windows;
+    size_t pp = seqs * bt->heads * bt->seq * bt->seq;
     float eps = bt->m->info.layer_norm_eps;
     int nt = bt->nthreads;
     bt->n = n;
@@ -210,21 +225,30 @@ vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, s
     for (int k = 0; k < VITQ_I_BT_LAYERS; k++) prepare_layer(bt, k, w);
     memcpy(bt->x_in, x, rd * sizeof(float));
     vitq_status st = quantize_copy(bt, VITQ_I_BT_NORM1_IN, bt->x_in, bt->a1, rd, rows_view(bt->a1, rows, d, d));
-    vitq_i_layernorm(bt->a1, rows, d, blk->norm1.gamma, blk->norm1.beta, eps, bt->ln1, nt);
+    /* Swin: LayerNorm on the grid (l1q as scratch), its output into window order: the point after it (as every
+     * point up to proj's input) sees the rows in the order the model's block taps them */
+    vitq_i_layernorm(bt->a1, rows, d, blk->norm1.gamma, blk->norm1.beta, eps, bt->swin ? bt->l1q : bt->ln1, nt);
+    if (bt->swin) to_windows(bt, bt->l1q, n, bt->ln1);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_QKV_IN, bt->ln1, bt->l1q, rd, rows_view(bt->l1q, rows, d, d));
     linear(bt, VITQ_I_BT_QKV, bt->l1q, rows, bt->qkv, VITQ_I_EPI_NONE);
     memcpy(bt->qkvq, bt->qkv, 3 * rd * sizeof(float));
     for (int s = 0; !st && s < 3; s++)
         st = quantize_copy(bt, VITQ_I_BT_Q + s, bt->qkv, bt->qkvq, 0, rows_view(bt->qkvq + (size_t)s * d, rows, d, 3 * d));
-    vitq_i_attention_scores(bt->qkvq, n, bt->tokens, d, bt->heads, NULL, bt->s, bt->scratch, nt);
+    const vitq_i_attn_bias *bias = bt->swin ? &bt->bias : NULL;
+    vitq_i_attention_scores(bt->qkvq, seqs, bt->seq, d, bt->heads, bias, bt->s, bt->scratch, nt);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_SCORES, bt->s, bt->sq, pp, attn_view(bt, bt->sq, n));
     memcpy(bt->p, bt->sq, pp * sizeof(float));
-    vitq_i_attention_softmax(bt->p, n * bt->heads * bt->tokens, bt->tokens, nt);
+    vitq_i_attention_softmax(bt->p, seqs * bt->heads * bt->seq, bt->seq, nt);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_PROBS, bt->p, bt->pq, pp, attn_view(bt, bt->pq, n));
-    vitq_i_attention_apply(bt->pq, bt->qkvq, n, bt->tokens, d, bt->heads, bt->att, bt->scratch, nt);
+    vitq_i_attention_apply(bt->pq, bt->qkvq, seqs, bt->seq, d, bt->heads, bt->att, bt->scratch, nt);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_PROJ_IN, bt->att, bt->attq, rd, rows_view(bt->attq, rows, d, d));
     memcpy(bt->xm, bt->x_in, rd * sizeof(float));
-    linear(bt, VITQ_I_BT_PROJ, bt->attq, rows, bt->xm, VITQ_I_EPI_RESIDUAL);
+    if (bt->swin) { /* proj's output (in a2, free until norm2's point) added back onto the grid, as the model does */
+        linear(bt, VITQ_I_BT_PROJ, bt->attq, rows, bt->a2, VITQ_I_EPI_NONE);
+        from_windows_add(bt, bt->a2, n, bt->xm);
+    } else {
+        linear(bt, VITQ_I_BT_PROJ, bt->attq, rows, bt->xm, VITQ_I_EPI_RESIDUAL);
+    }
     if (!st) st = quantize_copy(bt, VITQ_I_BT_NORM2_IN, bt->xm, bt->a2, rd, rows_view(bt->a2, rows, d, d));
     vitq_i_layernorm(bt->a2, rows, d, blk->norm2.gamma, blk->norm2.beta, eps, bt->ln2, nt);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_FC1_IN, bt->ln2, bt->l2q, rd, rows_view(bt->l2q, rows, d, d));
@@ -272,17 +296,25 @@ vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_o
     v = rows_view(bt->xm, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_NORM2_IN, &v, db);
     for (size_t k = 0; k < rd; k++) da[k] = d_out[k] + db[k];
-    /* attention: x_mid -> proj's input -> P^ and V -> the scores -> Q, K -> LN1's output */
+    /* attention: x_mid -> proj's input -> P^ and V -> the scores -> Q, K -> LN1's output. Swin: the gradient at
+     * proj's output is x_mid's in window order (the adjoint of adding it back onto the grid); the bias and the
+     * mask are constants added to the scores, so nothing else changes but the sequences' count */
+    if (bt->swin) {
+        to_windows(bt, da, n, db);
+        float *t = da;
+        da = db, db = t;
+    }
     linear_back(bt, VITQ_I_BT_PROJ, bt->attq, da, rows, db);
     v = rows_view(bt->att, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_PROJ_IN, &v, db);
-    vitq_i_bt_attn_dv(bt, n, db, bt->dqkv);
+    size_t seqs = n * bt->windows;
+    vitq_i_bt_attn_dv(bt, seqs, db, bt->dqkv);
     v = attn_view(bt, bt->p, n);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_PROBS, &v, bt->dp);
-    vitq_i_bt_softmax_back(bt, n);
+    vitq_i_bt_softmax_back(bt, seqs);
     v = attn_view(bt, bt->s, n);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_SCORES, &v, bt->ds);
-    vitq_i_bt_attn_dqk(bt, n, bt->dqkv);
+    vitq_i_bt_attn_dqk(bt, seqs, bt->dqkv);
     for (int s = 0; s < 3; s++) {
         v = rows_view(bt->qkv + (size_t)s * d, rows, d, 3 * d);
         vitq_i_bt_point_backward(bt, VITQ_I_BT_Q + s, &v, bt->dqkv + (size_t)s * d);
@@ -293,6 +325,11 @@ vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_o
     v = rows_view(bt->ln1, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_QKV_IN, &v, db);
     if (!norm1) return VITQ_OK;
+    if (bt->swin) { /* back onto the grid: the adjoint of the partition */
+        memset(da, 0, rd * sizeof(float));
+        from_windows_add(bt, db, n, da);
+        db = da;
+    }
     vitq_i_layernorm_backward(bt->a1, db, rows, d, blk->norm1.gamma, eps, db, 0, nt);
     v = rows_view(bt->x_in, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_NORM1_IN, &v, db);

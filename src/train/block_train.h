@@ -1,5 +1,5 @@
 /* A quantized transformer block for training (block reconstruction, issue 20): the forward of one ViT /
- * DeiT block with a quantizer at every activation point and learned rounding of its four weights, and the
+ * DeiT / Swin block with a quantizer at every activation point and learned rounding of its four weights, and the
  * backward that gives the gradients of a loss on the block's output with respect to AdaRound's V of each
  * weight and the step of each learned activation quantizer. The block input's gradient is not formed.
  *
@@ -17,7 +17,13 @@
  *
  * The kernels are the forward pass's own (packed GEMM, staged attention, LayerNorm) and the training
  * core's (linear.h); the attention's backward is here because a quantized P and the softmax's own output
- * differ. ViT and DeiT only: Swin's windows are refused by name. */
+ * differ.
+ *
+ * Swin: as model/block.c computes it, LN1's output is moved into window order (after the block's cyclic
+ * shift), the scores add the relative position bias and (shifted blocks) the region mask, and proj's output
+ * is added back onto the grid. The input, the output and the MLP's points are in grid order; LN1's output
+ * (the qkv-input point), q, k, v, the scores and probabilities ([n * windows][heads][seq][seq]) and proj's
+ * input are in window order, the same elements the model's taps see. Patch merging is not part of a block. */
 #ifndef VITQ_TRAIN_BLOCK_TRAIN_H
 #define VITQ_TRAIN_BLOCK_TRAIN_H
 
@@ -27,13 +33,14 @@
 #include "train/block_train_state.h"
 #include "train/optim.h"
 
-/* Set up block b of m (ViT / DeiT) with the quantizers of `cfg` (which must outlive bt). VITQ_ERR_UNSUPPORTED
- * for a Swin model or an activation scheme without a straight-through rule; VITQ_ERR_OUT_OF_MEMORY. */
+/* Set up block b of m (any family; a Swin block has its stage's width) with the quantizers of `cfg` (which must
+ * outlive bt). VITQ_ERR_UNSUPPORTED for an activation scheme without a straight-through rule;
+ * VITQ_ERR_OUT_OF_MEMORY. */
 vitq_status vitq_i_block_train_create(vitq_i_block_train *bt, const vitq_allocator *a, const vitq_i_net *m, int b,
                                       const vitq_i_bt_config *cfg);
 void vitq_i_block_train_free(vitq_i_block_train *bt);
 
-/* out[n * tokens][d] = the quantized block on x (same shape; x is copied). train != 0: a training forward
+/* out[n * tokens][d] = the quantized block on x (same shape, grid order for Swin; x is copied). train != 0: a training forward
  * (QDrop masks, a new step of the mask's counter); the state for vitq_i_block_train_backward is kept. */
 vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, size_t n, vitq_i_bt_weights w,
                                        int train, float *out);

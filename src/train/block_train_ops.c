@@ -187,7 +187,7 @@ static void dv_task(void *ctx, int64_t task, int worker) {
     (void)worker;
     const attn_job *j = ctx;
     const vitq_i_block_train *bt = j->bt;
-    size_t t = bt->tokens, d = bt->d, hd = bt->hd, b = (size_t)task / bt->heads, h = (size_t)task % bt->heads;
+    size_t t = bt->seq, d = bt->d, hd = bt->hd, b = (size_t)task / bt->heads, h = (size_t)task % bt->heads;
     const float *seq = bt->qkvq + b * t * 3 * d, *pq = bt->pq + (size_t)task * t * t;
     float *dseq = j->dqkv + b * t * 3 * d, *dp = bt->dp + (size_t)task * t * t;
     for (size_t k = 0; k < t; k++) memset(dseq + k * 3 * d + 2 * d + h * hd, 0, hd * sizeof(float));
@@ -213,7 +213,7 @@ void vitq_i_bt_attn_dv(vitq_i_block_train *bt, size_t n, const float *d_att, flo
 static void softmax_task(void *ctx, int64_t task, int worker) {
     (void)worker;
     vitq_i_block_train *bt = ctx;
-    size_t t = bt->tokens, at = (size_t)task * t * t;
+    size_t t = bt->seq, at = (size_t)task * t * t;
     for (size_t i = 0; i < t; i++) vitq_i_softmax_backward(bt->p + at + i * t, bt->dp + at + i * t, t, bt->ds + at + i * t);
 }
 
@@ -227,7 +227,7 @@ static void dqk_task(void *ctx, int64_t task, int worker) {
     (void)worker;
     const attn_job *j = ctx;
     const vitq_i_block_train *bt = j->bt;
-    size_t t = bt->tokens, d = bt->d, hd = bt->hd, b = (size_t)task / bt->heads, h = (size_t)task % bt->heads;
+    size_t t = bt->seq, d = bt->d, hd = bt->hd, b = (size_t)task / bt->heads, h = (size_t)task % bt->heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const float *seq = bt->qkvq + b * t * 3 * d, *ds = bt->ds + (size_t)task * t * t;
     float *dseq = j->dqkv + b * t * 3 * d;

@@ -65,6 +65,14 @@ typedef struct vitq_i_block_train {
     const vitq_i_net *m;
     int b, nthreads;
     size_t max_images, n, tokens, d, hidden, heads, hd;
+    size_t seq;            /* tokens per attention sequence: tokens (ViT, DeiT), window^2 (Swin); the attention
+                            * pieces of block_train_ops.c take n * (sequences per image) sequences of seq tokens */
+    size_t windows;        /* attention sequences per image: 1 (ViT, DeiT), (grid / win)^2 (Swin) */
+    /* Swin: its block's geometry (vitq_i_block_geom_of) and the relative position bias and shifted-window mask
+     * the scores add (the model's own arrays). LN1's output, q, k, v, the scores, the probabilities and proj's
+     * input are in window order (model/swin_geometry.h), as the model's block taps them; the rest in grid order. */
+    int swin, grid, win, shift;
+    vitq_i_attn_bias bias;
     vitq_i_bt_point pt[VITQ_I_BT_SITES];
     vitq_i_bt_layer layer[VITQ_I_BT_LAYERS];
     double drop;

@@ -420,7 +420,7 @@ SAMPLE_VALUES = {"--limit": "1", "--top-k": "1", "--batch": "1", "--threads": "1
                  "--wbits": "8", "--abits": "8", "--edge-bits": "8", "--setting": "paper", "--predictions": "p.csv",
                  "--nonlinear": "mixed", "--target-bits": "5", "--target-size": "4MB", "--candidate-bits": "4,8",
                  "--bits": "4..8", "--svg": "p.svg", "--symbol": "m", "--opset": "17",
-                 "--recon-iters": "10"}
+                 "--recon-iters": "10", "--recon-batch": "4", "--recon-loss": "fisher", "--recon-augment": "2"}
 
 
 def commands_take_exactly_their_options():

@@ -280,6 +280,15 @@ def check_quantize(model, test, calib):
     r4.close()
     e = raises(lambda: vitq.quantize(model, calib=calib[:8], reconstruct=True, recon_drop=2.0), vitq.OutOfRange)
     report("recon_drop 2 raises OutOfRange", isinstance(e, vitq.OutOfRange), e)
+    r5 = vitq.quantize(model, "minmax", wbits=4, abits=4, calib=calib[:4], reconstruct=True, recon_iters=2,
+                       recon_batch=4, recon_loss="fisher", recon_augment=1)
+    report("recon_loss='fisher' with recon_augment=1 gives a quantized model", r5.is_quantized)
+    r5.close()
+    e = raises(lambda: vitq.quantize(model, calib=calib[:8], reconstruct=True, recon_loss="l1"), vitq.UnknownName)
+    report("recon_loss 'l1' raises UnknownName naming recon_loss", isinstance(e, vitq.UnknownName) and
+           "recon_loss" in str(e), e)
+    e = raises(lambda: vitq.quantize(model, calib=calib[:8], reconstruct=True, recon_augment=-1), vitq.OutOfRange)
+    report("recon_augment -1 raises OutOfRange", isinstance(e, vitq.OutOfRange), e)
     e = raises(lambda: vitq.quantize(model, "repq-vit", calib=calib[:8], colour=1), vitq.UnknownName)
     report("an unknown method option raises UnknownName naming it", isinstance(e, vitq.UnknownName) and
            "colour" in str(e), e)

@@ -238,15 +238,26 @@ static int on_progress(void *user, const char *stage, int64_t done, int64_t tota
     return 0;
 }
 
-/* Calibrate fmnist-vit with `scheme` at WxA on `images` images, reconstruction on (iters > 0) or off. */
-static vitq_model *calibrate(const vitq_model *fp, const char *scheme, int bits, int iters, size_t images,
+/* A reconstruction run of the stage test: the model, the scheme and the options beyond the defaults. */
+typedef struct stage_case {
+    const char *model, *scheme;
+    int blocks;        /* the model's depth */
+    int loss, augment; /* recon_loss, recon_augment */
+} stage_case;
+
+/* Calibrate the case's model with its scheme at WxA on `images` images, reconstruction on (iters > 0) or
+ * off. */
+static vitq_model *calibrate(const vitq_model *fp, const stage_case *sc, int bits, int iters, size_t images,
                              block_losses *l) {
+    const char *scheme = sc->scheme;
     vitq_calibrator_options o;
     vitq_calibrator_options_init(&o);
     o.scheme = scheme;
     o.weight_bits = o.activation_bits = bits;
     o.reconstruct = iters > 0;
     o.recon_iters = iters;
+    o.recon_loss = sc->loss;
+    o.recon_augment = sc->augment;
     o.progress = on_progress;
     o.progress_user = l;
     vitq_calibrator *c = NULL;
@@ -259,19 +270,20 @@ static vitq_model *calibrate(const vitq_model *fp, const char *scheme, int bits,
     return q;
 }
 
-static void reconstruct_lowers_loss(const char *scheme) {
-    vitq_model *fp = load(MODEL);
+static void reconstruct_lowers_loss(const stage_case *sc) {
+    const char *scheme = sc->scheme;
+    vitq_model *fp = load(sc->model);
     if (!fp) return;
     block_losses l;
     memset(&l, 0, sizeof l);
     size_t n = 500;
     double t0 = vitq_now_for_test();
     size_t images = harness_quick() ? 16 : 32; /* sanitizer builds: a shorter run of the same checks */
-    vitq_model *base = calibrate(fp, scheme, 4, 0, images, &l);
+    vitq_model *base = calibrate(fp, sc, 4, 0, images, &l);
     double t1 = vitq_now_for_test();
-    vitq_model *rec = calibrate(fp, scheme, 4, harness_quick() ? 10 : 40, images, &l);
+    vitq_model *rec = calibrate(fp, sc, 4, harness_quick() ? 10 : 40, images, &l);
     double t2 = vitq_now_for_test();
-    CHECK(base && rec && l.count == 6);
+    CHECK(base && rec && l.count == sc->blocks);
     if (!base || !rec) return;
     int lower = 0;
     for (int b = 0; b < l.count; b++) {
@@ -280,8 +292,9 @@ static void reconstruct_lowers_loss(const char *scheme) {
     }
     CHECK(lower >= l.count - 1); /* strictly lower on (almost) every block */
     double a_fp = top1(fp, n), a_base = top1(base, n), a_rec = top1(rec, n);
-    printf("    %s W4A4 on %zu test images: fp32 %.1f %%, without %.1f %% (%.1f s), with reconstruction %.1f %% (%.1f s)\n",
-           scheme, n, 100 * a_fp, 100 * a_base, t1 - t0, 100 * a_rec, t2 - t1);
+    printf("    %s %s W4A4 (%s loss, %d augmented views) on %zu test images: fp32 %.1f %%, without %.1f %% (%.1f s), "
+           "with reconstruction %.1f %% (%.1f s)\n", sc->model, scheme, sc->loss ? "Fisher" : "MSE", sc->augment, n,
+           100 * a_fp, 100 * a_base, t1 - t0, 100 * a_rec, t2 - t1);
     for (int b = 0; b < l.count; b++)
         printf("      block %d: loss %.4g -> %.4g%s\n", b, l.before[b], l.after[b], l.kept[b] ? " (kept)" : "");
     CHECK(a_rec >= a_base - 0.02); /* 500 images: about 2 points of noise */
@@ -316,25 +329,37 @@ static void reconstruct_lowers_loss(const char *scheme) {
     vitq_model_free(fp);
 }
 
-static void test_reconstruct_minmax(void) { reconstruct_lowers_loss("minmax"); }
-static void test_reconstruct_repq(void) { reconstruct_lowers_loss("repq-vit"); }
+static void test_reconstruct_minmax(void) {
+    stage_case sc = {MODEL, "minmax", 6, VITQ_RECON_LOSS_MSE, 0};
+    reconstruct_lowers_loss(&sc);
+}
+static void test_reconstruct_repq(void) {
+    stage_case sc = {MODEL, "repq-vit", 6, VITQ_RECON_LOSS_MSE, 0};
+    reconstruct_lowers_loss(&sc);
+}
+/* the Fisher-weighted loss (each block's own, lower) on the calibration images and one augmented view each */
+static void test_reconstruct_fisher_augment(void) {
+    stage_case sc = {MODEL, "minmax", 6, VITQ_RECON_LOSS_FISHER, 1};
+    reconstruct_lowers_loss(&sc);
+}
+/* Swin: window blocks of two widths, the patch merging between them on both streams */
+static void test_reconstruct_swin(void) {
+    stage_case sc = {"models/fmnist-swin", "minmax", 4, VITQ_RECON_LOSS_MSE, 0};
+    reconstruct_lowers_loss(&sc);
+}
 
-/* Swin and mixed precision are refused by name; out-of-range options at create. */
+/* Mixed precision is refused by name; out-of-range options at create. */
 static void test_reconstruct_refusals(void) {
-    vitq_model *swin = load("models/fmnist-swin"), *vit = load(MODEL);
-    if (!swin || !vit) return;
+    vitq_model *vit = load(MODEL);
+    if (!vit) return;
     vitq_calibrator_options o;
     vitq_calibrator_options_init(&o);
-    CHECK(o.reconstruct == 0 && o.recon_drop == 0.5 && o.recon_learn_steps == 1);
+    CHECK(o.reconstruct == 0 && o.recon_drop == 0.5 && o.recon_learn_steps == 1 && o.recon_loss == VITQ_RECON_LOSS_MSE &&
+          o.recon_augment == 0);
     o.weight_bits = o.activation_bits = 4;
     o.reconstruct = 1;
     vitq_calibrator *c = NULL;
     vitq_model *q = NULL;
-    CHECK_STATUS(vitq_calibrator_create(swin, &o, &c), VITQ_OK);
-    CHECK_STATUS(vitq_calibrator_feed_dataset(c, calib_set, 0, 4), VITQ_OK);
-    CHECK_STATUS(vitq_calibrator_run(c, &q), VITQ_ERR_UNSUPPORTED);
-    CHECK(strstr(vitq_last_error(), "Swin") != NULL);
-    vitq_calibrator_free(c);
     o.target_bits = 5;
     CHECK_STATUS(vitq_calibrator_create(vit, &o, &c), VITQ_OK);
     CHECK_STATUS(vitq_calibrator_feed_dataset(c, calib_set, 0, 4), VITQ_OK);
@@ -347,7 +372,14 @@ static void test_reconstruct_refusals(void) {
     o.recon_drop = 0.5;
     o.recon_iters = -1;
     CHECK_STATUS(vitq_calibrator_create(vit, &o, &c), VITQ_ERR_OUT_OF_RANGE);
-    vitq_model_free(swin);
+    o.recon_iters = 0;
+    o.recon_loss = 2;
+    CHECK_STATUS(vitq_calibrator_create(vit, &o, &c), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "recon_loss") != NULL);
+    o.recon_loss = VITQ_RECON_LOSS_FISHER;
+    o.recon_augment = -1;
+    CHECK_STATUS(vitq_calibrator_create(vit, &o, &c), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "recon_augment") != NULL);
     vitq_model_free(vit);
 }
 
@@ -360,6 +392,8 @@ int main(void) {
     RUN(test_reconstruct_refusals);
     RUN(test_reconstruct_minmax);
     RUN(test_reconstruct_repq);
+    RUN(test_reconstruct_fisher_augment);
+    RUN(test_reconstruct_swin);
     vitq_dataset_free(calib_set);
     vitq_dataset_free(test_set);
     HARNESS_EXIT();
