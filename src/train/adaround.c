@@ -1,10 +1,15 @@
 /* AdaRound's soft rounding, its regulariser and annealing, and the final hard rounding (adaround.h).
- * Everything per weight is computed in double from the stored floats, element by element in order. */
+ * Everything per weight is computed in double from the stored floats. The per-step functions (soft weights,
+ * backward, regulariser) run over a fixed grid of chunks, in parallel on r->nthreads: each weight's result
+ * is the same whatever the threads, and the regulariser's value is summed per chunk, then in chunk order. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/parallel.h"
 #include "train/adaround.h"
+
+#define CHUNK 4096 /* weights per task of the per-step loops */
 
 static const double zeta = VITQ_I_ADAROUND_ZETA, gamma_ = VITQ_I_ADAROUND_GAMMA;
 
@@ -18,6 +23,13 @@ double vitq_i_adaround_h(double v) {
 double vitq_i_adaround_dh(double v) {
     double sg = sigmoid(v), h = sg * (zeta - gamma_) + gamma_;
     return h <= 0.0 || h >= 1.0 ? 0.0 : (zeta - gamma_) * sg * (1.0 - sg);
+}
+
+/* h(V) and dh/dV from one sigmoid: the values of vitq_i_adaround_h and _dh. */
+static void h_and_dh(double v, double *h, double *dh) {
+    double sg = sigmoid(v), u = sg * (zeta - gamma_) + gamma_;
+    *h = u < 0.0 ? 0.0 : u > 1.0 ? 1.0 : u;
+    *dh = u <= 0.0 || u >= 1.0 ? 0.0 : (zeta - gamma_) * sg * (1.0 - sg);
 }
 
 vitq_status vitq_i_adaround_create(vitq_i_adaround *r, const vitq_allocator *a, const char *name, const float *w,
@@ -45,7 +57,9 @@ vitq_status vitq_i_adaround_create(vitq_i_adaround *r, const vitq_allocator *a, 
     r->base = vitq_i_alloc_array(&r->alloc, r->count, sizeof(float));
     r->v = vitq_i_alloc_array(&r->alloc, r->count, sizeof(float));
     r->v_grad = vitq_i_calloc(&r->alloc, r->count, sizeof(float));
-    if (!r->scale || !r->zero_point || !r->base || !r->v || !r->v_grad) {
+    r->nthreads = 1;
+    r->chunk_sums = vitq_i_alloc_array(&r->alloc, (r->count + CHUNK - 1) / CHUNK, sizeof(double));
+    if (!r->scale || !r->zero_point || !r->base || !r->v || !r->v_grad || !r->chunk_sums) {
         vitq_i_adaround_free(r);
         return vitq_i_oom("AdaRound variables", r->count * 3 * sizeof(float));
     }
@@ -73,40 +87,92 @@ void vitq_i_adaround_free(vitq_i_adaround *r) {
     vitq_i_free(&r->alloc, r->base);
     vitq_i_free(&r->alloc, r->v);
     vitq_i_free(&r->alloc, r->v_grad);
+    vitq_i_free(&r->alloc, r->chunk_sums);
     r->scale = r->zero_point = r->base = r->v = r->v_grad = NULL;
+    r->chunk_sums = NULL;
 }
 
 static inline int64_t group_of(const vitq_i_adaround *r, size_t i) { return (int64_t)i / r->inner / r->cpg; }
 
-void vitq_i_adaround_soft(const vitq_i_adaround *r, float *w_soft) {
+typedef struct step_job {
+    vitq_i_adaround *r;
+    float *w_soft;
+    const float *d_soft;
+    double beta, lambda;
+} step_job;
+
+static int64_t chunks_of(const vitq_i_adaround *r) { return (int64_t)((r->count + CHUNK - 1) / CHUNK); }
+
+static size_t chunk_end(const vitq_i_adaround *r, size_t first) { return first + CHUNK < r->count ? first + CHUNK : r->count; }
+
+static void soft_task(void *ctx, int64_t task, int worker) {
+    (void)worker;
+    const step_job *j = ctx;
+    const vitq_i_adaround *r = j->r;
     double lo = r->grid.qmin, hi = r->grid.qmax;
-    for (size_t i = 0; i < r->count; i++) {
+    size_t first = (size_t)task * CHUNK, end = chunk_end(r, first);
+    for (size_t i = first; i < end; i++) {
         int64_t g = group_of(r, i);
         double c = (double)r->base[i] + vitq_i_adaround_h(r->v[i]);
         c = c < lo ? lo : c > hi ? hi : c;
-        w_soft[i] = (float)((double)r->scale[g] * (c - (double)r->zero_point[g]));
+        j->w_soft[i] = (float)((double)r->scale[g] * (c - (double)r->zero_point[g]));
+    }
+}
+
+void vitq_i_adaround_soft(const vitq_i_adaround *r, float *w_soft) {
+    step_job j = {(vitq_i_adaround *)r, w_soft, NULL, 0.0, 0.0};
+    vitq_i_parallel_for(r->nthreads, chunks_of(r), soft_task, &j);
+}
+
+static void backward_task(void *ctx, int64_t task, int worker) {
+    (void)worker;
+    const step_job *j = ctx;
+    vitq_i_adaround *r = j->r;
+    double lo = r->grid.qmin, hi = r->grid.qmax;
+    size_t first = (size_t)task * CHUNK, end = chunk_end(r, first);
+    for (size_t i = first; i < end; i++) {
+        double h, dh;
+        h_and_dh(r->v[i], &h, &dh);
+        double c = (double)r->base[i] + h;
+        if (c < lo || c > hi) continue; /* clamped: w_soft does not move with V */
+        r->v_grad[i] += (float)((double)j->d_soft[i] * (double)r->scale[group_of(r, i)] * dh);
     }
 }
 
 void vitq_i_adaround_backward(vitq_i_adaround *r, const float *d_soft) {
-    double lo = r->grid.qmin, hi = r->grid.qmax;
-    for (size_t i = 0; i < r->count; i++) {
-        double c = (double)r->base[i] + vitq_i_adaround_h(r->v[i]);
-        if (c < lo || c > hi) continue; /* clamped: w_soft does not move with V */
-        r->v_grad[i] += (float)((double)d_soft[i] * (double)r->scale[group_of(r, i)] * vitq_i_adaround_dh(r->v[i]));
-    }
+    step_job j = {r, NULL, d_soft, 0.0, 0.0};
+    vitq_i_parallel_for(r->nthreads, chunks_of(r), backward_task, &j);
 }
 
-double vitq_i_adaround_reg(vitq_i_adaround *r, double beta, double lambda) {
-    double f = 0.0;
-    for (size_t i = 0; i < r->count; i++) {
-        double h = vitq_i_adaround_h(r->v[i]), d = 2.0 * h - 1.0, a = fabs(d);
-        f += 1.0 - pow(a, beta);
+static void reg_task(void *ctx, int64_t task, int worker) {
+    (void)worker;
+    const step_job *j = ctx;
+    vitq_i_adaround *r = j->r;
+    double beta = j->beta, lambda = j->lambda, f = 0.0;
+    size_t first = (size_t)task * CHUNK, end = chunk_end(r, first);
+    for (size_t i = first; i < end; i++) {
+        double h, dh;
+        h_and_dh(r->v[i], &h, &dh);
+        double d = 2.0 * h - 1.0, a = fabs(d);
+        if (a == 0.0) { /* |2h - 1|^beta is 0 (beta > 0); no gradient */
+            f += 1.0;
+            continue;
+        }
+        double p = pow(a, beta - 1.0); /* one pow: a^beta = a a^(beta - 1) */
+        f += 1.0 - a * p;
         if (lambda != 0.0 && a > 0.0) {
-            double df = -beta * pow(a, beta - 1.0) * (d > 0.0 ? 1.0 : -1.0) * 2.0 * vitq_i_adaround_dh(r->v[i]);
+            double df = -beta * p * (d > 0.0 ? 1.0 : -1.0) * 2.0 * dh;
             r->v_grad[i] += (float)(lambda * df);
         }
     }
+    r->chunk_sums[task] = f;
+}
+
+double vitq_i_adaround_reg(vitq_i_adaround *r, double beta, double lambda) {
+    step_job j = {r, NULL, NULL, beta, lambda};
+    vitq_i_parallel_for(r->nthreads, chunks_of(r), reg_task, &j);
+    double f = 0.0;
+    for (int64_t t = 0; t < chunks_of(r); t++) f += r->chunk_sums[t]; /* in chunk order */
     return f;
 }
 

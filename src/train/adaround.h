@@ -35,6 +35,9 @@ typedef struct vitq_i_adaround {
     float *base;        /* count: floor(w / s) + z, the code rounding down would give (unclamped) */
     float *v;           /* count: V, the trained variable (vitq_i_param) */
     float *v_grad;      /* count: accumulated by the backward functions */
+    int nthreads;       /* threads of the per-step functions (soft, backward, reg); 1 after create. Results
+                         * do not depend on it */
+    double *chunk_sums; /* the regulariser's value per chunk of weights */
 } vitq_i_adaround;
 
 /* Rounding variables for weight w (count = channels * inner floats) on `grid` with per-group scale and
@@ -56,7 +59,7 @@ void vitq_i_adaround_soft(const vitq_i_adaround *r, float *w_soft);
 /* v_grad += dL/dV given d_soft = dL/dw_soft: d_soft s h'(V) where the code is inside [qmin, qmax], else 0. */
 void vitq_i_adaround_backward(vitq_i_adaround *r, const float *d_soft);
 
-/* f_reg at `beta`; adds lambda * df_reg/dV to v_grad when lambda != 0. */
+/* f_reg at `beta` (> 0); adds lambda * df_reg/dV to v_grad when lambda != 0. */
 double vitq_i_adaround_reg(vitq_i_adaround *r, double beta, double lambda);
 
 /* The annealing of BRECQ / QDrop: no regulariser during the first warmup * iters steps (active = 0), then

@@ -69,9 +69,10 @@ static vitq_status setup_layer(vitq_i_block_train *bt, int k, const vitq_i_bt_co
     if (!cfg->adaround || !is_uniform(wq)) return VITQ_OK;
     const vitq_i_range_state *rs = wq->state;
     L->mode = 2;
-    return vitq_i_adaround_create(&L->ar, &bt->alloc, wq->name, cfg->weight[k], (int64_t)l->out, (int64_t)l->in,
-                                  &rs->grid, rs->scale, rs->zero_point, wq->config.groups,
-                                  wq->config.channels_per_group);
+    st = vitq_i_adaround_create(&L->ar, &bt->alloc, wq->name, cfg->weight[k], (int64_t)l->out, (int64_t)l->in,
+                                &rs->grid, rs->scale, rs->zero_point, wq->config.groups, wq->config.channels_per_group);
+    L->ar.nthreads = bt->nthreads; /* fixed chunks: the same bits on any thread count */
+    return st;
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -204,9 +205,7 @@ static void gelu_task(void *ctx, int64_t task, int worker) {
     (void)worker;
     vitq_i_block_train *bt = ctx;
     size_t rows = bt->n * bt->tokens, first = (size_t)task * GELU_ROWS, end = first + GELU_ROWS < rows ? first + GELU_ROWS : rows;
-    int tanh_form = bt->m->info.gelu == VITQ_GELU_TANH;
-    for (size_t k = first * bt->hidden; k < end * bt->hidden; k++)
-        bt->g[k] = tanh_form ? vitq_i_gelu_tanh(bt->hq[k]) : vitq_i_gelu_erf(bt->hq[k]);
+    if (end > first) vitq_i_bt_gelu(bt, bt->hq + first * bt->hidden, (end - first) * bt->hidden, bt->g + first * bt->hidden);
 }
 
 vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, size_t n, vitq_i_bt_weights w,
@@ -286,7 +285,7 @@ vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_o
     linear_back(bt, VITQ_I_BT_FC2, bt->gq, d_out, rows, bt->dh);
     vitq_tensor_view v = rows_view(bt->g, rows, hid, hid);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_FC2_IN, &v, bt->dh);
-    vitq_i_gelu_backward(bt->hq, bt->dh, rows * hid, bt->m->info.gelu, bt->dh, nt);
+    vitq_i_bt_gelu_backward(bt, rows * hid);
     v = rows_view(bt->h, rows, hid, hid);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_GELU_IN, &v, bt->dh);
     linear_back(bt, VITQ_I_BT_FC1, bt->l2q, bt->dh, rows, db);
