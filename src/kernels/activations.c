@@ -67,49 +67,19 @@ const float vitq_i_gelu_poly[8][16] = {
     },
 };
 
-static uint32_t float_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static float bits_float(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* e^(hi + lo) for |lo| tiny against ulp(hi)*2^10: the reduction absorbs lo exactly enough. Integer
- * arithmetic on the rounded value's bits instead of float-to-int conversions: defined for NaN too. */
-static float exp_split(float hi, float lo) {
-    hi = VITQ_I_EXP_LO > hi ? VITQ_I_EXP_LO : hi; /* comparisons written so that NaN passes through */
-    hi = VITQ_I_EXP_HI < hi ? VITQ_I_EXP_HI : hi;
-    float k = hi * VITQ_I_LOG2E + VITQ_I_ROUND_MAGIC;
-    float kf = k - VITQ_I_ROUND_MAGIC;
-    float r = fmaf(kf, -VITQ_I_LN2_HI, hi);
-    r = fmaf(kf, -VITQ_I_LN2_LO, r);
-    r = r + lo;
-    const float *c = vitq_i_exp_poly;
-    float p = fmaf(fmaf(fmaf(fmaf(c[4], r, c[3]), r, c[2]), r, c[1]), r, c[0]);
-    p = fmaf(fmaf(p, r, 1.0f), r, 1.0f);
-    int32_t n = (int32_t)(float_bits(k) - float_bits(VITQ_I_ROUND_MAGIC));
-    int32_t n1 = (n - (n & 1)) / 2, n2 = n - n1; /* n1 = floor(n / 2): both halves stay normal */
-    return (p * bits_float((uint32_t)(n1 + 127) << 23)) * bits_float((uint32_t)(n2 + 127) << 23);
-}
-
-float vitq_i_exp(float x) { return exp_split(x, 0.0f); }
+float vitq_i_exp(float x) { return vitq_i_exp_split(x, 0.0f); }
 
 float vitq_i_gelu_erf(float x) {
-    float ax = bits_float(float_bits(x) & 0x7fffffffu);
+    float ax = vitq_i_bits_float(vitq_i_float_bits(x) & 0x7fffffffu);
     ax = VITQ_I_GELU_ABS_MAX < ax ? VITQ_I_GELU_ABS_MAX : ax;
     /* interval j = round(ax - 1/2); ax - j lands in [0, 1] (ax - 1/2 is exact from 1/4 up) */
     float k = (ax - 0.5f) + VITQ_I_ROUND_MAGIC;
-    uint32_t j = (float_bits(k) - float_bits(VITQ_I_ROUND_MAGIC)) & 15u;
+    uint32_t j = (vitq_i_float_bits(k) - vitq_i_float_bits(VITQ_I_ROUND_MAGIC)) & 15u;
     float u = ax - (k - VITQ_I_ROUND_MAGIC);
     float rt = vitq_i_gelu_poly[7][j];
     for (int c = 6; c >= 0; c--) rt = fmaf(rt, u, vitq_i_gelu_poly[c][j]);
     float sq = ax * ax, sq_err = fmaf(ax, ax, -sq);
-    float tail = rt * exp_split(-0.5f * sq, -0.5f * sq_err); /* Phi(-|x|) */
+    float tail = rt * vitq_i_exp_split(-0.5f * sq, -0.5f * sq_err); /* Phi(-|x|) */
     float phi = x < 0.0f ? tail : 1.0f - tail;
     float xc = VITQ_I_GELU_X_MIN > x ? VITQ_I_GELU_X_MIN : x;
     return xc * phi;
@@ -122,8 +92,8 @@ float vitq_i_gelu_tanh(float x) {
     float inner = fmaf(VITQ_I_GELU_TANH_C * (xt * xt), xt, xt);
     float t = VITQ_I_GELU_TANH_K2 * inner, t_err = fmaf(VITQ_I_GELU_TANH_K2, inner, -t);
     /* s = e^(-|2y|) from the split 2y = t + t_err */
-    uint32_t sign = float_bits(t) & 0x80000000u;
-    float s = exp_split(bits_float(float_bits(t) | 0x80000000u), bits_float(float_bits(t_err) ^ sign ^ 0x80000000u));
+    uint32_t sign = vitq_i_float_bits(t) & 0x80000000u;
+    float s = vitq_i_exp_split(vitq_i_bits_float(vitq_i_float_bits(t) | 0x80000000u), vitq_i_bits_float(vitq_i_float_bits(t_err) ^ sign ^ 0x80000000u));
     float num = sign ? xc * s : xc;
     return num / (1.0f + s);
 }

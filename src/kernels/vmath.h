@@ -33,6 +33,10 @@
 #ifndef VITQ_KERNELS_VMATH_H
 #define VITQ_KERNELS_VMATH_H
 
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
 /* x + 1.5 * 2^23 rounds x (|x| < 2^22) to an integer held in the low mantissa bits. */
 #define VITQ_I_ROUND_MAGIC 12582912.0f
 #define VITQ_I_EXP_LO (-104.0f) /* e^-104 < 2^-150: rounds to 0 */
@@ -54,5 +58,44 @@
 extern const float vitq_i_exp_poly[5];
 /* R on [j, j+1]: sum_c vitq_i_gelu_poly[c][j] (t - j)^c. */
 extern const float vitq_i_gelu_poly[8][16];
+
+/* The scalar exponential every float kernel shares (activations.c's GELUs and softmax, gelu_slope.c's
+ * derivatives): inline always, so that a row loop calling it still vectorises, with the same operations
+ * (hence bits) wherever it is compiled. */
+#if defined(__GNUC__) || defined(__clang__)
+#define VITQ_I_VMATH_INLINE static inline __attribute__((always_inline))
+#else
+#define VITQ_I_VMATH_INLINE static inline
+#endif
+
+VITQ_I_VMATH_INLINE uint32_t vitq_i_float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+VITQ_I_VMATH_INLINE float vitq_i_bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* e^(hi + lo) for |lo| tiny against ulp(hi)*2^10: the reduction absorbs lo exactly enough. Integer
+ * arithmetic on the rounded value's bits instead of float-to-int conversions: defined for NaN too. */
+VITQ_I_VMATH_INLINE float vitq_i_exp_split(float hi, float lo) {
+    hi = VITQ_I_EXP_LO > hi ? VITQ_I_EXP_LO : hi; /* comparisons written so that NaN passes through */
+    hi = VITQ_I_EXP_HI < hi ? VITQ_I_EXP_HI : hi;
+    float k = hi * VITQ_I_LOG2E + VITQ_I_ROUND_MAGIC;
+    float kf = k - VITQ_I_ROUND_MAGIC;
+    float r = fmaf(kf, -VITQ_I_LN2_HI, hi);
+    r = fmaf(kf, -VITQ_I_LN2_LO, r);
+    r = r + lo;
+    const float *c = vitq_i_exp_poly;
+    float p = fmaf(fmaf(fmaf(fmaf(c[4], r, c[3]), r, c[2]), r, c[1]), r, c[0]);
+    p = fmaf(fmaf(p, r, 1.0f), r, 1.0f);
+    int32_t n = (int32_t)(vitq_i_float_bits(k) - vitq_i_float_bits(VITQ_I_ROUND_MAGIC));
+    int32_t n1 = (n - (n & 1)) / 2, n2 = n - n1; /* n1 = floor(n / 2): both halves stay normal */
+    return (p * vitq_i_bits_float((uint32_t)(n1 + 127) << 23)) * vitq_i_bits_float((uint32_t)(n2 + 127) << 23);
+}
 
 #endif

@@ -10,6 +10,7 @@
  *   differences of the straight-through surrogate (as tests/unit/test_reconstruct.c does for ViT), with and
  *   without QDrop; a training step gives the same bits with 1 and 2 threads. */
 #include "api/model.h"
+#include "block_train_fd.h"
 #include "harness.h"
 #include "model/block.h"
 #include "model/weights.h"
@@ -243,45 +244,6 @@ static void test_taps_equal_model_shifted(void) { taps_equal_model(SHIFTED_BLOCK
 static void test_taps_equal_model_stage1(void) { taps_equal_model(3); }
 
 /* ---- gradients against finite differences of the surrogate -------------------------------------------- */
-
-static double sq_loss(const float *y, const float *t, size_t count, size_t n, float *dy) {
-    double l = 0.0;
-    for (size_t i = 0; i < count; i++) {
-        double e = (double)y[i] - t[i];
-        l += e * e / (double)n;
-        if (dy) dy[i] = (float)(2.0 * e / (double)n);
-    }
-    return l;
-}
-
-/* Loss of the surrogate at the current parameters (the same QDrop mask: step fixed). */
-static double surrogate_loss(vitq_i_block_train *bt, const float *x, const float *t, size_t n, float *out) {
-    bt->step = 4;
-    CHECK_STATUS(vitq_i_block_train_forward(bt, x, n, VITQ_I_BT_SOFT, 1, out), VITQ_OK);
-    return sq_loss(out, t, n * bt->tokens * bt->d, n, NULL);
-}
-
-/* Central differences of the loss in *p at the step sizes h[0..nh) against the analytic gradient g: agreement
- * within `tol` at one of them counts (small steps are noisy from the float forward's rounding, large ones bent
- * by the clamps' kinks nearby). */
-static void fd_check(vitq_i_block_train *bt, float *p, double g, const double *h, int nh, double tol, const float *x,
-                     const float *t, size_t n, float *out, int *ok, int *total) {
-    float keep = *p;
-    int good = 0;
-    double fd = 0.0;
-    for (int k = 0; k < nh && !good; k++) {
-        *p = keep + (float)h[k];
-        double lp = surrogate_loss(bt, x, t, n, out);
-        *p = keep - (float)h[k];
-        double lm = surrogate_loss(bt, x, t, n, out);
-        *p = keep;
-        fd = (lp - lm) / (2.0 * h[k]);
-        good = fabs(fd - g) <= tol * fabs(g) + 1e-4 * (fabs(g) + 1.0);
-    }
-    if (!good) printf("    check %d: fd %.6g analytic %.6g\n", *total, fd, g);
-    *ok += good;
-    (*total)++;
-}
 
 static void shifted_block_gradients(double drop) {
     vitq_model *h = load_model();

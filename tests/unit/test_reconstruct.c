@@ -12,6 +12,7 @@
 
 #include "api/model.h"
 #include "calib_util.h"
+#include "block_train_fd.h"
 #include "harness.h"
 #include "model/block.h"
 #include "model/weights.h"
@@ -83,46 +84,6 @@ static void observe(quantizers *q, const vitq_i_block_train *bt0, size_t n) {
         CHECK_STATUS(q->w[k].scheme.observe(q->w[k].state, 0, &v), VITQ_OK);
         CHECK_STATUS(q->w[k].scheme.finalize(q->w[k].state), VITQ_OK);
     }
-}
-
-static double sq_loss(const float *y, const float *t, size_t count, size_t n, float *dy) {
-    double l = 0.0;
-    for (size_t i = 0; i < count; i++) {
-        double e = (double)y[i] - t[i];
-        l += e * e / (double)n;
-        if (dy) dy[i] = (float)(2.0 * e / (double)n);
-    }
-    return l;
-}
-
-/* Loss of the surrogate at the current parameters (the same QDrop mask: step fixed). */
-static double surrogate_loss(vitq_i_block_train *bt, const float *x, const float *t, size_t n, float *out) {
-    bt->step = 4;
-    CHECK_STATUS(vitq_i_block_train_forward(bt, x, n, VITQ_I_BT_SOFT, 1, out), VITQ_OK);
-    return sq_loss(out, t, n * bt->tokens * bt->d, n, NULL);
-}
-
-/* Central difference of the loss in *p against the analytic gradient g; counts agreement. */
-/* Central differences of the loss in *p at the step sizes h[0..nh) against the analytic gradient g: agreement
- * within `tol` at one of them counts (a step's difference is noisy at small h, from the float forward's
- * rounding against a tiny change of the loss, and bent at large h, by the clamps' kinks nearby). */
-static void fd_check(vitq_i_block_train *bt, float *p, double g, const double *h, int nh, double tol, const float *x,
-                     const float *t, size_t n, float *out, int *ok, int *total) {
-    float keep = *p;
-    int good = 0;
-    double fd = 0.0;
-    for (int k = 0; k < nh && !good; k++) {
-        *p = keep + (float)h[k];
-        double lp = surrogate_loss(bt, x, t, n, out);
-        *p = keep - (float)h[k];
-        double lm = surrogate_loss(bt, x, t, n, out);
-        *p = keep;
-        fd = (lp - lm) / (2.0 * h[k]);
-        good = fabs(fd - g) <= tol * fabs(g) + 1e-4 * (fabs(g) + 1.0);
-    }
-    if (!good) printf("    check %d: fd %.6g analytic %.6g\n", *total, fd, g);
-    *ok += good;
-    (*total)++;
 }
 
 static void block_gradients(double drop) {
