@@ -260,6 +260,18 @@ results: all
 	$(PYTHON) tools/results.py --limit $(LIMIT) --seeds $(SEEDS) --mp-seeds 2 \
 		$(if $(IMAGENET),--imagenet $(IMAGENET) $(RESULTS_IMAGENET))
 
+# make recon-results: block reconstruction with and without, on the Fashion-MNIST models and (IMAGENET=dir)
+# the real DeiT-Tiny, into the marked section of docs/results.md (tools/recon_results.py; make results keeps it)
+RECON_FMNIST := "minmax:W4A4:0" "minmax:W3A3:0" "repq-vit+post_gelu=1:W4A4:0" "repq-vit+post_gelu=1:W3A3:0" \
+	"ptq4vit:W4A4:0"
+RECON_IMAGENET := "repq-vit+post_gelu=1:W4A4:0,1,2" "repq-vit+post_gelu=1+set=*.softmax.out=scheme:mpq:W3A3:0,1,2" \
+	"minmax:W4A4:0" "repq-vit+post_gelu=1:W6A6:0"
+.PHONY: recon-results
+recon-results: all
+	VITQ_BIN=bin/vitq $(PYTHON) tools/recon_results.py --fmnist-runs $(RECON_FMNIST) \
+		$(if $(IMAGENET),--imagenet $(IMAGENET) --runs $(RECON_IMAGENET)) \
+		--intro tools/recon_results_intro.md --write docs/results.md
+
 # make bench: vitq against ONNX Runtime and PyTorch on random DeiT-T, DeiT-S and ViT-B, one table per
 # model (docs/performance.md), then the threads table idle and beside a competing CPU load
 # (bench-threads). It builds the default library itself. BENCH_ARGS=--quick: a few minutes.

@@ -6,7 +6,9 @@ the real ImageNet DeiT-Tiny when present. Drives the vitq CLI; Python standard l
     python3 tools/recon_results.py [--imagenet DIR] [--runs SPEC ...] [--fmnist-runs SPEC ...]
                                    [--cache FILE] [--markdown]
 
-A SPEC is METHOD[+KEY=VALUE...]:WxA:SEEDS[:RECON-FLAGS], e.g. "repq-vit+post_gelu=1:W4A4:0,1,2:--recon-iters 200".
+A SPEC is METHOD[+KEY=VALUE...][+set=GLOB=key:value...]:WxA:SEEDS[:RECON-FLAGS], e.g.
+"repq-vit+post_gelu=1+set=*.softmax.out=scheme:mpq:W4A4:0,1,2:--recon-iters 200" (method options, point
+settings, the widths, the seeds, and options of the reconstruction).
 Every SPEC runs without and with reconstruction (RECON-FLAGS after --reconstruct). Splits are those of
 tools/results.py: ImageNet, per seed, 32 of the 500 images calibrate and the other 468 are evaluated;
 Fashion-MNIST, 32 calibration images drawn by the seed from the bundled calibration subset, evaluated on
@@ -24,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results import subset, top1  # noqa: E402  (the same splits and evaluation as make results)
+from results import RECON_MARKS, subset, top1  # noqa: E402  (the same splits and evaluation as make results)
 
 VITQ = os.environ.get("VITQ_BIN", os.path.join("bin", "vitq"))
 FMNIST_MODELS = ["models/fmnist-vit", "models/fmnist-deit-distilled", "models/fmnist-swin"]
@@ -33,12 +35,15 @@ FMNIST_TEST = "data/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 
 def parse_spec(spec):
-    parts = spec.split(":", 3)
-    method, width, seeds = parts[0], parts[1], [int(s) for s in parts[2].split(",")]
-    w, a = re.fullmatch(r"W(\d)A(\d)", width).groups()
-    flags = parts[3].split() if len(parts) > 3 else []
+    m = re.fullmatch(r"(.*):W(\d)A(\d):([\d,]+)(?::(.*))?", spec)  # point settings may hold colons themselves
+    if not m:
+        raise SystemExit(f"recon_results.py: '{spec}' is not METHOD:WxA:SEEDS[:FLAGS]")
+    method, w, a, seeds = m.group(1), m.group(2), m.group(3), [int(s) for s in m.group(4).split(",")]
+    flags = (m.group(5) or "").split()
     name, *opts = method.split("+")
-    args = ["--scheme", name] + [x for kv in opts for x in ("--opt", kv)]
+    args = ["--scheme", name]
+    for kv in opts:  # a method option, or set=POINT_GLOB=key:value for a point's setting
+        args += ["--set", kv[4:]] if kv.startswith("set=") else ["--opt", kv]
     return method, int(w), int(a), seeds, args, flags
 
 
@@ -98,11 +103,25 @@ def cell(runs):
 
 
 def table(title, rows):
-    print(f"\n{title}\n")
-    print("| method | W/A | reconstruction | without | with |")
-    print("| --- | --- | --- | --- | --- |")
+    lines = ["", title, "", "| method | W/A | reconstruction options | without | with `--reconstruct` |",
+             "| --- | --- | --- | --- | --- |"]
     for (method, w, a, flags), (without, with_) in rows.items():
-        print(f"| {method} | W{w}A{a} | {' '.join(flags) or 'defaults'} | {cell(without)} | {cell(with_)} |")
+        lines.append(f"| {method} | W{w}A{a} | {' '.join(flags) or 'defaults'} | {cell(without)} | {cell(with_)} |")
+    return lines
+
+
+def write_section(path, lines):
+    """Replace the marked section of path (docs/results.md) by lines, or append it."""
+    with open(path) as f:
+        text = f.read()
+    section = "\n".join([RECON_MARKS[0]] + lines + [RECON_MARKS[1]])
+    start, end = text.find(RECON_MARKS[0]), text.find(RECON_MARKS[1])
+    if 0 <= start < end:
+        text = text[:start] + section + text[end + len(RECON_MARKS[1]):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def main():
@@ -112,8 +131,14 @@ def main():
     ap.add_argument("--fmnist-runs", nargs="*", default=[], help="runs on each Fashion-MNIST model")
     ap.add_argument("--fmnist-models", default=",".join(FMNIST_MODELS))
     ap.add_argument("--cache", default="build/recon/cache.json")
+    ap.add_argument("--write", default="", help="replace the marked section of this file (docs/results.md)")
+    ap.add_argument("--intro", default="", help="a file whose text heads the section")
     args = ap.parse_args()
     cache, ver = Cache(args.cache), version()
+    lines = []
+    if args.intro:
+        with open(args.intro) as f:
+            lines += f.read().rstrip("\n").split("\n")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "q.safetensors")
         for model in args.fmnist_models.split(",") if args.fmnist_runs else []:
@@ -132,7 +157,7 @@ def main():
                             return {"top1": top1(out, FMNIST_TEST)[0], "seconds": secs, "peak_mb": peak, "rss_mb": rss}
                         pair[recon].append(cache.get(key, measure))
                 rows[(method, w, a, tuple(flags))] = pair
-            table(f"### {model} (10,000 test images; {ver})", rows)
+            lines += table(f"### {model} (10,000 test images; {ver})", rows)
         model_dir = os.path.join(args.imagenet, "deit_tiny_patch16_224") if args.imagenet else ""
         if args.runs and model_dir:
             images, labels = "build/imagenet/images.npy", "build/imagenet/labels.npy"
@@ -157,7 +182,10 @@ def main():
                             return {"top1": top1(out, ev, lab)[0], "seconds": secs, "peak_mb": peak, "rss_mb": rss}
                         pair[recon].append(cache.get(key, measure))
                 rows[(method, w, a, tuple(flags))] = pair
-            table(f"### ImageNet DeiT-Tiny (468 evaluation images per seed; {ver})", rows)
+            lines += table(f"### ImageNet DeiT-Tiny (468 evaluation images per seed; {ver})", rows)
+    print("\n".join(lines))
+    if args.write:
+        write_section(args.write, lines)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,21 @@ def subset(src, dst, indices):
 METHOD_OPTS = {}  # scheme -> ["--opt", "k=v", ...] for the runs under way
 
 
+# A section another tool writes into the same file (tools/recon_results.py: block reconstruction), kept as
+# it is when this one regenerates the rest.
+RECON_MARKS = ("<!-- recon_results.py: begin -->", "<!-- recon_results.py: end -->")
+
+
+def kept_section(path, marks):
+    """The lines from marks[0] to marks[1] (both included) in the file at path, [] when absent."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        text = f.read()
+    start, end = text.find(marks[0]), text.find(marks[1])
+    return text[start:end + len(marks[1])].split("\n") + [""] if 0 <= start < end else []
+
+
 def scheme_args(scheme):
     """A row name is a scheme or method, optionally with its own method options: repq-vit+post_gelu=1."""
     name, *opts = scheme.split("+")
@@ -613,6 +628,7 @@ def main():
                  "predictions do); \"reversed\" when it exceeds it with the other sign.", ""] + claims + [""]
         if not final:
             text += ["(partial: `make results` was still running when this was written)", ""]
+        text += kept_section(args.out, RECON_MARKS)
         text += footer + [""]
         with open(args.out, "w") as f:
             f.write("\n".join(text))
