@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "calib/recon_layer.h"
 #include "calib/reconstruct.h"
 #include "data/augment.h"
 #include "grad/backward.h"
@@ -29,6 +30,8 @@ vitq_i_recon_options vitq_i_recon_defaults(int32_t iters, int32_t batch, double 
 
 typedef struct embed_ctx {
     vitq_i_run *r;
+    int capture_point; /* -1: none */
+    float *capture;    /* a copy of that point's (quantized) view */
 } embed_ctx;
 
 static vitq_status instance_fq(void *ctx, const vitq_tensor_view *v) {
@@ -39,9 +42,12 @@ static vitq_status instance_fq(void *ctx, const vitq_tensor_view *v) {
 static vitq_status quant_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
     const embed_ctx *c = t->ctx;
     const vitq_i_qpoint *qp = vitq_i_run_qpoint(c->r, point);
-    if (!qp) return VITQ_OK;
-    if (qp->noise) return vitq_i_noisy_fake_quant(instance_fq, (void *)&qp->inst, qp->noise, v);
-    return qp->inst.scheme.fake_quant(qp->inst.state, v);
+    vitq_status st = VITQ_OK;
+    if (qp && qp->noise) st = vitq_i_noisy_fake_quant(instance_fq, (void *)&qp->inst, qp->noise, v);
+    else if (qp) st = qp->inst.scheme.fake_quant(qp->inst.state, v);
+    if (!st && point == c->capture_point) /* the stems' views are dense rows */
+        memcpy(c->capture, v->data, (size_t)(v->outer * v->channels * v->inner) * sizeof(float));
+    return st;
 }
 
 /* What runs outside the blocks on the residual stream: the embedding of the images into stage 0 (stage 0)
@@ -52,6 +58,7 @@ typedef struct stem_job {
     size_t n;
     int stage;
     float *x, *scratch;
+    float *capture; /* merging (quantized network): its reduction layer's input is copied here, or NULL */
 } stem_job;
 
 /* The stem step of j on the float network (quantized 0) or the quantized one (its points and its weight's
@@ -67,7 +74,7 @@ static vitq_status stem(vitq_i_run *r, const stem_job *j, int quantized) {
     int wp = (j->stage ? r->list->sites.stages[j->stage].merge_in : r->list->sites.patch_in) + 1;
     int weighted = quantized && vitq_i_run_qpoint(r, wp);
     vitq_status st = weighted ? vitq_i_run_set_weight(r, wp, 1) : VITQ_OK;
-    embed_ctx c = {r};
+    embed_ctx c = {r, j->capture ? r->list->sites.stages[j->stage].merge_in : -1, j->capture};
     vitq_i_taps taps = {.sites = &r->list->sites, .apply = quant_tap, .ctx = &c};
     vitq_i_pass p;
     vitq_i_pass_begin(&p, m, quantized ? &taps : NULL);
@@ -312,6 +319,42 @@ static vitq_status training_images(vitq_i_run *r, const vitq_i_recon_options *o,
     return VITQ_OK;
 }
 
+/* Swin's patch merging into stage s on both streams, its reduction layer reconstructed on the way
+ * (recon_layer.h: the quantized network's merged input against the float network's output of the layer). */
+static vitq_status merge_stage(recon *c, int s, vitq_i_recon_block *rep) {
+    vitq_i_run *r = c->r;
+    const vitq_i_net *m = r->model;
+    const vitq_model_info *i = &m->info;
+    size_t prev = c->n * (size_t)i->stage_grid[s - 1] * (size_t)i->stage_grid[s - 1] * (size_t)i->stage_dim[s - 1];
+    size_t rows = (size_t)i->stage_grid[s] * (size_t)i->stage_grid[s];
+    stem_job j = {NULL, c->n, s, c->xf, c->next, NULL};
+    vitq_status st = stem(r, &j, 0);
+    memcpy(c->keep, c->xq, prev * sizeof(float)); /* to merge again with the reconstructed weights */
+    j.x = c->xq, j.capture = c->target;
+    if (!st) st = stem(r, &j, 1);
+    int p = r->list->sites.stages[s].merge_in + 1;
+    if (!st)
+        st = vitq_i_recon_linear(r, p, m->stages[s].merge.out, m->stages[s].merge.in, m->stages[s].merge.bias,
+                                 c->target, c->xf, c->n, rows, c->o, rep);
+    if (!st && !rep->kept) {
+        memcpy(c->xq, c->keep, prev * sizeof(float));
+        j.capture = NULL;
+        st = stem(r, &j, 1);
+    }
+    return st;
+}
+
+/* Report a finished piece (a block or a merging) as a stage of its own that is over (a progress display
+ * prints a finished stage at once), then the run's overall count. */
+static vitq_status report_piece(vitq_i_run *r, const char *what, const vitq_i_recon_block *rep, double left) {
+    char stage[160];
+    snprintf(stage, sizeof stage, "reconstruct %s: loss %.4g -> %.4g%s, %.0f s left", what, rep->before, rep->after,
+             rep->kept ? " (worse: kept the start)" : "", left);
+    vitq_i_progress line = {r->opts->progress, r->opts->progress_user};
+    vitq_status st = vitq_i_progress_step(&line, stage, 1, 1, "calibration");
+    return st ? st : vitq_i_run_progress(r, "reconstruct");
+}
+
 /* The stage whose patch merging precedes block b (Swin), 0 if none. */
 static int merge_before(const vitq_i_net *m, int b) {
     for (int s = 1; m->info.arch == VITQ_ARCH_SWIN && s < m->info.num_stages; s++)
@@ -344,33 +387,29 @@ vitq_status vitq_i_reconstruct(vitq_i_run *r, const vitq_i_recon_options *o, vit
     c.xb = c.keep + all, c.tb = c.xb + part, c.yb = c.tb + part, c.dy = c.yb + part;
     if (o->fisher) c.fisher = c.dy + part, c.fb = c.fisher + (size_t)depth * all;
     st = c.fisher ? fisher_weights(&c, images) : VITQ_OK;
-    stem_job embedding = {images, c.n, 0, c.xf, NULL};
+    stem_job embedding = {images, c.n, 0, c.xf, NULL, NULL};
     if (!st) st = stem(r, &embedding, 0);
     embedding.x = c.xq;
     if (!st) st = stem(r, &embedding, 1);
     vitq_i_free(r->alloc, owned); /* the streams hold all that is needed from here on */
-    r->progress_total += depth;
+    int merges = m->info.arch == VITQ_ARCH_SWIN ? m->info.num_stages - 1 : 0;
+    r->progress_total += depth + merges;
     double t0 = vitq_i_now_seconds();
     for (int b = 0; !st && b < depth; b++) {
         vitq_i_recon_block rep = {0, 0, 0};
         int s = merge_before(m, b);
-        stem_job merge = {NULL, c.n, s, c.xf, c.next}; /* both streams through the merging into stage s */
-        if (s) st = stem(r, &merge, 0);
-        merge.x = c.xq;
-        if (s && !st) st = stem(r, &merge, 1);
+        char what[64];
+        if (s) {
+            st = merge_stage(&c, s, &rep);
+            snprintf(what, sizeof what, "merging into stage %d", s + 1);
+            if (!st) st = report_piece(r, what, &rep, (vitq_i_now_seconds() - t0) / b * (depth - b));
+        }
         c.per_image = stream_floats(m, b);
         c.fisher_b = c.fisher ? c.fisher + (size_t)b * all : NULL;
         if (!st) st = one_block(&c, b, &rep);
         if (report) report[b] = rep;
-        double left = (vitq_i_now_seconds() - t0) / (b + 1) * (depth - b - 1);
-        char stage[160];
-        snprintf(stage, sizeof stage, "reconstruct block %d/%d: loss %.4g -> %.4g%s, %.0f s left", b + 1, depth,
-                 rep.before, rep.after, rep.kept ? " (worse: kept the start)" : "", left);
-        /* the block's line as a stage of its own that is over (a progress display prints a finished stage
-         * at once), then the run's overall count */
-        vitq_i_progress line = {r->opts->progress, r->opts->progress_user};
-        if (!st) st = vitq_i_progress_step(&line, stage, 1, 1, "calibration");
-        if (!st) st = vitq_i_run_progress(r, "reconstruct");
+        snprintf(what, sizeof what, "block %d/%d", b + 1, depth);
+        if (!st) st = report_piece(r, what, &rep, (vitq_i_now_seconds() - t0) / (b + 1) * (depth - b - 1));
     }
     vitq_i_free(r->alloc, block);
     return st;

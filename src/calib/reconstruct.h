@@ -8,8 +8,9 @@
  * private model become the dequantized codes s (code - z), which the ordinary encoding turns back into
  * exactly those codes; learned steps become the points' scales. A block whose loss on the calibration
  * images (every quantizer on, hard rounding) is not lower than its starting loss keeps its starting
- * quantization. ViT, DeiT and Swin (whose patch merging between stages keeps the method's quantization: both
- * streams pass through it, the float one without and the quantized one with its points).
+ * quantization. ViT, DeiT and Swin: before the first block of a later stage both streams pass through the
+ * patch merging (the float one without quantization, the quantized one with its points), whose reduction
+ * layer learns its rounding the same way on its own (recon_layer.h).
  *
  * Options beyond BRECQ: QDrop's mixing of the block input (each element from the float stream with
  * probability `drop`), the diagonal-Fisher loss (BRECQ's, weights scaled to mean 1 per block), and

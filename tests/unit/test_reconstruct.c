@@ -182,6 +182,7 @@ typedef struct block_losses {
     int count;
     double before[16], after[16];
     int kept[16];
+    int merges, merges_lower; /* Swin's patch mergings reported, and those reconstructed to a lower loss */
 } block_losses;
 
 /* The stage's progress line per block: "reconstruct block b/d: loss X -> Y[ (worse: kept the start)], ..." */
@@ -190,6 +191,13 @@ static int on_progress(void *user, const char *stage, int64_t done, int64_t tota
     block_losses *l = user;
     int b, depth;
     double x, y;
+    if (sscanf(stage, "reconstruct merging into stage %d: loss %lg -> %lg", &b, &x, &y) == 3) {
+        int kept = strstr(stage, "kept the start") != NULL;
+        CHECK(y <= x || kept); /* never worse than the start */
+        l->merges++;
+        l->merges_lower += y < x && !kept;
+        if (getenv("VITQ_TEST_VERBOSE")) printf("    %s\n", stage);
+    }
     if (sscanf(stage, "reconstruct block %d/%d: loss %lg -> %lg", &b, &depth, &x, &y) == 4 && b >= 1 && b <= 16) {
         l->before[b - 1] = x, l->after[b - 1] = y;
         l->kept[b - 1] = strstr(stage, "kept the start") != NULL;
@@ -252,6 +260,10 @@ static void reconstruct_lowers_loss(const stage_case *sc) {
         lower += l.after[b] < l.before[b] && !l.kept[b];
     }
     CHECK(lower >= l.count - 1); /* strictly lower on (almost) every block */
+    if (strstr(sc->model, "swin")) {
+        printf("    patch mergings reconstructed to a lower loss: %d of %d\n", l.merges_lower, l.merges);
+        CHECK(l.merges == 1 && l.merges_lower == 1); /* fmnist-swin: two stages */
+    }
     double a_fp = top1(fp, n), a_base = top1(base, n), a_rec = top1(rec, n);
     printf("    %s %s W4A4 (%s loss, %d augmented views) on %zu test images: fp32 %.1f %%, without %.1f %% (%.1f s), "
            "with reconstruction %.1f %% (%.1f s)\n", sc->model, scheme, sc->loss ? "Fisher" : "MSE", sc->augment, n,
