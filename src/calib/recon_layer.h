@@ -6,7 +6,8 @@
 #ifndef VITQ_CALIB_RECON_LAYER_H
 #define VITQ_CALIB_RECON_LAYER_H
 
-#include "calib/reconstruct.h"
+#include "calib/recon_options.h"
+#include "calib/run.h"
 
 /* The layer y = x w^T + bias of weight point p (r->weights[p], [out][in] rows; its quantizer a uniform grid,
  * else nothing is learned and *kept is 1) on n images of `rows_per_image` rows each: x [n * rows][in] its

@@ -18,29 +18,12 @@
 #ifndef VITQ_CALIB_RECONSTRUCT_H
 #define VITQ_CALIB_RECONSTRUCT_H
 
+#include "calib/recon_options.h"
 #include "calib/run.h"
-
-typedef struct vitq_i_recon_options {
-    int32_t iters;      /* Adam steps per block */
-    int32_t batch;      /* images per step (at most the calibration images) */
-    double drop;        /* QDrop probability */
-    int32_t learn_steps;
-    double lr_v, lr_step, lambda, warmup;
-    uint64_t seed;
-    int mix_input;      /* QDrop's mixing of the block input: each element float with probability drop */
-    int fisher;         /* 1: the loss weighted by the float network's diagonal Fisher (BRECQ), 0: MSE */
-    int32_t augment;    /* augmented views (random resized crops, flips) per calibration image, 0: none */
-} vitq_i_recon_options;
 
 /* Defaults (docs/training.md) for `iters` (0: the default count) and `batch` (0: the default). */
 vitq_i_recon_options vitq_i_recon_defaults(int32_t iters, int32_t batch, double drop, int32_t learn_steps,
                                            uint64_t seed);
-
-/* Per block: the losses before and after, and whether the result was kept. */
-typedef struct vitq_i_recon_block {
-    double before, after;
-    int kept;
-} vitq_i_recon_block;
 
 /* Reconstruct every block of r's network (a private copy with row-major weights). `report` (may be NULL)
  * takes one entry per block. VITQ_ERR_BAD_STATE without a private copy. */
