@@ -44,15 +44,6 @@ static vitq_tensor_view site_view(const vitq_i_block_train *bt, int s, size_t n)
     return v;
 }
 
-/* Floats of site s's buffer. */
-static size_t site_floats(const vitq_i_block_train *bt, int s, size_t n) {
-    size_t rows = n * bt->tokens;
-    if (s >= VITQ_I_BT_Q && s <= VITQ_I_BT_V) return 3 * rows * bt->d;
-    if (s == VITQ_I_BT_SCORES || s == VITQ_I_BT_PROBS) return n * bt->heads * bt->tokens * bt->tokens;
-    if (s == VITQ_I_BT_GELU_IN || s == VITQ_I_BT_FC2_IN) return rows * bt->hidden;
-    return rows * bt->d;
-}
-
 typedef struct quantizers {
     vitq_i_instance act[VITQ_I_BT_SITES], w[VITQ_I_BT_LAYERS];
 } quantizers;
@@ -122,52 +113,16 @@ static void block_gradients(double drop) {
     for (int k = 0; k < VITQ_I_BT_LAYERS; k++)
         for (size_t i = 0; i < bt.layer[k].ar.count; i++) bt.layer[k].ar.v[i] += (float)(0.5 * gauss());
     for (size_t i = 0; i < rd; i++) t[i] = ref[i] + (float)(0.3 * gauss());
-    float *frozen[VITQ_I_BT_SITES];
-    for (int s = 0; s < VITQ_I_BT_SITES; s++) bt.frozen[s] = frozen[s] = malloc(site_floats(&bt, s, n) * sizeof(float));
-    bt.surrogate = 1;
-    double l0 = surrogate_loss(&bt, x, t, n, out);
-    bt.surrogate = 2;
-    double l1 = surrogate_loss(&bt, x, t, n, out);
-    CHECK_NEAR(l0, l1, 1e-4 * l0); /* the surrogate agrees with the quantized block at the base point */
-    sq_loss(out, t, rd, n, dy);
-    vitq_i_block_train_zero_grad(&bt);
-    CHECK_STATUS(vitq_i_block_train_backward(&bt, dy), VITQ_OK);
-    int ok = 0, total = 0;
-    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) { /* the 4 largest V gradients of each layer */
-        vitq_i_adaround *ar = &bt.layer[k].ar;
-        for (int r = 0; r < 4; r++) {
-            size_t best = 0;
-            for (size_t i = 1; i < ar->count; i++)
-                if (fabsf(ar->v_grad[i]) > fabsf(ar->v_grad[best])) best = i;
-            double g = ar->v_grad[best];
-            double hv[2] = {1e-2, 3e-3};
-            fd_check(&bt, &ar->v[best], g, hv, 2, 0.05, x, t, n, out, &ok, &total);
-            ar->v_grad[best] = 0.0f; /* the next largest next */
-        }
-    }
-    int steps = 0;
-    for (int s = 0; s < VITQ_I_BT_SITES; s++) {
-        vitq_i_bt_point *pt = &bt.pt[s];
-        if (!pt->learned) continue;
-        steps++;
-        /* the analytic gradient carries LSQ's scale 1/sqrt(N qmax): undo it for the comparison */
-        vitq_tensor_view sv = site_view(&bt, s, n);
-        double scale = sqrt((double)sv.outer * (double)pt->cpg * (double)sv.inner * pt->grid.qmax);
-        double hs[3] = {1e-3 * pt->step[0], 2e-3 * pt->step[0], 5e-3 * pt->step[0]};
-        fd_check(&bt, &pt->step[0], pt->step_grad[0] * scale, hs, 3, 0.15, x, t, n, out, &ok, &total);
-    }
-    printf("    gradient checks: %d of %d agree (%d learned steps)\n", ok, total, steps);
-    CHECK(steps >= 6);
+    fd_counts c = fd_check_block(&bt, x, t, n, out, dy, rd, 4, 1, site_view);
+    printf("    gradient checks: %d of %d agree (%d learned steps)\n", c.ok, c.total, c.steps);
+    CHECK(c.steps >= 6);
     /* Fully quantized, every check agrees (on every seed tried); with QDrop's mask, where float and quantized
      * elements mix, a check of the smallest gradients now and then misses by 10-20 % (differences of both
      * signs, noise and kinks: never systematic), so one or two may miss. */
-    CHECK(ok >= total - (drop > 0.0 ? 2 : 0));
+    CHECK(c.ok >= c.total - (drop > 0.0 ? 2 : 0));
     vitq_i_block_train_free(&bt);
     vitq_i_block_train_free(&bt0);
-    for (int s = 0; s < VITQ_I_BT_SITES; s++) {
-        free(frozen[s]);
-        vitq_i_instance_destroy(&q.act[s]);
-    }
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) vitq_i_instance_destroy(&q.act[s]);
     for (int k = 0; k < VITQ_I_BT_LAYERS; k++) vitq_i_instance_destroy(&q.w[k]);
     free(x), free(ref), free(out), free(t), free(dy);
     vitq_model_free(handle);
