@@ -263,9 +263,10 @@ results: all
 # make recon-results: block reconstruction with and without, on the Fashion-MNIST models and (IMAGENET=dir)
 # the real DeiT-Tiny, into the marked section of docs/results.md (tools/recon_results.py; make results keeps it)
 RECON_FMNIST := "minmax:W4A4:0" "minmax:W3A3:0" "repq-vit+post_gelu=1:W4A4:0" "repq-vit+post_gelu=1:W3A3:0" \
-	"ptq4vit:W4A4:0"
+	"ptq4vit:W4A4:0" "ptq4vit:W3A3:0" "apq-vit:W4A4:0" "mptq-vit:W4A4:0"
 RECON_IMAGENET := "repq-vit+post_gelu=1:W4A4:0,1,2" "repq-vit+post_gelu=1+set=*.softmax.out=scheme:mpq:W3A3:0,1,2" \
-	"minmax:W4A4:0" "repq-vit+post_gelu=1:W6A6:0"
+	"minmax:W4A4:0" "repq-vit+post_gelu=1:W6A6:0" "ptq4vit:W4A4:0" "apq-vit:W4A4:0" "mptq-vit:W4A4:0" \
+	"minmax:W6A6:0"
 .PHONY: recon-results
 recon-results: all
 	VITQ_BIN=bin/vitq $(PYTHON) tools/recon_results.py --fmnist-runs $(RECON_FMNIST) \

@@ -9,22 +9,24 @@
 
 #define MODEL_CMDS \
     (CLI_INFO | CLI_EVAL | CLI_LOGITS | CLI_POINTS | CLI_QUANTIZE | CLI_REPORT | CLI_SWEEP | CLI_EXPORT_ONNX | \
-     CLI_EXPORT_C)
+     CLI_EXPORT_C | CLI_TRAIN_QAT)
 /* points takes quantize's options, so that a quantize command line shows its configuration */
-#define QUANT_CMDS (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT)
+#define QUANT_CMDS (CLI_POINTS | CLI_QUANTIZE | CLI_REPORT | CLI_TRAIN_QAT)
 /* sweep calibrates as quantize does, choosing the widths itself (--bits instead of --wbits, --abits and the targets) */
 #define CALIB_CMDS (QUANT_CMDS | CLI_SWEEP)
+#define TRAIN CLI_TRAIN_QAT
 
 /* Every option, the commands that take it and its help line: the parser refuses an option its command
  * does not take (it would be ignored silently), and each command's help lists exactly its own. */
 const cli_option cli_options[] = {
-    {"--data", "IMAGES", CLI_EVAL | CLI_LOGITS | CLI_REPORT | CLI_SWEEP,
-     "images: IDX or .npy (uint8 or float32), optionally gzipped"},
+    {"--data", "IMAGES", CLI_EVAL | CLI_LOGITS | CLI_REPORT | CLI_SWEEP | TRAIN,
+     "images: IDX or .npy (uint8 or float32), optionally gzipped (train-qat: the training images)"},
     {"--labels", "LABELS", CLI_EVAL | CLI_SWEEP,
      "labels (IDX or .npy); default: the file beside IMAGES named with 'labels' for 'images'"},
-    {"--limit", "N", CLI_EVAL | CLI_LOGITS | CLI_REPORT | CLI_SWEEP, "the first N images only (report: default 64)"},
-    {"--out", "FILE", CLI_LOGITS | CLI_QUANTIZE | CLI_EXPORT_C | CLI_EXPORT_ONNX,
-     "logits: FILE.npy, float32 [N, classes]; quantize: QMODEL.safetensors; export-c: FILE.c, and its header "
+    {"--limit", "N", CLI_EVAL | CLI_LOGITS | CLI_REPORT | CLI_SWEEP | TRAIN,
+     "the first N images only (report: default 64)"},
+    {"--out", "FILE", CLI_LOGITS | CLI_QUANTIZE | CLI_EXPORT_C | CLI_EXPORT_ONNX | TRAIN,
+     "logits: FILE.npy, float32 [N, classes]; quantize, train-qat: QMODEL.safetensors; export-c: FILE.c, and its header "
      "FILE.h beside it; export-onnx: FILE.onnx"},
     {"--top-k", "K", CLI_EVAL | CLI_LOGITS,
      "K most likely classes per image (default 5, at most the number of classes); eval prints top-1 and top-K"},
@@ -33,7 +35,8 @@ const cli_option cli_options[] = {
     {"--predictions", "FILE", CLI_EVAL | CLI_LOGITS,
      "per image: index, label, top-K classes, names, probabilities; FILE.csv or FILE.jsonl"},
     {"--json", NULL, CLI_EVAL, "the summary on stdout as one JSON object instead of a line of text"},
-    {"--batch", "B", CLI_EVAL | CLI_LOGITS | CLI_SWEEP, "images per forward pass (default 64)"},
+    {"--batch", "B", CLI_EVAL | CLI_LOGITS | CLI_SWEEP | TRAIN,
+     "images per forward pass (default 64); train-qat: images per optimizer step (default 64)"},
     {"--threads", "T", MODEL_CMDS, "threads (default 0: all cores)"},
     {"--progress", "MODE", MODEL_CMDS,
      "auto (default: bar on a terminal, else plain), bar (redrawn in place), plain (a line every 10 s and "
@@ -60,12 +63,12 @@ const cli_option cli_options[] = {
     {"--nonlinear", "float|ibert|fqvit|ivit|mixed", CALIB_CMDS,
      "LayerNorm, softmax and GELU: in float (default), as integer-only kernels of I-BERT, FQ-ViT or I-ViT, "
      "or mixed: per operator the method that costs the output least SQNR on the calibration images"},
-    {"--target-bits", "B", QUANT_CMDS,
+    {"--target-bits", "B", QUANT_CMDS & ~TRAIN,
      "mixed precision: lower layers' widths (weight and input together) from the widest candidate, the least "
      "harmful per byte first, until the quantized weights average at most B bits"},
-    {"--target-size", "SIZE", QUANT_CMDS,
+    {"--target-size", "SIZE", QUANT_CMDS & ~TRAIN,
      "mixed precision: ... until the model's parameters take at most SIZE bytes (suffix KB, MB, KiB, MiB)"},
-    {"--candidate-bits", "B,B,...", CALIB_CMDS, "widths mixed precision may give a layer (default 4,5,6,8)"},
+    {"--candidate-bits", "B,B,...", CALIB_CMDS & ~TRAIN, "widths mixed precision may give a layer (default 4,5,6,8)"},
     {"--reconstruct", NULL, CLI_QUANTIZE,
      "block reconstruction after the scheme or method: learned rounding (AdaRound) and activation steps per "
      "block, QDrop (ViT, DeiT, Swin)"},
@@ -87,11 +90,19 @@ const cli_option cli_options[] = {
     {"--svg", "FILE", CLI_SWEEP, "the accuracy-size curve as an SVG chart"},
     {"--symbol", "NAME", CLI_EXPORT_C, "the C name of the exported model (default: FILE's name without .c)"},
     {"--opset", "N", CLI_EXPORT_ONNX, "ONNX opset, 13..17 (default 17: LayerNormalization; below: LayerNorm decomposed)"},
+    {"--teacher", "MODEL", TRAIN, "the float model distilled from (default: MODEL itself)"},
+    {"--epochs", "N", TRAIN, "passes over the training images (default 4)"},
+    {"--crops", "K", TRAIN, "random resized crops (and flips) per image and step (default 4; 0: the images unaugmented)"},
+    {"--micro-batch", "N", TRAIN, "views per forward and backward: bounds the memory (default 32)"},
+    {"--lr", "R", TRAIN, "AdamW's learning rate (default 5e-4), cosine decay"},
+    {"--warmup", "E", TRAIN, "linear warm-up in epochs (default 0)"},
+    {"--regularizer", "L", TRAIN, "the oscillation-aware bin regulariser's final weight (default 0.01; 0: off)"},
+    {"--log", "FILE.csv", TRAIN, "a CSV line per optimizer step: loss, agreement, regulariser, flips, oscillations"},
 };
 const size_t cli_num_options = sizeof cli_options / sizeof cli_options[0];
 
 static const char *const command_names[] = {"info", "eval", "logits", "points", "quantize", "report", "sweep",
-                                            "export-c", "export-onnx"};
+                                            "export-c", "export-onnx", "train-qat"};
 
 unsigned cli_command_bit(const char *command) {
     for (size_t i = 0; i < sizeof command_names / sizeof command_names[0]; i++)
@@ -338,6 +349,21 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     else if (!strcmp(opt, "--recon-iters")) rc = parse_count(opt, val, 1, 1000000, &a->recon_iters);
     else if (!strcmp(opt, "--recon-batch")) rc = parse_count(opt, val, 1, 100000, &a->recon_batch);
     else if (!strcmp(opt, "--recon-augment")) rc = parse_count(opt, val, 0, 64, &a->recon_augment);
+    else if (!strcmp(opt, "--teacher")) a->teacher = val;
+    else if (!strcmp(opt, "--log")) a->log = val;
+    else if (!strcmp(opt, "--epochs")) rc = parse_count(opt, val, 1, 100000, &a->epochs);
+    else if (!strcmp(opt, "--crops")) rc = parse_count(opt, val, 0, 64, &a->crops);
+    else if (!strcmp(opt, "--micro-batch")) rc = parse_count(opt, val, 1, 4096, &a->micro_batch);
+    else if (!strcmp(opt, "--lr") || !strcmp(opt, "--regularizer") || !strcmp(opt, "--warmup")) {
+        char *end;
+        double x = strtod(val, &end);
+        double hi = opt[2] == 'l' ? 1.0 : opt[2] == 'r' ? 10.0 : 100000.0;
+        if (end == val || *end || !(x >= 0.0 && x <= hi) || (opt[2] == 'l' && x == 0.0)) {
+            fprintf(stderr, "vitq: %s: '%s' is not a number in %s, %g]\n", opt, val, opt[2] == 'l' ? "(0" : "[0", hi);
+            rc = -1;
+        }
+        *(opt[2] == 'l' ? &a->lr : opt[2] == 'r' ? &a->regularizer : &a->warmup) = x;
+    }
     else if (!strcmp(opt, "--recon-loss")) {
         a->recon_loss = !strcmp(val, "mse") ? 0 : !strcmp(val, "fisher") ? 1 : -1;
         if (a->recon_loss < 0) {
@@ -374,6 +400,7 @@ int cli_parse(int argc, char **argv, cli_args *a) {
     a->calib_n = 32;
     a->wbits = a->abits = a->edge_bits = 8;
     a->progress = "auto";
+    a->crops = -1, a->lr = a->regularizer = a->warmup = -1.0;
     unsigned command = cli_command_bit(argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];

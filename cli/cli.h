@@ -52,11 +52,16 @@ typedef struct cli_args {
     const char *symbol; /* --symbol NAME (NULL: from --out's file name) */
     /* export-onnx */
     int opset; /* --opset N (0: the library's default, 17) */
+    /* train-qat (--batch is the images per optimizer step there) */
+    const char *teacher; /* --teacher MODEL (NULL: the float model itself) */
+    int epochs, crops, micro_batch; /* 0 (crops: -1): the library's defaults */
+    double lr, regularizer, warmup; /* < 0: the library's defaults */
+    const char *log;     /* --log FILE.csv */
 } cli_args;
 
 /* The commands, as bits of cli_option.commands (in the order of the help). */
 enum { CLI_INFO = 1, CLI_EVAL = 2, CLI_LOGITS = 4, CLI_POINTS = 8, CLI_QUANTIZE = 16, CLI_REPORT = 32, CLI_SWEEP = 64,
-       CLI_EXPORT_C = 128, CLI_EXPORT_ONNX = 256 };
+       CLI_EXPORT_C = 128, CLI_EXPORT_ONNX = 256, CLI_TRAIN_QAT = 512 };
 /* The bit of command `name`; 0 for an unknown command. */
 unsigned cli_command_bit(const char *name);
 
@@ -144,5 +149,11 @@ int cli_export_c(const cli_args *args);
 int cli_export_onnx(const cli_args *args);
 /* Calibrate args->model's float model `m` as the quantize options say; *q receives the result. */
 int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal);
+/* The same with `run` (NULL: vitq_calibrator_run) turning the fed calibrator into *q; it prints its own
+ * errors and returns an exit code. */
+typedef int (*cli_run_fn)(const cli_args *args, vitq_calibrator *cal, vitq_model **q, void *ctx);
+int cli_calibrate_with(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal, cli_run_fn run,
+                       void *ctx);
+int cli_train_qat(const cli_args *args);
 
 #endif

@@ -51,6 +51,9 @@ static const struct {
      "the integer-only program of a quantized model as C source (const arrays for flash) for a firmware"},
     {"export-onnx", "vitq export-onnx MODEL --out FILE.onnx [--opset N] [options]",
      "a ViT/DeiT model as ONNX: a QDQ graph (QuantizeLinear/DequantizeLinear) when quantized (docs/onnx.md)"},
+    {"train-qat", "vitq train-qat MODEL --data TRAIN --wbits W --abits A --out QMODEL.safetensors [--teacher MODEL] "
+                  "[--epochs N] [options]",
+     "quantization-aware training (VVTQ: LSQ steps, multi-crop distillation, bin regulariser) from a PTQ start"},
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 #define HELP_WIDTH 100 /* columns the option lines wrap at */
@@ -153,5 +156,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "sweep")) return cli_sweep(&args);
     if (!strcmp(argv[1], "export-c")) return cli_export_c(&args);
     if (!strcmp(argv[1], "export-onnx")) return cli_export_onnx(&args);
+    if (!strcmp(argv[1], "train-qat")) return cli_train_qat(&args);
     return cli_report(&args);
 }

@@ -127,6 +127,11 @@ static uint64_t next_random(uint64_t *state) {
 }
 
 int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal) {
+    return cli_calibrate_with(args, m, q, cal, NULL, NULL);
+}
+
+int cli_calibrate_with(const cli_args *args, vitq_model *m, vitq_model **q, vitq_calibrator **cal, cli_run_fn run,
+                       void *ctx) {
     vitq_dataset *calib = NULL;
     uint64_t *order = NULL;
     vitq_status st = vitq_dataset_load_file(args->calib, NULL, NULL, &calib);
@@ -154,7 +159,8 @@ int cli_calibrate(const cli_args *args, vitq_model *m, vitq_model **q, vitq_cali
             fprintf(stderr, "calibrating on %llu of %llu images (seed %ld)\n", (unsigned long long)n,
                     (unsigned long long)di.count, args->seed);
     }
-    if (!rc && (st = vitq_calibrator_run(*cal, q))) {
+    if (!rc && run) rc = run(args, *cal, q, ctx);
+    else if (!rc && (st = vitq_calibrator_run(*cal, q))) {
         cli_progress_break();
         rc = cli_fail("calibration", st);
     }

@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 10
+#define VITQ_VERSION_MINOR 11
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -870,6 +870,68 @@ typedef struct vitq_calibrator_stats {
 
 VITQ_API void vitq_calibrator_stats_init(vitq_calibrator_stats *stats);
 VITQ_API vitq_status vitq_calibrator_get_stats(const vitq_calibrator *calibrator, vitq_calibrator_stats *stats);
+
+/* Quantization-aware training (since 0.11) ----------------------------------------------------- */
+
+/**
+ * A trainer: quantization-aware training (VVTQ, docs/training.md "Quantization-aware training") that
+ * starts where a configured calibrator would stop. vitq_trainer_run calibrates as vitq_calibrator_run
+ * does (scheme or method, bits, vitq_calibrator_set, the fed calibration images) and then trains every
+ * transformer block on the training images before the weights are encoded: latent weights fake-quantized
+ * with learned steps (LSQ with VVTQ's magnitude-aware gradient scale), the steps of the uniform activation
+ * quantizers, biases and LayerNorm parameters, by knowledge distillation from a float teacher on several
+ * random resized crops and flips of each image, with VVTQ's oscillation-aware bin regulariser (off for the
+ * first quarter of the run, then a cosine ramp). AdamW, linear warm-up, cosine decay. The patch embedding
+ * and the classifier keep the calibrator's quantization. Weights must be symmetric uniform grids (the
+ * default). ViT and DeiT; Swin is VITQ_ERR_UNSUPPORTED. The result is an ordinary quantized model.
+ * Deterministic for a seed (the calibrator's) and thread count.
+ */
+typedef struct vitq_trainer vitq_trainer;
+
+typedef struct vitq_trainer_options {
+    uint32_t struct_size;   /**< set by vitq_trainer_options_init() */
+    int32_t epochs;         /**< passes over the training images (4) */
+    int32_t batch;          /**< images per optimizer step (64) */
+    int32_t crops;          /**< random resized crops per image and step (4; 0: the images unaugmented) */
+    int32_t micro_batch;    /**< views per forward and backward, bounds the memory (32) */
+    double learning_rate;   /**< AdamW's rate (5e-4) */
+    double weight_decay;    /**< on the latent weights (0.05) */
+    double warmup_epochs;   /**< linear warm-up (0) */
+    double regularizer;     /**< the bin regulariser's final weight (0.01; 0: off) */
+    double temperature;     /**< of the distillation (1) */
+    const char *log_path;   /**< a CSV line per optimizer step (NULL: none) */
+    /** Progress and cancel (NULL: the calibrator's callback): a stage per optimizer step with its loss,
+     *  agreement with the teacher, views per second and time left; a nonzero return cancels. */
+    vitq_progress_fn progress;
+    void *progress_user;
+} vitq_trainer_options;
+
+VITQ_API void vitq_trainer_options_init(vitq_trainer_options *options);
+
+/** A trainer over `calibrator` (configured and fed; it must outlive the trainer) with `teacher` (a float
+ *  model with the same input and classes; NULL: the calibrator's float model). */
+VITQ_API vitq_status vitq_trainer_create(vitq_calibrator *calibrator, const vitq_model *teacher,
+                                         const vitq_trainer_options *options, vitq_trainer **out);
+VITQ_API void vitq_trainer_free(vitq_trainer *trainer);
+
+/** Calibrate, train on images [first, first + n) of `train` (labels are not used: the teacher labels),
+ *  and load the result into *quantized. */
+VITQ_API vitq_status vitq_trainer_run(vitq_trainer *trainer, const vitq_dataset *train, uint64_t first, size_t n,
+                                      vitq_model **quantized);
+
+/** What epoch `epoch` (0-based) of the last run did. */
+typedef struct vitq_trainer_epoch {
+    uint32_t struct_size;  /**< set by vitq_trainer_epoch_init() */
+    double loss;           /**< mean distillation loss */
+    double agreement;      /**< fraction of views whose top-1 class is the teacher's */
+    double regularizer;    /**< the bin regulariser's value (times its weight) at the epoch's end */
+    double flips;          /**< weight codes changed per optimizer step, over all layers */
+    double oscillations;   /**< of those, codes back to where they were two steps before (a, b, a) */
+    double seconds;
+} vitq_trainer_epoch;
+
+VITQ_API void vitq_trainer_epoch_init(vitq_trainer_epoch *epoch);
+VITQ_API vitq_status vitq_trainer_epoch_stats(const vitq_trainer *trainer, int32_t epoch, vitq_trainer_epoch *out);
 
 /* Quantized models ----------------------------------------------------------------------------- */
 

@@ -166,14 +166,17 @@ VERSION = ""
 # in power-of-two format): its runs are measured again, the others are the same runs.
 # 0.9 added block reconstruction (off by default), MPTQ-ViT's components under other methods (off by
 # default; mptq-vit's files byte-identical) and loading that reads tensor by tensor (logits byte-identical).
-# 0.10 changed only block reconstruction (QDrop's input mixing, Fisher loss, augmentation, Swin), off by default.
+# 0.10 changed only block reconstruction (QDrop's input mixing, Fisher loss, augmentation, Swin), off by default;
+# 0.11 added QAT (a separate trainer) and changed nothing of calibration or reconstruction.
 SAME_AS = {"vitq 0.7.0": ["vitq 0.6.0"], "vitq 0.8.0": ["vitq 0.7.0", "vitq 0.6.0"],
            "vitq 0.9.0": ["vitq 0.8.0", "vitq 0.7.0", "vitq 0.6.0"],
-           "vitq 0.10.0": ["vitq 0.9.0", "vitq 0.8.0", "vitq 0.7.0", "vitq 0.6.0"]}
+           "vitq 0.10.0": ["vitq 0.9.0", "vitq 0.8.0", "vitq 0.7.0", "vitq 0.6.0"],
+           "vitq 0.11.0": ["vitq 0.10.0", "vitq 0.9.0", "vitq 0.8.0", "vitq 0.7.0", "vitq 0.6.0"]}
 CHANGED_IN = {"vitq 0.8.0": ["mptq-vit"]}
 # Runs with integer operators: 0.8 changed only the integer-only program of distilled models (the
 # distillation token goes onto its own head's input grid), whose runs are measured again.
-NL_SAME_AS = {"vitq 0.8.0": ["vitq 0.7.0"], "vitq 0.9.0": ["vitq 0.8.0"], "vitq 0.10.0": ["vitq 0.9.0", "vitq 0.8.0"]}
+NL_SAME_AS = {"vitq 0.8.0": ["vitq 0.7.0"], "vitq 0.9.0": ["vitq 0.8.0"], "vitq 0.10.0": ["vitq 0.9.0", "vitq 0.8.0"],
+              "vitq 0.11.0": ["vitq 0.10.0", "vitq 0.9.0", "vitq 0.8.0"]}
 
 
 def same_as(key):

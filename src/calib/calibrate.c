@@ -16,6 +16,7 @@
 #include "calib/mixed_precision.h"
 #include "calib/noisy_search.h"
 #include "calib/nonlinear_search.h"
+#include "calib/qat.h"
 #include "calib/reconstruct.h"
 #include "model/weights.h"
 #include "quant/codes.h"
@@ -338,12 +339,14 @@ vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *s
     if (mixed && c->opts.reconstruct)
         return vitq_i_fail(VITQ_ERR_CONFIG, "block reconstruction does not run with mixed precision yet "
                            "(target_bits / target_bytes)");
+    if (mixed && c->qat)
+        return vitq_i_fail(VITQ_ERR_CONFIG, "QAT does not run with mixed precision yet (target_bits / target_bytes)");
     if (mixed) return run_mixed(c, bytes, size);
     /* a method that changes the network, the integer operators' measurements on the quantized network
      * (its weights swapped for quantized ones) and reconstruction (which rewrites weight rows) work on a
      * private copy */
     one_run o;
-    int copy = (c->method && c->method->copies_model) || any_nonlinear(c) || c->opts.reconstruct;
+    int copy = (c->method && c->method->copies_model) || any_nonlinear(c) || c->opts.reconstruct || c->qat;
     vitq_status st = open_run(c, copy, c->cfg, &o);
     if (!st) st = calibrate_points(c, &o.r);
     if (!st && c->opts.reconstruct) { /* after the method, before the integer operators and the codes */
@@ -353,6 +356,8 @@ vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *s
         ro.augment = c->opts.recon_augment;
         st = vitq_i_reconstruct(&o.r, &ro, NULL);
     }
+    if (!st && c->qat) /* reconstruction first when both are asked for: QAT starts from the better point */
+        st = vitq_i_qat(&o.r, c->qat->options, c->qat->images, c->qat->n, c->qat->teacher, c->qat->report);
     if (!st) st = finish_points(c, &o.r);
     if (!st) st = vitq_i_qsave(&c->alloc, o.r.model, &o.q, bytes, size); /* freed by the caller with c->alloc */
     close_run(c, &o);

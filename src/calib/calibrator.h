@@ -21,7 +21,18 @@ struct vitq_calibrator {
     float *images;
     size_t num_images, capacity, per_image;
     vitq_calibrator_stats stats;
+    const struct vitq_i_qat_job *qat; /* set by vitq_trainer_run for its run: train after calibrating */
 };
+
+/* QAT after a run's calibration (trainer.c): the stage's options, its training images, the teacher, and where
+ * each epoch's report goes. */
+typedef struct vitq_i_qat_job {
+    const struct vitq_i_qat_options *options;
+    const float *images;
+    size_t n;
+    const vitq_i_net *teacher;
+    struct vitq_i_qat_epoch *report;
+} vitq_i_qat_job;
 
 /* vitq_calibrator_create for the float network `model` (which must outlive the calibrator). */
 vitq_status vitq_i_calibrator_create(const vitq_i_net *model, const vitq_calibrator_options *options,

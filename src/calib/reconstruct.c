@@ -5,11 +5,10 @@
 
 #include "calib/recon_layer.h"
 #include "calib/reconstruct.h"
+#include "calib/run_stem.h"
 #include "data/augment.h"
 #include "grad/backward.h"
 #include "model/block.h"
-#include "model/stem.h"
-#include "quant/noisy.h"
 #include "train/block_train.h"
 #include "train/loss.h"
 
@@ -24,69 +23,6 @@ vitq_i_recon_options vitq_i_recon_defaults(int32_t iters, int32_t batch, double 
     vitq_i_recon_options o = {iters > 0 ? iters : DEFAULT_ITERS, batch > 0 ? batch : DEFAULT_BATCH, drop, learn_steps,
                               3e-2, 1e-3, 0.01, 0.2, seed, 1, 0, 0};
     return o;
-}
-
-/* ---- the two streams' embeddings ------------------------------------------------------------------- */
-
-typedef struct embed_ctx {
-    vitq_i_run *r;
-    int capture_point; /* -1: none */
-    float *capture;    /* a copy of that point's (quantized) view */
-} embed_ctx;
-
-static vitq_status instance_fq(void *ctx, const vitq_tensor_view *v) {
-    const vitq_i_instance *inst = ctx;
-    return inst->scheme.fake_quant(inst->state, v);
-}
-
-static vitq_status quant_tap(vitq_i_taps *t, int point, const vitq_tensor_view *v) {
-    const embed_ctx *c = t->ctx;
-    const vitq_i_qpoint *qp = vitq_i_run_qpoint(c->r, point);
-    vitq_status st = VITQ_OK;
-    if (qp && qp->noise) st = vitq_i_noisy_fake_quant(instance_fq, (void *)&qp->inst, qp->noise, v);
-    else if (qp) st = qp->inst.scheme.fake_quant(qp->inst.state, v);
-    if (!st && point == c->capture_point) /* the stems' views are dense rows */
-        memcpy(c->capture, v->data, (size_t)(v->outer * v->channels * v->inner) * sizeof(float));
-    return st;
-}
-
-/* What runs outside the blocks on the residual stream: the embedding of the images into stage 0 (stage 0)
- * or Swin's patch merging into stage `stage` (in place on x; `scratch` holds its gathered neighbours,
- * n * the previous stage's floats per image). */
-typedef struct stem_job {
-    const float *images;
-    size_t n;
-    int stage;
-    float *x, *scratch;
-    float *capture; /* merging (quantized network): its reduction layer's input is copied here, or NULL */
-} stem_job;
-
-/* The stem step of j on the float network (quantized 0) or the quantized one (its points and its weight's
- * quantizer applied). */
-static vitq_status stem(vitq_i_run *r, const stem_job *j, int quantized) {
-    const vitq_i_net *m = r->model;
-    const vitq_model_info *i = &m->info;
-    size_t tokens, d, patch_in = (size_t)i->in_channels * (size_t)i->patch_size * (size_t)i->patch_size;
-    vitq_i_block_shape(m, 0, &tokens, &d, NULL, NULL, NULL);
-    size_t floats = j->stage ? 0 : j->n * (tokens + 1) * (patch_in + d); /* the embedding's patches */
-    float *patches = floats ? vitq_i_alloc_array(r->alloc, floats, sizeof(float)) : NULL;
-    if (floats && !patches) return vitq_i_oom("reconstruction embedding", floats * sizeof(float));
-    int wp = (j->stage ? r->list->sites.stages[j->stage].merge_in : r->list->sites.patch_in) + 1;
-    int weighted = quantized && vitq_i_run_qpoint(r, wp);
-    vitq_status st = weighted ? vitq_i_run_set_weight(r, wp, 1) : VITQ_OK;
-    embed_ctx c = {r, j->capture ? r->list->sites.stages[j->stage].merge_in : -1, j->capture};
-    vitq_i_taps taps = {.sites = &r->list->sites, .apply = quant_tap, .ctx = &c};
-    vitq_i_pass p;
-    vitq_i_pass_begin(&p, m, quantized ? &taps : NULL);
-    if (!st && j->stage) vitq_i_swin_merge(&p, j->stage, j->n, j->x, j->scratch, j->x);
-    else if (!st && i->arch == VITQ_ARCH_SWIN) vitq_i_swin_embed(&p, j->images, j->n, patches, j->x);
-    else if (!st) vitq_i_vit_embed(&p, j->images, j->n, patches, patches + j->n * tokens * patch_in, j->x);
-    vitq_status pst = vitq_i_pass_end(&p);
-    if (!st) st = pst;
-    if (!st && quantized) st = taps.status;
-    vitq_status off = weighted ? vitq_i_run_set_weight(r, wp, 0) : VITQ_OK;
-    vitq_i_free(r->alloc, patches);
-    return st ? st : off;
 }
 
 /* ---- one block --------------------------------------------------------------------------------------- */
@@ -327,11 +263,11 @@ static vitq_status merge_stage(recon *c, int s, vitq_i_recon_block *rep) {
     const vitq_model_info *i = &m->info;
     size_t prev = c->n * (size_t)i->stage_grid[s - 1] * (size_t)i->stage_grid[s - 1] * (size_t)i->stage_dim[s - 1];
     size_t rows = (size_t)i->stage_grid[s] * (size_t)i->stage_grid[s];
-    stem_job j = {NULL, c->n, s, c->xf, c->next, NULL};
-    vitq_status st = stem(r, &j, 0);
+    vitq_i_stem_job j = {NULL, c->n, s, c->xf, c->next, NULL};
+    vitq_status st = vitq_i_run_stem(r, &j, 0);
     memcpy(c->keep, c->xq, prev * sizeof(float)); /* to merge again with the reconstructed weights */
     j.x = c->xq, j.capture = c->target;
-    if (!st) st = stem(r, &j, 1);
+    if (!st) st = vitq_i_run_stem(r, &j, 1);
     int p = r->list->sites.stages[s].merge_in + 1;
     if (!st)
         st = vitq_i_recon_linear(r, p, m->stages[s].merge.out, m->stages[s].merge.in, m->stages[s].merge.bias,
@@ -339,7 +275,7 @@ static vitq_status merge_stage(recon *c, int s, vitq_i_recon_block *rep) {
     if (!st && !rep->kept) {
         memcpy(c->xq, c->keep, prev * sizeof(float));
         j.capture = NULL;
-        st = stem(r, &j, 1);
+        st = vitq_i_run_stem(r, &j, 1);
     }
     return st;
 }
@@ -387,10 +323,10 @@ vitq_status vitq_i_reconstruct(vitq_i_run *r, const vitq_i_recon_options *o, vit
     c.xb = c.keep + all, c.tb = c.xb + part, c.yb = c.tb + part, c.dy = c.yb + part;
     if (o->fisher) c.fisher = c.dy + part, c.fb = c.fisher + (size_t)depth * all;
     st = c.fisher ? fisher_weights(&c, images) : VITQ_OK;
-    stem_job embedding = {images, c.n, 0, c.xf, NULL, NULL};
-    if (!st) st = stem(r, &embedding, 0);
+    vitq_i_stem_job embedding = {images, c.n, 0, c.xf, NULL, NULL};
+    if (!st) st = vitq_i_run_stem(r, &embedding, 0);
     embedding.x = c.xq;
-    if (!st) st = stem(r, &embedding, 1);
+    if (!st) st = vitq_i_run_stem(r, &embedding, 1);
     vitq_i_free(r->alloc, owned); /* the streams hold all that is needed from here on */
     int merges = m->info.arch == VITQ_ARCH_SWIN ? m->info.num_stages - 1 : 0;
     r->progress_total += depth + merges;

@@ -11,7 +11,9 @@
 #include "quant/view.h"
 #include "train/block_train.h"
 #include "train/block_train_ops.h"
+#include "train/block_train_qat.h"
 #include "train/linear.h"
+#include "train/norm_grad.h"
 
 #define MAX_LEARNED_GROUPS 64 /* groups of a learned step: its partial sums per task have this room */
 
@@ -53,6 +55,7 @@ static vitq_status setup_layer(vitq_i_block_train *bt, int k, const vitq_i_bt_co
     size_t count = l->out * l->in;
     L->l = l;
     L->packed_kind = -1;
+    L->bias = l->bias;
     if (!cfg->weight[k])
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "block %d: no float weight for linear layer %d", bt->b, k);
     L->w_start = vitq_i_alloc_array(&bt->alloc, count, 3 * sizeof(float));
@@ -61,6 +64,10 @@ static vitq_status setup_layer(vitq_i_block_train *bt, int k, const vitq_i_bt_co
     L->w_cur = L->w_start + count, L->dw = L->w_cur + count;
     memcpy(L->w_start, cfg->weight[k], count * sizeof(float));
     const vitq_i_instance *wq = cfg->wq[k];
+    if (cfg->qat) {
+        vitq_status st = vitq_i_bt_qat_layer(bt, L, wq, cfg->weight[k], cfg->weight_gscale);
+        if (st || L->mode == 3) return st;
+    }
     if (!wq) return VITQ_OK;
     vitq_tensor_view v = vitq_i_view_rows(L->w_start, (int64_t)l->out, (int64_t)l->in);
     vitq_status st = wq->scheme.fake_quant(wq->state, &v);
@@ -86,6 +93,7 @@ static vitq_status alloc_buffers(vitq_i_block_train *bt) {
         lin = max_size(lin, vitq_i_linear_weight_grad_floats(rows, l->in, l->out));
         lin = max_size(lin, vitq_i_linear_input_grad_floats(l->in, l->out));
     }
+    if (bt->qat) lin = max_size(lin, vitq_i_layernorm_param_grad_floats(rows, d));
     size_t scratch = (size_t)bt->nthreads * vitq_i_attention_scratch_floats(bt->seq, bt->hd);
     enum { N = 28 };
     size_t sizes[N] = {rd,       rd,       rd,       rd,       3 * rd,  3 * rd,  pp,      pp,      pp,      pp,
@@ -125,6 +133,11 @@ vitq_status vitq_i_block_train_create(vitq_i_block_train *bt, const vitq_allocat
     vitq_i_block_geom g;
     vitq_i_block_geom_of(m, b, 1, &g);
     bt->swin = g.swin, bt->grid = g.grid, bt->win = g.win, bt->shift = g.blk->shift, bt->bias = g.bias;
+    const vitq_i_block *blk = &m->blocks[b];
+    bt->gamma[0] = blk->norm1.gamma, bt->beta[0] = blk->norm1.beta;
+    bt->gamma[1] = blk->norm2.gamma, bt->beta[1] = blk->norm2.beta;
+    bt->qat = cfg->qat;
+    if (bt->qat) st = vitq_i_bt_qat_alloc(bt);
     for (int s = 0; !st && s < VITQ_I_BT_SITES; s++) st = setup_point(bt, s, cfg);
     for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) st = setup_layer(bt, k, cfg);
     if (!st) st = alloc_buffers(bt);
@@ -143,6 +156,7 @@ void vitq_i_block_train_free(vitq_i_block_train *bt) {
         vitq_i_free(&bt->alloc, bt->layer[k].w_start);
         vitq_i_free(&bt->alloc, bt->layer[k].panels);
     }
+    vitq_i_bt_qat_free(bt);
     vitq_i_free(&bt->alloc, bt->block);
     vitq_i_free(&bt->alloc, bt->partial);
     memset(bt, 0, sizeof *bt);
@@ -150,23 +164,30 @@ void vitq_i_block_train_free(vitq_i_block_train *bt) {
 
 /* ---- forward ------------------------------------------------------------------------------------- */
 
-/* The weights of layer k for a forward of kind w, packed. */
-static void prepare_layer(vitq_i_block_train *bt, int k, vitq_i_bt_weights w) {
+/* The weights of layer k for a forward of kind w, packed. QAT's latent weights change every step: they are
+ * quantized and packed on every forward. */
+static vitq_status prepare_layer(vitq_i_block_train *bt, int k, vitq_i_bt_weights w) {
     vitq_i_bt_layer *L = &bt->layer[k];
     const vitq_i_linear *l = L->l;
+    if (L->mode == 3) {
+        vitq_status st = vitq_i_bt_qat_weights(bt, L);
+        if (!st) vitq_i_gemm_pack_strided(L->w_cur, l->in, 1, l->out, l->in, L->panels, &L->packed);
+        return st;
+    }
     int kind = L->mode == 2 ? (int)w : VITQ_I_BT_START;
-    if (kind == VITQ_I_BT_START && L->packed_kind == VITQ_I_BT_START) return;
+    if (kind == VITQ_I_BT_START && L->packed_kind == VITQ_I_BT_START) return VITQ_OK;
     const float *src = L->w_start;
     if (kind == VITQ_I_BT_SOFT) vitq_i_adaround_soft(&L->ar, L->w_cur), src = L->w_cur;
     if (kind == VITQ_I_BT_HARD) vitq_i_adaround_hard(&L->ar, L->w_cur), src = L->w_cur;
     if (src != L->w_cur) memcpy(L->w_cur, src, l->out * l->in * sizeof(float));
     vitq_i_gemm_pack_strided(L->w_cur, l->in, 1, l->out, l->in, L->panels, &L->packed);
     L->packed_kind = kind;
+    return VITQ_OK;
 }
 
 static void linear(vitq_i_block_train *bt, int k, const float *in, size_t rows, float *out, vitq_i_epilogue e) {
     const vitq_i_linear *l = bt->layer[k].l;
-    vitq_i_gemm(in, l->in, rows, &bt->layer[k].packed, l->bias, out, l->out, e, bt->nthreads);
+    vitq_i_gemm(in, l->in, rows, &bt->layer[k].packed, bt->layer[k].bias, out, l->out, e, bt->nthreads);
 }
 
 /* dst = src (count floats), then the point's quantizer on the view v of dst. */
@@ -213,7 +234,6 @@ vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, s
     if (!bt || !bt->block || !x || n < 1 || n > bt->max_images)
         return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "training block: %zu images (1..%zu) or a NULL argument", n,
                            bt ? bt->max_images : 0);
-    const vitq_i_block *blk = &bt->m->blocks[bt->b];
     size_t rows = n * bt->tokens, d = bt->d, hid = bt->hidden, rd = rows * d, seqs = n * bt->windows;
     size_t pp = seqs * bt->heads * bt->seq * bt->seq;
     float eps = bt->m->info.layer_norm_eps;
@@ -221,12 +241,14 @@ vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, s
     bt->n = n;
     if (train) bt->step++;
     bt->dropping = train && bt->drop > 0.0;
-    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) prepare_layer(bt, k, w);
+    vitq_status st = VITQ_OK;
+    for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) st = prepare_layer(bt, k, w);
+    if (st) return st;
     memcpy(bt->x_in, x, rd * sizeof(float));
-    vitq_status st = quantize_copy(bt, VITQ_I_BT_NORM1_IN, bt->x_in, bt->a1, rd, rows_view(bt->a1, rows, d, d));
+    st = quantize_copy(bt, VITQ_I_BT_NORM1_IN, bt->x_in, bt->a1, rd, rows_view(bt->a1, rows, d, d));
     /* Swin: LayerNorm on the grid (l1q as scratch), its output into window order: the point after it (as every
      * point up to proj's input) sees the rows in the order the model's block taps them */
-    vitq_i_layernorm(bt->a1, rows, d, blk->norm1.gamma, blk->norm1.beta, eps, bt->swin ? bt->l1q : bt->ln1, nt);
+    vitq_i_layernorm(bt->a1, rows, d, bt->gamma[0], bt->beta[0], eps, bt->swin ? bt->l1q : bt->ln1, nt);
     if (bt->swin) to_windows(bt, bt->l1q, n, bt->ln1);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_QKV_IN, bt->ln1, bt->l1q, rd, rows_view(bt->l1q, rows, d, d));
     linear(bt, VITQ_I_BT_QKV, bt->l1q, rows, bt->qkv, VITQ_I_EPI_NONE);
@@ -249,7 +271,7 @@ vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, s
         linear(bt, VITQ_I_BT_PROJ, bt->attq, rows, bt->xm, VITQ_I_EPI_RESIDUAL);
     }
     if (!st) st = quantize_copy(bt, VITQ_I_BT_NORM2_IN, bt->xm, bt->a2, rd, rows_view(bt->a2, rows, d, d));
-    vitq_i_layernorm(bt->a2, rows, d, blk->norm2.gamma, blk->norm2.beta, eps, bt->ln2, nt);
+    vitq_i_layernorm(bt->a2, rows, d, bt->gamma[1], bt->beta[1], eps, bt->ln2, nt);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_FC1_IN, bt->ln2, bt->l2q, rd, rows_view(bt->l2q, rows, d, d));
     linear(bt, VITQ_I_BT_FC1, bt->l2q, rows, bt->h, VITQ_I_EPI_NONE);
     if (!st) st = quantize_copy(bt, VITQ_I_BT_GELU_IN, bt->h, bt->hq, rows * hid, rows_view(bt->hq, rows, hid, hid));
@@ -264,37 +286,41 @@ vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, s
 
 /* ---- backward ------------------------------------------------------------------------------------ */
 
-/* dx = dy W (the forward's weights) into dx; dW of an AdaRound layer into its V gradients. */
-static void linear_back(vitq_i_block_train *bt, int k, const float *x, const float *dy, size_t rows, float *dx) {
+/* dx = dy W (the forward's weights) into dx; dW of an AdaRound layer into its V gradients; QAT: the bias's, the
+ * latent weight's and its steps' gradients. */
+static vitq_status linear_back(vitq_i_block_train *bt, int k, const float *x, const float *dy, size_t rows, float *dx) {
     vitq_i_bt_layer *L = &bt->layer[k];
     const vitq_i_linear *l = L->l;
     if (dx) vitq_i_linear_input_grad(L->w_cur, dy, rows, l->in, l->out, dx, 0, bt->lin_scratch, bt->nthreads);
-    if (L->mode != 2 || L->packed_kind != VITQ_I_BT_SOFT) return;
+    if (bt->qat) return vitq_i_bt_qat_linear_back(bt, L, x, dy, rows);
+    if (L->mode != 2 || L->packed_kind != VITQ_I_BT_SOFT) return VITQ_OK;
     vitq_i_linear_weight_grad(x, dy, rows, l->in, l->out, L->dw, NULL, 0, bt->lin_scratch, bt->nthreads);
     vitq_i_adaround_backward(&L->ar, L->dw);
+    return VITQ_OK;
 }
 
 vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_out) {
     if (!bt || !bt->block || !d_out || !bt->n)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "training block: backward without a forward (or a NULL gradient)");
-    const vitq_i_block *blk = &bt->m->blocks[bt->b];
     size_t n = bt->n, rows = n * bt->tokens, d = bt->d, hid = bt->hidden, rd = rows * d;
     float eps = bt->m->info.layer_norm_eps, *da = bt->dx, *db = bt->dx + rd;
     int nt = bt->nthreads;
     /* MLP: d_out -> the GELU output -> fc1's output -> LN2's output -> x_mid */
-    linear_back(bt, VITQ_I_BT_FC2, bt->gq, d_out, rows, bt->dh);
+    vitq_status st = linear_back(bt, VITQ_I_BT_FC2, bt->gq, d_out, rows, bt->dh);
     vitq_tensor_view v = rows_view(bt->g, rows, hid, hid);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_FC2_IN, &v, bt->dh);
     vitq_i_bt_gelu_backward(bt, rows * hid);
     v = rows_view(bt->h, rows, hid, hid);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_GELU_IN, &v, bt->dh);
-    linear_back(bt, VITQ_I_BT_FC1, bt->l2q, bt->dh, rows, db);
+    if (!st) st = linear_back(bt, VITQ_I_BT_FC1, bt->l2q, bt->dh, rows, db);
     v = rows_view(bt->ln2, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_FC1_IN, &v, db);
-    vitq_i_layernorm_backward(bt->a2, db, rows, d, blk->norm2.gamma, eps, db, 0, nt);
+    if (bt->qat) vitq_i_bt_qat_norm_back(bt, 1, bt->a2, db, rows);
+    vitq_i_layernorm_backward(bt->a2, db, rows, d, bt->gamma[1], eps, db, 0, nt);
     v = rows_view(bt->xm, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_NORM2_IN, &v, db);
     for (size_t k = 0; k < rd; k++) da[k] = d_out[k] + db[k];
+    if (bt->qat) memcpy(bt->d_in, da, rd * sizeof(float)); /* the residual's share of the input gradient */
     /* attention: x_mid -> proj's input -> P^ and V -> the scores -> Q, K -> LN1's output. Swin: the gradient at
      * proj's output is x_mid's in window order (the adjoint of adding it back onto the grid); the bias and the
      * mask are constants added to the scores, so nothing else changes but the sequences' count */
@@ -303,7 +329,7 @@ vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_o
         float *t = da;
         da = db, db = t;
     }
-    linear_back(bt, VITQ_I_BT_PROJ, bt->attq, da, rows, db);
+    if (!st) st = linear_back(bt, VITQ_I_BT_PROJ, bt->attq, da, rows, db);
     v = rows_view(bt->att, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_PROJ_IN, &v, db);
     size_t seqs = n * bt->windows;
@@ -318,9 +344,9 @@ vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_o
         v = rows_view(bt->qkv + (size_t)s * d, rows, d, 3 * d);
         vitq_i_bt_point_backward(bt, VITQ_I_BT_Q + s, &v, bt->dqkv + (size_t)s * d);
     }
-    int norm1 = bt->pt[VITQ_I_BT_NORM1_IN].learned, qkv_in = bt->pt[VITQ_I_BT_QKV_IN].learned;
-    linear_back(bt, VITQ_I_BT_QKV, bt->l1q, bt->dqkv, rows, norm1 || qkv_in ? db : NULL);
-    if (!norm1 && !qkv_in) return VITQ_OK; /* the block input's gradient is not wanted */
+    int norm1 = bt->pt[VITQ_I_BT_NORM1_IN].learned || bt->qat, qkv_in = bt->pt[VITQ_I_BT_QKV_IN].learned;
+    if (!st) st = linear_back(bt, VITQ_I_BT_QKV, bt->l1q, bt->dqkv, rows, norm1 || qkv_in ? db : NULL);
+    if (st || (!norm1 && !qkv_in)) return st; /* the block input's gradient is not wanted */
     v = rows_view(bt->ln1, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_QKV_IN, &v, db);
     if (!norm1) return VITQ_OK;
@@ -329,9 +355,11 @@ vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_o
         from_windows_add(bt, db, n, da);
         db = da;
     }
-    vitq_i_layernorm_backward(bt->a1, db, rows, d, blk->norm1.gamma, eps, db, 0, nt);
+    if (bt->qat) vitq_i_bt_qat_norm_back(bt, 0, bt->a1, db, rows);
+    vitq_i_layernorm_backward(bt->a1, db, rows, d, bt->gamma[0], eps, db, 0, nt);
     v = rows_view(bt->x_in, rows, d, d);
     vitq_i_bt_point_backward(bt, VITQ_I_BT_NORM1_IN, &v, db);
+    for (size_t k = 0; bt->qat && k < rd; k++) bt->d_in[k] += db[k];
     return VITQ_OK;
 }
 
@@ -355,8 +383,13 @@ int vitq_i_block_train_params(vitq_i_block_train *bt, vitq_i_param *params, int 
 }
 
 void vitq_i_block_train_zero_grad(vitq_i_block_train *bt) {
-    for (int k = 0; k < VITQ_I_BT_LAYERS; k++)
-        if (bt->layer[k].mode == 2) memset(bt->layer[k].ar.v_grad, 0, bt->layer[k].ar.count * sizeof(float));
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) {
+        vitq_i_bt_layer *L = &bt->layer[k];
+        if (L->mode == 2) memset(L->ar.v_grad, 0, L->ar.count * sizeof(float));
+        if (L->mode == 3) memset(L->w_grad, 0, L->l->out * L->l->in * sizeof(float)), vitq_i_lsq_zero_grad(&L->lsq);
+        if (L->bias_grad) memset(L->bias_grad, 0, L->l->out * sizeof(float));
+    }
+    if (bt->qat) memset(bt->ln_grads, 0, 4 * bt->d * sizeof(float));
     for (int s = 0; s < VITQ_I_BT_SITES; s++)
         if (bt->pt[s].learned) memset(bt->pt[s].step_grad, 0, (size_t)bt->pt[s].groups * sizeof(float));
 }
@@ -369,6 +402,8 @@ double vitq_i_block_train_reg(vitq_i_block_train *bt, double beta, double lambda
 }
 
 void vitq_i_block_train_project(vitq_i_block_train *bt) {
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++)
+        if (bt->layer[k].mode == 3) vitq_i_lsq_project(&bt->layer[k].lsq);
     for (int s = 0; s < VITQ_I_BT_SITES; s++) {
         vitq_i_bt_point *pt = &bt->pt[s];
         for (int64_t g = 0; pt->learned && g < pt->groups; g++)

@@ -46,20 +46,21 @@ vitq_status vitq_i_block_train_forward(vitq_i_block_train *bt, const float *x, s
                                        int train, float *out);
 
 /* Given d_out (the loss's gradient at the last forward's output), accumulate AdaRound's V gradients (soft
- * weights only) and the learned steps' gradients. */
+ * weights only) and the learned steps' gradients; QAT: also the latent weights', biases' and LayerNorms'
+ * gradients, and the block input's gradient (vitq_i_block_train_input_grad). */
 vitq_status vitq_i_block_train_backward(vitq_i_block_train *bt, const float *d_out);
 
 /* The trained parameters: every AdaRound V (group v_group), every learned step (group step_group), into
  * params[0 .. max); the count (which may exceed max: then only max are written). */
 int vitq_i_block_train_params(vitq_i_block_train *bt, vitq_i_param *params, int max, int v_group, int step_group);
 
-/* Zero the gradients of every trained parameter. */
+/* Zero the gradients of every trained parameter (QAT's included). */
 void vitq_i_block_train_zero_grad(vitq_i_block_train *bt);
 
 /* AdaRound's regulariser of every weight at beta; adds lambda times its gradient. */
 double vitq_i_block_train_reg(vitq_i_block_train *bt, double beta, double lambda);
 
-/* Keep learned steps positive (after an optimizer step). */
+/* Keep learned steps (QAT's weight steps included) positive (after an optimizer step). */
 void vitq_i_block_train_project(vitq_i_block_train *bt);
 
 /* Weights of AdaRound layer `layer` hardened, dequantized into w [out][in] (s (code - z)); 0 when the layer

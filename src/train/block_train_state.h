@@ -9,6 +9,7 @@
 #include "model/net.h"
 #include "quant/registry.h"
 #include "train/adaround.h"
+#include "train/lsq.h"
 #include "train/ste.h"
 
 /* Activation sites, in the order of vitq_i_block_sites (model/taps.h). */
@@ -36,6 +37,11 @@ typedef struct vitq_i_bt_config {
     double drop;      /* QDrop: probability an activation element stays float in a training forward */
     uint64_t seed;
     size_t max_images; /* the most images a forward takes */
+    /* QAT (issue 21): the weights of symmetric uniform quantizers become latent floats fake-quantized by LSQ
+     * with learned steps (block_train_qat.c), the biases and LayerNorm affine parameters are trained too (the
+     * block's own copies), and the backward forms the block input's gradient. `adaround` is ignored then. */
+    int qat;
+    int weight_gscale; /* QAT: the weight steps' gradient scale, a vitq_i_lsq_gscale (PER_GROUP: VVTQ's) */
 } vitq_i_bt_config;
 
 typedef struct vitq_i_bt_point {
@@ -50,7 +56,7 @@ typedef struct vitq_i_bt_point {
 
 typedef struct vitq_i_bt_layer {
     const vitq_i_linear *l;
-    int mode;             /* 0 float, 1 fixed quantizer, 2 AdaRound */
+    int mode;             /* 0 float, 1 fixed quantizer, 2 AdaRound, 3 QAT (LSQ on latent weights) */
     vitq_i_adaround ar;   /* mode 2 */
     float *w_start;       /* [out][in]: float (mode 0) or the quantizer's fake-quantized weight */
     float *w_cur;         /* the weights of the last forward */
@@ -58,6 +64,11 @@ typedef struct vitq_i_bt_layer {
     vitq_i_packed packed;
     int packed_kind;      /* the vitq_i_bt_weights packed, -1: none */
     float *dw;            /* [out][in] */
+    const float *bias;    /* what the forward adds: the model's, or (QAT) the layer's trained copy */
+    /* QAT (mode 3): LSQ of the latent weight, the latent weight and its gradient, the bias copy and its gradient
+     * (a QAT layer in float or with a fixed quantizer still trains its bias; its weight stays) */
+    vitq_i_lsq lsq;
+    float *w_latent, *w_grad, *bias_copy, *bias_grad, *db_step, *frozen_w;
 } vitq_i_bt_layer;
 
 typedef struct vitq_i_block_train {
@@ -91,6 +102,11 @@ typedef struct vitq_i_block_train {
      * derivatives are what the backward computes (so finite differences can check it). */
     int surrogate;
     float *frozen[VITQ_I_BT_SITES];
+    /* QAT: LayerNorm 1 and 2's affine parameters (the model's, or trained copies) and their gradients, the block
+     * input's gradient [n * tokens][d] (grid order), the allocation they live in */
+    int qat;
+    const float *gamma[2], *beta[2];
+    float *ln_params, *ln_grads, *d_in;
 } vitq_i_block_train;
 
 #endif

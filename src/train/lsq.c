@@ -1,7 +1,8 @@
 /* LSQ fake quantization with learned steps (lsq.h). The forward takes each code from the library's uniform
  * grid (vitq_i_uniform_code of x - b with zero point 0), so with no offset an LSQ tensor and a saved
  * uniform quantizer of the same step agree bit for bit. Every group is visited element by element in
- * (outer, channel, inner) order and its gradient summed in double: no allocation, no thread dependence. */
+ * (outer, channel, inner) order and its gradient summed in double: no allocation in the forward and
+ * backward, no thread dependence. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,7 +45,9 @@ void vitq_i_lsq_free(vitq_i_lsq *q) {
     vitq_i_free(&q->alloc, q->step_grad);
     vitq_i_free(&q->alloc, q->offset);
     vitq_i_free(&q->alloc, q->offset_grad);
+    vitq_i_free(&q->alloc, q->group_scale);
     q->step = q->step_grad = q->offset = q->offset_grad = NULL;
+    q->group_scale = NULL;
 }
 
 static vitq_status check_view(const vitq_i_lsq *q, const vitq_tensor_view *x) {
@@ -86,6 +89,94 @@ vitq_status vitq_i_lsq_init_data(vitq_i_lsq *q, const vitq_tensor_view *x) {
     return VITQ_OK;
 }
 
+/* Over group g's elements of x, in element order: sum |x - b| and the largest value the codes can reach,
+ * max |x - b| for signed codes, max (x - b, 0) for unsigned ones. */
+static void group_abs(const vitq_i_lsq *q, const vitq_tensor_view *x, int64_t g, double *sum, double *max) {
+    double b = offset_of(q, g), s = 0.0, m = 0.0;
+    int is_signed = q->grid.qmin < 0;
+    for (int64_t o = 0; o < x->outer; o++)
+        for (int64_t c = g * q->cpg; c < (g + 1) * q->cpg; c++) {
+            const float *p = x->data + at(x, o, c);
+            for (int64_t i = 0; i < x->inner; i++) {
+                double d = (double)p[i] - b, a = is_signed ? fabs(d) : d;
+                s += fabs(d);
+                m = a > m ? a : m;
+            }
+        }
+    *sum = s, *max = m;
+}
+
+/* Every group checked before any changes, so a refused call leaves the quantizer as it was. */
+static vitq_status check_finite(const vitq_i_lsq *q, const vitq_tensor_view *x) {
+    for (int64_t g = 0; g < q->groups; g++) {
+        double sum, max;
+        group_abs(q, x, g, &sum, &max);
+        if (!isfinite(sum))
+            return vitq_i_fail(VITQ_ERR_NON_FINITE, "%s: group %lld holds NaN or infinity", q->name, (long long)g);
+    }
+    return VITQ_OK;
+}
+
+/* One least-squares round: the forward's codes c of group g at step s, then <x - b, c> / <c, c> (0 when
+ * every code is 0). */
+static double ls_step(const vitq_i_lsq *q, const vitq_tensor_view *x, int64_t g, float s) {
+    float b = offset_of(q, g);
+    double xc = 0.0, cc = 0.0;
+    for (int64_t o = 0; o < x->outer; o++)
+        for (int64_t c = g * q->cpg; c < (g + 1) * q->cpg; c++) {
+            const float *p = x->data + at(x, o, c);
+            for (int64_t i = 0; i < x->inner; i++) {
+                double code = vitq_i_uniform_code(&q->grid, p[i] - b, s, 0.0f);
+                xc += ((double)p[i] - b) * code, cc += code * code;
+            }
+        }
+    return cc > 0.0 ? xc / cc : 0.0;
+}
+
+vitq_status vitq_i_lsq_init_fit(vitq_i_lsq *q, const vitq_tensor_view *w) {
+    vitq_status st = check_view(q, w);
+    if (st == VITQ_OK) st = check_finite(q, w);
+    if (st != VITQ_OK) return st;
+    for (int64_t g = 0; g < q->groups; g++) {
+        double sum, max;
+        group_abs(q, w, g, &sum, &max);
+        float s = (float)(max / q->grid.qmax);
+        if (!(s > 0.0f)) { /* zeros (or nearly; unsigned: nothing above b): every step is as good */
+            q->step[g] = 1.0f;
+            continue;
+        }
+        for (int round = 0; round < 100; round++) {
+            float next = (float)ls_step(q, w, g, s);
+            if (!(next > 0.0f)) { /* every code 0 (not seen: the start codes its largest value qmax) */
+                s = 1.0f;
+                break;
+            }
+            double change = fabs((double)next - s) / s;
+            s = next;
+            if (change < 1e-5) break;
+        }
+        q->step[g] = s;
+    }
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_lsq_set_magnitude_scale(vitq_i_lsq *q, const vitq_tensor_view *w) {
+    vitq_status st = check_view(q, w);
+    if (st == VITQ_OK) st = check_finite(q, w);
+    if (st != VITQ_OK) return st;
+    if (!q->group_scale) {
+        q->group_scale = vitq_i_alloc_array(&q->alloc, (size_t)q->groups, sizeof(double));
+        if (!q->group_scale) return vitq_i_oom("LSQ gradient scales", (size_t)q->groups * sizeof(double));
+    }
+    for (int64_t g = 0; g < q->groups; g++) {
+        double sum, max;
+        group_abs(q, w, g, &sum, &max);
+        q->group_scale[g] = sum > 0.0 ? 1.0 / sqrt((double)q->grid.qmax * sum) : 1.0;
+    }
+    q->gscale = VITQ_I_LSQ_GSCALE_PER_GROUP;
+    return VITQ_OK;
+}
+
 vitq_status vitq_i_lsq_init_steps(vitq_i_lsq *q, const float *steps, const float *offsets) {
     if (!q->step || !steps) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: no steps given", q->name);
     for (int64_t g = 0; g < q->groups; g++)
@@ -119,9 +210,10 @@ vitq_status vitq_i_lsq_forward(const vitq_i_lsq *q, const vitq_tensor_view *x, f
 
 double vitq_i_lsq_auto_scale(int64_t n, int32_t qmax) { return 1.0 / sqrt((double)n * (double)qmax); }
 
-static double step_scale(const vitq_i_lsq *q, const vitq_tensor_view *x) {
+static double step_scale(const vitq_i_lsq *q, const vitq_tensor_view *x, int64_t g) {
     if (q->gscale == VITQ_I_LSQ_GSCALE_OFF) return 1.0;
     if (q->gscale == VITQ_I_LSQ_GSCALE_FIXED) return q->grad_scale;
+    if (q->gscale == VITQ_I_LSQ_GSCALE_PER_GROUP) return q->group_scale[g];
     return vitq_i_lsq_auto_scale(x->outer * q->cpg * x->inner, q->grid.qmax);
 }
 
@@ -131,9 +223,11 @@ vitq_status vitq_i_lsq_backward(vitq_i_lsq *q, const vitq_tensor_view *x, const 
     if (st == VITQ_OK) st = check_steps(q);
     if (st != VITQ_OK) return st;
     if (!dy) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: output gradient is NULL", q->name);
+    if (q->gscale == VITQ_I_LSQ_GSCALE_PER_GROUP && !q->group_scale)
+        return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: per-group gradient scales were never set", q->name);
     const float lo = (float)q->grid.qmin, hi = (float)q->grid.qmax;
-    double gs = step_scale(q, x);
     for (int64_t g = 0; g < q->groups; g++) {
+        double gs = step_scale(q, x, g);
         float s = q->step[g], b = offset_of(q, g);
         double ds = 0.0, db = 0.0;
         for (int64_t o = 0; o < x->outer; o++)

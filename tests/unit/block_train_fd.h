@@ -13,7 +13,7 @@
 #include "train/block_train.h"
 
 /* Sum of squared errors over count elements divided by n (the images); its gradient into dy (may be NULL). */
-static double sq_loss(const float *y, const float *t, size_t count, size_t n, float *dy) {
+static inline double sq_loss(const float *y, const float *t, size_t count, size_t n, float *dy) {
     double l = 0.0;
     for (size_t i = 0; i < count; i++) {
         double e = (double)y[i] - t[i];
@@ -24,7 +24,7 @@ static double sq_loss(const float *y, const float *t, size_t count, size_t n, fl
 }
 
 /* Loss of the surrogate at the current parameters (the same QDrop mask: step fixed). */
-static double surrogate_loss(vitq_i_block_train *bt, const float *x, const float *t, size_t n, float *out) {
+static inline double surrogate_loss(vitq_i_block_train *bt, const float *x, const float *t, size_t n, float *out) {
     bt->step = 4;
     CHECK_STATUS(vitq_i_block_train_forward(bt, x, n, VITQ_I_BT_SOFT, 1, out), VITQ_OK);
     return sq_loss(out, t, n * bt->tokens * bt->d, n, NULL);
@@ -33,7 +33,7 @@ static double surrogate_loss(vitq_i_block_train *bt, const float *x, const float
 /* Central differences of the loss in *p at the step sizes h[0..nh) against the analytic gradient g: agreement
  * within `tol` at one of them counts (a step's difference is noisy at small h, from the float forward's
  * rounding against a tiny change of the loss, and bent at large h, by the clamps' kinks nearby). */
-static void fd_check(vitq_i_block_train *bt, float *p, double g, const double *h, int nh, double tol, const float *x,
+static inline void fd_check(vitq_i_block_train *bt, float *p, double g, const double *h, int nh, double tol, const float *x,
                      const float *t, size_t n, float *out, int *ok, int *total) {
     float keep = *p;
     int good = 0;
@@ -63,7 +63,7 @@ typedef struct fd_counts {
  * surrogate's residuals frozen at the base point (its loss must equal the quantized block's there), the
  * backward, then central differences for the `per_layer` largest V gradients of every layer and the first
  * `groups` groups of every learned step. out and dy hold the block output's floats (rd). */
-static fd_counts fd_check_block(vitq_i_block_train *bt, const float *x, const float *t, size_t n, float *out,
+static inline fd_counts fd_check_block(vitq_i_block_train *bt, const float *x, const float *t, size_t n, float *out,
                                 float *dy, size_t rd, int per_layer, int groups, fd_site_view_fn site_view) {
     fd_counts c = {0, 0, 0};
     float *frozen[VITQ_I_BT_SITES];

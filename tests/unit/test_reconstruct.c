@@ -13,6 +13,7 @@
 #include "api/model.h"
 #include "calib_util.h"
 #include "block_train_fd.h"
+#include "block_train_vit.h"
 #include "harness.h"
 #include "model/block.h"
 #include "model/weights.h"
@@ -29,52 +30,6 @@ static double vitq_now_for_test(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* The view of site s's input in a training block's buffers after a forward on n images. */
-static vitq_tensor_view site_view(const vitq_i_block_train *bt, int s, size_t n) {
-    size_t rows = n * bt->tokens, d = bt->d, hid = bt->hidden;
-    int64_t h = (int64_t)bt->heads, tt = (int64_t)(bt->tokens * bt->tokens);
-    float *base[VITQ_I_BT_SITES] = {bt->x_in, bt->ln1, bt->qkv, bt->qkv + d, bt->qkv + 2 * d, bt->s, bt->p,
-                                    bt->att, bt->xm, bt->ln2, bt->h, bt->g};
-    vitq_tensor_view v = {sizeof v, base[s], (int64_t)rows, (int64_t)d, 1, (int64_t)d};
-    if (s >= VITQ_I_BT_Q && s <= VITQ_I_BT_V) v.outer_stride = (int64_t)(3 * d);
-    if (s == VITQ_I_BT_SCORES || s == VITQ_I_BT_PROBS) v = (vitq_tensor_view){sizeof v, base[s], (int64_t)n, h, tt, h * tt};
-    if (s == VITQ_I_BT_GELU_IN || s == VITQ_I_BT_FC2_IN) v.channels = v.outer_stride = (int64_t)hid;
-    return v;
-}
-
-typedef struct quantizers {
-    vitq_i_instance act[VITQ_I_BT_SITES], w[VITQ_I_BT_LAYERS];
-} quantizers;
-
-static vitq_status make_instance(vitq_i_instance *inst, const char *name, vitq_point_kind kind, int bits,
-                                 int granularity, int symmetric, int64_t channels, int64_t heads) {
-    vitq_point_config c = {.struct_size = sizeof c, .name = name, .kind = kind, .role = 0, .bits = bits,
-                           .granularity = granularity, .symmetric = symmetric, .channels = channels, .seed = 1};
-    vitq_status st = vitq_i_config_groups(&c, heads);
-    return st ? st : vitq_i_instance_create(inst, &alloc, &vitq_i_scheme_minmax, &c);
-}
-
-/* W4A4 min-max quantizers of block 0 observed on a float forward of `bt0` (which has none). */
-static void observe(quantizers *q, const vitq_i_block_train *bt0, size_t n) {
-    const vitq_i_block *blk = &bt0->m->blocks[0];
-    const vitq_i_linear *layers[4] = {&blk->qkv, &blk->proj, &blk->fc1, &blk->fc2};
-    for (int s = 0; s < VITQ_I_BT_SITES; s++) {
-        vitq_tensor_view v = site_view(bt0, s, n);
-        int attn = s == VITQ_I_BT_SCORES || s == VITQ_I_BT_PROBS;
-        CHECK_STATUS(make_instance(&q->act[s], "act", VITQ_POINT_ACTIVATION, 4, attn ? VITQ_GRAN_HEAD : VITQ_GRAN_TENSOR,
-                                   0, v.channels, attn ? v.channels : 0), VITQ_OK);
-        CHECK_STATUS(q->act[s].scheme.observe(q->act[s].state, 0, &v), VITQ_OK);
-        CHECK_STATUS(q->act[s].scheme.finalize(q->act[s].state), VITQ_OK);
-    }
-    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) {
-        vitq_tensor_view v = {sizeof v, layers[k]->weight, 1, (int64_t)layers[k]->out, (int64_t)layers[k]->in,
-                              (int64_t)(layers[k]->out * layers[k]->in)};
-        CHECK_STATUS(make_instance(&q->w[k], "w", VITQ_POINT_WEIGHT, 4, VITQ_GRAN_CHANNEL, 1, v.channels, 0), VITQ_OK);
-        CHECK_STATUS(q->w[k].scheme.observe(q->w[k].state, 0, &v), VITQ_OK);
-        CHECK_STATUS(q->w[k].scheme.finalize(q->w[k].state), VITQ_OK);
-    }
 }
 
 static void block_gradients(double drop) {
@@ -102,7 +57,7 @@ static void block_gradients(double drop) {
     CHECK_STATUS(vitq_i_block_train_forward(&bt0, x, n, VITQ_I_BT_SOFT, 0, out), VITQ_OK);
     CHECK(memcmp(ref, out, rd * sizeof(float)) == 0);
     quantizers q;
-    observe(&q, &bt0, n);
+    observe(&alloc, &q, &bt0, n);
     for (int s = 0; s < VITQ_I_BT_SITES; s++) cfg.act[s] = &q.act[s];
     for (int k = 0; k < VITQ_I_BT_LAYERS; k++) cfg.wq[k] = &q.w[k];
     cfg.act[VITQ_I_BT_GELU_IN] = NULL; /* a float point among quantized ones */
@@ -122,8 +77,7 @@ static void block_gradients(double drop) {
     CHECK(c.ok >= c.total - (drop > 0.0 ? 2 : 0));
     vitq_i_block_train_free(&bt);
     vitq_i_block_train_free(&bt0);
-    for (int s = 0; s < VITQ_I_BT_SITES; s++) vitq_i_instance_destroy(&q.act[s]);
-    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) vitq_i_instance_destroy(&q.w[k]);
+    quantizers_free(&q);
     free(x), free(ref), free(out), free(t), free(dy);
     vitq_model_free(handle);
 }

@@ -308,6 +308,214 @@ static void test_learns_step(void) {
     vitq_i_lsq_free(&q);
 }
 
+/* VVTQ's magnitude-aware scales: 1 / sqrt(qmax sum|w|) per group, against a naive sum over a
+ * [outer 2][channels 6][inner 3] view in groups of 2 channels; the backward with them is, group by group,
+ * the backward with the same value as a FIXED scale, bit for bit. */
+static void test_magnitude_grad_scale(void) {
+    enum { OUTER = 2, CH = 6, INNER = 3, N = OUTER * CH * INNER, GROUPS = 3, CPG = 2 };
+    float w[N], dy[N], dx[N];
+    for (int i = 0; i < N; i++) w[i] = (float)(0.2 * gauss()), dy[i] = (float)gauss();
+    for (int o = 0; o < OUTER; o++) /* group 2 all zero */
+        for (int c = 4; c < CH; c++)
+            for (int i = 0; i < INNER; i++) w[(o * CH + c) * INNER + i] = 0.0f;
+    vitq_tensor_view v = {sizeof v, w, OUTER, CH, INNER, CH * INNER};
+    vitq_i_lsq q;
+    CHECK_STATUS(vitq_i_lsq_create(&q, NULL, "test.w", 4, 1, GROUPS, CPG, 0), VITQ_OK);
+    CHECK(q.group_scale == NULL); /* allocated only when used */
+    q.gscale = VITQ_I_LSQ_GSCALE_PER_GROUP;     /* never set: refused */
+    CHECK_STATUS(vitq_i_lsq_backward(&q, &v, dy, dx, 0), VITQ_ERR_BAD_STATE);
+    q.gscale = VITQ_I_LSQ_GSCALE_AUTO;
+    CHECK_STATUS(vitq_i_lsq_init_data(&q, &v), VITQ_OK);
+    q.step[2] = 0.05f; /* init_data gave the zero group 1: give it a step that sees its gradient */
+    CHECK_STATUS(vitq_i_lsq_set_magnitude_scale(&q, &v), VITQ_OK);
+    CHECK(q.gscale == VITQ_I_LSQ_GSCALE_PER_GROUP);
+    double sum[GROUPS] = {0};
+    for (int i = 0; i < N; i++) sum[(i / INNER) % CH / CPG] += fabs((double)w[i]);
+    for (int g = 0; g < 2; g++) CHECK_NEAR(q.group_scale[g], 1.0 / sqrt(7.0 * sum[g]), 1e-12 * q.group_scale[g]);
+    CHECK(sum[2] == 0.0 && q.group_scale[2] == 1.0);
+    CHECK_STATUS(vitq_i_lsq_backward(&q, &v, dy, dx, 0), VITQ_OK);
+    float per_group[GROUPS];
+    memcpy(per_group, q.step_grad, sizeof per_group);
+    vitq_i_lsq fixed;
+    CHECK_STATUS(vitq_i_lsq_create(&fixed, NULL, "test.w", 4, 1, GROUPS, CPG, 0), VITQ_OK);
+    memcpy(fixed.step, q.step, sizeof per_group);
+    fixed.gscale = VITQ_I_LSQ_GSCALE_FIXED;
+    for (int g = 0; g < GROUPS; g++) {
+        vitq_i_lsq_zero_grad(&fixed);
+        fixed.grad_scale = q.group_scale[g];
+        CHECK_STATUS(vitq_i_lsq_backward(&fixed, &v, dy, NULL, 0), VITQ_OK);
+        CHECK(per_group[g] == fixed.step_grad[g]);
+        CHECK(g == 2 || per_group[g] != 0.0f); /* the zero group's codes are exact: no gradient */
+    }
+    vitq_i_lsq_free(&fixed);
+    /* per tensor: one scale over all elements; a small hand case */
+    float h[4] = {1.0f, -2.0f, 0.5f, 0.5f};
+    vitq_i_lsq t;
+    CHECK_STATUS(vitq_i_lsq_create(&t, NULL, "test.t", 3, 1, 1, 2, 0), VITQ_OK);
+    vitq_tensor_view vh = vitq_i_view_rows(h, 2, 2);
+    CHECK_STATUS(vitq_i_lsq_set_magnitude_scale(&t, &vh), VITQ_OK);
+    CHECK(t.group_scale[0] == 1.0 / sqrt(3.0 * 4.0)); /* qmax 3, sum 4 */
+    vitq_i_lsq_free(&t);
+    /* refusals leave the scales as they were */
+    double keep[GROUPS];
+    memcpy(keep, q.group_scale, sizeof keep);
+    w[(1 * CH + 3) * INNER + 1] = INFINITY; /* group 1 */
+    CHECK_STATUS(vitq_i_lsq_set_magnitude_scale(&q, &v), VITQ_ERR_NON_FINITE);
+    CHECK(strstr(vitq_last_error(), "group 1") != NULL);
+    CHECK(memcmp(keep, q.group_scale, sizeof keep) == 0);
+    vitq_tensor_view wrong = vitq_i_view_rows(w, 4, 9);
+    CHECK_STATUS(vitq_i_lsq_set_magnitude_scale(&q, &wrong), VITQ_ERR_SHAPE);
+    vitq_i_lsq_free(&q);
+    CHECK(q.group_scale == NULL);
+}
+
+/* Mean squared error of group g (its channels cpg * g .. of a rows view) fake quantized at step s,
+ * naively with the uniform grid. */
+static double group_mse(const vitq_i_uniform *grid, const float *w, int64_t n, float s) {
+    double e = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)vitq_i_uniform_fq(grid, w[i], s, 0.0f) - w[i];
+        e += d * d;
+    }
+    return e / (double)n;
+}
+
+/* One least-squares update of a step, naively: <w, c> / <c, c> with c the codes at s. */
+static double ls_update(const vitq_i_uniform *grid, const float *w, int64_t n, float s) {
+    double wc = 0.0, cc = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double c = vitq_i_uniform_code(grid, w[i], s, 0.0f);
+        wc += w[i] * c, cc += c * c;
+    }
+    return wc / cc;
+}
+
+/* Rows r of w: Gaussian (r even) or Laplace (r odd) of scale 0.02 (1 + r). */
+static void fill_rows(float *w, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < cols; i++) {
+            double e = r % 2 == 0 ? gauss() : -log(1.0 - urand()) * (urand() < 0.5 ? -1.0 : 1.0);
+            w[r * cols + i] = (float)(0.02 * (double)(1 + r) * e);
+        }
+}
+
+static float max_abs(const float *w, int64_t n) {
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++) m = fmaxf(m, fabsf(w[i]));
+    return m;
+}
+
+/* The least error of steps k max|w| / (points qmax), k = 1..points (above max/qmax a signed grid only
+ * adds rounding error). */
+static double grid_best(const vitq_i_uniform *grid, const float *w, int64_t n, int points) {
+    double best = INFINITY, top = max_abs(w, n) / (double)grid->qmax;
+    for (int k = 1; k <= points; k++) best = fmin(best, group_mse(grid, w, n, (float)(k * top / points)));
+    return best;
+}
+
+/* VVTQ's least-squares step fit: planted steps are found exactly; a hand case; on Gaussian and
+ * heavy-tailed rows a local optimum, and near the global one for large groups at low bit widths. */
+static void test_init_fit(void) {
+    enum { ROWS = 6, COLS = 256 };
+    static float w[ROWS * COLS];
+    vitq_i_lsq q;
+    /* planted: w = c s0 with codes over the whole symmetric range [-qmax, qmax] (qmax attained), s0 with
+     * few mantissa bits so c s0 is exact; unsigned: codes [0, qmax] */
+    for (int bits = 2; bits <= 8; bits++)
+        for (int sg = 0; sg <= 1; sg++) {
+            CHECK_STATUS(vitq_i_lsq_create(&q, NULL, "test.w", bits, sg, ROWS, 1, 0), VITQ_OK);
+            int32_t qmax = q.grid.qmax, lo = sg ? -qmax : 0;
+            float s0[ROWS];
+            for (int r = 0; r < ROWS; r++) {
+                s0[r] = (float)(1 + floor(urand() * 4096.0)) / 8192.0f;
+                for (int i = 0; i < COLS; i++)
+                    w[r * COLS + i] = (float)(lo + (int32_t)floor(urand() * (qmax - lo + 1))) * s0[r];
+                w[r * COLS + r] = (float)qmax * s0[r]; /* the range is attained */
+            }
+            vitq_tensor_view v = vitq_i_view_rows(w, ROWS, COLS);
+            CHECK_STATUS(vitq_i_lsq_init_fit(&q, &v), VITQ_OK);
+            for (int r = 0; r < ROWS; r++) CHECK(q.step[r] == s0[r]);
+            vitq_i_lsq_free(&q);
+        }
+    /* Rows of 256, Gaussian of different widths and Laplace (heavy tails: max/qmax is poor there), every
+     * width: the step is a fixed point of the update (to the stopping rule's 1e-5; so a local minimum of
+     * the error: its codes are nearest for it and it is least squares for its codes), no worse than
+     * max/qmax. Not the global minimum: a brute-force search over s finds errors mostly up to 1.5x lower
+     * on rows this small (over 40 seeds; once 3.8x, a 2-bit Laplace row): small groups have many fixed
+     * points. Printed, not checked. */
+    double worst_gap = 0.0;
+    int exact_fixed = 0, fits = 0;
+    for (int bits = 2; bits <= 8; bits += harness_quick() ? 3 : 1)
+        for (int sg = 0; sg <= 1; sg++) {
+            CHECK_STATUS(vitq_i_lsq_create(&q, NULL, "test.w", bits, sg, ROWS, 1, 0), VITQ_OK);
+            fill_rows(w, ROWS, COLS);
+            vitq_tensor_view v = vitq_i_view_rows(w, ROWS, COLS);
+            CHECK_STATUS(vitq_i_lsq_init_fit(&q, &v), VITQ_OK);
+            for (int r = 0; r < ROWS; r++) {
+                const float *row = w + r * COLS;
+                float s = q.step[r];
+                double next = ls_update(&q.grid, row, COLS, s);
+                CHECK(fabs(next - s) < 1e-5 * s);
+                exact_fixed += (float)next == s;
+                double fit = group_mse(&q.grid, row, COLS, s);
+                CHECK(fit <= group_mse(&q.grid, row, COLS, max_abs(row, COLS) / (float)q.grid.qmax));
+                worst_gap = fmax(worst_gap, fit / grid_best(&q.grid, row, COLS, 1000));
+                fits++;
+            }
+            vitq_i_lsq_free(&q);
+        }
+    printf("    %d rows of %d: %d exact fixed points; MSE up to %.3f x a grid search's\n", fits, (int)COLS,
+           exact_fixed, worst_gap);
+    /* Per-tensor groups of 4096 at 2..4 bits (VVTQ's use): the fit is within 1 % of the grid search's best
+     * (measured over 12 seeds: within 0.4 %; at 5 bits and more up to 10 %, the 1e-5 rule stopping the slow
+     * rounds early). */
+    enum { BIG = 4096, BIG_GROUPS = 2 };
+    static float big[BIG_GROUPS * BIG];
+    double big_gap = 0.0;
+    for (int bits = 2; bits <= 4; bits++) {
+        CHECK_STATUS(vitq_i_lsq_create(&q, NULL, "test.w", bits, 1, BIG_GROUPS, 1, 0), VITQ_OK);
+        fill_rows(big, BIG_GROUPS, BIG);
+        vitq_tensor_view v = vitq_i_view_rows(big, BIG_GROUPS, BIG);
+        CHECK_STATUS(vitq_i_lsq_init_fit(&q, &v), VITQ_OK);
+        for (int g = 0; g < BIG_GROUPS; g++) {
+            const float *row = big + g * BIG;
+            double best = grid_best(&q.grid, row, BIG, harness_quick() ? 500 : 2000);
+            double gap = group_mse(&q.grid, row, BIG, q.step[g]) / best;
+            CHECK(gap <= 1.01);
+            big_gap = fmax(big_gap, gap);
+        }
+        vitq_i_lsq_free(&q);
+    }
+    printf("    groups of %d at 2..4 bits: MSE up to %.4f x a grid search's\n", (int)BIG, big_gap);
+    /* a row of zeros gets step 1; NaN names its group and changes no step; other channel counts */
+    CHECK_STATUS(vitq_i_lsq_create(&q, NULL, "test.w", 4, 1, 2, 1, 0), VITQ_OK);
+    float z[8] = {0, 0, 0, 0, 1.0f, 0.6f, 0, 0};
+    vitq_tensor_view vz = vitq_i_view_rows(z, 2, 4);
+    CHECK_STATUS(vitq_i_lsq_init_fit(&q, &vz), VITQ_OK);
+    CHECK(q.step[0] == 1.0f);
+    /* row 1 by hand: s = 1/7 gives codes 7, 4 (0.6 * 7 = 4.2); s = (7 + 4 * 0.6) / (49 + 16) = 0.1446 keeps
+     * them (6.92 and 4.15 round to 7 and 4): a fixed point after one update */
+    CHECK(q.step[1] == (float)((7.0 + 4.0 * (double)0.6f) / 65.0));
+    /* unsigned codes start from the largest value above b (here 0): max|w| / qmax would code every w 0 */
+    vitq_i_lsq u;
+    CHECK_STATUS(vitq_i_lsq_create(&u, NULL, "test.u", 4, 0, 2, 1, 0), VITQ_OK);
+    float uw[8] = {-10.0f, 0.1f, 0.2f, 0.3f, -1.0f, -2.0f, 0.0f, -0.5f};
+    vitq_tensor_view vu = vitq_i_view_rows(uw, 2, 4);
+    CHECK_STATUS(vitq_i_lsq_init_fit(&u, &vu), VITQ_OK);
+    CHECK_NEAR(u.step[0], 0.02, 1e-8); /* 0.3 / 15: codes 0, 5, 10, 15, and (0.5 + 2 + 4.5) / 350 = 0.02 */
+    CHECK(u.step[1] == 1.0f);          /* nothing above 0: every code is 0 for any step */
+    vitq_i_lsq_free(&u);
+    float keep[2] = {q.step[0], q.step[1]};
+    z[1] = NAN;
+    z[6] = NAN;
+    CHECK_STATUS(vitq_i_lsq_init_fit(&q, &vz), VITQ_ERR_NON_FINITE);
+    CHECK(strstr(vitq_last_error(), "group 0") != NULL);
+    CHECK(q.step[0] == keep[0] && q.step[1] == keep[1]);
+    vitq_tensor_view v3 = vitq_i_view_rows(z, 1, 8);
+    CHECK_STATUS(vitq_i_lsq_init_fit(&q, &v3), VITQ_ERR_SHAPE);
+    vitq_i_lsq_free(&q);
+}
+
 int main(void) {
     RUN(test_gradients_vs_surrogate_fd);
     RUN(test_clamp_branches_exact);
@@ -315,5 +523,7 @@ int main(void) {
     RUN(test_offset_is_asymmetric_grid);
     RUN(test_init_and_grad_scale);
     RUN(test_learns_step);
+    RUN(test_magnitude_grad_scale);
+    RUN(test_init_fit);
     HARNESS_EXIT();
 }

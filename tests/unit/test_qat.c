@@ -1,0 +1,259 @@
+/* Quantization-aware training (issue 21): the training block in QAT mode (src/train/block_train.h: latent
+ * weights through LSQ, trained biases and LayerNorm affine parameters, the block input's gradient).
+ *
+ * Gradients are checked against central differences of the straight-through surrogate (every quantizer, the
+ * weights' LSQ included, replaced by its clamp plus the rounding residual frozen at the base point) on block 0
+ * of the bundled fmnist-vit at W4A4 min-max: the largest latent-weight, bias and LayerNorm gradients, every
+ * layer's first weight steps, and the largest elements of the block input's gradient. */
+#include "api/model.h"
+#include "block_train_fd.h"
+#include "block_train_vit.h"
+#include "calib_util.h"
+#include "harness.h"
+#include "model/block.h"
+#include "model/weights.h"
+#include "test_random.h"
+#include "train/block_train.h"
+#include "train/block_train_qat.h"
+
+#define MODEL "models/fmnist-vit"
+
+static vitq_allocator alloc;
+
+/* The index of the largest |g[i]| over n, then that entry zeroed in a copy's stead: callers pass a scratch copy. */
+static size_t largest(float *g, size_t n) {
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (fabsf(g[i]) > fabsf(g[best])) best = i;
+    return best;
+}
+
+/* Central differences for the `count` largest gradients of the array p (gradient g, n elements). */
+static void check_largest(vitq_i_block_train *bt, float *p, const float *g, size_t n, int count, const float *x,
+                          const float *t, size_t images, float *out, fd_counts *c) {
+    float *copy = malloc(n * sizeof(float));
+    memcpy(copy, g, n * sizeof(float));
+    for (int r = 0; r < count; r++) {
+        size_t i = largest(copy, n);
+        double scale = fabs((double)p[i]) > 1e-2 ? fabs((double)p[i]) : 1e-2;
+        double h[3] = {1e-2 * scale, 3e-3 * scale, 1e-3 * scale};
+        fd_check(bt, &p[i], g[i], h, 3, 0.05, x, t, images, out, &c->ok, &c->total);
+        copy[i] = 0.0f;
+    }
+    free(copy);
+}
+
+static void test_qat_block_gradients(void) {
+    vitq_model *handle = load(MODEL);
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
+    CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
+    vitq_model_set_num_threads(handle, 1);
+    const vitq_i_block *blk = &m->blocks[0];
+    vitq_i_bt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.weight[0] = blk->qkv.weight, cfg.weight[1] = blk->proj.weight, cfg.weight[2] = blk->fc1.weight,
+    cfg.weight[3] = blk->fc2.weight;
+    size_t n = 2;
+    cfg.max_images = n;
+    vitq_i_block_train bt0, bt;
+    CHECK_STATUS(vitq_i_block_train_create(&bt0, &alloc, m, 0, &cfg), VITQ_OK);
+    size_t rd = n * bt0.tokens * bt0.d;
+    float *x = malloc(rd * sizeof(float)), *out = malloc(rd * sizeof(float)), *t = malloc(rd * sizeof(float));
+    float *dy = malloc(rd * sizeof(float)), *ref = malloc(rd * sizeof(float));
+    for (size_t i = 0; i < rd; i++) x[i] = (float)gauss();
+    CHECK_STATUS(vitq_i_block_train_forward(&bt0, x, n, VITQ_I_BT_SOFT, 0, ref), VITQ_OK);
+    quantizers q;
+    observe(&alloc, &q, &bt0, n);
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) cfg.act[s] = &q.act[s];
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) cfg.wq[k] = &q.w[k];
+    cfg.learn_steps = 1, cfg.qat = 1, cfg.weight_gscale = VITQ_I_LSQ_GSCALE_OFF, cfg.seed = 5;
+    CHECK_STATUS(vitq_i_block_train_create(&bt, &alloc, m, 0, &cfg), VITQ_OK);
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) CHECK(bt.layer[k].mode == 3);
+    /* QAT's forward with the starting steps is the fixed quantizers' forward: LSQ at min-max's scales rounds the
+     * weights to the same codes */
+    vitq_i_bt_config fixed = cfg;
+    fixed.qat = 0, fixed.learn_steps = 0;
+    vitq_i_block_train btf;
+    CHECK_STATUS(vitq_i_block_train_create(&btf, &alloc, m, 0, &fixed), VITQ_OK);
+    CHECK_STATUS(vitq_i_block_train_forward(&btf, x, n, VITQ_I_BT_START, 0, ref), VITQ_OK);
+    CHECK_STATUS(vitq_i_block_train_forward(&bt, x, n, VITQ_I_BT_SOFT, 0, out), VITQ_OK);
+    CHECK(memcmp(ref, out, rd * sizeof(float)) == 0);
+    vitq_i_block_train_free(&btf);
+
+    for (size_t i = 0; i < rd; i++) t[i] = ref[i] + (float)(0.3 * gauss());
+    /* min-max puts each channel's largest weight exactly on the clamp's edge, a kink of the loss in the step:
+     * moved off it, every difference is a derivative */
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++)
+        for (int64_t g = 0; g < bt.layer[k].lsq.groups; g++) bt.layer[k].lsq.step[g] *= 1.013f;
+    float *frozen[VITQ_I_BT_SITES], *frozen_w[VITQ_I_BT_LAYERS];
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) {
+        vitq_tensor_view v = site_view(&bt, s, n);
+        bt.frozen[s] = frozen[s] = malloc((size_t)(v.outer * v.outer_stride) * sizeof(float));
+    }
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++)
+        bt.layer[k].frozen_w = frozen_w[k] = malloc(bt.layer[k].l->out * bt.layer[k].l->in * sizeof(float));
+    bt.surrogate = 1;
+    double l0 = surrogate_loss(&bt, x, t, n, out);
+    bt.surrogate = 2;
+    double l1 = surrogate_loss(&bt, x, t, n, out);
+    CHECK_NEAR(l0, l1, 1e-4 * l0);
+    sq_loss(out, t, rd, n, dy);
+    vitq_i_block_train_zero_grad(&bt);
+    CHECK_STATUS(vitq_i_block_train_backward(&bt, dy), VITQ_OK);
+    const float *dx = vitq_i_block_train_input_grad(&bt);
+    CHECK(dx != NULL);
+    float *dx_copy = malloc(rd * sizeof(float));
+    memcpy(dx_copy, dx, rd * sizeof(float)); /* the checks' forwards reuse the block's buffers */
+    fd_counts c = {0, 0, 0};
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) {
+        vitq_i_bt_layer *L = &bt.layer[k];
+        check_largest(&bt, L->w_latent, L->w_grad, L->l->out * L->l->in, 3, x, t, n, out, &c);
+        check_largest(&bt, L->bias_copy, L->bias_grad, L->l->out, 2, x, t, n, out, &c);
+        for (int64_t g = 0; g < 2 && g < L->lsq.groups; g++) {
+            double s = L->lsq.step[g], h[3] = {1e-3 * s, 3e-3 * s, 1e-2 * s};
+            fd_check(&bt, &L->lsq.step[g], L->lsq.step_grad[g], h, 3, 0.1, x, t, n, out, &c.ok, &c.total);
+        }
+    }
+    for (int k = 0; k < 4; k++) /* gamma 1, beta 1, gamma 2, beta 2 */
+        check_largest(&bt, bt.ln_params + (size_t)k * bt.d, bt.ln_grads + (size_t)k * bt.d, bt.d, 2, x, t, n, out, &c);
+    int before = c.ok;
+    check_largest(&bt, x, dx_copy, rd, 6, x, t, n, out, &c);
+    printf("    QAT gradient checks: %d of %d agree (input: %d of 6)\n", c.ok, c.total, c.ok - before);
+    CHECK(c.total == 4 * (3 + 2 + 2) + 8 + 6);
+    CHECK(c.ok == c.total);
+    bt.surrogate = 0;
+    for (int s = 0; s < VITQ_I_BT_SITES; s++) free(frozen[s]), bt.frozen[s] = NULL;
+    for (int k = 0; k < VITQ_I_BT_LAYERS; k++) free(frozen_w[k]), bt.layer[k].frozen_w = NULL;
+    vitq_i_block_train_free(&bt);
+    vitq_i_block_train_free(&bt0);
+    quantizers_free(&q);
+    free(x), free(out), free(t), free(dy), free(ref), free(dx_copy);
+    vitq_model_free(handle);
+}
+
+/* An asymmetric weight grid has no LSQ step that keeps its zero point whole: refused, naming the weight. */
+static void test_qat_refuses_asymmetric_weights(void) {
+    vitq_model *handle = load(MODEL);
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
+    CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
+    const vitq_i_block *blk = &m->blocks[0];
+    vitq_i_instance w;
+    vitq_tensor_view v = {sizeof v, blk->fc1.weight, 1, (int64_t)blk->fc1.out, (int64_t)blk->fc1.in,
+                          (int64_t)(blk->fc1.out * blk->fc1.in)};
+    CHECK_STATUS(make_instance(&alloc, &w, "blocks.0.mlp.fc1.weight", VITQ_POINT_WEIGHT, 4, VITQ_GRAN_CHANNEL, 0,
+                               v.channels, 0), VITQ_OK);
+    CHECK_STATUS(w.scheme.observe(w.state, 0, &v), VITQ_OK);
+    CHECK_STATUS(w.scheme.finalize(w.state), VITQ_OK);
+    vitq_i_bt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.weight[0] = blk->qkv.weight, cfg.weight[1] = blk->proj.weight, cfg.weight[2] = blk->fc1.weight,
+    cfg.weight[3] = blk->fc2.weight;
+    cfg.wq[VITQ_I_BT_FC1] = &w;
+    cfg.max_images = 1, cfg.qat = 1;
+    vitq_i_block_train bt;
+    CHECK_STATUS(vitq_i_block_train_create(&bt, &alloc, m, 0, &cfg), VITQ_ERR_UNSUPPORTED);
+    CHECK(strstr(vitq_last_error(), "blocks.0.mlp.fc1.weight") != NULL);
+    vitq_i_instance_destroy(&w);
+    vitq_model_free(handle);
+}
+
+/* QAT through the public trainer on fmnist-vit at W4A4 from min-max, `threads` threads: the quantized model's
+ * logits on the first 64 test images into logits (64 x 10), the epochs' losses into loss[2]. */
+static void train_once(int threads, float *logits, double *loss, double *agreement) {
+    vitq_model *m = load(MODEL);
+    if (!m) return;
+    vitq_model_set_num_threads(m, threads);
+    vitq_dataset *calib = NULL, *test = NULL;
+    CHECK_STATUS(vitq_dataset_load_file("data/fashion-mnist/calib1000-images-idx3-ubyte.gz", NULL, NULL, &calib),
+                 VITQ_OK);
+    CHECK_STATUS(vitq_dataset_load_file("data/fashion-mnist/t10k-images-idx3-ubyte.gz", NULL, NULL, &test), VITQ_OK);
+    vitq_calibrator_options co;
+    vitq_calibrator_options_init(&co);
+    co.weight_bits = co.activation_bits = 4;
+    vitq_calibrator *cal = NULL;
+    CHECK_STATUS(vitq_calibrator_create(m, &co, &cal), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(cal, calib, 0, 32), VITQ_OK);
+    vitq_trainer_options to;
+    vitq_trainer_options_init(&to);
+    to.epochs = 2, to.batch = 32, to.crops = 2, to.micro_batch = 24, to.learning_rate = 1e-3;
+    vitq_trainer *tr = NULL;
+    CHECK_STATUS(vitq_trainer_create(cal, NULL, &to, &tr), VITQ_OK);
+    vitq_model *q = NULL;
+    CHECK_STATUS(vitq_trainer_run(tr, calib, 0, 256, &q), VITQ_OK);
+    for (int e = 0; e < 2; e++) {
+        vitq_trainer_epoch s;
+        vitq_trainer_epoch_init(&s);
+        CHECK_STATUS(vitq_trainer_epoch_stats(tr, e, &s), VITQ_OK);
+        loss[e] = s.loss, agreement[e] = s.agreement;
+        CHECK(s.flips > 0.0 && s.seconds >= 0.0);
+    }
+    vitq_trainer_epoch s;
+    vitq_trainer_epoch_init(&s);
+    CHECK_STATUS(vitq_trainer_epoch_stats(tr, 2, &s), VITQ_ERR_OUT_OF_RANGE);
+    if (q) CHECK_STATUS(vitq_model_forward_dataset(q, test, 0, 64, logits), VITQ_OK);
+    vitq_trainer_free(tr);
+    vitq_calibrator_free(cal);
+    vitq_model_free(q);
+    vitq_dataset_free(calib);
+    vitq_dataset_free(test);
+    vitq_model_free(m);
+}
+
+/* The loss falls from the first epoch to the second, and a run is the same bit for bit on 1 and 2 threads. */
+static void test_trainer_trains_reproducibly(void) {
+    float a[640], b[640];
+    double la[2] = {0, 0}, lb[2] = {0, 0}, ga[2] = {0, 0}, gb[2] = {0, 0};
+    train_once(1, a, la, ga);
+    train_once(2, b, lb, gb);
+    printf("    epochs' distillation loss %.4f -> %.4f, agreement %.3f -> %.3f\n", la[0], la[1], ga[0], ga[1]);
+    CHECK(la[1] < la[0]);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(la[0] == lb[0] && la[1] == lb[1]);
+}
+
+/* Refusals: Swin (not yet), a quantized teacher, bad options. */
+static void test_trainer_refusals(void) {
+    vitq_model *m = load(MODEL), *swin = load("models/fmnist-swin");
+    if (!m || !swin) return;
+    vitq_dataset *calib = NULL;
+    CHECK_STATUS(vitq_dataset_load_file("data/fashion-mnist/calib1000-images-idx3-ubyte.gz", NULL, NULL, &calib),
+                 VITQ_OK);
+    vitq_calibrator *cal = NULL, *scal = NULL;
+    CHECK_STATUS(vitq_calibrator_create(m, NULL, &cal), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(cal, calib, 0, 8), VITQ_OK);
+    vitq_trainer_options to;
+    vitq_trainer_options_init(&to);
+    to.epochs = 0;
+    vitq_trainer *tr = NULL;
+    CHECK_STATUS(vitq_trainer_create(cal, NULL, &to, &tr), VITQ_ERR_OUT_OF_RANGE);
+    to.epochs = 1, to.learning_rate = -1.0;
+    CHECK_STATUS(vitq_trainer_create(cal, NULL, &to, &tr), VITQ_OK);
+    vitq_model *q = NULL;
+    CHECK_STATUS(vitq_trainer_run(tr, calib, 0, 8, &q), VITQ_ERR_OUT_OF_RANGE);
+    CHECK(strstr(vitq_last_error(), "learning rate") != NULL);
+    vitq_trainer_free(tr);
+    to.struct_size = 8;
+    CHECK_STATUS(vitq_trainer_create(cal, NULL, &to, &tr), VITQ_ERR_ABI_MISMATCH);
+    CHECK_STATUS(vitq_calibrator_create(swin, NULL, &scal), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(scal, calib, 0, 8), VITQ_OK);
+    CHECK_STATUS(vitq_trainer_create(scal, NULL, NULL, &tr), VITQ_OK);
+    CHECK_STATUS(vitq_trainer_run(tr, calib, 0, 8, &q), VITQ_ERR_UNSUPPORTED);
+    CHECK(strstr(vitq_last_error(), "Swin") != NULL);
+    vitq_trainer_free(tr);
+    vitq_calibrator_free(scal);
+    vitq_calibrator_free(cal);
+    vitq_dataset_free(calib);
+    vitq_model_free(swin);
+    vitq_model_free(m);
+}
+
+int main(void) {
+    if (vitq_i_allocator_resolve(NULL, &alloc) != VITQ_OK) return 1;
+    RUN(test_qat_block_gradients);
+    RUN(test_qat_refuses_asymmetric_weights);
+    RUN(test_trainer_refusals);
+    RUN(test_trainer_trains_reproducibly);
+    HARNESS_EXIT();
+}
