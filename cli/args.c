@@ -97,6 +97,9 @@ const cli_option cli_options[] = {
     {"--lr", "R", TRAIN, "AdamW's learning rate (default 5e-4), cosine decay"},
     {"--warmup", "E", TRAIN, "linear warm-up in epochs (default 0)"},
     {"--regularizer", "L", TRAIN, "the oscillation-aware bin regulariser's final weight (default 0.01; 0: off)"},
+    {"--checkpoint", "FILE", TRAIN, "the training state after every epoch (replaced each time), for --resume"},
+    {"--resume", "FILE", TRAIN,
+     "go on from a --checkpoint of the same command line: the result is what the uninterrupted run gives"},
     {"--log", "FILE.csv", TRAIN, "a CSV line per optimizer step: loss, agreement, regulariser, flips, oscillations"},
 };
 const size_t cli_num_options = sizeof cli_options / sizeof cli_options[0];
@@ -351,6 +354,8 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     else if (!strcmp(opt, "--recon-augment")) rc = parse_count(opt, val, 0, 64, &a->recon_augment);
     else if (!strcmp(opt, "--teacher")) a->teacher = val;
     else if (!strcmp(opt, "--log")) a->log = val;
+    else if (!strcmp(opt, "--checkpoint")) a->checkpoint = val;
+    else if (!strcmp(opt, "--resume")) a->resume = val;
     else if (!strcmp(opt, "--epochs")) rc = parse_count(opt, val, 1, 100000, &a->epochs);
     else if (!strcmp(opt, "--crops")) rc = parse_count(opt, val, 0, 64, &a->crops);
     else if (!strcmp(opt, "--micro-batch")) rc = parse_count(opt, val, 1, 4096, &a->micro_batch);

@@ -57,6 +57,7 @@ typedef struct cli_args {
     int epochs, crops, micro_batch; /* 0 (crops: -1): the library's defaults */
     double lr, regularizer, warmup; /* < 0: the library's defaults */
     const char *log;     /* --log FILE.csv */
+    const char *checkpoint, *resume; /* --checkpoint FILE, --resume FILE */
 } cli_args;
 
 /* The commands, as bits of cli_option.commands (in the order of the help). */

@@ -25,6 +25,8 @@ static int train(const cli_args *args, vitq_calibrator *cal, vitq_model **q, voi
     if (args->warmup >= 0) o.warmup_epochs = args->warmup;
     o.batch = args->batch;
     o.log_path = args->log;
+    o.checkpoint_path = args->checkpoint;
+    o.resume_path = args->resume;
     vitq_trainer *t = NULL;
     vitq_status st = vitq_trainer_create(cal, c->teacher, &o, &t);
     if (st) return cli_fail("trainer", st);

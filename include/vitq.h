@@ -904,6 +904,11 @@ typedef struct vitq_trainer_options {
      *  agreement with the teacher, views per second and time left; a nonzero return cancels. */
     vitq_progress_fn progress;
     void *progress_user;
+    /** A checkpoint written (atomically, replacing the last) at the end of every epoch (NULL: none). */
+    const char *checkpoint_path;
+    /** A checkpoint of the same run (same calibrator, images, options and seed) to go on from: the run
+     *  continues at the epoch after it, with the same result as if it had never stopped (NULL: start). */
+    const char *resume_path;
 } vitq_trainer_options;
 
 VITQ_API void vitq_trainer_options_init(vitq_trainer_options *options);

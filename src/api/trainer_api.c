@@ -9,7 +9,7 @@
 #include "core/abi.h"
 #include "data/dataset.h"
 
-#define V1_TRAINER_OPTIONS VITQ_I_V1_SIZE(vitq_trainer_options, progress_user)
+#define V1_TRAINER_OPTIONS VITQ_I_V1_SIZE(vitq_trainer_options, resume_path)
 #define V1_TRAINER_EPOCH VITQ_I_V1_SIZE(vitq_trainer_epoch, seconds)
 
 struct vitq_trainer {
@@ -79,6 +79,7 @@ static vitq_status run(vitq_trainer *t, const float *images, size_t n, FILE *log
     q.epochs = o->epochs, q.batch = o->batch, q.crops = o->crops, q.micro = o->micro_batch;
     q.lr = o->learning_rate, q.weight_decay = o->weight_decay, q.warmup = o->warmup_epochs;
     q.obr_lambda = o->regularizer, q.temperature = o->temperature, q.seed = t->cal->opts.seed, q.log = log;
+    q.checkpoint = o->checkpoint_path, q.resume = o->resume_path;
     vitq_i_qat_job job = {&q, images, n, t->teacher, t->epochs};
     vitq_calibrator *c = t->cal;
     vitq_progress_fn keep = c->opts.progress;
@@ -105,7 +106,8 @@ vitq_status vitq_trainer_run(vitq_trainer *t, const vitq_dataset *train, uint64_
     if (!images) return vitq_i_oom("training images", floats * sizeof(float));
     st = vitq_i_dataset_images(c->model, train, first, n, images);
     FILE *log = NULL;
-    if (!st && t->opts.log_path && !(log = fopen(t->opts.log_path, "w")))
+    /* a resumed run appends to its log */
+    if (!st && t->opts.log_path && !(log = fopen(t->opts.log_path, t->opts.resume_path ? "a" : "w")))
         st = vitq_i_fail(VITQ_ERR_IO, "%s: cannot open the training log for writing", t->opts.log_path);
     t->done = 0;
     if (!st) st = run(t, images, n, log, quantized);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "calib/qat.h"
+#include "calib/qat_checkpoint.h"
 #include "calib/qat_head.h"
 #include "calib/run_stem.h"
 #include "data/augment.h"
@@ -15,7 +16,7 @@
 #define DEFAULT_MICRO 32
 
 vitq_i_qat_options vitq_i_qat_defaults(void) {
-    vitq_i_qat_options o = {4, 64, 4, 0, 5e-4, 0.05, 0.0, 0.01, 1.0, 0, NULL};
+    vitq_i_qat_options o = {4, 64, 4, 0, 5e-4, 0.05, 0.0, 0.01, 1.0, 0, NULL, NULL, NULL};
     return o;
 }
 
@@ -299,15 +300,31 @@ static void shuffle(size_t *idx, size_t n, uint64_t seed, int epoch) {
     }
 }
 
+/* A checkpoint of this run restored: its epoch to go on with into *start (0 without one). */
+static vitq_status resume(qat *q, const vitq_i_qat_shape *shape, vitq_i_qat_epoch *report, int *start) {
+    *start = 0;
+    if (!q->o->resume) return VITQ_OK;
+    int num = q->depth * VITQ_I_BT_LAYERS;
+    vitq_status st = vitq_i_qat_checkpoint_load(q->o->resume, q->r->alloc, shape, &q->adam, q->osc, num, report, start);
+    for (int k = 0; !st && k < num; k++) /* a tracker past its first update knows its grid */
+        if (q->osc[k].count) q->osc[k].grid = q->bt[k / VITQ_I_BT_LAYERS].layer[k % VITQ_I_BT_LAYERS].lsq.grid;
+    return st;
+}
+
 static vitq_status train(qat *q, const float *images, size_t n, vitq_i_qat_epoch *report, size_t *idx) {
     const vitq_i_qat_options *o = q->o;
     size_t batch = (size_t)o->batch < n ? (size_t)o->batch : n, per_epoch = (n + batch - 1) / batch;
     int64_t total = (int64_t)per_epoch * o->epochs;
     vitq_status st = make_optimizer(q, total, (int64_t)(o->warmup * (double)per_epoch + 0.5));
+    vitq_i_qat_shape shape = {o->epochs, o->batch, o->crops, n, o->seed};
+    int start = 0;
+    if (!st) st = resume(q, &shape, report, &start);
     q->r->progress_total += total;
+    q->r->progress_done += (int64_t)start * (int64_t)per_epoch;
     double t0 = vitq_i_now_seconds();
-    if (!st && o->log) fprintf(o->log, "epoch,step,lr,loss,agreement,obr_lambda,obr,flips,oscillations,seconds\n");
-    for (int e = 0; !st && e < o->epochs; e++) {
+    if (!st && o->log && !start)
+        fprintf(o->log, "epoch,step,lr,loss,agreement,obr_lambda,obr,flips,oscillations,seconds\n");
+    for (int e = start; !st && e < o->epochs; e++) {
         vitq_i_qat_epoch ep = {0, 0, 0, 0, 0, 0};
         double te = vitq_i_now_seconds();
         size_t views_seen = 0, agree = 0;
@@ -334,17 +351,21 @@ static vitq_status train(qat *q, const float *images, size_t n, vitq_i_qat_epoch
             views_seen += views;
             ep.loss += loss / (double)per_epoch, ep.obr = obr;
             ep.flips += (double)flips / (double)per_epoch, ep.oscillations += (double)osc / (double)per_epoch;
-            double now = vitq_i_now_seconds(), done = (double)(e * (int64_t)per_epoch + (int64_t)s + 1);
+            double now = vitq_i_now_seconds(), done = (double)((e - start) * (int64_t)per_epoch + (int64_t)s + 1);
             if (o->log && !st)
                 fprintf(o->log, "%d,%zu,%.6g,%.6f,%.4f,%.6g,%.6g,%lld,%lld,%.2f\n", e + 1, s + 1, lr, loss,
                         (double)agree / (double)views_seen, lambda, obr, (long long)flips, (long long)osc, now - t0);
             if (!st)
                 st = report_step(q, e, ep.loss * (double)per_epoch / (double)(s + 1), (double)agree / (double)views_seen,
-                                 (double)views_seen / (now - te), (now - t0) / done * ((double)total - done));
+                                 (double)views_seen / (now - te),
+                                 (now - t0) / done * ((double)(total - (int64_t)start * (int64_t)per_epoch) - done));
         }
         ep.agreement = views_seen ? (double)agree / (double)views_seen : 0.0;
         ep.seconds = vitq_i_now_seconds() - te;
-        if (report) report[e] = ep;
+        report[e] = ep;
+        if (!st && o->checkpoint)
+            st = vitq_i_qat_checkpoint_save(o->checkpoint, q->r->alloc, &shape, e + 1, &q->adam, q->osc,
+                                            q->depth * VITQ_I_BT_LAYERS, report);
     }
     return st;
 }
@@ -365,11 +386,14 @@ vitq_status vitq_i_qat(vitq_i_run *r, const vitq_i_qat_options *o, const float *
                            r->model->info.num_classes);
     st = vitq_i_run_set_weights(r, 0);
     size_t *idx = vitq_i_alloc_array(r->alloc, n, sizeof *idx);
-    if (!st && !idx) st = vitq_i_oom("QAT image order", n * sizeof *idx);
+    vitq_i_qat_epoch *epochs = vitq_i_calloc(r->alloc, (size_t)o->epochs, sizeof *epochs);
+    if (!st && (!idx || !epochs)) st = vitq_i_oom("QAT image order", n * sizeof *idx);
     if (!st) st = setup(&q, n);
-    if (!st) st = train(&q, images, n, report, idx);
+    if (!st) st = train(&q, images, n, epochs, idx);
     if (!st) st = write_back(&q);
+    if (!st && report) memcpy(report, epochs, (size_t)o->epochs * sizeof *epochs);
     teardown(&q);
     vitq_i_free(r->alloc, idx);
+    vitq_i_free(r->alloc, epochs);
     return st;
 }

@@ -31,10 +31,12 @@ typedef struct vitq_i_qat_options {
     double temperature;  /* of the distillation */
     uint64_t seed;
     FILE *log;           /* a CSV line per optimizer step, or NULL */
+    const char *checkpoint; /* written (atomically) at the end of every epoch, or NULL (qat_checkpoint.h) */
+    const char *resume;     /* a checkpoint of this run to go on from, or NULL */
 } vitq_i_qat_options;
 
 /* Defaults (docs/training.md): VVTQ's AdamW 5e-4, 4 crops, bin regulariser 0.01, temperature 1; 4 epochs of
- * 64 images, warm-up 0. */
+ * 64 images, warm-up 0; no log, checkpoint or resume. */
 vitq_i_qat_options vitq_i_qat_defaults(void);
 
 /* What an epoch did: mean distillation loss, the student's top-1 agreement with the teacher (over every

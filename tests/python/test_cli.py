@@ -422,7 +422,8 @@ SAMPLE_VALUES = {"--limit": "1", "--top-k": "1", "--batch": "1", "--threads": "1
                  "--bits": "4..8", "--svg": "p.svg", "--symbol": "m", "--opset": "17",
                  "--recon-iters": "10", "--recon-batch": "4", "--recon-loss": "fisher", "--recon-augment": "2",
                  "--teacher": "m.safetensors", "--epochs": "1", "--crops": "1", "--micro-batch": "4", "--lr": "1e-3",
-                 "--warmup": "0", "--regularizer": "0.01", "--log": "l.csv"}
+                 "--warmup": "0", "--regularizer": "0.01", "--log": "l.csv",
+                 "--checkpoint": "c.safetensors", "--resume": "c.safetensors"}
 
 
 def commands_take_exactly_their_options():

@@ -161,9 +161,22 @@ static void test_qat_refuses_asymmetric_weights(void) {
 
 /* QAT through the public trainer on fmnist-vit at W4A4 from min-max, `threads` threads: the quantized model's
  * logits on the first 64 test images into logits (64 x 10), the epochs' losses into loss[2]. */
-static void train_once(int threads, float *logits, double *loss, double *agreement) {
+typedef struct run_files {
+    const char *checkpoint, *resume; /* trainer options */
+    int stop_after;                  /* cancel after this many optimizer steps (0: never) */
+} run_files;
+
+static int64_t steps_seen;
+static int cancel_after(void *user, const char *stage, int64_t done, int64_t total) {
+    (void)done, (void)total;
+    const run_files *f = user;
+    if (strncmp(stage, "QAT", 3)) return 0;
+    return ++steps_seen >= f->stop_after && f->stop_after;
+}
+
+static vitq_status train_run(int threads, const run_files *f, float *logits, double *loss, double *agreement) {
     vitq_model *m = load(MODEL);
-    if (!m) return;
+    if (!m) return VITQ_ERR_IO;
     vitq_model_set_num_threads(m, threads);
     vitq_dataset *calib = NULL, *test = NULL;
     CHECK_STATUS(vitq_dataset_load_file("data/fashion-mnist/calib1000-images-idx3-ubyte.gz", NULL, NULL, &calib),
@@ -178,11 +191,16 @@ static void train_once(int threads, float *logits, double *loss, double *agreeme
     vitq_trainer_options to;
     vitq_trainer_options_init(&to);
     to.epochs = 2, to.batch = 32, to.crops = 2, to.micro_batch = 24, to.learning_rate = 1e-3;
+    static const run_files none = {NULL, NULL, 0};
+    if (!f) f = &none;
+    to.checkpoint_path = f->checkpoint, to.resume_path = f->resume;
+    to.progress = cancel_after, to.progress_user = (void *)f;
+    steps_seen = 0;
     vitq_trainer *tr = NULL;
     CHECK_STATUS(vitq_trainer_create(cal, NULL, &to, &tr), VITQ_OK);
     vitq_model *q = NULL;
-    CHECK_STATUS(vitq_trainer_run(tr, calib, 0, 256, &q), VITQ_OK);
-    for (int e = 0; e < 2; e++) {
+    vitq_status result = vitq_trainer_run(tr, calib, 0, 256, &q);
+    for (int e = 0; !result && e < 2; e++) {
         vitq_trainer_epoch s;
         vitq_trainer_epoch_init(&s);
         CHECK_STATUS(vitq_trainer_epoch_stats(tr, e, &s), VITQ_OK);
@@ -199,18 +217,57 @@ static void train_once(int threads, float *logits, double *loss, double *agreeme
     vitq_dataset_free(calib);
     vitq_dataset_free(test);
     vitq_model_free(m);
+    return result;
 }
 
 /* The loss falls from the first epoch to the second, and a run is the same bit for bit on 1 and 2 threads. */
 static void test_trainer_trains_reproducibly(void) {
     float a[640], b[640];
     double la[2] = {0, 0}, lb[2] = {0, 0}, ga[2] = {0, 0}, gb[2] = {0, 0};
-    train_once(1, a, la, ga);
-    train_once(2, b, lb, gb);
+    CHECK_STATUS(train_run(1, NULL, a, la, ga), VITQ_OK);
+    CHECK_STATUS(train_run(2, NULL, b, lb, gb), VITQ_OK);
     printf("    epochs' distillation loss %.4f -> %.4f, agreement %.3f -> %.3f\n", la[0], la[1], ga[0], ga[1]);
     CHECK(la[1] < la[0]);
     CHECK(memcmp(a, b, sizeof a) == 0);
     CHECK(la[0] == lb[0] && la[1] == lb[1]);
+}
+
+/* A run cancelled in its second epoch and resumed from the checkpoint of its first ends with the uninterrupted
+ * run's model, bit for bit; a checkpoint of another run is refused. */
+static void test_trainer_resumes_exactly(void) {
+    float a[640], b[640];
+    double la[2] = {0, 0}, lb[2] = {0, 0}, ga[2], gb[2];
+    const char *path = "build/test_qat_checkpoint.safetensors";
+    remove(path);
+    run_files cut = {path, NULL, 12}; /* 8 steps per epoch: stops in the second, after one checkpoint */
+    CHECK_STATUS(train_run(1, &cut, a, la, ga), VITQ_ERR_CANCELLED);
+    run_files go_on = {NULL, path, 0};
+    CHECK_STATUS(train_run(1, &go_on, b, lb, gb), VITQ_OK);
+    CHECK(steps_seen == 8); /* it trained the second epoch only */
+    CHECK_STATUS(train_run(1, NULL, a, la, ga), VITQ_OK);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(la[0] == lb[0] && la[1] == lb[1]); /* the first epoch's report comes from the checkpoint */
+    /* another run: the same checkpoint with other options */
+    vitq_model *m = load(MODEL);
+    vitq_dataset *calib = NULL;
+    CHECK_STATUS(vitq_dataset_load_file("data/fashion-mnist/calib1000-images-idx3-ubyte.gz", NULL, NULL, &calib),
+                 VITQ_OK);
+    vitq_calibrator *cal = NULL;
+    CHECK_STATUS(vitq_calibrator_create(m, NULL, &cal), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(cal, calib, 0, 8), VITQ_OK);
+    vitq_trainer_options to;
+    vitq_trainer_options_init(&to);
+    to.epochs = 2, to.batch = 32, to.crops = 2, to.resume_path = path;
+    vitq_trainer *tr = NULL;
+    vitq_model *q = NULL;
+    CHECK_STATUS(vitq_trainer_create(cal, NULL, &to, &tr), VITQ_OK);
+    CHECK_STATUS(vitq_trainer_run(tr, calib, 0, 128, &q), VITQ_ERR_CONFIG);
+    CHECK(strstr(vitq_last_error(), "images") != NULL);
+    vitq_trainer_free(tr);
+    vitq_calibrator_free(cal);
+    vitq_dataset_free(calib);
+    vitq_model_free(m);
+    remove(path);
 }
 
 /* Refusals: Swin (not yet), a quantized teacher, bad options. */
@@ -255,5 +312,6 @@ int main(void) {
     RUN(test_qat_refuses_asymmetric_weights);
     RUN(test_trainer_refusals);
     RUN(test_trainer_trains_reproducibly);
+    RUN(test_trainer_resumes_exactly);
     HARNESS_EXIT();
 }
