@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "calib/qat.h"
-#include "calib/qat_checkpoint.h"
 #include "calib/qat_head.h"
 #include "calib/run_stem.h"
 #include "data/augment.h"

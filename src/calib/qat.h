@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "calib/qat_checkpoint.h"
 #include "calib/run.h"
 
 typedef struct vitq_i_qat_options {
@@ -39,12 +40,6 @@ typedef struct vitq_i_qat_options {
  * 64 images, warm-up 0; no log, checkpoint or resume. */
 vitq_i_qat_options vitq_i_qat_defaults(void);
 
-/* What an epoch did: mean distillation loss, the student's top-1 agreement with the teacher (over every
- * view), the bin regulariser's value at the end, weight codes flipped and oscillating (a -> b -> a) per
- * optimizer step, summed over layers, and the epoch's seconds. */
-typedef struct vitq_i_qat_epoch {
-    double loss, agreement, obr, flips, oscillations, seconds;
-} vitq_i_qat_epoch;
 
 /* Train r's quantized network on n images (r->per_image floats each, preprocessed as calibration images) with
  * teacher (NULL: r's float network, before training). report (may be NULL) takes o->epochs entries.

@@ -11,9 +11,15 @@
 #ifndef VITQ_CALIB_QAT_CHECKPOINT_H
 #define VITQ_CALIB_QAT_CHECKPOINT_H
 
-#include "calib/qat.h"
 #include "train/optim.h"
 #include "train/oscillation.h"
+
+/* What an epoch did: mean distillation loss, the student's top-1 agreement with the teacher (over every
+ * view), the bin regulariser's value at the end, weight codes flipped and oscillating (a -> b -> a) per
+ * optimizer step, summed over layers, and the epoch's seconds. */
+typedef struct vitq_i_qat_epoch {
+    double loss, agreement, obr, flips, oscillations, seconds;
+} vitq_i_qat_epoch;
 
 /* The shape of a run: a checkpoint resumes only a run of the same shape. */
 typedef struct vitq_i_qat_shape {
