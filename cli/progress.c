@@ -13,7 +13,7 @@ enum { MODE_BAR, MODE_PLAIN, MODE_NONE };
 
 static struct {
     int mode;
-    char stage[32];
+    char stage[200];
     double stage_start, last_print;
     double last_event; /* time of the last report of any stage (or of the setup) */
     int64_t last_done;
@@ -87,12 +87,19 @@ static void print_line(const char *stage, int64_t done, int64_t total, double no
     P.last_print = now;
 }
 
+/* Whether stage names a and b are one stage: the same text up to a ':' (after it, a stage may report how it
+ * goes, such as QAT's loss at each step), or the same text. */
+static int same_stage(const char *a, const char *b) {
+    size_t n = strcspn(a, ":");
+    return strlen(b) >= n && !strncmp(a, b, n) && (b[n] == ':' || b[n] == '\0') && (a[n] == b[n]);
+}
+
 int cli_progress_fn(void *user, const char *stage, int64_t done, int64_t total) {
     (void)user;
     if (P.mode == MODE_NONE) return 0;
     double now = now_seconds();
     /* a new stage, or the same one started again (a second forward pass over the data) */
-    if (strcmp(stage, P.stage) || done < P.last_done) {
+    if (!same_stage(stage, P.stage) || done < P.last_done) {
         if (P.line_open) cli_progress_break();
         snprintf(P.stage, sizeof P.stage, "%s", stage);
         /* a report of 0 done opens the stage; otherwise reports come after each unit, and the stage

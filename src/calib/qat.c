@@ -4,6 +4,7 @@
 
 #include "calib/qat.h"
 #include "calib/qat_head.h"
+#include "calib/qat_merge.h"
 #include "calib/run_stem.h"
 #include "data/augment.h"
 #include "grad/backward.h"
@@ -24,11 +25,12 @@ typedef struct qat {
     const vitq_i_qat_options *o;
     const vitq_i_net *teacher;
     int depth;
-    size_t rows_floats; /* one view's residual stream: tokens x d */
+    size_t rows_floats; /* one view's residual stream: tokens x d, the largest over the stages */
     size_t micro, views_per_step, classes;
     vitq_i_block_train *bt;  /* [depth] */
     vitq_i_osc *osc;         /* [depth][layers] */
     vitq_i_qat_head head;
+    vitq_i_qat_merge *merge; /* [num_stages]: Swin's patch merging into each later stage */
     vitq_i_adam adam;
     float *views, *xa, *xb, *dx, *t_logits, *logits, *dlogits;
     float *block;
@@ -76,10 +78,6 @@ static vitq_status make_block(qat *q, int b) {
 }
 
 static vitq_status check_options(const vitq_i_run *r, const vitq_i_qat_options *o, size_t n) {
-    const vitq_model_info *i = &r->model->info;
-    if (i->arch == VITQ_ARCH_SWIN)
-        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "QAT: Swin is not supported yet (its patch merging has no "
-                                                 "trained backward); ViT and DeiT are");
     if (r->model->pre_logits.out)
         return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "QAT: a ViT representation layer (pre_logits) is not supported");
     if (!r->model->blocks[0].qkv.weight)
@@ -101,22 +99,28 @@ static vitq_status setup(qat *q, size_t n) {
     vitq_i_run *r = q->r;
     const vitq_model_info *i = &r->model->info;
     q->depth = i->depth;
-    size_t tokens, d;
-    vitq_i_block_shape(r->model, 0, &tokens, &d, NULL, NULL, NULL);
+    for (int b = 0; b < q->depth; b++) {
+        size_t tokens, d;
+        vitq_i_block_shape(r->model, b, &tokens, &d, NULL, NULL, NULL);
+        if (tokens * d > q->rows_floats) q->rows_floats = tokens * d;
+    }
     size_t batch = (size_t)q->o->batch < n ? (size_t)q->o->batch : n;
     q->views_per_step = batch * (size_t)(q->o->crops ? q->o->crops : 1);
     q->micro = q->o->micro ? (size_t)q->o->micro : DEFAULT_MICRO;
     if (q->micro > q->views_per_step) q->micro = q->views_per_step;
-    q->rows_floats = tokens * d, q->classes = (size_t)i->num_classes;
+    q->classes = (size_t)i->num_classes;
     q->bt = vitq_i_calloc(r->alloc, (size_t)q->depth, sizeof *q->bt);
+    q->merge = vitq_i_calloc(r->alloc, (size_t)i->num_stages, sizeof *q->merge);
     q->osc = vitq_i_calloc(r->alloc, (size_t)q->depth * VITQ_I_BT_LAYERS, sizeof *q->osc);
     size_t stream = q->micro * q->rows_floats, k = q->micro * q->classes;
     size_t floats = q->views_per_step * r->per_image + 3 * stream + 3 * k;
     q->block = vitq_i_alloc_array(r->alloc, floats, sizeof(float));
-    if (!q->bt || !q->osc || !q->block) return vitq_i_oom("QAT buffers", floats * sizeof(float));
+    if (!q->bt || !q->osc || !q->merge || !q->block) return vitq_i_oom("QAT buffers", floats * sizeof(float));
     q->views = q->block, q->xa = q->views + q->views_per_step * r->per_image, q->xb = q->xa + stream;
     q->dx = q->xb + stream, q->t_logits = q->dx + stream, q->logits = q->t_logits + k, q->dlogits = q->logits + k;
     vitq_status st = vitq_i_qat_head_create(&q->head, r, q->micro);
+    for (int s = 1; !st && i->arch == VITQ_ARCH_SWIN && s < i->num_stages; s++)
+        st = vitq_i_qat_merge_create(&q->merge[s], r, s, q->micro);
     for (int b = 0; !st && b < q->depth; b++) st = make_block(q, b);
     return st;
 }
@@ -126,6 +130,8 @@ static void teardown(qat *q) {
     for (int b = 0; q->bt && b < q->depth; b++) vitq_i_block_train_free(&q->bt[b]);
     for (int k = 0; q->osc && k < q->depth * VITQ_I_BT_LAYERS; k++) vitq_i_osc_free(&q->osc[k]);
     vitq_i_qat_head_free(&q->head);
+    for (int s = 0; q->merge && s < r->model->info.num_stages; s++) vitq_i_qat_merge_free(&q->merge[s]);
+    vitq_i_free(r->alloc, q->merge);
     vitq_i_adam_free(&q->adam);
     vitq_i_free(r->alloc, q->bt);
     vitq_i_free(r->alloc, q->osc);
@@ -178,11 +184,15 @@ static vitq_status micro_step(qat *q, size_t first, size_t m, size_t total, doub
     vitq_status st = vitq_i_net_forward(q->teacher, views, m, q->t_logits, NULL);
     vitq_i_stem_job job = {views, m, 0, q->xa, NULL, NULL};
     if (!st) st = vitq_i_run_stem(r, &job, 1);
-    float *x = q->xa, *y = q->xb;
+    float *x = q->xa, *y = q->xb, *t;
     for (int b = 0; !st && b < q->depth; b++) {
-        st = vitq_i_block_train_forward(&q->bt[b], x, m, VITQ_I_BT_SOFT, 1, y);
-        float *t = x;
-        x = y, y = t;
+        int s = vitq_i_merge_before(r->model, b);
+        if (s) {
+            st = vitq_i_qat_merge_forward(&q->merge[s], x, m, y);
+            t = x, x = y, y = t;
+        }
+        if (!st) st = vitq_i_block_train_forward(&q->bt[b], x, m, VITQ_I_BT_SOFT, 1, y);
+        t = x, x = y, y = t;
     }
     if (!st) st = vitq_i_qat_head_forward(&q->head, x, m, q->logits);
     double l = 0.0;
@@ -197,6 +207,11 @@ static vitq_status micro_step(qat *q, size_t first, size_t m, size_t total, doub
     for (int b = q->depth - 1; !st && b >= 0; b--) {
         st = vitq_i_block_train_backward(&q->bt[b], d);
         d = vitq_i_block_train_input_grad(&q->bt[b]);
+        int s = vitq_i_merge_before(r->model, b);
+        if (!st && s && b > 0) { /* the forward's streams are free now: the merging's gradient goes there */
+            vitq_i_qat_merge_backward(&q->merge[s], d, m, q->xb);
+            d = q->xb;
+        }
     }
     return st;
 }

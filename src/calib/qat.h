@@ -9,7 +9,8 @@
  * decay; an optimizer step accumulates the gradients of every view of its images, forward by forward
  * (`micro` views at a time), so memory does not grow with the batch. At the end the weights become LSQ's
  * quantized values (which the ordinary encoding turns into exactly LSQ's codes), the learned steps the
- * quantizers' scales, and the biases and LayerNorm parameters the run's network's. ViT and DeiT; deterministic
+ * quantizers' scales, and the biases and LayerNorm parameters the run's network's. ViT, DeiT and Swin (its patch
+ * mergings, like the classifier, keep their quantization and carry the gradient: qat_merge.h); deterministic
  * for a seed, whatever the thread count. */
 #ifndef VITQ_CALIB_QAT_H
 #define VITQ_CALIB_QAT_H
@@ -43,7 +44,7 @@ vitq_i_qat_options vitq_i_qat_defaults(void);
 
 /* Train r's quantized network on n images (r->per_image floats each, preprocessed as calibration images) with
  * teacher (NULL: r's float network, before training). report (may be NULL) takes o->epochs entries.
- * VITQ_ERR_UNSUPPORTED for Swin or a ViT representation layer, VITQ_ERR_BAD_STATE without a private copy,
+ * VITQ_ERR_UNSUPPORTED for a ViT representation layer, VITQ_ERR_BAD_STATE without a private copy,
  * VITQ_ERR_OUT_OF_RANGE for bad options (naming them), VITQ_ERR_CANCELLED from the progress callback. */
 vitq_status vitq_i_qat(vitq_i_run *r, const vitq_i_qat_options *o, const float *images, size_t n,
                        const vitq_i_net *teacher, vitq_i_qat_epoch *report);

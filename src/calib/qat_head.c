@@ -11,17 +11,23 @@ vitq_status vitq_i_qat_head_create(vitq_i_qat_head *h, const vitq_i_run *r, size
     const vitq_i_net *m = r->model;
     const vitq_model_info *i = &m->info;
     h->r = r;
-    h->prefix = i->num_prefix_tokens >= 2 ? 2 : 1;
+    h->swin = i->arch == VITQ_ARCH_SWIN;
+    h->prefix = !h->swin && i->num_prefix_tokens >= 2 ? 2 : 1;
     h->d = (size_t)i->embed_dim, h->tokens = (size_t)i->num_tokens, h->classes = (size_t)i->num_classes;
+    if (h->swin) {
+        int last = i->num_stages - 1;
+        h->d = (size_t)i->stage_dim[last], h->tokens = (size_t)i->stage_grid[last] * (size_t)i->stage_grid[last];
+    }
     h->max_images = max_images;
     const vitq_i_sites *s = &r->list->sites;
     h->point_norm = s->norm_in, h->point_head[0] = s->head_in, h->point_head[1] = s->head_dist_in;
-    size_t pd = (size_t)h->prefix * max_images * h->d, w = h->classes * h->d;
-    size_t floats = 2 * w + 5 * pd + max_images * h->classes;
+    size_t pd = (size_t)h->prefix * max_images * h->d * (h->swin ? h->tokens : 1), w = h->classes * h->d;
+    size_t floats = 2 * w + 5 * pd + max_images * (h->classes + h->d);
     h->block = vitq_i_alloc_array(r->alloc, floats, sizeof(float));
     if (!h->block) return vitq_i_oom("QAT classifier", floats * sizeof(float));
     h->w[0] = h->block, h->w[1] = h->w[0] + w, h->feat = h->w[1] + w, h->featq = h->feat + pd;
     h->ln = h->featq + pd, h->lnq = h->ln + pd, h->dln = h->lnq + pd, h->out = h->dln + pd;
+    h->pool = h->out + max_images * h->classes;
     vitq_status st = VITQ_OK;
     const vitq_i_qpoint *qn = vitq_i_run_qpoint(r, h->point_norm);
     h->has_norm = qn != NULL;
@@ -51,7 +57,69 @@ static vitq_tensor_view rows(float *x, size_t n, size_t d) {
     return v;
 }
 
+/* out[n][classes] = a[n][d] w^T + bias (a small classifier: a plain loop). */
+static void classify(const float *a, const float *w, const float *bias, size_t n, size_t d, size_t k, float *out) {
+    for (size_t b = 0; b < n; b++)
+        for (size_t c = 0; c < k; c++) {
+            const float *row = w + c * d, *x = a + b * d;
+            float s = 0.0f;
+            for (size_t j = 0; j < d; j++) s += x[j] * row[j];
+            out[b * k + c] = s + bias[c];
+        }
+}
+
+/* d_in[n][d] = scale d_logits[n][classes] w. */
+static void classify_back(const float *d_logits, const float *w, size_t n, size_t d, size_t k, float scale,
+                          float *d_in) {
+    for (size_t b = 0; b < n; b++) {
+        float *dst = d_in + b * d;
+        memset(dst, 0, d * sizeof(float));
+        for (size_t c = 0; c < k; c++) {
+            float g = d_logits[b * k + c] * scale;
+            const float *row = w + c * d;
+            for (size_t j = 0; j < d; j++) dst[j] += g * row[j];
+        }
+    }
+}
+
+/* Swin: the final norm of every token, the mean over tokens (in double, as the forward pass), the head. */
+static vitq_status swin_forward(vitq_i_qat_head *h, const float *x, size_t n, float *logits) {
+    const vitq_i_net *m = h->r->model;
+    size_t d = h->d, t = h->tokens;
+    memcpy(h->feat, x, n * t * d * sizeof(float));
+    memcpy(h->featq, x, n * t * d * sizeof(float));
+    vitq_tensor_view v = rows(h->featq, n * t, d);
+    vitq_status st = vitq_i_run_fake_quant(h->r, h->point_norm, &v);
+    vitq_i_layernorm(h->featq, n * t, d, m->norm.gamma, m->norm.beta, m->info.layer_norm_eps, h->ln, 1);
+    for (size_t b = 0; b < n; b++)
+        for (size_t k = 0; k < d; k++) {
+            double sum = 0.0;
+            for (size_t j = 0; j < t; j++) sum += h->ln[(b * t + j) * d + k];
+            h->lnq[b * d + k] = (float)(sum / (double)t);
+        }
+    memcpy(h->pool, h->lnq, n * d * sizeof(float));
+    v = rows(h->pool, n, d);
+    if (!st) st = vitq_i_run_fake_quant(h->r, h->point_head[0], &v);
+    classify(h->pool, h->w[0], m->head.bias, n, d, h->classes, logits);
+    return st;
+}
+
+static void swin_backward(vitq_i_qat_head *h, const float *d_logits, size_t n, float *dx) {
+    const vitq_i_net *m = h->r->model;
+    size_t d = h->d, t = h->tokens;
+    classify_back(d_logits, h->w[0], n, d, h->classes, 1.0f, h->dln);
+    vitq_tensor_view v = rows(h->lnq, n, d);
+    if (h->has_head[0]) (void)vitq_i_ste_backward(&h->ste_head[0], &v, h->dln, h->dln, 0, "classifier input");
+    for (size_t b = 0; b < n; b++) /* the mean's adjoint */
+        for (size_t j = 0; j < t; j++)
+            for (size_t k = 0; k < d; k++) dx[(b * t + j) * d + k] = h->dln[b * d + k] / (float)t;
+    vitq_i_layernorm_backward(h->featq, dx, n * t, d, m->norm.gamma, m->info.layer_norm_eps, dx, 0, 1);
+    v = rows(h->feat, n * t, d);
+    if (h->has_norm) (void)vitq_i_ste_backward(&h->ste_norm, &v, dx, dx, 0, "final norm input");
+}
+
 vitq_status vitq_i_qat_head_forward(vitq_i_qat_head *h, const float *x, size_t n, float *logits) {
+    if (h->swin) return swin_forward(h, x, n, logits);
     const vitq_i_net *m = h->r->model;
     size_t d = h->d, k = h->classes;
     vitq_status st = VITQ_OK;
@@ -66,15 +134,7 @@ vitq_status vitq_i_qat_head_forward(vitq_i_qat_head *h, const float *x, size_t n
         memcpy(lnq, ln, n * d * sizeof(float));
         v = rows(lnq, n, d);
         if (!st) st = vitq_i_run_fake_quant(h->r, h->point_head[t], &v);
-        const float *bias = (t ? &m->head_dist : &m->head)->bias;
-        float *out = t ? h->out : logits; /* a small classifier: a plain loop */
-        for (size_t b = 0; b < n; b++)
-            for (size_t c = 0; c < k; c++) {
-                const float *w = h->w[t] + c * d, *a = lnq + b * d;
-                float s = 0.0f;
-                for (size_t j = 0; j < d; j++) s += a[j] * w[j];
-                out[b * k + c] = s + bias[c];
-            }
+        classify(lnq, h->w[t], (t ? &m->head_dist : &m->head)->bias, n, d, k, t ? h->out : logits);
     }
     if (!st && h->prefix == 2)
         for (size_t j = 0; j < n * k; j++) logits[j] = (logits[j] + h->out[j]) / 2.0f;
@@ -82,6 +142,10 @@ vitq_status vitq_i_qat_head_forward(vitq_i_qat_head *h, const float *x, size_t n
 }
 
 void vitq_i_qat_head_backward(vitq_i_qat_head *h, const float *d_logits, size_t n, float *dx) {
+    if (h->swin) {
+        swin_backward(h, d_logits, n, dx);
+        return;
+    }
     const vitq_i_net *m = h->r->model;
     size_t d = h->d, k = h->classes;
     float scale = h->prefix == 2 ? 0.5f : 1.0f; /* distilled logits are the two heads' mean */
@@ -89,15 +153,7 @@ void vitq_i_qat_head_backward(vitq_i_qat_head *h, const float *d_logits, size_t 
     for (int t = 0; t < h->prefix; t++) {
         float *featq = h->featq + (size_t)t * n * d, *feat = h->feat + (size_t)t * n * d;
         float *ln = h->ln + (size_t)t * n * d, *dln = h->dln;
-        for (size_t b = 0; b < n; b++) {
-            float *dst = dln + b * d;
-            memset(dst, 0, d * sizeof(float));
-            for (size_t c = 0; c < k; c++) {
-                float g = d_logits[b * k + c] * scale;
-                const float *w = h->w[t] + c * d;
-                for (size_t j = 0; j < d; j++) dst[j] += g * w[j];
-            }
-        }
+        classify_back(d_logits, h->w[t], n, d, k, scale, dln);
         vitq_tensor_view v = rows(ln, n, d);
         if (h->has_head[t]) (void)vitq_i_ste_backward(&h->ste_head[t], &v, dln, dln, 0, "classifier input");
         vitq_i_layernorm_backward(featq, dln, n, d, m->norm.gamma, m->info.layer_norm_eps, dln, 0, 1);

@@ -291,13 +291,6 @@ static vitq_status report_piece(vitq_i_run *r, const char *what, const vitq_i_re
     return st ? st : vitq_i_run_progress(r, "reconstruct");
 }
 
-/* The stage whose patch merging precedes block b (Swin), 0 if none. */
-static int merge_before(const vitq_i_net *m, int b) {
-    for (int s = 1; m->info.arch == VITQ_ARCH_SWIN && s < m->info.num_stages; s++)
-        if (m->stages[s].first_block == b) return s;
-    return 0;
-}
-
 vitq_status vitq_i_reconstruct(vitq_i_run *r, const vitq_i_recon_options *o, vitq_i_recon_block *report) {
     const vitq_i_net *m = r->model;
     if (!m->blocks[0].qkv.weight)
@@ -333,7 +326,7 @@ vitq_status vitq_i_reconstruct(vitq_i_run *r, const vitq_i_recon_options *o, vit
     double t0 = vitq_i_now_seconds();
     for (int b = 0; !st && b < depth; b++) {
         vitq_i_recon_block rep = {0, 0, 0};
-        int s = merge_before(m, b);
+        int s = vitq_i_merge_before(m, b);
         char what[64];
         if (s) {
             st = merge_stage(&c, s, &rep);

@@ -56,3 +56,9 @@ vitq_status vitq_i_run_stem(vitq_i_run *r, const vitq_i_stem_job *j, int quantiz
     vitq_i_free(r->alloc, patches);
     return st ? st : off;
 }
+
+int vitq_i_merge_before(const vitq_i_net *m, int b) {
+    for (int s = 1; m->info.arch == VITQ_ARCH_SWIN && s < m->info.num_stages; s++)
+        if (m->stages[s].first_block == b) return s;
+    return 0;
+}

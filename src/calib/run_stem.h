@@ -25,4 +25,7 @@ vitq_status vitq_i_run_stem(vitq_i_run *r, const vitq_i_stem_job *j, int quantiz
  * quantized. */
 vitq_status vitq_i_run_fake_quant(const vitq_i_run *r, int point, const vitq_tensor_view *v);
 
+/* The stage whose patch merging precedes block b (Swin), 0 if none. */
+int vitq_i_merge_before(const vitq_i_net *m, int b);
+
 #endif

@@ -216,22 +216,6 @@ static void swin_head_backward(const vitq_i_net *m, size_t n, model_ws *w) {
                               m->info.layer_norm_eps, w->dx, 0, w->nthreads);
 }
 
-/* The adjoint of vitq_i_swin_merge_gather (a permutation): out[image][2y+dy][2x+dx] = the slice of
- * in[image][y][x] the gather took from there. */
-static void merge_scatter(const float *in, size_t images, int grid, size_t dim, float *out) {
-    size_t half = (size_t)grid / 2, g = (size_t)grid;
-    static const size_t offsets[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}}; /* (dy, dx), as the gather */
-    for (size_t b = 0; b < images; b++)
-        for (size_t y = 0; y < half; y++)
-            for (size_t x = 0; x < half; x++) {
-                const float *src = in + ((b * half + y) * half + x) * 4 * dim;
-                for (int q = 0; q < 4; q++) {
-                    size_t sy = 2 * y + offsets[q][0], sx = 2 * x + offsets[q][1];
-                    memcpy(out + ((b * g + sy) * g + sx) * dim, src + (size_t)q * dim, dim * sizeof(float));
-                }
-            }
-}
-
 /* Swin patch merging of stage s: w->dx (w.r.t. its output) -> w->dprev (w.r.t. the previous stage's
  * output). The LayerNorm input is re-gathered from the cached stage output. */
 static void merge_backward(const vitq_i_net *m, int s, size_t n, model_ws *w) {
@@ -245,7 +229,7 @@ static void merge_backward(const vitq_i_net *m, int s, size_t n, model_ws *w) {
                              w->gather);
     vitq_i_layernorm_backward(w->gather, w->dgather, rows, in, st->merge_norm.gamma, VITQ_I_SWIN_STEM_EPS, w->dgather,
                               0, w->nthreads);
-    merge_scatter(w->dgather, n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1], w->dprev);
+    vitq_i_swin_merge_scatter(w->dgather, n, i->stage_grid[s - 1], (size_t)i->stage_dim[s - 1], w->dprev);
 }
 
 static void swap(float **a, float **b) {

@@ -81,3 +81,19 @@ void vitq_i_swin_merge_gather(const float *in, size_t images, int grid, size_t d
                 }
             }
 }
+
+/* The adjoint of vitq_i_swin_merge_gather (a permutation): out[image][2y+dy][2x+dx] = the slice of
+ * in[image][y][x] the gather took from there. */
+void vitq_i_swin_merge_scatter(const float *in, size_t images, int grid, size_t dim, float *out) {
+    size_t half = (size_t)grid / 2, g = (size_t)grid;
+    static const size_t offsets[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}}; /* (dy, dx), as the gather */
+    for (size_t b = 0; b < images; b++)
+        for (size_t y = 0; y < half; y++)
+            for (size_t x = 0; x < half; x++) {
+                const float *src = in + ((b * half + y) * half + x) * 4 * dim;
+                for (int q = 0; q < 4; q++) {
+                    size_t sy = 2 * y + offsets[q][0], sx = 2 * x + offsets[q][1];
+                    memcpy(out + ((b * g + sy) * g + sx) * dim, src + (size_t)q * dim, dim * sizeof(float));
+                }
+            }
+}

@@ -32,4 +32,8 @@ void vitq_i_swin_unpartition_add(const float *win, size_t images, int grid, int 
  * the order of timm, HF and torchvision; in is [images][grid*grid][dim], out [images][(grid/2)^2][4 dim]. */
 void vitq_i_swin_merge_gather(const float *in, size_t images, int grid, size_t dim, float *out);
 
+/* Its adjoint (a permutation): out[image][2y+dy][2x+dx] = the slice of in[image][y][x] the gather took from
+ * there. */
+void vitq_i_swin_merge_scatter(const float *in, size_t images, int grid, size_t dim, float *out);
+
 #endif

@@ -12,6 +12,10 @@
 #include "harness.h"
 #include "model/block.h"
 #include "model/weights.h"
+#include "calib/qat_head.h"
+#include "calib/qat_merge.h"
+#include "quant/points.h"
+#include "quant/qmodel.h"
 #include "test_random.h"
 #include "train/block_train.h"
 #include "train/block_train_qat.h"
@@ -270,7 +274,7 @@ static void test_trainer_resumes_exactly(void) {
     remove(path);
 }
 
-/* Refusals: Swin (not yet), a quantized teacher, bad options. */
+/* Refusals: bad options, old struct sizes; and Swin trains (its loss falls over two epochs). */
 static void test_trainer_refusals(void) {
     vitq_model *m = load(MODEL), *swin = load("models/fmnist-swin");
     if (!m || !swin) return;
@@ -293,11 +297,22 @@ static void test_trainer_refusals(void) {
     vitq_trainer_free(tr);
     to.struct_size = 8;
     CHECK_STATUS(vitq_trainer_create(cal, NULL, &to, &tr), VITQ_ERR_ABI_MISMATCH);
-    CHECK_STATUS(vitq_calibrator_create(swin, NULL, &scal), VITQ_OK);
-    CHECK_STATUS(vitq_calibrator_feed_dataset(scal, calib, 0, 8), VITQ_OK);
-    CHECK_STATUS(vitq_trainer_create(scal, NULL, NULL, &tr), VITQ_OK);
-    CHECK_STATUS(vitq_trainer_run(tr, calib, 0, 8, &q), VITQ_ERR_UNSUPPORTED);
-    CHECK(strstr(vitq_last_error(), "Swin") != NULL);
+    vitq_calibrator_options co;
+    vitq_calibrator_options_init(&co);
+    co.weight_bits = co.activation_bits = 4;
+    CHECK_STATUS(vitq_calibrator_create(swin, &co, &scal), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(scal, calib, 0, 16), VITQ_OK);
+    vitq_trainer_options_init(&to);
+    to.epochs = 2, to.batch = 32, to.crops = 1, to.learning_rate = 1e-3;
+    CHECK_STATUS(vitq_trainer_create(scal, NULL, &to, &tr), VITQ_OK);
+    CHECK_STATUS(vitq_trainer_run(tr, calib, 0, 128, &q), VITQ_OK);
+    vitq_trainer_epoch e0, e1;
+    vitq_trainer_epoch_init(&e0), vitq_trainer_epoch_init(&e1);
+    CHECK_STATUS(vitq_trainer_epoch_stats(tr, 0, &e0), VITQ_OK);
+    CHECK_STATUS(vitq_trainer_epoch_stats(tr, 1, &e1), VITQ_OK);
+    printf("    Swin W4A4: distillation loss %.4f -> %.4f\n", e0.loss, e1.loss);
+    CHECK(e1.loss < e0.loss);
+    vitq_model_free(q);
     vitq_trainer_free(tr);
     vitq_calibrator_free(scal);
     vitq_calibrator_free(cal);
@@ -306,10 +321,129 @@ static void test_trainer_refusals(void) {
     vitq_model_free(m);
 }
 
+/* A run of `m` with no quantized point (every point float), enough for the QAT pieces outside the blocks. */
+typedef struct float_run {
+    vitq_i_point_list list;
+    vitq_i_qmodel q;
+    int *of_point;
+    float **weights;
+    vitq_i_run r;
+} float_run;
+
+static void float_run_init(float_run *f, vitq_i_net *m) {
+    memset(f, 0, sizeof *f);
+    CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
+    CHECK_STATUS(vitq_i_points_build(&alloc, m, &f->list), VITQ_OK);
+    f->of_point = malloc((size_t)f->list.count * sizeof(int));
+    f->weights = calloc((size_t)f->list.count, sizeof(float *));
+    for (int p = 0; p < f->list.count; p++) {
+        f->of_point[p] = -1;
+        if (f->list.points[p].weight) f->weights[p] = f->list.points[p].weight->weight;
+    }
+    f->q.of_point = f->of_point;
+    f->r.alloc = &alloc, f->r.model = m, f->r.list = &f->list, f->r.q = &f->q, f->r.weights = f->weights;
+}
+
+static void float_run_free(float_run *f) {
+    vitq_i_points_free(&alloc, &f->list);
+    free(f->of_point);
+    free(f->weights);
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Directional derivatives of L(x) = c . f(x) along random u against u . backward(c), for f Swin's patch
+ * merging into stage 1 and Swin's classifier, every point float (both are then smooth). */
+static void test_swin_merge_and_head_adjoints(void) {
+    vitq_model *handle = load("models/fmnist-swin");
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
+    const vitq_model_info *i = &m->info;
+    float_run f;
+    float_run_init(&f, m);
+    size_t n = 2;
+    for (int piece = 0; piece < 2; piece++) {
+        int last = i->num_stages - 1, s = piece ? last : 1;
+        size_t in_floats = n * (size_t)i->stage_grid[s - (piece ? 0 : 1)] * (size_t)i->stage_grid[s - (piece ? 0 : 1)] *
+                           (size_t)i->stage_dim[s - (piece ? 0 : 1)];
+        size_t out_floats = piece ? n * (size_t)i->num_classes
+                                  : n * (size_t)i->stage_grid[1] * (size_t)i->stage_grid[1] * (size_t)i->stage_dim[1];
+        float *x = malloc(in_floats * sizeof(float)), *u = malloc(in_floats * sizeof(float));
+        float *xp = malloc(in_floats * sizeof(float)), *dx = malloc(in_floats * sizeof(float));
+        float *y = malloc(out_floats * sizeof(float)), *c = malloc(out_floats * sizeof(float));
+        for (size_t k = 0; k < in_floats; k++) x[k] = (float)gauss(), u[k] = (float)gauss();
+        for (size_t k = 0; k < out_floats; k++) c[k] = (float)gauss();
+        vitq_i_qat_merge g;
+        vitq_i_qat_head h;
+        if (piece) CHECK_STATUS(vitq_i_qat_head_create(&h, &f.r, n), VITQ_OK);
+        else CHECK_STATUS(vitq_i_qat_merge_create(&g, &f.r, 1, n), VITQ_OK);
+        double lp = 0, lm = 0, eps = 1e-2;
+        for (int sign = -1; sign <= 1; sign += 2) {
+            for (size_t k = 0; k < in_floats; k++) xp[k] = x[k] + (float)(sign * eps) * u[k];
+            if (piece) CHECK_STATUS(vitq_i_qat_head_forward(&h, xp, n, y), VITQ_OK);
+            else CHECK_STATUS(vitq_i_qat_merge_forward(&g, xp, n, y), VITQ_OK);
+            *(sign < 0 ? &lm : &lp) = dot(c, y, out_floats);
+        }
+        if (piece) {
+            CHECK_STATUS(vitq_i_qat_head_forward(&h, x, n, y), VITQ_OK);
+            vitq_i_qat_head_backward(&h, c, n, dx);
+        } else {
+            CHECK_STATUS(vitq_i_qat_merge_forward(&g, x, n, y), VITQ_OK);
+            vitq_i_qat_merge_backward(&g, c, n, dx);
+        }
+        double fd = (lp - lm) / (2 * eps), an = dot(u, dx, in_floats);
+        printf("    %s: directional derivative %.6g, backward %.6g\n", piece ? "classifier" : "merging", fd, an);
+        CHECK(fabs(fd - an) <= 2e-3 * fabs(an) + 1e-3);
+        if (piece) vitq_i_qat_head_free(&h);
+        else vitq_i_qat_merge_free(&g);
+        free(x), free(u), free(xp), free(dx), free(y), free(c);
+    }
+    float_run_free(&f);
+    vitq_model_free(handle);
+}
+
+/* The same for the classifier of a distilled DeiT (two heads on two prefix tokens, their mean). */
+static void test_deit_head_adjoint(void) {
+    vitq_model *handle = load("models/fmnist-deit-distilled");
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
+    float_run f;
+    float_run_init(&f, m);
+    size_t n = 3, in = n * (size_t)m->info.num_tokens * (size_t)m->info.embed_dim, out = n * (size_t)m->info.num_classes;
+    float *x = malloc(in * sizeof(float)), *u = malloc(in * sizeof(float)), *xp = malloc(in * sizeof(float));
+    float *dx = malloc(in * sizeof(float)), *y = malloc(out * sizeof(float)), *c = malloc(out * sizeof(float));
+    for (size_t k = 0; k < in; k++) x[k] = (float)gauss(), u[k] = (float)gauss();
+    for (size_t k = 0; k < out; k++) c[k] = (float)gauss();
+    vitq_i_qat_head h;
+    CHECK_STATUS(vitq_i_qat_head_create(&h, &f.r, n), VITQ_OK);
+    CHECK(h.prefix == 2);
+    double l[2], eps = 1e-2;
+    for (int k = 0; k < 2; k++) {
+        for (size_t j = 0; j < in; j++) xp[j] = x[j] + (float)((k ? 1 : -1) * eps) * u[j];
+        CHECK_STATUS(vitq_i_qat_head_forward(&h, xp, n, y), VITQ_OK);
+        l[k] = dot(c, y, out);
+    }
+    CHECK_STATUS(vitq_i_qat_head_forward(&h, x, n, y), VITQ_OK);
+    vitq_i_qat_head_backward(&h, c, n, dx);
+    double fd = (l[1] - l[0]) / (2 * eps), an = dot(u, dx, in);
+    printf("    distilled classifier: directional derivative %.6g, backward %.6g\n", fd, an);
+    CHECK(fabs(fd - an) <= 2e-3 * fabs(an) + 1e-3);
+    vitq_i_qat_head_free(&h);
+    float_run_free(&f);
+    free(x), free(u), free(xp), free(dx), free(y), free(c);
+    vitq_model_free(handle);
+}
+
 int main(void) {
     if (vitq_i_allocator_resolve(NULL, &alloc) != VITQ_OK) return 1;
     RUN(test_qat_block_gradients);
     RUN(test_qat_refuses_asymmetric_weights);
+    RUN(test_swin_merge_and_head_adjoints);
+    RUN(test_deit_head_adjoint);
     RUN(test_trainer_refusals);
     RUN(test_trainer_trains_reproducibly);
     RUN(test_trainer_resumes_exactly);
