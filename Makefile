@@ -273,6 +273,17 @@ recon-results: all
 		$(if $(IMAGENET),--imagenet $(IMAGENET) --runs $(RECON_IMAGENET)) \
 		--intro tools/recon_results_intro.md --write docs/results.md
 
+# make qat-results: quantization-aware training against the best PTQ result on the Fashion-MNIST models (trained on
+# Debian's dataset-fashion-mnist) and (IMAGENET=dir) distillation-only QAT of the real DeiT-Tiny, into the marked
+# section of docs/results.md (tools/qat_results.py; make results keeps it)
+QAT_FMNIST := "minmax:W4A4" "minmax:W4A4:reg=0" "minmax:W3A3" "minmax:W2A2" "minmax:W2A2:reg=0"
+QAT_IMAGENET := "repq-vit+post_gelu=1:W4A4:epochs=4,crops=4,batch=32,lr=1e-4,micro=16"
+.PHONY: qat-results
+qat-results: all
+	VITQ_BIN=bin/vitq $(PYTHON) tools/qat_results.py --fmnist-runs $(QAT_FMNIST) \
+		$(if $(IMAGENET),--imagenet $(IMAGENET) --imagenet-runs $(QAT_IMAGENET)) \
+		--intro tools/qat_results_intro.md --write docs/results.md
+
 # make bench: vitq against ONNX Runtime and PyTorch on random DeiT-T, DeiT-S and ViT-B, one table per
 # model (docs/performance.md), then the threads table idle and beside a competing CPU load
 # (bench-threads). It builds the default library itself. BENCH_ARGS=--quick: a few minutes.

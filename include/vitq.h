@@ -882,8 +882,8 @@ VITQ_API vitq_status vitq_calibrator_get_stats(const vitq_calibrator *calibrator
  * quantizers, biases and LayerNorm parameters, by knowledge distillation from a float teacher on several
  * random resized crops and flips of each image, with VVTQ's oscillation-aware bin regulariser (off for the
  * first quarter of the run, then a cosine ramp). AdamW, linear warm-up, cosine decay. The patch embedding
- * and the classifier keep the calibrator's quantization. Weights must be symmetric uniform grids (the
- * default). ViT, DeiT and Swin (its patch merging, like the classifier, keeps its quantization and
+ * and the classifier keep the calibrator's quantization. Weights must be on uniform grids (every built-in
+ * weight scheme; zero points stay). ViT, DeiT and Swin (its patch merging, like the classifier, keeps its quantization and
  * carries the gradient). The result is an ordinary quantized model.
  * Deterministic for a seed (the calibrator's) and thread count.
  */

@@ -116,14 +116,14 @@ def table(title, rows):
     return lines
 
 
-def write_section(path, lines):
-    """Replace the marked section of path (docs/results.md) by lines, or append it."""
+def write_section(path, lines, marks=RECON_MARKS):
+    """Replace the section of path (docs/results.md) between marks by lines, or append it."""
     with open(path) as f:
         text = f.read()
-    section = "\n".join([RECON_MARKS[0]] + lines + [RECON_MARKS[1]])
-    start, end = text.find(RECON_MARKS[0]), text.find(RECON_MARKS[1])
+    section = "\n".join([marks[0]] + lines + [marks[1]])
+    start, end = text.find(marks[0]), text.find(marks[1])
     if 0 <= start < end:
-        text = text[:start] + section + text[end + len(RECON_MARKS[1]):]
+        text = text[:start] + section + text[end + len(marks[1]):]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     with open(path, "w") as f:

@@ -97,6 +97,7 @@ METHOD_OPTS = {}  # scheme -> ["--opt", "k=v", ...] for the runs under way
 # A section another tool writes into the same file (tools/recon_results.py: block reconstruction), kept as
 # it is when this one regenerates the rest.
 RECON_MARKS = ("<!-- recon_results.py: begin -->", "<!-- recon_results.py: end -->")
+QAT_MARKS = ("<!-- qat_results.py: begin -->", "<!-- qat_results.py: end -->")
 
 
 def kept_section(path, marks):
@@ -632,6 +633,8 @@ def main():
         if not final:
             text += ["(partial: `make results` was still running when this was written)", ""]
         text += kept_section(args.out, RECON_MARKS)
+        qat = kept_section(args.out, QAT_MARKS)
+        text += ([""] + qat) if qat else []
         text += footer + [""]
         with open(args.out, "w") as f:
             f.write("\n".join(text))

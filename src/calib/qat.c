@@ -72,7 +72,8 @@ static vitq_status make_block(qat *q, int b) {
     vitq_status st = vitq_i_block_train_create(&q->bt[b], q->r->alloc, q->r->model, b, &cfg);
     for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) {
         const vitq_i_bt_layer *L = &q->bt[b].layer[k];
-        if (L->mode == 3) st = vitq_i_osc_create(&q->osc[b * VITQ_I_BT_LAYERS + k], q->r->alloc, L->l->out * L->l->in);
+        if (L->mode == 3 && !L->lsq.zero_point)
+            st = vitq_i_osc_create(&q->osc[b * VITQ_I_BT_LAYERS + k], q->r->alloc, L->l->out * L->l->in);
     }
     return st;
 }
@@ -223,7 +224,7 @@ static vitq_status regularise(qat *q, double lambda, double *value) {
     for (int b = 0; !st && b < q->depth; b++)
         for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) {
             vitq_i_bt_layer *L = &q->bt[b].layer[k];
-            if (L->mode != 3) continue;
+            if (L->mode != 3 || L->lsq.zero_point) continue; /* the bins of zero-point grids: not yet */
             double v = 0.0;
             st = vitq_i_obr(L->lsq.name, L->w_latent, (int64_t)L->l->out, (int64_t)L->l->in, L->lsq.step, L->lsq.groups,
                             L->lsq.cpg, &L->lsq.grid, lambda, lambda > 0.0 ? L->w_grad : NULL, &v);
@@ -239,7 +240,7 @@ static vitq_status count_flips(qat *q, int64_t *flips, int64_t *osc) {
     for (int b = 0; !st && b < q->depth; b++)
         for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) {
             vitq_i_bt_layer *L = &q->bt[b].layer[k];
-            if (L->mode != 3) continue;
+            if (L->mode != 3 || L->lsq.zero_point) continue;
             int64_t f = 0, o = 0;
             st = vitq_i_osc_update(&q->osc[b * VITQ_I_BT_LAYERS + k], L->lsq.name, L->w_latent, (int64_t)L->l->out,
                                    (int64_t)L->l->in, L->lsq.step, L->lsq.groups, L->lsq.cpg, &L->lsq.grid, &f, &o);
@@ -353,7 +354,8 @@ static vitq_status train(qat *q, const float *images, size_t n, vitq_i_qat_epoch
             if (!st) st = rescale(q);
             for (size_t f = 0; !st && f < views; f += q->micro)
                 st = micro_step(q, f, views - f < q->micro ? views - f : q->micro, views, &loss, &agree);
-            if (!st) st = regularise(q, lambda, &obr);
+            if (!st && (lambda > 0.0 || s + 1 == per_epoch)) /* its value alone only for the epoch's report */
+                st = regularise(q, lambda, &obr);
             double lr = vitq_i_adam_lr(&q->adam, 0);
             if (!st) {
                 vitq_status s2 = vitq_i_adam_step(&q->adam);

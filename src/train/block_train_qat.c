@@ -9,21 +9,20 @@
 #include "train/linear.h"
 #include "train/norm_grad.h"
 
-static int symmetric_uniform(const vitq_i_instance *wq) {
-    if (!wq || wq->scheme.fake_quant != vitq_i_range_fake_quant) return 0;
-    const vitq_i_range_state *rs = wq->state;
-    if (!rs->grid.symmetric) return 0;
-    for (int64_t g = 0; g < wq->config.groups; g++)
-        if (rs->zero_point[g] != 0.0f) return 0;
-    return 1;
+static int uniform(const vitq_i_instance *wq) { return wq && wq->scheme.fake_quant == vitq_i_range_fake_quant; }
+
+static int has_zero_points(const vitq_i_range_state *rs, int64_t groups) {
+    for (int64_t g = 0; g < groups; g++)
+        if (rs->zero_point[g] != 0.0f) return 1;
+    return 0;
 }
 
 vitq_status vitq_i_bt_qat_layer(vitq_i_block_train *bt, vitq_i_bt_layer *L, const vitq_i_instance *wq,
                                 const float *w, int gscale) {
     const vitq_i_linear *l = L->l;
     size_t count = l->out * l->in;
-    /* every QAT layer trains its bias; only a symmetric uniform weight grid has an LSQ step to learn (an
-     * asymmetric one would need a learned offset that stays a whole number of steps for the encoding) */
+    /* every QAT layer trains its bias; a uniform weight grid learns its steps (LSQ; an asymmetric grid keeps its
+     * whole-number zero points, so the encoding still holds its codes), another scheme has no step to learn */
     L->bias_copy = vitq_i_alloc_array(&bt->alloc, 3 * l->out, sizeof(float));
     if (!L->bias_copy) return vitq_i_oom("QAT biases", 3 * l->out * sizeof(float));
     L->bias_grad = L->bias_copy + l->out, L->db_step = L->bias_grad + l->out;
@@ -31,15 +30,16 @@ vitq_status vitq_i_bt_qat_layer(vitq_i_block_train *bt, vitq_i_bt_layer *L, cons
     else memset(L->bias_copy, 0, l->out * sizeof(float));
     memset(L->bias_grad, 0, l->out * sizeof(float));
     L->bias = L->bias_copy;
-    if (wq && !symmetric_uniform(wq))
+    if (wq && !uniform(wq))
         return vitq_i_fail(VITQ_ERR_UNSUPPORTED,
-                           "QAT: weight '%s' has scheme '%s' or a zero point; QAT learns the steps of symmetric uniform "
-                           "weight grids (set symmetric:1 on the weights)", wq->name, wq->scheme.name);
+                           "QAT: weight '%s' has scheme '%s'; QAT learns the steps of uniform weight grids (minmax, "
+                           "percentile, omse, percentile-mse)", wq->name, wq->scheme.name);
     if (!wq) return VITQ_OK; /* a float weight stays: the model's rows */
     const vitq_i_range_state *rs = wq->state;
-    vitq_status st = vitq_i_lsq_create(&L->lsq, &bt->alloc, wq->name, rs->grid.bits, 1, wq->config.groups,
-                                       wq->config.channels_per_group, 0);
+    vitq_status st = vitq_i_lsq_create(&L->lsq, &bt->alloc, wq->name, rs->grid.bits, rs->grid.symmetric,
+                                       wq->config.groups, wq->config.channels_per_group, 0);
     if (!st) st = vitq_i_lsq_init_steps(&L->lsq, rs->scale, NULL);
+    if (!st && has_zero_points(rs, wq->config.groups)) st = vitq_i_lsq_set_zero_points(&L->lsq, rs->zero_point);
     if (st) return st;
     L->lsq.gscale = (vitq_i_lsq_gscale)gscale;
     L->w_latent = vitq_i_alloc_array(&bt->alloc, count, 2 * sizeof(float));
@@ -88,10 +88,11 @@ static void surrogate_weights(const vitq_i_block_train *bt, vitq_i_bt_layer *L) 
     const vitq_i_lsq *q = &L->lsq;
     size_t in = L->l->in;
     for (size_t r = 0; r < L->l->out; r++) {
-        double s = q->step[(int64_t)r / q->cpg];
+        int64_t g = (int64_t)r / q->cpg;
+        double s = q->step[g], z = q->zero_point ? q->zero_point[g] : 0.0, lo = q->grid.qmin - z, hi = q->grid.qmax - z;
         for (size_t j = 0; j < in; j++) {
             size_t e = r * in + j;
-            double u = (double)L->w_latent[e] / s, c = u < q->grid.qmin ? q->grid.qmin : u > q->grid.qmax ? q->grid.qmax : u;
+            double u = (double)L->w_latent[e] / s, c = u < lo ? lo : u > hi ? hi : u;
             if (bt->surrogate == 1) L->frozen_w[e] = (float)((double)L->w_cur[e] / s - c);
             else L->w_cur[e] = (float)(s * (c + (double)L->frozen_w[e]));
         }

@@ -26,9 +26,9 @@ int vitq_i_block_train_qat_weight(const vitq_i_block_train *bt, int layer, float
 
 /* ---- called by block_train.c ---------------------------------------------------------------------- */
 
-/* Layer L in QAT mode: its bias copied for training; with a weight quantizer wq (which must be a symmetric
- * uniform grid: VITQ_ERR_UNSUPPORTED naming it otherwise) its weight w becomes the latent weight of an LSQ
- * quantizer that starts at wq's scales, gradient scale `gscale` (a vitq_i_lsq_gscale). */
+/* Layer L in QAT mode: its bias copied for training; with a weight quantizer wq (which must be a uniform grid:
+ * VITQ_ERR_UNSUPPORTED naming it otherwise) its weight w becomes the latent weight of an LSQ quantizer that
+ * starts at wq's scales and keeps its zero points, gradient scale `gscale` (a vitq_i_lsq_gscale). */
 vitq_status vitq_i_bt_qat_layer(vitq_i_block_train *bt, vitq_i_bt_layer *L, const vitq_i_instance *wq,
                                 const float *w, int gscale);
 /* The trained LayerNorm copies (bt->gamma, bt->beta point at them), their gradients and the input gradient. */

@@ -37,7 +37,7 @@ typedef struct vitq_i_bt_config {
     double drop;      /* QDrop: probability an activation element stays float in a training forward */
     uint64_t seed;
     size_t max_images; /* the most images a forward takes */
-    /* QAT (issue 21): the weights of symmetric uniform quantizers become latent floats fake-quantized by LSQ
+    /* QAT (issue 21): the weights of uniform quantizers become latent floats fake-quantized by LSQ
      * with learned steps (block_train_qat.c), the biases and LayerNorm affine parameters are trained too (the
      * block's own copies), and the backward forms the block input's gradient. `adaround` is ignored then. */
     int qat;

@@ -46,7 +46,8 @@ void vitq_i_lsq_free(vitq_i_lsq *q) {
     vitq_i_free(&q->alloc, q->offset);
     vitq_i_free(&q->alloc, q->offset_grad);
     vitq_i_free(&q->alloc, q->group_scale);
-    q->step = q->step_grad = q->offset = q->offset_grad = NULL;
+    vitq_i_free(&q->alloc, q->zero_point);
+    q->step = q->step_grad = q->offset = q->offset_grad = q->zero_point = NULL;
     q->group_scale = NULL;
 }
 
@@ -65,6 +66,18 @@ static vitq_status check_steps(const vitq_i_lsq *q) {
 }
 
 static inline float offset_of(const vitq_i_lsq *q, int64_t g) { return q->offset ? q->offset[g] : 0.0f; }
+static inline float zero_of(const vitq_i_lsq *q, int64_t g) { return q->zero_point ? q->zero_point[g] : 0.0f; }
+
+vitq_status vitq_i_lsq_set_zero_points(vitq_i_lsq *q, const float *z) {
+    for (int64_t g = 0; g < q->groups; g++)
+        if (!(z[g] >= (float)q->grid.qmin && z[g] <= (float)q->grid.qmax) || z[g] != nearbyintf(z[g]))
+            return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: zero point %g of group %lld is not a code of [%d, %d]",
+                               q->name, (double)z[g], (long long)g, (int)q->grid.qmin, (int)q->grid.qmax);
+    if (!q->zero_point) q->zero_point = vitq_i_alloc_array(&q->alloc, (size_t)q->groups, sizeof(float));
+    if (!q->zero_point) return vitq_i_oom("LSQ zero points", (size_t)q->groups * sizeof(float));
+    memcpy(q->zero_point, z, (size_t)q->groups * sizeof(float));
+    return VITQ_OK;
+}
 
 /* Offset of element (o, c, 0) of the view from its base. */
 static inline int64_t at(const vitq_tensor_view *x, int64_t o, int64_t c) { return o * x->outer_stride + c * x->inner; }
@@ -199,11 +212,11 @@ vitq_status vitq_i_lsq_forward(const vitq_i_lsq *q, const vitq_tensor_view *x, f
     for (int64_t o = 0; o < x->outer; o++)
         for (int64_t c = 0; c < x->channels; c++) {
             int64_t g = c / q->cpg;
-            float s = q->step[g], b = offset_of(q, g);
+            float s = q->step[g], b = offset_of(q, g), z = zero_of(q, g);
             const float *p = x->data + at(x, o, c);
             float *r = y + at(x, o, c);
             for (int64_t i = 0; i < x->inner; i++)
-                r[i] = (float)vitq_i_uniform_code(&q->grid, p[i] - b, s, 0.0f) * s + b;
+                r[i] = ((float)vitq_i_uniform_code(&q->grid, p[i] - b, s, z) - z) * s + b;
         }
     return VITQ_OK;
 }
@@ -225,10 +238,10 @@ vitq_status vitq_i_lsq_backward(vitq_i_lsq *q, const vitq_tensor_view *x, const 
     if (!dy) return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: output gradient is NULL", q->name);
     if (q->gscale == VITQ_I_LSQ_GSCALE_PER_GROUP && !q->group_scale)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: per-group gradient scales were never set", q->name);
-    const float lo = (float)q->grid.qmin, hi = (float)q->grid.qmax;
     for (int64_t g = 0; g < q->groups; g++) {
         double gs = step_scale(q, x, g);
-        float s = q->step[g], b = offset_of(q, g);
+        float s = q->step[g], b = offset_of(q, g), z = zero_of(q, g);
+        const float lo = (float)q->grid.qmin - z, hi = (float)q->grid.qmax - z;
         double ds = 0.0, db = 0.0;
         for (int64_t o = 0; o < x->outer; o++)
             for (int64_t c = g * q->cpg; c < (g + 1) * q->cpg; c++) {
@@ -243,7 +256,7 @@ vitq_status vitq_i_lsq_backward(vitq_i_lsq *q, const vitq_tensor_view *x, const 
                     } else if (u > hi) {
                         ds += (double)d[i] * hi, db += d[i], pass = 0.0f;
                     } else { /* inside (NaN too: it then poisons the step's gradient, which Adam refuses) */
-                        float code = (float)vitq_i_uniform_code(&q->grid, p[i] - b, s, 0.0f);
+                        float code = (float)vitq_i_uniform_code(&q->grid, p[i] - b, s, z) - z;
                         ds += (double)d[i] * ((double)code - (double)u), pass = d[i];
                     }
                     if (r) r[i] = accumulate ? r[i] + pass : pass;

@@ -45,6 +45,10 @@ typedef struct vitq_i_lsq {
     float *step_grad;      /* groups: accumulated by backward */
     float *offset;         /* groups or NULL: b */
     float *offset_grad;    /* groups or NULL */
+    /* groups or NULL: a fixed whole-number zero point z per group (an asymmetric uniform grid, as a PTQ
+     * result's weights may have): codes c = clamp(round((x - b) / s) + z), y = (c - z) s + b, and the clamp's
+     * edges in the gradient become qmin - z and qmax - z (vitq_i_lsq_set_zero_points) */
+    float *zero_point;
     vitq_i_lsq_gscale gscale;
     double grad_scale;     /* used with VITQ_I_LSQ_GSCALE_FIXED */
     double *group_scale;   /* groups or NULL (until first set): used with VITQ_I_LSQ_GSCALE_PER_GROUP */
@@ -89,6 +93,10 @@ vitq_status vitq_i_lsq_set_magnitude_scale(vitq_i_lsq *q, const vitq_tensor_view
  * A uniform asymmetric result of scale s and integer zero point z is offset b = -z s with unsigned codes.
  * VITQ_ERR_OUT_OF_RANGE naming the group for a step that is not finite and > 0 (nothing changes then). */
 vitq_status vitq_i_lsq_init_steps(vitq_i_lsq *q, const float *steps, const float *offsets);
+
+/* Fixed zero points z[groups] (whole numbers inside the code range; copied). VITQ_ERR_OUT_OF_RANGE naming the
+ * group otherwise (nothing changes then); VITQ_ERR_OUT_OF_MEMORY. */
+vitq_status vitq_i_lsq_set_zero_points(vitq_i_lsq *q, const float *z);
 
 /* y = fake quantization of x (y may be x->data: in place). VITQ_ERR_SHAPE for a view of other channels,
  * VITQ_ERR_NON_FINITE naming the group when a step is not finite and > 0 (e.g. after a bad update). */

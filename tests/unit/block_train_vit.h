@@ -3,6 +3,8 @@
 #ifndef VITQ_TEST_BLOCK_TRAIN_VIT_H
 #define VITQ_TEST_BLOCK_TRAIN_VIT_H
 
+#include <string.h>
+
 #include "harness.h"
 #include "quant/registry.h"
 #include "quant/schemes.h"
@@ -52,6 +54,15 @@ static inline void observe(const vitq_allocator *a, quantizers *q, const vitq_i_
         CHECK_STATUS(q->w[k].scheme.observe(q->w[k].state, 0, &v), VITQ_OK);
         CHECK_STATUS(q->w[k].scheme.finalize(q->w[k].state), VITQ_OK);
     }
+}
+
+/* A configuration of block 0 of m with its float weights and nothing quantized, for up to `images` images. */
+static inline void block0_config(const vitq_i_net *m, size_t images, vitq_i_bt_config *cfg) {
+    const vitq_i_block *blk = &m->blocks[0];
+    memset(cfg, 0, sizeof *cfg);
+    cfg->weight[0] = blk->qkv.weight, cfg->weight[1] = blk->proj.weight, cfg->weight[2] = blk->fc1.weight,
+    cfg->weight[3] = blk->fc2.weight;
+    cfg->max_images = images;
 }
 
 static inline void quantizers_free(quantizers *q) {

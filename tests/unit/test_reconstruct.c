@@ -38,13 +38,9 @@ static void block_gradients(double drop) {
     vitq_i_net *m = handle->net;
     CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
     vitq_model_set_num_threads(handle, 1);
-    const vitq_i_block *blk = &m->blocks[0];
     vitq_i_bt_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.weight[0] = blk->qkv.weight, cfg.weight[1] = blk->proj.weight, cfg.weight[2] = blk->fc1.weight,
-    cfg.weight[3] = blk->fc2.weight;
-    cfg.max_images = 2;
     size_t n = 2;
+    block0_config(m, n, &cfg);
     vitq_i_block_train bt0, bt;
     CHECK_STATUS(vitq_i_block_train_create(&bt0, &alloc, m, 0, &cfg), VITQ_OK);
     size_t rd = n * bt0.tokens * bt0.d;
