@@ -29,6 +29,7 @@ typedef struct qat {
     size_t micro, views_per_step, classes;
     vitq_i_block_train *bt;  /* [depth] */
     vitq_i_osc *osc;         /* [depth][layers] */
+    int64_t *layer_counts;   /* [depth][layers][2]: the last step's flips and oscillations of each weight */
     vitq_i_qat_head head;
     vitq_i_qat_merge *merge; /* [num_stages]: Swin's patch merging into each later stage */
     vitq_i_adam adam;
@@ -113,10 +114,11 @@ static vitq_status setup(qat *q, size_t n) {
     q->bt = vitq_i_calloc(r->alloc, (size_t)q->depth, sizeof *q->bt);
     q->merge = vitq_i_calloc(r->alloc, (size_t)i->num_stages, sizeof *q->merge);
     q->osc = vitq_i_calloc(r->alloc, (size_t)q->depth * VITQ_I_BT_LAYERS, sizeof *q->osc);
+    q->layer_counts = vitq_i_calloc(r->alloc, (size_t)q->depth * VITQ_I_BT_LAYERS * 2, sizeof *q->layer_counts);
     size_t stream = q->micro * q->rows_floats, k = q->micro * q->classes;
     size_t floats = q->views_per_step * r->per_image + 3 * stream + 3 * k;
     q->block = vitq_i_alloc_array(r->alloc, floats, sizeof(float));
-    if (!q->bt || !q->osc || !q->merge || !q->block) return vitq_i_oom("QAT buffers", floats * sizeof(float));
+    if (!q->bt || !q->osc || !q->layer_counts || !q->merge || !q->block) return vitq_i_oom("QAT buffers", floats * sizeof(float));
     q->views = q->block, q->xa = q->views + q->views_per_step * r->per_image, q->xb = q->xa + stream;
     q->dx = q->xb + stream, q->t_logits = q->dx + stream, q->logits = q->t_logits + k, q->dlogits = q->logits + k;
     vitq_status st = vitq_i_qat_head_create(&q->head, r, q->micro);
@@ -136,6 +138,7 @@ static void teardown(qat *q) {
     vitq_i_adam_free(&q->adam);
     vitq_i_free(r->alloc, q->bt);
     vitq_i_free(r->alloc, q->osc);
+    vitq_i_free(r->alloc, q->layer_counts);
     vitq_i_free(r->alloc, q->block);
 }
 
@@ -245,6 +248,7 @@ static vitq_status count_flips(qat *q, int64_t *flips, int64_t *osc) {
             st = vitq_i_osc_update(&q->osc[b * VITQ_I_BT_LAYERS + k], L->lsq.name, L->w_latent, (int64_t)L->l->out,
                                    (int64_t)L->l->in, L->lsq.step, L->lsq.groups, L->lsq.cpg, &L->lsq.grid, &f, &o);
             *flips += f, *osc += o;
+            q->layer_counts[2 * (b * VITQ_I_BT_LAYERS + k)] = f, q->layer_counts[2 * (b * VITQ_I_BT_LAYERS + k) + 1] = o;
         }
     return st;
 }
@@ -297,6 +301,24 @@ static vitq_status write_back(qat *q) {
     return st;
 }
 
+/* The CSV log's columns: the step's, then each tracked weight's flips and oscillations. */
+static void log_header(const qat *q) {
+    fprintf(q->o->log, "epoch,step,lr,loss,agreement,obr_lambda,obr,flips,oscillations,seconds");
+    for (int k = 0; k < q->depth * VITQ_I_BT_LAYERS; k++)
+        if (q->osc[k].count) {
+            const char *name = q->bt[k / VITQ_I_BT_LAYERS].layer[k % VITQ_I_BT_LAYERS].lsq.name;
+            fprintf(q->o->log, ",%s flips,%s oscillations", name, name);
+        }
+    fputc('\n', q->o->log);
+}
+
+static void log_layers(const qat *q) {
+    for (int k = 0; k < q->depth * VITQ_I_BT_LAYERS; k++)
+        if (q->osc[k].count)
+            fprintf(q->o->log, ",%lld,%lld", (long long)q->layer_counts[2 * k], (long long)q->layer_counts[2 * k + 1]);
+    fputc('\n', q->o->log);
+}
+
 /* A progress line for step t of `total`. */
 static vitq_status report_step(qat *q, int epoch, double loss, double agree, double rate, double left) {
     char stage[160];
@@ -337,8 +359,7 @@ static vitq_status train(qat *q, const float *images, size_t n, vitq_i_qat_epoch
     q->r->progress_total += total;
     q->r->progress_done += (int64_t)start * (int64_t)per_epoch;
     double t0 = vitq_i_now_seconds();
-    if (!st && o->log && !start)
-        fprintf(o->log, "epoch,step,lr,loss,agreement,obr_lambda,obr,flips,oscillations,seconds\n");
+    if (!st && o->log && !start) log_header(q);
     for (int e = start; !st && e < o->epochs; e++) {
         vitq_i_qat_epoch ep = {0, 0, 0, 0, 0, 0};
         double te = vitq_i_now_seconds();
@@ -369,8 +390,9 @@ static vitq_status train(qat *q, const float *images, size_t n, vitq_i_qat_epoch
             ep.flips += (double)flips / (double)per_epoch, ep.oscillations += (double)osc / (double)per_epoch;
             double now = vitq_i_now_seconds(), done = (double)((e - start) * (int64_t)per_epoch + (int64_t)s + 1);
             if (o->log && !st)
-                fprintf(o->log, "%d,%zu,%.6g,%.6f,%.4f,%.6g,%.6g,%lld,%lld,%.2f\n", e + 1, s + 1, lr, loss,
+                fprintf(o->log, "%d,%zu,%.6g,%.6f,%.4f,%.6g,%.6g,%lld,%lld,%.2f", e + 1, s + 1, lr, loss,
                         (double)agree / (double)views_seen, lambda, obr, (long long)flips, (long long)osc, now - t0);
+            if (o->log && !st) log_layers(q);
             if (!st)
                 st = report_step(q, e, ep.loss * (double)per_epoch / (double)(s + 1), (double)agree / (double)views_seen,
                                  (double)views_seen / (now - te),

@@ -176,6 +176,8 @@ static vitq_status train_run(int threads, const run_files *f, float *logits, dou
     static const run_files none = {NULL, NULL, 0};
     if (!f) f = &none;
     to.checkpoint_path = f->checkpoint, to.resume_path = f->resume;
+    const char *log = "build/test_qat_log.csv";
+    if (f == &none && threads == 1) to.log_path = log;
     to.progress = cancel_after, to.progress_user = (void *)f;
     steps_seen = 0;
     vitq_trainer *tr = NULL;
@@ -192,6 +194,16 @@ static vitq_status train_run(int threads, const run_files *f, float *logits, dou
     vitq_trainer_epoch s;
     vitq_trainer_epoch_init(&s);
     CHECK_STATUS(vitq_trainer_epoch_stats(tr, 2, &s), VITQ_ERR_OUT_OF_RANGE);
+    if (to.log_path && !result) { /* a header naming every weight, and a line per step (8 per epoch) */
+        FILE *in = fopen(log, "r");
+        char line[8192];
+        int lines = 0, named = 0;
+        while (in && fgets(line, sizeof line, in))
+            named += lines++ == 0 && strstr(line, "blocks.0.mlp.fc2.weight oscillations") != NULL;
+        if (in) fclose(in);
+        CHECK(named == 1 && lines == 1 + 16);
+        remove(log);
+    }
     if (q) CHECK_STATUS(vitq_model_forward_dataset(q, test, 0, 64, logits), VITQ_OK);
     vitq_trainer_free(tr);
     vitq_calibrator_free(cal);
