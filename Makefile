@@ -276,8 +276,9 @@ recon-results: all
 # make qat-results: quantization-aware training against the best PTQ result on the Fashion-MNIST models (trained on
 # Debian's dataset-fashion-mnist) and (IMAGENET=dir) distillation-only QAT of the real DeiT-Tiny, into the marked
 # section of docs/results.md (tools/qat_results.py; make results keeps it)
-QAT_FMNIST := "minmax:W4A4" "minmax:W4A4:reg=0" "minmax:W3A3" "minmax:W2A2" "minmax:W2A2:reg=0"
-QAT_IMAGENET := "repq-vit+post_gelu=1:W4A4:epochs=4,crops=4,batch=32,lr=1e-4,micro=16"
+QAT_FMNIST := "minmax:W4A4" "minmax:W4A4:reg=0" "minmax:W4A4:epochs=2" "minmax:W3A3" "minmax:W2A2" "minmax:W2A2:reg=0"
+QAT_IMAGENET := "repq-vit+post_gelu=1+set=*.weight=symmetric:1:W4A4:epochs=4,crops=4,batch=32,lr=1e-4,micro=16" \
+	"repq-vit+post_gelu=1:W4A4:epochs=8,crops=4,batch=32,lr=3e-4,micro=16"
 .PHONY: qat-results
 qat-results: all
 	VITQ_BIN=bin/vitq $(PYTHON) tools/qat_results.py --fmnist-runs $(QAT_FMNIST) \
