@@ -921,7 +921,8 @@ VITQ_API vitq_status vitq_trainer_create(vitq_calibrator *calibrator, const vitq
 VITQ_API void vitq_trainer_free(vitq_trainer *trainer);
 
 /** Calibrate, train on images [first, first + n) of `train` (labels are not used: the teacher labels),
- *  and load the result into *quantized. */
+ *  and return the result in *quantized (NULL on failure), which the caller frees with vitq_model_free.
+ *  The dataset is read, not kept. */
 VITQ_API vitq_status vitq_trainer_run(vitq_trainer *trainer, const vitq_dataset *train, uint64_t first, size_t n,
                                       vitq_model **quantized);
 

@@ -5,7 +5,10 @@
 
 #include <string.h>
 
+#include "api/model.h"
+#include "calib_util.h"
 #include "harness.h"
+#include "model/weights.h"
 #include "quant/registry.h"
 #include "quant/schemes.h"
 #include "train/block_train.h"
@@ -63,6 +66,17 @@ static inline void block0_config(const vitq_i_net *m, size_t images, vitq_i_bt_c
     cfg->weight[0] = blk->qkv.weight, cfg->weight[1] = blk->proj.weight, cfg->weight[2] = blk->fc1.weight,
     cfg->weight[3] = blk->fc2.weight;
     cfg->max_images = images;
+}
+
+/* The model at `path` with row-major weights on one thread (the checks' forwards then repeat bit for bit) and
+ * block 0's float configuration for n images; NULL (a skip reported by load) when the model is missing. */
+static inline vitq_model *load_block0(const char *path, size_t n, vitq_i_bt_config *cfg) {
+    vitq_model *handle = load(path);
+    if (!handle) return NULL;
+    CHECK_STATUS(vitq_i_model_attach_rows(handle->net), VITQ_OK);
+    vitq_model_set_num_threads(handle, 1);
+    block0_config(handle->net, n, cfg);
+    return handle;
 }
 
 static inline void quantizers_free(quantizers *q) {

@@ -8,12 +8,12 @@
 #include "api/model.h"
 #include "block_train_fd.h"
 #include "block_train_vit.h"
+#include "calib/qat_head.h"
+#include "calib/qat_merge.h"
 #include "calib_util.h"
 #include "harness.h"
 #include "model/block.h"
 #include "model/weights.h"
-#include "calib/qat_head.h"
-#include "calib/qat_merge.h"
 #include "quant/points.h"
 #include "quant/qmodel.h"
 #include "test_random.h"
@@ -48,14 +48,11 @@ static void check_largest(vitq_i_block_train *bt, float *p, const float *g, size
 }
 
 static void test_qat_block_gradients(void) {
-    vitq_model *handle = load(MODEL);
-    if (!handle) return;
-    vitq_i_net *m = handle->net;
-    CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
-    vitq_model_set_num_threads(handle, 1);
     vitq_i_bt_config cfg;
     size_t n = 2;
-    block0_config(m, n, &cfg);
+    vitq_model *handle = load_block0(MODEL, n, &cfg);
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
     vitq_i_block_train bt0, bt;
     CHECK_STATUS(vitq_i_block_train_create(&bt0, &alloc, m, 0, &cfg), VITQ_OK);
     size_t rd = n * bt0.tokens * bt0.d;

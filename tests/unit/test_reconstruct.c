@@ -33,14 +33,11 @@ static double vitq_now_for_test(void) {
 }
 
 static void block_gradients(double drop) {
-    vitq_model *handle = load(MODEL);
-    if (!handle) return;
-    vitq_i_net *m = handle->net;
-    CHECK_STATUS(vitq_i_model_attach_rows(m), VITQ_OK);
-    vitq_model_set_num_threads(handle, 1);
     vitq_i_bt_config cfg;
     size_t n = 2;
-    block0_config(m, n, &cfg);
+    vitq_model *handle = load_block0(MODEL, n, &cfg);
+    if (!handle) return;
+    vitq_i_net *m = handle->net;
     vitq_i_block_train bt0, bt;
     CHECK_STATUS(vitq_i_block_train_create(&bt0, &alloc, m, 0, &cfg), VITQ_OK);
     size_t rd = n * bt0.tokens * bt0.d;
