@@ -282,9 +282,8 @@ static vitq_status write_back(qat *q) {
             int p = weight_point(r, b, k);
             vitq_i_qpoint *qp = vitq_i_run_qpoint(r, p);
             memcpy(layers[k]->bias, bt->layer[k].bias_copy, layers[k]->out * sizeof(float));
-            float steps[4096];
-            if (qp && qp->inst.config.groups <= 4096 && vitq_i_block_train_qat_weight(bt, k, r->weights[p], steps))
-                st = qp->inst.scheme.set_param(qp->inst.state, "scale", steps, qp->inst.config.groups);
+            if (qp && vitq_i_block_train_qat_weight(bt, k, r->weights[p], NULL))
+                st = qp->inst.scheme.set_param(qp->inst.state, "scale", bt->layer[k].lsq.step, qp->inst.config.groups);
             if (!st) st = vitq_i_run_set_weight(r, p, 0);
         }
         vitq_i_layernorm_params *ln[2] = {&blk->norm1, &blk->norm2};

@@ -152,6 +152,6 @@ int vitq_i_block_train_qat_weight(const vitq_i_block_train *bt, int layer, float
     const vitq_i_bt_layer *L = &bt->layer[layer];
     vitq_tensor_view v = vitq_i_view_rows(L->w_latent, (int64_t)L->l->out, (int64_t)L->l->in);
     if (vitq_i_lsq_forward(&L->lsq, &v, w)) return 0; /* steps are kept positive: cannot fail after training */
-    memcpy(steps, L->lsq.step, (size_t)L->lsq.groups * sizeof(float));
+    if (steps) memcpy(steps, L->lsq.step, (size_t)L->lsq.groups * sizeof(float));
     return 1;
 }

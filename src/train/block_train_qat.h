@@ -21,7 +21,8 @@ int vitq_i_block_train_qat_params(vitq_i_block_train *bt, vitq_i_param *params, 
 const float *vitq_i_block_train_input_grad(const vitq_i_block_train *bt);
 
 /* QAT layer `layer`'s weight as the network will run it (LSQ of the latent weight, [out][in]) into w and its
- * steps into steps (the quantizer's groups); 0 when the layer has no LSQ weight (nothing written). */
+ * steps into steps (the quantizer's groups; NULL: not wanted); 0 when the layer has no LSQ weight (nothing
+ * written). */
 int vitq_i_block_train_qat_weight(const vitq_i_block_train *bt, int layer, float *w, float *steps);
 
 /* ---- called by block_train.c ---------------------------------------------------------------------- */
