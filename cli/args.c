@@ -69,14 +69,14 @@ const cli_option cli_options[] = {
     {"--target-size", "SIZE", QUANT_CMDS & ~TRAIN,
      "mixed precision: ... until the model's parameters take at most SIZE bytes (suffix KB, MB, KiB, MiB)"},
     {"--candidate-bits", "B,B,...", CALIB_CMDS & ~TRAIN, "widths mixed precision may give a layer (default 4,5,6,8)"},
-    {"--reconstruct", NULL, CLI_QUANTIZE,
+    {"--reconstruct", NULL, CLI_QUANTIZE | TRAIN,
      "block reconstruction after the scheme or method: learned rounding (AdaRound) and activation steps per "
-     "block, QDrop (ViT, DeiT, Swin)"},
-    {"--recon-iters", "N", CLI_QUANTIZE, "reconstruction: Adam steps per block (default 100)"},
-    {"--recon-batch", "N", CLI_QUANTIZE, "reconstruction: images per step (default 32)"},
-    {"--recon-loss", "mse|fisher", CLI_QUANTIZE,
+     "block, QDrop (ViT, DeiT, Swin); train-qat: the start QAT trains from"},
+    {"--recon-iters", "N", CLI_QUANTIZE | TRAIN, "reconstruction: Adam steps per block (default 100)"},
+    {"--recon-batch", "N", CLI_QUANTIZE | TRAIN, "reconstruction: images per step (default 32)"},
+    {"--recon-loss", "mse|fisher", CLI_QUANTIZE | TRAIN,
      "reconstruction: the block output's squared error (default), or weighted by the float network's Fisher"},
-    {"--recon-augment", "K", CLI_QUANTIZE,
+    {"--recon-augment", "K", CLI_QUANTIZE | TRAIN,
      "reconstruction: K augmented views (random resized crops, flips) per calibration image (default 0)"},
     {"--set", "'POINT_GLOB=key:value[,key:value]'", CALIB_CMDS,
      "configure matching points (repeatable); keys: bits, granularity, symmetric, scheme, noisy, nonlinear "
@@ -397,6 +397,16 @@ static int apply(cli_args *a, const char *opt, const char *val) {
     return rc;
 }
 
+/* The options that say how a model is calibrated: meaningless for train-qat from a quantized MODEL. */
+static int is_calibration_option(const char *name) {
+    static const char *const names[] = {"--calib", "--calib-n", "--scheme", "--wbits", "--abits", "--edge-bits",
+                                        "--setting", "--nonlinear", "--set", "--opt", "--reconstruct", "--recon-iters",
+                                        "--recon-batch", "--recon-loss", "--recon-augment"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(name, names[i])) return 1;
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
     vitq_model_options_init(&a->options);
@@ -440,6 +450,7 @@ int cli_parse(int argc, char **argv, cli_args *a) {
             fprintf(stderr, "vitq: %s does not take %s (an option of %s)\n", argv[0], opt, list);
             return -1;
         }
+        if (!a->calibration_option && is_calibration_option(o->name)) a->calibration_option = o->name;
         if (!o->value) { /* a flag */
             if (inline_value) {
                 fprintf(stderr, "vitq: option %s takes no value\n", opt);

@@ -58,6 +58,7 @@ typedef struct cli_args {
     double lr, regularizer, warmup; /* < 0: the library's defaults */
     const char *log;     /* --log FILE.csv */
     const char *checkpoint, *resume; /* --checkpoint FILE, --resume FILE */
+    const char *calibration_option;  /* the first option given that configures calibration (NULL: none) */
 } cli_args;
 
 /* The commands, as bits of cli_option.commands (in the order of the help). */

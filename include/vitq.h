@@ -39,7 +39,7 @@
 /* ---------------------------------------------------------------------------------------------- */
 
 #define VITQ_VERSION_MAJOR 0
-#define VITQ_VERSION_MINOR 11
+#define VITQ_VERSION_MINOR 12
 #define VITQ_VERSION_PATCH 0
 /** MAJOR*1000000 + MINOR*1000 + PATCH, comparable as an integer. */
 #define VITQ_VERSION_NUMBER (VITQ_VERSION_MAJOR * 1000000 + VITQ_VERSION_MINOR * 1000 + VITQ_VERSION_PATCH)
@@ -910,6 +910,9 @@ typedef struct vitq_trainer_options {
     /** A checkpoint of the same run (same calibrator, images, options and seed) to go on from: the run
      *  continues at the epoch after it, with the same result as if it had never stopped (NULL: start). */
     const char *resume_path;
+    /** Since 0.12: the seed of the image order and the crops of a trainer made by vitq_trainer_create_from
+     *  (0); a calibrator's trainer uses the calibrator's seed and ignores this one. */
+    uint64_t seed;
 } vitq_trainer_options;
 
 VITQ_API void vitq_trainer_options_init(vitq_trainer_options *options);
@@ -918,9 +921,20 @@ VITQ_API void vitq_trainer_options_init(vitq_trainer_options *options);
  *  model with the same input and classes; NULL: the calibrator's float model). */
 VITQ_API vitq_status vitq_trainer_create(vitq_calibrator *calibrator, const vitq_model *teacher,
                                          const vitq_trainer_options *options, vitq_trainer **out);
+/** Since 0.12: a trainer that starts from `start`, a quantized model (a saved file loaded with
+ *  vitq_model_load_file, or a calibrator's or trainer's result), instead of calibrating: its quantizers, their
+ *  steps and zero points, and its weights (dequantized from their codes, so every code is where the start had
+ *  it) are where training begins; vitq_trainer_run calibrates nothing. `teacher` is required (a quantized
+ *  model keeps no float weights) and must take the same input and give the same classes. `start` must outlive
+ *  the trainer and is not changed; its allocator serves the trainer. Refused: a float `start`, and a start with
+ *  integer non-linear operators (their measurements would not hold for the trained network; a calibrator's
+ *  trainer with vitq_calibrator_options.nonlinear measures them after training). */
+VITQ_API vitq_status vitq_trainer_create_from(const vitq_model *start, const vitq_model *teacher,
+                                              const vitq_trainer_options *options, vitq_trainer **out);
 VITQ_API void vitq_trainer_free(vitq_trainer *trainer);
 
-/** Calibrate, train on images [first, first + n) of `train` (labels are not used: the teacher labels),
+/** Calibrate (not for a trainer made by vitq_trainer_create_from), train on images [first, first + n) of
+ *  `train` (labels are not used: the teacher labels),
  *  and return the result in *quantized (NULL on failure), which the caller frees with vitq_model_free.
  *  The dataset is read, not kept. */
 VITQ_API vitq_status vitq_trainer_run(vitq_trainer *trainer, const vitq_dataset *train, uint64_t first, size_t n,

@@ -10,7 +10,8 @@ calibration half of the shared images). Drives the vitq CLI; Python standard lib
 
 A SPEC is START:WxA[:KEY=VALUE,...]: the starting PTQ scheme or method (method options after '+', as
 tools/recon_results.py), the widths, and train-qat options: epochs, crops, batch, lr, reg (the regulariser's
-weight), limit (training images), micro (views per forward). The best PTQ result at the same widths is the best of min-max and
+weight), limit (training images), micro (views per forward), recon (1: block reconstruction of the start before
+training, with the reconstruction defaults). The best PTQ result at the same widths is the best of min-max and
 repq-vit (post_gelu=1; not at 2 bits, where its twin post-GELU grid does not exist), each without and with block
 reconstruction, measured by the same calibration
 (32 images, seed 0; taken from tools/recon_results.py's cache when it has them). Measurements are cached
@@ -36,7 +37,8 @@ FMNIST_CALIB = "data/fashion-mnist/calib1000-images-idx3-ubyte.gz"
 FMNIST_TEST = "data/fashion-mnist/t10k-images-idx3-ubyte.gz"
 FMNIST_TRAIN = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"  # Debian's dataset-fashion-mnist
 PTQ_STARTS = ["minmax", "repq-vit+post_gelu=1"]
-DEFAULTS = {"epochs": "1", "crops": "1", "batch": "64", "lr": "5e-4", "reg": "0.01", "limit": "0", "micro": "32"}
+DEFAULTS = {"epochs": "1", "crops": "1", "batch": "64", "lr": "5e-4", "reg": "0.01", "limit": "0", "micro": "32",
+            "recon": "0"}
 
 
 def parse(spec):
@@ -69,6 +71,8 @@ def train(model, start, w, a, opts, data, calib, out, calib_n=32):
             opts["lr"], "--regularizer", opts["reg"], "--micro-batch", opts["micro"], "--out", out, "--progress", "none", *margs]
     if opts["limit"] != "0":
         args += ["--limit", opts["limit"]]
+    if opts["recon"] == "1":
+        args += ["--reconstruct"]
     t0 = time.time()
     p = subprocess.run(args, capture_output=True, text=True)
     if p.returncode:
@@ -79,6 +83,10 @@ def train(model, start, w, a, opts, data, calib, out, calib_n=32):
     last = epochs[-1]
     return {"loss": float(last[0]), "agreement": float(last[1]), "flips": float(last[3]), "osc": float(last[4]),
             "seconds": round(time.time() - t0, 1), "rss_mb": float(rss.group(1)) if rss else None}
+
+
+def start_label(start, opts):
+    return start + (" + reconstruction" if opts["recon"] == "1" else "")
 
 
 def ptq_keys(ver, model, start, w, a, recon):
@@ -133,7 +141,7 @@ def fmnist_section(args, cache, recon_cache, ver, tmp):
                   "| W/A | start | epochs | regulariser | QAT top-1 | best PTQ (which) | QAT − PTQ | flips / oscillations per step (last epoch) | time, peak RSS |",
                   "| --- | --- | ---: | --- | ---: | --- | ---: | --- | --- |"]
         for start, w, a, opts, r, ptq in rows:
-            lines.append(f"| W{w}A{a} | {start} | {opts['epochs']} | {opts['reg']} | {r['top1']:.2f} | {ptq[0]:.2f} ({ptq[1]}) | "
+            lines.append(f"| W{w}A{a} | {start_label(start, opts)} | {opts['epochs']} | {opts['reg']} | {r['top1']:.2f} | {ptq[0]:.2f} ({ptq[1]}) | "
                          f"{r['top1'] - ptq[0]:+.2f} | {flips(r)} | "
                          f"{r['seconds']:.0f} s, {r['rss_mb']:.0f} MB |")
     return lines
@@ -164,10 +172,13 @@ def imagenet_section(args, cache, ver, tmp):
         out = os.path.join(tmp, "q.safetensors")
         _, _, _, _, margs, _ = parse_spec(f"{start}:W{w}A{a}:0")
 
+        recon = ["--reconstruct"] if opts["recon"] == "1" else []
+
         def ptq():
-            quantize(model, margs + ["--wbits", str(w), "--abits", str(a), "--calib", tr_img, "--calib-n", "32"], out)
+            quantize(model, margs + ["--wbits", str(w), "--abits", str(a), "--calib", tr_img, "--calib-n", "32"] + recon,
+                     out)
             return {"top1": top1(out, ev_img, ev_lab)[0]}
-        p = cache.get("|".join([ver, "imagenet-qat", "ptq", start, f"W{w}A{a}"]), ptq)
+        p = cache.get("|".join([ver, "imagenet-qat", "ptq", start, f"W{w}A{a}"] + recon), ptq)
 
         def measure():
             r = train(model, start, w, a, opts, tr_img, tr_img, out)
@@ -175,7 +186,7 @@ def imagenet_section(args, cache, ver, tmp):
             return r
         r = cache.get("|".join([ver, "imagenet-qat", spec]), measure)
         desc = f"{opts['epochs']} epochs, {opts['crops']} crops, batch {opts['batch']}, lr {opts['lr']}, reg {opts['reg']}"
-        lines.append(f"| W{w}A{a} | {start} | {desc} | {p['top1']:.2f} | {r['top1']:.2f} | {flips(r)} | "
+        lines.append(f"| W{w}A{a} | {start_label(start, opts)} | {desc} | {p['top1']:.2f} | {r['top1']:.2f} | {flips(r)} | "
                      f"{r['seconds']:.0f} s, {r['rss_mb']:.0f} MB |")
     lines.append(f"\nFP32 on the 250 evaluation images: {fp:.2f} % (±2.6 points sampling error near 75 %).")
     return lines

@@ -14,6 +14,8 @@
 
 struct vitq_trainer {
     vitq_calibrator *cal;
+    int own_cal;                /* vitq_trainer_create_from: the trainer made cal (over start) and frees it */
+    const vitq_model *start;   /* NULL: cal calibrates the start */
     const vitq_i_net *teacher;
     vitq_trainer_options opts;
     vitq_i_qat_epoch *epochs; /* [opts.epochs] of the last run */
@@ -65,11 +67,41 @@ vitq_status vitq_trainer_create(vitq_calibrator *cal, const vitq_model *teacher,
     return VITQ_OK;
 }
 
+vitq_status vitq_trainer_create_from(const vitq_model *start, const vitq_model *teacher,
+                                     const vitq_trainer_options *options, vitq_trainer **out) {
+    if (!out || !start || !teacher)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_trainer_create_from: NULL argument%s",
+                           out && start && !teacher ? " (the teacher is required: a quantized start keeps no float "
+                                                      "weights)" : "");
+    *out = NULL;
+    if (!start->quant)
+        return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "vitq_trainer_create_from: start %s is not quantized; train "
+                           "a float model with vitq_trainer_create over a calibrator", start->net->name);
+    if (start->quant->nl_count)
+        return vitq_i_fail(VITQ_ERR_UNSUPPORTED, "vitq_trainer_create_from: start %s has integer non-linear "
+                           "operators, whose measurements training would leave stale; start from the model quantized "
+                           "without them", start->net->name);
+    vitq_calibrator_options co; /* the teacher's input and classes are checked by the run (calib/qat.c) */
+    vitq_calibrator_options_init(&co);
+    co.seed = options && options->struct_size >= VITQ_I_V1_SIZE(vitq_trainer_options, seed) ? options->seed : 0;
+    vitq_calibrator *cal = NULL;
+    vitq_status st = vitq_i_calibrator_create(start->net, &co, &cal);
+    if (!st) st = vitq_trainer_create(cal, teacher, options, out);
+    if (st) {
+        vitq_calibrator_free(cal);
+        return st;
+    }
+    (*out)->own_cal = 1, (*out)->start = start;
+    return VITQ_OK;
+}
+
 void vitq_trainer_free(vitq_trainer *t) {
     if (!t) return;
-    vitq_allocator *a = &t->cal->alloc;
-    vitq_i_free(a, t->epochs);
-    vitq_i_free(a, t);
+    vitq_calibrator *cal = t->cal;
+    vitq_i_free(&cal->alloc, t->epochs);
+    int own = t->own_cal;
+    vitq_i_free(&cal->alloc, t);
+    if (own) vitq_calibrator_free(cal);
 }
 
 /* The run of the calibrator with QAT attached; its progress callback the trainer's when it has one. */
@@ -80,7 +112,8 @@ static vitq_status run(vitq_trainer *t, const float *images, size_t n, FILE *log
     q.lr = o->learning_rate, q.weight_decay = o->weight_decay, q.warmup = o->warmup_epochs;
     q.obr_lambda = o->regularizer, q.temperature = o->temperature, q.seed = t->cal->opts.seed, q.log = log;
     q.checkpoint = o->checkpoint_path, q.resume = o->resume_path;
-    vitq_i_qat_job job = {&q, images, n, t->teacher, t->epochs};
+    vitq_i_qat_job job = {&q, images, n, t->teacher, t->epochs, t->start ? t->start->net : NULL,
+                          t->start ? t->start->quant : NULL};
     vitq_calibrator *c = t->cal;
     vitq_progress_fn keep = c->opts.progress;
     void *keep_user = c->opts.progress_user;

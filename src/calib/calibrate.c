@@ -231,6 +231,8 @@ typedef struct one_run {
     vitq_i_point_list copy_list;
     vitq_i_qmodel q;
     vitq_i_run r;
+    vitq_i_qmodel *loaded;       /* a run from a quantized start (open_start): its quantizers, r.q */
+    vitq_i_point_cfg *start_cfg; /* and its configuration: nothing left to calibrate or measure */
 } one_run;
 
 /* Open a run with configuration cfg (c->list.count entries), on a private copy of the model when
@@ -253,8 +255,38 @@ static vitq_status open_run(vitq_calibrator *c, int copy, vitq_i_point_cfg *cfg,
     return st;
 }
 
+/* A run on a private copy of the quantized model c->qat starts from (vitq_trainer_create_from): saved and loaded
+ * back with simulated execution, so that every weight has rows (its dequantized codes) and every point its
+ * quantizer as the file has it. Nothing is calibrated; the integer operators were refused with the start. */
+static vitq_status open_start(vitq_calibrator *c, one_run *o) {
+    memset(o, 0, sizeof *o);
+    o->r.alloc = &c->alloc; /* close_run frees through it after a failure here */
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    vitq_status st = vitq_i_qsave(&c->alloc, c->qat->start_net, c->qat->start_q, &bytes, &size);
+    if (!st) {
+        vitq_model_options mo;
+        vitq_model_options_init(&mo);
+        mo.allocator = &c->alloc;
+        mo.num_threads = c->model->num_threads;
+        mo.execution = VITQ_EXECUTION_SIMULATED;
+        st = vitq_i_load(&c->alloc, bytes, size, c->model->name, &mo, NULL, "config_json", NULL, "preprocessor_json",
+                         &o->copy, &o->loaded);
+    }
+    vitq_i_free(&c->alloc, bytes);
+    if (!st && !o->loaded) st = vitq_i_fail(VITQ_ERR_BAD_STATE, "QAT: the start %s has no quantizers", c->model->name);
+    if (st) return st;
+    o->start_cfg = vitq_i_calloc(&c->alloc, (size_t)o->loaded->list.count + 1, sizeof *o->start_cfg);
+    if (!o->start_cfg) return vitq_i_oom("QAT start", (size_t)o->loaded->list.count * sizeof *o->start_cfg);
+    o->r = (vitq_i_run){&c->alloc, &c->opts, o->copy, &o->loaded->list, o->start_cfg, o->loaded, c->images,
+                        c->num_images, c->per_image, NULL, NULL, 0, 0, NULL};
+    return weight_rows(&o->r, 1);
+}
+
 static void close_run(vitq_calibrator *c, one_run *o) {
     free_weight_rows(&o->r, o->copy != NULL);
+    vitq_i_qmodel_free(o->loaded);
+    vitq_i_free(&c->alloc, o->start_cfg);
     release(&c->alloc, &o->q);
     vitq_i_points_free(&c->alloc, &o->copy_list);
     vitq_i_net_destroy(o->copy);
@@ -329,9 +361,22 @@ static vitq_status run_mixed(vitq_calibrator *c, uint8_t **bytes, size_t *size) 
     return st;
 }
 
+/* QAT from a quantized model (vitq_trainer_create_from): train, encode, save; no calibration. */
+static vitq_status run_from_start(vitq_calibrator *c, uint8_t **bytes, size_t *size) {
+    c->peak = c->live;
+    one_run o;
+    vitq_status st = open_start(c, &o);
+    if (!st) st = vitq_i_qat(&o.r, c->qat->options, c->qat->images, c->qat->n, c->qat->teacher, c->qat->report);
+    if (!st) st = finish_points(c, &o.r);
+    if (!st) st = vitq_i_qsave(&c->alloc, o.r.model, o.r.q, bytes, size);
+    close_run(c, &o);
+    return st;
+}
+
 vitq_status vitq_i_calibrator_run(vitq_calibrator *c, uint8_t **bytes, size_t *size) {
     *bytes = NULL;
     *size = 0;
+    if (c->qat && c->qat->start_q) return run_from_start(c, bytes, size);
     if (c->num_images == 0)
         return vitq_i_fail(VITQ_ERR_BAD_STATE, "vitq_calibrator_run: no calibration images (vitq_calibrator_feed)");
     c->peak = c->live;

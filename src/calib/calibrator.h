@@ -24,14 +24,16 @@ struct vitq_calibrator {
     const struct vitq_i_qat_job *qat; /* set by vitq_trainer_run for its run: train after calibrating */
 };
 
-/* QAT after a run's calibration (trainer.c): the stage's options, its training images, the teacher, and where
- * each epoch's report goes. */
+/* QAT after a run's calibration (trainer_api.c): the stage's options, its training images, the teacher, where
+ * each epoch's report goes, and the quantized model it starts from instead of calibrating (NULL: calibrate). */
 typedef struct vitq_i_qat_job {
     const struct vitq_i_qat_options *options;
     const float *images;
     size_t n;
     const vitq_i_net *teacher;
     struct vitq_i_qat_epoch *report;
+    const vitq_i_net *start_net;
+    const vitq_i_qmodel *start_q;
 } vitq_i_qat_job;
 
 /* vitq_calibrator_create for the float network `model` (which must outlive the calibrator). */

@@ -73,7 +73,7 @@ static vitq_status make_block(qat *q, int b) {
     vitq_status st = vitq_i_block_train_create(&q->bt[b], q->r->alloc, q->r->model, b, &cfg);
     for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) {
         const vitq_i_bt_layer *L = &q->bt[b].layer[k];
-        if (L->mode == 3 && !L->lsq.zero_point)
+        if (L->mode == 3)
             st = vitq_i_osc_create(&q->osc[b * VITQ_I_BT_LAYERS + k], q->r->alloc, L->l->out * L->l->in);
     }
     return st;
@@ -227,10 +227,11 @@ static vitq_status regularise(qat *q, double lambda, double *value) {
     for (int b = 0; !st && b < q->depth; b++)
         for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) {
             vitq_i_bt_layer *L = &q->bt[b].layer[k];
-            if (L->mode != 3 || L->lsq.zero_point) continue; /* the bins of zero-point grids: not yet */
+            if (L->mode != 3) continue;
             double v = 0.0;
-            st = vitq_i_obr(L->lsq.name, L->w_latent, (int64_t)L->l->out, (int64_t)L->l->in, L->lsq.step, L->lsq.groups,
-                            L->lsq.cpg, &L->lsq.grid, lambda, lambda > 0.0 ? L->w_grad : NULL, &v);
+            st = vitq_i_obr(L->lsq.name, L->w_latent, (int64_t)L->l->out, (int64_t)L->l->in, L->lsq.step,
+                            L->lsq.zero_point, L->lsq.groups, L->lsq.cpg, &L->lsq.grid, lambda,
+                            lambda > 0.0 ? L->w_grad : NULL, &v);
             *value += v;
         }
     return st;
@@ -243,10 +244,11 @@ static vitq_status count_flips(qat *q, int64_t *flips, int64_t *osc) {
     for (int b = 0; !st && b < q->depth; b++)
         for (int k = 0; !st && k < VITQ_I_BT_LAYERS; k++) {
             vitq_i_bt_layer *L = &q->bt[b].layer[k];
-            if (L->mode != 3 || L->lsq.zero_point) continue;
+            if (L->mode != 3) continue;
             int64_t f = 0, o = 0;
             st = vitq_i_osc_update(&q->osc[b * VITQ_I_BT_LAYERS + k], L->lsq.name, L->w_latent, (int64_t)L->l->out,
-                                   (int64_t)L->l->in, L->lsq.step, L->lsq.groups, L->lsq.cpg, &L->lsq.grid, &f, &o);
+                                   (int64_t)L->l->in, L->lsq.step, L->lsq.zero_point, L->lsq.groups, L->lsq.cpg,
+                                   &L->lsq.grid, &f, &o);
             *flips += f, *osc += o;
             q->layer_counts[2 * (b * VITQ_I_BT_LAYERS + k)] = f, q->layer_counts[2 * (b * VITQ_I_BT_LAYERS + k) + 1] = o;
         }

@@ -30,21 +30,36 @@ static vitq_status check_tensor(const char *name, const float *w, int64_t rows, 
     return VITQ_OK;
 }
 
-/* Code q of w and x = w_clip; returns 1 when w lies inside the range (w_clip = w, gradient passes). The
- * range test uses the float u of vitq_i_uniform_code, the test of LSQ's backward. */
-static inline int quantize(const vitq_i_uniform *grid, float w, float s, int32_t *q, double *x) {
-    const float lo = (float)grid->qmin, hi = (float)grid->qmax;
+/* Code q of w (zero point z) and x = w_clip; returns 1 when w lies inside the range (w_clip = w, gradient
+ * passes). The range test uses the float u of vitq_i_uniform_code, the test of LSQ's backward, whose range
+ * on a zero-point grid is [qmin - z, qmax - z]. */
+static inline int quantize(const vitq_i_uniform *grid, float w, float s, float z, int32_t *q, double *x) {
+    const float lo = (float)grid->qmin - z, hi = (float)grid->qmax - z;
     float u = w / s, clamped = u < lo ? lo : u > hi ? hi : u;
     int inside = (u >= lo) & (u <= hi); /* selects, not branches: weights fall on either side at random */
-    *q = vitq_i_uniform_code(grid, w, s, 0.0f);
+    *q = vitq_i_uniform_code(grid, w, s, z);
     *x = inside ? (double)w : (double)clamped * s;
     return inside;
 }
 
-vitq_status vitq_i_obr(const char *name, const float *w, int64_t rows, int64_t in, const float *step, int64_t groups,
-                       int64_t cpg, const vitq_i_uniform *grid, double lambda, float *dw, double *loss) {
+/* Zero points must be whole numbers inside the grid, or codes and levels would disagree with LSQ's. */
+static vitq_status check_zero_points(const char *name, const float *zero_point, int64_t groups,
+                                     const vitq_i_uniform *grid) {
+    for (int64_t g = 0; zero_point && g < groups; g++)
+        if (!(zero_point[g] >= (float)grid->qmin && zero_point[g] <= (float)grid->qmax) ||
+            zero_point[g] != floorf(zero_point[g]))
+            return vitq_i_fail(VITQ_ERR_INVALID_ARGUMENT, "%s: group %lld has zero point %g (a whole number in "
+                               "[%d, %d])", name, (long long)g, (double)zero_point[g], (int)grid->qmin,
+                               (int)grid->qmax);
+    return VITQ_OK;
+}
+
+vitq_status vitq_i_obr(const char *name, const float *w, int64_t rows, int64_t in, const float *step,
+                       const float *zero_point, int64_t groups, int64_t cpg, const vitq_i_uniform *grid, double lambda,
+                       float *dw, double *loss) {
     if (!name) name = "obr";
     vitq_status st = check_tensor(name, w, rows, in, step, groups, cpg, grid);
+    if (st == VITQ_OK) st = check_zero_points(name, zero_point, groups, grid);
     if (st != VITQ_OK) return st;
     if (!(lambda >= 0.0) || !isfinite(lambda))
         return vitq_i_fail(VITQ_ERR_OUT_OF_RANGE, "%s: regulariser weight %g (it must be finite and >= 0)", name,
@@ -57,7 +72,7 @@ vitq_status vitq_i_obr(const char *name, const float *w, int64_t rows, int64_t i
     double sum[VITQ_I_OSC_MAX_LEVELS], mean[VITQ_I_OSC_MAX_LEVELS], m2[VITQ_I_OSC_MAX_LEVELS];
     double squares = 0.0, variances = 0.0;
     for (int64_t g = 0; g < groups; g++) {
-        const float s = step[g];
+        const float s = step[g], z = zero_point ? zero_point[g] : 0.0f;
         const double sd = s;
         const float *wg = w + g * per_group;
         float *dg = dw ? dw + g * per_group : NULL;
@@ -68,8 +83,8 @@ vitq_status vitq_i_obr(const char *name, const float *w, int64_t rows, int64_t i
         for (int64_t i = 0; i < per_group; i++) {
             int32_t q;
             double x;
-            quantize(grid, wg[i], s, &q, &x);
-            double d = x - (double)q * sd;
+            quantize(grid, wg[i], s, z, &q, &x);
+            double d = x - ((double)q - z) * sd;
             count[q - qmin]++, sum[q - qmin] += d, squares += d * d;
         }
         for (int k = 0; k < levels; k++) mean[k] = count[k] ? sum[k] / (double)count[k] : 0.0;
@@ -77,9 +92,9 @@ vitq_status vitq_i_obr(const char *name, const float *w, int64_t rows, int64_t i
         for (int64_t i = 0; i < per_group; i++) {
             int32_t q;
             double x;
-            int inside = quantize(grid, wg[i], s, &q, &x);
+            int inside = quantize(grid, wg[i], s, z, &q, &x);
             int k = q - qmin;
-            double d = x - (double)q * sd, dev = d - mean[k];
+            double d = x - ((double)q - z) * sd, dev = d - mean[k];
             m2[k] += dev * dev;
             if (dg && inside) {
                 double grad = 2.0 * d * inv_n;
@@ -126,11 +141,12 @@ void vitq_i_osc_free(vitq_i_osc *o) {
 }
 
 vitq_status vitq_i_osc_update(vitq_i_osc *o, const char *name, const float *w, int64_t rows, int64_t in,
-                              const float *step, int64_t groups, int64_t cpg, const vitq_i_uniform *grid,
-                              int64_t *flips, int64_t *oscillations) {
+                              const float *step, const float *zero_point, int64_t groups, int64_t cpg,
+                              const vitq_i_uniform *grid, int64_t *flips, int64_t *oscillations) {
     if (!name) name = "oscillation tracker";
     if (!o || !o->prev) return vitq_i_fail(VITQ_ERR_BAD_STATE, "%s: tracker is not created", name);
     vitq_status st = check_tensor(name, w, rows, in, step, groups, cpg, grid);
+    if (st == VITQ_OK) st = check_zero_points(name, zero_point, groups, grid);
     if (st != VITQ_OK) return st;
     if ((uint64_t)(rows * in) != (uint64_t)o->count)
         return vitq_i_fail(VITQ_ERR_SHAPE, "%s: %lld weights given to a tracker of %zu", name, (long long)(rows * in),
@@ -142,7 +158,8 @@ vitq_status vitq_i_osc_update(vitq_i_osc *o, const char *name, const float *w, i
     int64_t flipped = 0, back = 0;
     for (int64_t g = 0; g < groups; g++)
         for (int64_t i = g * per_group; i < (g + 1) * per_group; i++) {
-            uint8_t k = (uint8_t)(vitq_i_uniform_code(grid, w[i], step[g], 0.0f) - grid->qmin);
+            uint8_t k = (uint8_t)(vitq_i_uniform_code(grid, w[i], step[g], zero_point ? zero_point[g] : 0.0f) -
+                                  grid->qmin);
             uint8_t p = o->updates > 0 ? o->prev[i] : k;
             if (k != p) {
                 flipped++;

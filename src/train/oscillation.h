@@ -2,13 +2,15 @@
  * Quantization", arXiv 2307.00331): the oscillation-aware bin regulariser that pulls latent weights to the
  * centres of their quantization bins, its schedule, and a tracker that counts code flips between steps.
  *
- * The weights are those of an LSQ quantizer (train/lsq.h) without offset: a [rows][in] tensor whose row r
- * uses step s_g, g = r / cpg (groups * cpg == rows), codes on a uniform grid of at most 256 levels:
+ * The weights are those of an LSQ quantizer (train/lsq.h): a [rows][in] tensor whose row r uses step s_g and
+ * whole-number zero point z_g (0 when the grid has none), g = r / cpg (groups * cpg == rows), codes on a
+ * uniform grid of at most 256 levels:
  *
- *   u = w / s (float, the division of vitq_i_uniform_code),  q = vitq_i_uniform_code(w, s, 0),
- *   w_hat = q s,  w_clip = clamp(u, qmin, qmax) s   (= w itself wherever qmin <= u <= qmax)
+ *   u = w / s (float, the division of vitq_i_uniform_code),  q = vitq_i_uniform_code(w, s, z),
+ *   w_hat = (q - z) s,  w_clip = clamp(u, qmin - z, qmax - z) s   (= w itself inside that range)
  *
- * so q and w_hat agree bit for bit with vitq_i_lsq_forward. */
+ * so q and w_hat agree bit for bit with vitq_i_lsq_forward. A zero point moves the range, not the bins:
+ * bins are still per group and code. */
 #ifndef VITQ_TRAIN_OSCILLATION_H
 #define VITQ_TRAIN_OSCILLATION_H
 
@@ -36,7 +38,7 @@
  * pass s a gradient (through their variance), a side effect, not the regulariser's purpose; the step
  * learns from the task loss through LSQ. With x_i = w_clip_i, d_i = x_i - w_hat_i,
  * N = rows in, n the member count of i's bin and m its mean of x:
- *   qmin <= u_i <= qmax:  dL/dw_i = 2 d_i / N + (n >= 2 ? 2 (x_i - m) / (n - 1) : 0)
+ *   inside the range:     dL/dw_i = 2 d_i / N + (n >= 2 ? 2 (x_i - m) / (n - 1) : 0)
  *   outside:              dL/dw_i = 0 (x_i is the constant qmin s or qmax s; it still counts in its bin)
  * (the mean's own derivative drops out because the deviations of a bin sum to 0).
  *
@@ -46,11 +48,13 @@
  * from 0; the second pass sums squared deviations from the bin mean (no one-pass cancellation).
  *
  * *loss (may be NULL) = lambda L. Errors (nothing written then): VITQ_ERR_INVALID_ARGUMENT for NULL
- * pointers, counts < 1, groups * cpg != rows, a grid of more than VITQ_I_OSC_MAX_LEVELS levels;
+ * pointers, counts < 1, groups * cpg != rows, a grid of more than VITQ_I_OSC_MAX_LEVELS levels, a zero point
+ * that is not a whole number in [qmin, qmax] (zero_point may be NULL: every z is 0);
  * VITQ_ERR_NON_FINITE naming the group for a step that is not finite and > 0, or the element for a NaN
  * weight; VITQ_ERR_OUT_OF_RANGE for lambda not finite or < 0. `name` (NULL: "obr") names the tensor. */
-vitq_status vitq_i_obr(const char *name, const float *w, int64_t rows, int64_t in, const float *step, int64_t groups,
-                       int64_t cpg, const vitq_i_uniform *grid, double lambda, float *dw, double *loss);
+vitq_status vitq_i_obr(const char *name, const float *w, int64_t rows, int64_t in, const float *step,
+                       const float *zero_point, int64_t groups, int64_t cpg, const vitq_i_uniform *grid, double lambda,
+                       float *dw, double *loss);
 
 /* VVTQ's weight of the regulariser at progress = epoch / total epochs: 0 before 0.25, then a cosine ramp
  * from 0 to max_lambda at 1:  max + 0.5 (0 - max) (1 + cos(pi (progress - 0.25) / 0.75)).
@@ -80,7 +84,7 @@ void vitq_i_osc_free(vitq_i_osc *o);
  * VITQ_ERR_SHAPE for rows in != count, VITQ_ERR_INVALID_ARGUMENT as vitq_i_obr or for a grid other than
  * the first update's, VITQ_ERR_NON_FINITE as vitq_i_obr, VITQ_ERR_BAD_STATE for a tracker not created. */
 vitq_status vitq_i_osc_update(vitq_i_osc *o, const char *name, const float *w, int64_t rows, int64_t in,
-                              const float *step, int64_t groups, int64_t cpg, const vitq_i_uniform *grid,
-                              int64_t *flips, int64_t *oscillations);
+                              const float *step, const float *zero_point, int64_t groups, int64_t cpg,
+                              const vitq_i_uniform *grid, int64_t *flips, int64_t *oscillations);
 
 #endif

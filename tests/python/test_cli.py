@@ -215,6 +215,7 @@ def main():
         eval_and_logits_usage_errors(tmp)
         progress_when_piped(tmp)
         sweep_curve(tmp)
+        train_qat_from_a_quantized_file(tmp)
     return 1 if failures else 0
 
 
@@ -725,6 +726,29 @@ def sweep_curve(tmp):
                        ([*common, "--csv", csv_path, "--svg", csv_path], "name the same file")]:
         rc, out, err = run("sweep", "models/fmnist-vit", *args)
         report(f"sweep, a usage error (exit 2): '{what}'", rc == 2 and what in err and not out, out + err)
+
+
+def train_qat_from_a_quantized_file(tmp):
+    """train-qat QMODEL --teacher MODEL trains from the file; without --teacher, or with an option that says how to
+    calibrate, it is a usage error naming what is wrong."""
+    start, out = os.path.join(tmp, "start.safetensors"), os.path.join(tmp, "trained.safetensors")
+    rc, _, err = run("quantize", "models/fmnist-vit", "--calib", CALIB, "--calib-n", "8", "--wbits", "4", "--abits",
+                     "4", "--out", start, "--progress", "none")
+    report("train-qat: a W4A4 start to train from", rc == 0, err)
+    common = ["--data", CALIB, "--limit", "64", "--epochs", "1", "--batch", "32", "--crops", "1", "--out", out,
+              "--progress", "none"]
+    rc, out_text, err = run("train-qat", start, "--teacher", "models/fmnist-vit", *common)
+    rc2, ev, err2 = run("eval", out, "--data", TEST, "--limit", "200", "--progress", "none") if rc == 0 else (1, "", "")
+    m = re.match(r"top1 = ([0-9.]+)", ev)
+    report("train-qat from a quantized file: trained, saved and evaluated",
+           rc == 0 and "trained from" in out_text and "epoch 1:" in out_text and rc2 == 0 and m
+           and float(m.group(1)) > 0.5, out_text + err + ev + err2)
+    for args, what in [([], "--teacher FLOAT_MODEL is required"),
+                       (["--teacher", "models/fmnist-vit", "--wbits", "4"], "--wbits does not apply"),
+                       (["--teacher", "models/fmnist-vit", "--reconstruct"], "--reconstruct does not apply")]:
+        rc, out_text, err = run("train-qat", start, *args, *common)
+        report(f"train-qat from a quantized file, a usage error (exit 2): '{what}'",
+               rc == 2 and what in err and not out_text, out_text + err)
 
 
 if __name__ == "__main__":

@@ -308,6 +308,99 @@ static void test_trainer_refusals(void) {
     vitq_model_free(m);
 }
 
+/* The quantized model of `scheme` at W4A4 calibrated on n images, saved to memory and loaded back as a file. */
+static vitq_model *saved_start(vitq_model *m, const vitq_dataset *calib, const char *scheme, size_t n,
+                               vitq_model **direct) {
+    vitq_calibrator_options co;
+    vitq_calibrator_options_init(&co);
+    co.scheme = scheme, co.weight_bits = co.activation_bits = 4;
+    vitq_calibrator *cal = NULL;
+    vitq_model *q0 = NULL, *start = NULL;
+    CHECK_STATUS(vitq_calibrator_create(m, &co, &cal), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_feed_dataset(cal, calib, 0, n), VITQ_OK);
+    CHECK_STATUS(vitq_calibrator_run(cal, &q0), VITQ_OK);
+    vitq_calibrator_free(cal);
+    size_t size = 0;
+    CHECK_STATUS(vitq_model_save_memory(q0, NULL, 0, &size), VITQ_OK);
+    void *bytes = malloc(size);
+    CHECK_STATUS(vitq_model_save_memory(q0, bytes, size, &size), VITQ_OK);
+    CHECK_STATUS(vitq_model_load_memory(bytes, size, "start.safetensors", NULL, &start), VITQ_OK);
+    free(bytes);
+    if (direct) *direct = q0;
+    else vitq_model_free(q0);
+    return start;
+}
+
+/* One run of a trainer from `start` on calibration images [first, first + n); its result and epochs' reports. */
+static vitq_model *train_from(const vitq_model *start, const vitq_model *teacher, const vitq_dataset *calib,
+                              const vitq_trainer_options *to, size_t first, size_t n, vitq_trainer_epoch *e) {
+    vitq_trainer *tr = NULL;
+    vitq_model *q = NULL;
+    CHECK_STATUS(vitq_trainer_create_from(start, teacher, to, &tr), VITQ_OK);
+    CHECK_STATUS(vitq_trainer_run(tr, calib, first, n, &q), VITQ_OK);
+    for (int k = 0; k < to->epochs; k++) {
+        vitq_trainer_epoch_init(&e[k]);
+        CHECK_STATUS(vitq_trainer_epoch_stats(tr, k, &e[k]), VITQ_OK);
+    }
+    vitq_trainer_free(tr);
+    return q;
+}
+
+/* QAT from a saved quantized model (vitq_trainer_create_from). From repq-vit W4A4 (asymmetric weights with zero
+ * points) at a rate of 1e-12, no parameter can move by a float ulp, so the result must be the start again: what
+ * shows that loading, training's start and write-back keep every code, step, zero point and folded parameter (to
+ * float rounding: a parameter of exactly 0 could become 1e-12); at 1e-3 its zero-point weights flip and are
+ * counted. From min-max W4A4, two epochs lower the loss. */
+static void test_trainer_from_quantized_model(void) {
+    vitq_model *m = load(MODEL);
+    if (!m) return;
+    vitq_dataset *calib = NULL;
+    CHECK_STATUS(vitq_dataset_load_file("data/fashion-mnist/calib1000-images-idx3-ubyte.gz", NULL, NULL, &calib),
+                 VITQ_OK);
+    vitq_model *q0 = NULL, *start = saved_start(m, calib, "repq-vit", 16, &q0), *q;
+    vitq_trainer_options to;
+    vitq_trainer_options_init(&to);
+    to.epochs = 1, to.batch = 32, to.crops = 1, to.learning_rate = 1e-12, to.weight_decay = 0.0, to.regularizer = 0.0;
+    vitq_trainer_epoch e[2];
+    q = train_from(start, m, calib, &to, 16, 64, e);
+    static float want[64 * 10], got[64 * 10];
+    CHECK_STATUS(vitq_model_forward_dataset(start, calib, 100, 64, want), VITQ_OK);
+    if (q) CHECK_STATUS(vitq_model_forward_dataset(q, calib, 100, 64, got), VITQ_OK);
+    double worst = 0.0, scale = 0.0;
+    for (int i = 0; i < 64 * 10; i++) {
+        worst = fmax(worst, fabs((double)got[i] - want[i]));
+        scale = fmax(scale, fabs((double)want[i]));
+    }
+    printf("    rate 1e-12 from the saved repq-vit W4A4: logits differ by at most %.3g (largest %.3g)\n", worst, scale);
+    CHECK(worst <= 1e-5 * scale);
+    vitq_model_free(q);
+    to.learning_rate = 1e-3, to.weight_decay = 0.05, to.regularizer = 0.01;
+    q = train_from(start, m, calib, &to, 16, 64, e);
+    printf("    at 1e-3: %.1f weight codes flipped per step\n", e[0].flips);
+    CHECK(e[0].flips > 0.0);
+    vitq_model_free(q);
+    /* refusals: a float start, no teacher, a quantized teacher */
+    vitq_trainer *tr = NULL;
+    CHECK_STATUS(vitq_trainer_create_from(m, m, &to, &tr), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vitq_last_error(), "not quantized") != NULL);
+    CHECK_STATUS(vitq_trainer_create_from(start, NULL, &to, &tr), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vitq_last_error(), "teacher is required") != NULL);
+    CHECK_STATUS(vitq_trainer_create_from(start, q0, &to, &tr), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK(tr == NULL);
+    vitq_model_free(start);
+    vitq_model_free(q0);
+    /* two epochs from a saved min-max W4A4, as train_run's from its calibrator */
+    start = saved_start(m, calib, "minmax", 32, NULL);
+    to.epochs = 2, to.crops = 2, to.micro_batch = 24;
+    q = train_from(start, m, calib, &to, 0, 256, e);
+    printf("    from the saved min-max W4A4: distillation loss %.4f -> %.4f\n", e[0].loss, e[1].loss);
+    CHECK(e[1].loss < e[0].loss);
+    vitq_model_free(q);
+    vitq_model_free(start);
+    vitq_dataset_free(calib);
+    vitq_model_free(m);
+}
+
 /* A run of `m` with no quantized point (every point float), enough for the QAT pieces outside the blocks. */
 typedef struct float_run {
     vitq_i_point_list list;
@@ -433,5 +526,6 @@ int main(void) {
     RUN(test_trainer_refusals);
     RUN(test_trainer_trains_reproducibly);
     RUN(test_trainer_resumes_exactly);
+    RUN(test_trainer_from_quantized_model);
     HARNESS_EXIT();
 }

@@ -18,20 +18,23 @@ typedef struct coverage {
     int clipped, singletons, shared; /* clipped weights, bins of 1 member, bins of >= 2 */
 } coverage;
 
-/* Naive L: x_i = w_i where inside[i], else the clamp end times s; bins by code[] within each group. */
-static double ref_loss(const double *w, const int32_t *code, const int *inside, int64_t rows, int64_t in,
-                       const float *step, int64_t cpg, const vitq_i_uniform *grid, coverage *cov) {
+/* Naive L: x_i = w_i where inside[i], else the clamp end times s; bins by code[] within each group. Codes
+ * are relative to the group's zero point (zero: NULL or per group), so their range is [qmin - z, qmax - z]. */
+static double ref_loss_z(const double *w, const int32_t *code, const int *inside, int64_t rows, int64_t in,
+                         const float *step, const int32_t *zero, int64_t cpg, const vitq_i_uniform *grid,
+                         coverage *cov) {
     int64_t n = rows * in, per = cpg * in;
     static double x[MAXN];
     double squares = 0.0, variances = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double s = step[i / per];
-        x[i] = inside[i] ? w[i] : (code[i] == grid->qmin ? grid->qmin : grid->qmax) * s;
+        int32_t z = zero ? zero[i / per] : 0, lo = grid->qmin - z, hi = grid->qmax - z;
+        x[i] = inside[i] ? w[i] : (code[i] == lo ? lo : hi) * s;
         squares += (x[i] - code[i] * s) * (x[i] - code[i] * s);
         if (cov && !inside[i]) cov->clipped++;
     }
     for (int64_t g = 0; g < rows / cpg; g++)
-        for (int32_t c = grid->qmin; c <= grid->qmax; c++) {
+        for (int32_t c = grid->qmin - (zero ? zero[g] : 0); c <= grid->qmax - (zero ? zero[g] : 0); c++) {
             double sum = 0.0, dev = 0.0;
             int members = 0;
             for (int64_t i = g * per; i < (g + 1) * per; i++)
@@ -45,6 +48,11 @@ static double ref_loss(const double *w, const int32_t *code, const int *inside, 
             variances += dev / (members - 1);
         }
     return squares / (double)n + variances;
+}
+
+static double ref_loss(const double *w, const int32_t *code, const int *inside, int64_t rows, int64_t in,
+                       const float *step, int64_t cpg, const vitq_i_uniform *grid, coverage *cov) {
+    return ref_loss_z(w, code, inside, rows, in, step, NULL, cpg, grid, cov);
 }
 
 /* Codes and clamp states as the float arithmetic of the library defines them: u = w / s in float,
@@ -99,11 +107,11 @@ static void test_value_matches_naive(void) {
         float_codes(w, n, per, step, &grid, code, inside);
         double want = ref_loss(wd, code, inside, sh->rows, sh->in, step, sh->cpg, &grid, &cov);
         double got = -1.0, got_dw = -1.0;
-        CHECK_STATUS(vitq_i_obr("test.w", w, sh->rows, sh->in, step, sh->groups, sh->cpg, &grid, 0.7, NULL, &got),
+        CHECK_STATUS(vitq_i_obr("test.w", w, sh->rows, sh->in, step, NULL, sh->groups, sh->cpg, &grid, 0.7, NULL, &got),
                      VITQ_OK);
         CHECK_NEAR(got, 0.7 * want, 1e-12 * want);
         /* the value does not depend on whether the gradient is wanted */
-        CHECK_STATUS(vitq_i_obr("test.w", w, sh->rows, sh->in, step, sh->groups, sh->cpg, &grid, 0.7, dw, &got_dw),
+        CHECK_STATUS(vitq_i_obr("test.w", w, sh->rows, sh->in, step, NULL, sh->groups, sh->cpg, &grid, 0.7, dw, &got_dw),
                      VITQ_OK);
         CHECK(got == got_dw);
         CHECK(want > 0.0);
@@ -147,7 +155,7 @@ static void test_gradient_matches_fd(void) {
         }
         float_codes(w, n, per, step, &grid, code, inside);
         const double lambda = 0.3;
-        CHECK_STATUS(vitq_i_obr("test.w", w, sh->rows, sh->in, step, sh->groups, sh->cpg, &grid, lambda, dw, NULL),
+        CHECK_STATUS(vitq_i_obr("test.w", w, sh->rows, sh->in, step, NULL, sh->groups, sh->cpg, &grid, lambda, dw, NULL),
                      VITQ_OK);
         for (int64_t i = 0; i < n; i++) {
             double s = step[i / per], h = 1e-3 * s, keep = wd[i];
@@ -204,11 +212,82 @@ static void test_codes_match_lsq(void) {
     double want = ref_loss(wd, code, inside, ROWS, IN, steps, CPG, &q.grid, NULL);
     double other = ref_loss(wd, away, inside, ROWS, IN, steps, CPG, &q.grid, NULL);
     double got = -1.0;
-    CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, steps, GROUPS, CPG, &q.grid, 1.0, NULL, &got), VITQ_OK);
+    CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, steps, NULL, GROUPS, CPG, &q.grid, 1.0, NULL, &got), VITQ_OK);
     CHECK_NEAR(got, want, 1e-12 * want);
     CHECK(fabs(other - want) > 1e-3 * want);
     CHECK(ties == N / 3);
     vitq_i_lsq_free(&q);
+}
+
+/* A grid with zero points (RepQ-ViT's asymmetric weights): value and gradient against the reference with each
+ * group's range moved by its zero point, the tracker's flips against the relative codes, and zero points that
+ * are not whole numbers in the grid refused. */
+static void test_zero_points(void) {
+    enum { ROWS = 6, IN = 20, GROUPS = 3, CPG = 2, N = ROWS * IN, PER = CPG * IN };
+    static float w[N], dw[N], w2[N];
+    static double wd[N];
+    static int32_t code[N];
+    static int inside[N];
+    const int32_t zero[GROUPS] = {3, 8, 12};
+    const float zf[GROUPS] = {3.0f, 8.0f, 12.0f};
+    vitq_i_uniform grid = vitq_i_uniform_grid(4, 0); /* codes 0..15 */
+    float step[GROUPS];
+    random_steps(step, GROUPS);
+    int clipped = 0;
+    for (int i = 0; i < N; i++) {
+        int g = i / PER;
+        double s = step[g], u;
+        do {
+            w[i] = (float)(safe_u(grid.qmin - zero[g], grid.qmax - zero[g]) * s);
+            u = (double)(w[i] / step[g]);
+        } while (fabs(u - nearbyint(u)) < 0.1 || fabs(u - nearbyint(u)) > 0.4);
+        wd[i] = w[i], dw[i] = 0.0f;
+        float fu = w[i] / step[g];
+        double r = nearbyint((double)fu);
+        int32_t lo = grid.qmin - zero[g], hi = grid.qmax - zero[g];
+        code[i] = (int32_t)(r < lo ? lo : r > hi ? hi : r);
+        inside[i] = fu >= (float)lo && fu <= (float)hi;
+        clipped += !inside[i];
+        /* the relative code is the library's code minus the zero point */
+        CHECK(vitq_i_uniform_code(&grid, w[i], step[g], zf[g]) - zero[g] == code[i]);
+    }
+    CHECK(clipped > 5);
+    const double lambda = 0.4;
+    double got = -1.0, want = ref_loss_z(wd, code, inside, ROWS, IN, step, zero, CPG, &grid, NULL);
+    CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, step, zf, GROUPS, CPG, &grid, lambda, dw, &got), VITQ_OK);
+    CHECK_NEAR(got, lambda * want, 1e-12 * want);
+    /* without the zero points the same weights give another value: the ranges differ */
+    double plain = -1.0;
+    CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, step, NULL, GROUPS, CPG, &grid, lambda, NULL, &plain), VITQ_OK);
+    CHECK(fabs(plain - got) > 1e-3 * got);
+    for (int i = 0; i < N; i++) {
+        double h = 1e-3 * step[i / PER], keep = wd[i];
+        wd[i] = keep + h;
+        double up = ref_loss_z(wd, code, inside, ROWS, IN, step, zero, CPG, &grid, NULL);
+        wd[i] = keep - h;
+        double down = ref_loss_z(wd, code, inside, ROWS, IN, step, zero, CPG, &grid, NULL);
+        wd[i] = keep;
+        CHECK_NEAR((double)dw[i] / lambda, (up - down) / (2 * h), 2e-7 + 1e-6 * fabs((up - down) / (2 * h)));
+    }
+    /* the tracker: move every third weight by one step; a weight flips unless it stays clipped */
+    vitq_i_osc o;
+    CHECK_STATUS(vitq_i_osc_create(&o, NULL, N), VITQ_OK);
+    int64_t flips = -1, want_flips = 0;
+    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, ROWS, IN, step, zf, GROUPS, CPG, &grid, &flips, NULL), VITQ_OK);
+    for (int i = 0; i < N; i++) {
+        int g = i / PER;
+        w2[i] = i % 3 ? w[i] : w[i] + step[g];
+        want_flips += vitq_i_uniform_code(&grid, w2[i], step[g], zf[g]) != vitq_i_uniform_code(&grid, w[i], step[g], zf[g]);
+    }
+    CHECK(want_flips > 20);
+    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w2, ROWS, IN, step, zf, GROUPS, CPG, &grid, &flips, NULL), VITQ_OK);
+    CHECK(flips == want_flips);
+    vitq_i_osc_free(&o);
+    const float half[GROUPS] = {3.0f, 2.5f, 12.0f}, outside[GROUPS] = {3.0f, 8.0f, 16.0f};
+    CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, step, half, GROUPS, CPG, &grid, lambda, NULL, &got),
+                 VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, step, outside, GROUPS, CPG, &grid, lambda, NULL, &got),
+                 VITQ_ERR_INVALID_ARGUMENT);
 }
 
 static void test_schedule(void) {
@@ -259,7 +338,7 @@ static void test_tracker_planted(void) {
                 if (t >= 2 && codes[t][i] == codes[t - 2][i]) want_osc++;
             }
         }
-        CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, 2, 1, &grid, &flips, &osc), VITQ_OK);
+        CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, NULL, 2, 1, &grid, &flips, &osc), VITQ_OK);
         CHECK(flips == want_flips);
         CHECK(osc == want_osc);
         total_flips += flips, total_osc += osc;
@@ -291,7 +370,7 @@ static void test_descent_tightens_bins(void) {
     for (int k = 0; k <= steps; k++) {
         double loss;
         memset(dw, 0, sizeof dw);
-        CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, step, GROUPS, CPG, &grid, 1.0, dw, &loss), VITQ_OK);
+        CHECK_STATUS(vitq_i_obr("test.w", w, ROWS, IN, step, NULL, GROUPS, CPG, &grid, 1.0, dw, &loss), VITQ_OK);
         if (k == 0) first = loss;
         else CHECK(loss < last);
         last = loss;
@@ -317,16 +396,16 @@ static void test_errors(void) {
     float w[8] = {0.1f, -0.2f, 0.3f, 0.05f, 0.7f, -0.4f, 0.2f, 0.0f}, dw[8] = {0}, step[2] = {0.1f, 0.2f};
     vitq_i_uniform grid = vitq_i_uniform_grid(4, 1), wide = vitq_i_uniform_grid(9, 1);
     double loss = 42.0;
-    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, 2, 2, &grid, 1.0, dw, &loss), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, NULL, 2, 2, &grid, 1.0, dw, &loss), VITQ_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vitq_last_error(), "test.w") != NULL);
-    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, 2, 1, &wide, 1.0, dw, &loss), VITQ_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, 2, 1, &grid, -1.0, dw, &loss), VITQ_ERR_OUT_OF_RANGE);
-    CHECK_STATUS(vitq_i_obr("test.w", NULL, 2, 4, step, 2, 1, &grid, 1.0, dw, &loss), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, NULL, 2, 1, &wide, 1.0, dw, &loss), VITQ_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, NULL, 2, 1, &grid, -1.0, dw, &loss), VITQ_ERR_OUT_OF_RANGE);
+    CHECK_STATUS(vitq_i_obr("test.w", NULL, 2, 4, step, NULL, 2, 1, &grid, 1.0, dw, &loss), VITQ_ERR_INVALID_ARGUMENT);
     step[1] = 0.0f;
-    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, 2, 1, &grid, 1.0, dw, &loss), VITQ_ERR_NON_FINITE);
+    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, NULL, 2, 1, &grid, 1.0, dw, &loss), VITQ_ERR_NON_FINITE);
     step[1] = 0.2f;
     w[6] = NAN;
-    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, 2, 1, &grid, 1.0, dw, &loss), VITQ_ERR_NON_FINITE);
+    CHECK_STATUS(vitq_i_obr("test.w", w, 2, 4, step, NULL, 2, 1, &grid, 1.0, dw, &loss), VITQ_ERR_NON_FINITE);
     CHECK(strstr(vitq_last_error(), "[1][2]") != NULL);
     for (int i = 0; i < 8; i++) CHECK(dw[i] == 0.0f); /* nothing written on failure */
     CHECK(loss == 42.0);
@@ -335,16 +414,16 @@ static void test_errors(void) {
     vitq_i_osc o;
     int64_t flips = -1;
     CHECK_STATUS(vitq_i_osc_create(&o, NULL, 0), VITQ_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, 2, 1, &grid, &flips, NULL), VITQ_ERR_BAD_STATE);
+    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, NULL, 2, 1, &grid, &flips, NULL), VITQ_ERR_BAD_STATE);
     CHECK_STATUS(vitq_i_osc_create(&o, NULL, 8), VITQ_OK);
-    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 1, 4, step, 1, 1, &grid, &flips, NULL), VITQ_ERR_SHAPE);
-    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, 2, 1, &grid, &flips, NULL), VITQ_OK);
+    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 1, 4, step, NULL, 1, 1, &grid, &flips, NULL), VITQ_ERR_SHAPE);
+    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, NULL, 2, 1, &grid, &flips, NULL), VITQ_OK);
     CHECK(flips == 0);
     vitq_i_uniform other = vitq_i_uniform_grid(3, 1);
-    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, 2, 1, &other, &flips, NULL),
+    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, NULL, 2, 1, &other, &flips, NULL),
                  VITQ_ERR_INVALID_ARGUMENT);
     w[0] = NAN;
-    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, 2, 1, &grid, &flips, NULL), VITQ_ERR_NON_FINITE);
+    CHECK_STATUS(vitq_i_osc_update(&o, "test.w", w, 2, 4, step, NULL, 2, 1, &grid, &flips, NULL), VITQ_ERR_NON_FINITE);
     CHECK(o.updates == 1);
     vitq_i_osc_free(&o);
 }
@@ -353,6 +432,7 @@ int main(void) {
     RUN(test_value_matches_naive);
     RUN(test_gradient_matches_fd);
     RUN(test_codes_match_lsq);
+    RUN(test_zero_points);
     RUN(test_schedule);
     RUN(test_tracker_planted);
     RUN(test_descent_tightens_bins);
