@@ -7,6 +7,8 @@
         "data/fashion-mnist", "calib")[:32])
     print(model.accuracy(test[:500]), q.accuracy(test[:500]))
     q.save("vit-w4a4.safetensors")
+    t, epochs = vitq.train_qat(model, vitq.Dataset.fashion_mnist("data/fashion-mnist", "calib")[:256],
+                               wbits=4, abits=4, epochs=1)  # quantization-aware training
 
 Inputs are NumPy arrays when NumPy is installed (float32 normalised NCHW images, or uint8 pixels),
 buffers (bytes, array.array, memoryview) or nested lists otherwise; outputs are NumPy arrays when
@@ -28,6 +30,7 @@ from .errors import (BadState, Cancelled, DTypeError, Error, FileError, FormatEr
                      Unsafe, Unsupported)
 from .model import (CalibrationStats, Model, ModelInfo, NonlinearOp, PointInfo, Prediction, Report, ReportRow)
 from .quantize import MethodInfo, Option, SchemeInfo, methods, points, quantize, schemes
+from .train import EpochStats, Training, train_qat
 
 
 def load_library(path=None):
@@ -61,8 +64,8 @@ def build_features():
 
 
 __all__ = ["BadState", "CalibrationStats", "Cancelled", "DTypeError", "Dataset", "DatasetInfo", "DatasetSlice",
-           "Error", "FileError", "FormatError", "InvalidArgument", "LibraryNotFound", "MethodInfo", "Model",
-           "ModelError", "ModelInfo", "NonFinite", "NonlinearOp", "Option", "OutOfMemory", "OutOfRange",
-           "PointInfo", "Prediction", "Report", "ReportRow", "SchemeInfo", "ShapeError", "UnknownName", "Unsafe",
-           "Unsupported", "build_features", "errors", "library_path", "load_library", "methods", "points",
-           "quantize", "schemes", "version", "version_info"]
+           "EpochStats", "Error", "FileError", "FormatError", "InvalidArgument", "LibraryNotFound", "MethodInfo",
+           "Model", "ModelError", "ModelInfo", "NonFinite", "NonlinearOp", "Option", "OutOfMemory", "OutOfRange",
+           "PointInfo", "Prediction", "Report", "ReportRow", "SchemeInfo", "ShapeError", "Training", "UnknownName",
+           "Unsafe", "Unsupported", "build_features", "errors", "library_path", "load_library", "methods", "points",
+           "quantize", "schemes", "train_qat", "version", "version_info"]

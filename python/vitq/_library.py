@@ -80,6 +80,15 @@ _PROTOTYPES = {
     "vitq_registry_get": (ctypes.POINTER(S.SchemeTable), [_p, _i32]),
 }
 
+# Functions of libraries newer than MIN_VERSION: declared when present; their callers check has().
+_OPTIONAL_PROTOTYPES = {
+    "vitq_trainer_create": (_i32, [_p, _p, ctypes.POINTER(S.TrainerOptions), _pp]),  # 0.11
+    "vitq_trainer_create_from": (_i32, [_p, _p, ctypes.POINTER(S.TrainerOptions), _pp]),  # 0.12
+    "vitq_trainer_run": (_i32, [_p, _p, _u64, _sz, _pp]),
+    "vitq_trainer_epoch_stats": (_i32, [_p, _i32, ctypes.POINTER(S.TrainerEpoch)]),
+    "vitq_trainer_free": (None, [_p]),
+}
+
 
 def _candidates():
     """(where, path) pairs in search order after an explicit path."""
@@ -104,6 +113,16 @@ def _declare(lib):
         fn = getattr(lib, name)
         fn.restype = restype
         fn.argtypes = argtypes
+    for name, (restype, argtypes) in _OPTIONAL_PROTOTYPES.items():
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = restype
+            fn.argtypes = argtypes
+
+
+def has(name):
+    """True when the loaded library exports `name` (one of _OPTIONAL_PROTOTYPES)."""
+    return getattr(load(), name, None) is not None
 
 
 def load(path=None):

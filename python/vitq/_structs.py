@@ -108,3 +108,19 @@ class SchemeTable(ctypes.Structure):
         [(f, ctypes.c_void_p) for f in ("create", "destroy", "observe", "finalize", "fake_quant", "quantize",
                                         "dequantize", "param_count", "get_param", "set_param", "user")] + \
         [("option_size", ctypes.c_uint32), ("revision", ctypes.c_uint32)]
+
+
+class TrainerOptions(_Sized):
+    """vitq_trainer_options (0.12: seed; a 0.11 library reads the members up to resume_path)."""
+    _fields_ = [("struct_size", ctypes.c_uint32), ("epochs", ctypes.c_int32), ("batch", ctypes.c_int32),
+                ("crops", ctypes.c_int32), ("micro_batch", ctypes.c_int32), ("learning_rate", ctypes.c_double),
+                ("weight_decay", ctypes.c_double), ("warmup_epochs", ctypes.c_double),
+                ("regularizer", ctypes.c_double), ("temperature", ctypes.c_double), ("log_path", ctypes.c_char_p),
+                ("progress", PROGRESS_FN), ("progress_user", ctypes.c_void_p), ("checkpoint_path", ctypes.c_char_p),
+                ("resume_path", ctypes.c_char_p), ("seed", ctypes.c_uint64)]
+
+
+class TrainerEpoch(_Sized):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("loss", ctypes.c_double), ("agreement", ctypes.c_double),
+                ("regularizer", ctypes.c_double), ("flips", ctypes.c_double), ("oscillations", ctypes.c_double),
+                ("seconds", ctypes.c_double)]
