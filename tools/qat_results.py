@@ -138,10 +138,10 @@ def fmnist_section(args, cache, recon_cache, ver, tmp):
             rows.append((start, w, a, opts, r, ptq))
         fp = cache.get("|".join([ver, model, "fp32"]), lambda: {"top1": top1(model, FMNIST_TEST)[0]})["top1"]
         lines += ["", f"### {model}: FP32 {fp:.2f} % (10,000 test images; vitq {ver.split()[-1]})", "",
-                  "| W/A | start | epochs | regulariser | QAT top-1 | best PTQ (which) | QAT − PTQ | flips / oscillations per step (last epoch) | time, peak RSS |",
-                  "| --- | --- | ---: | --- | ---: | --- | ---: | --- | --- |"]
+                  "| W/A | start | epochs | rate | regulariser | QAT top-1 | best PTQ (which) | QAT − PTQ | flips / oscillations per step (last epoch) | time, peak RSS |",
+                  "| --- | --- | ---: | ---: | --- | ---: | --- | ---: | --- | --- |"]
         for start, w, a, opts, r, ptq in rows:
-            lines.append(f"| W{w}A{a} | {start_label(start, opts)} | {opts['epochs']} | {opts['reg']} | {r['top1']:.2f} | {ptq[0]:.2f} ({ptq[1]}) | "
+            lines.append(f"| W{w}A{a} | {start_label(start, opts)} | {opts['epochs']} | {opts['lr']} | {opts['reg']} | {r['top1']:.2f} | {ptq[0]:.2f} ({ptq[1]}) | "
                          f"{r['top1'] - ptq[0]:+.2f} | {flips(r)} | "
                          f"{r['seconds']:.0f} s, {r['rss_mb']:.0f} MB |")
     return lines

@@ -61,7 +61,20 @@ def quantize(model, args, out):
 # Versions whose calibration and reconstruction compute what an earlier one did, so that its measurements stand:
 # 0.11 moved the quantized patch embedding and merging into calib/run_stem.c for QAT (checked: fmnist-deit-distilled,
 # minmax W4A4 with --reconstruct, gives 88.01 % under both).
-RECON_SAME_AS = {"vitq 0.11.0": ["vitq 0.10.0"]}
+RECON_SAME_AS = {"vitq 0.11.0": ["vitq 0.10.0"], "vitq 0.12.0": ["vitq 0.11.0", "vitq 0.10.0"]}
+
+
+def same_as(key):
+    """The keys of earlier versions whose measurement stands for `key`. QAT runs (tools/qat_results.py's
+    "qat|MODEL|SPEC" and "imagenet-qat|SPEC") changed in 0.12 for weights on zero-point grids (repq-vit's), which
+    the regulariser and the flip counts now take: only runs from min-max (symmetric weights) stand, and only
+    from 0.11, the first version with QAT."""
+    head, sep, rest = key.partition("|")
+    olds = RECON_SAME_AS.get(head, []) if sep else []
+    parts = rest.split("|")
+    if parts[0] in ("qat", "imagenet-qat") and ":W" in parts[-1]:
+        olds = ["vitq 0.11.0"] if parts[-1].startswith("minmax:") and "vitq 0.11.0" in olds else []
+    return [f"{old}|{rest}" for old in olds]
 
 
 class Cache:
@@ -72,10 +85,9 @@ class Cache:
                 self.data = json.load(f)
 
     def get(self, key, measure):
-        head, sep, rest = key.partition("|")
-        for old in RECON_SAME_AS.get(head, []) if sep else []:
-            if key not in self.data and f"{old}|{rest}" in self.data:
-                return self.data[f"{old}|{rest}"]
+        for old in same_as(key) if key not in self.data else []:
+            if old in self.data:
+                return self.data[old]
         if key not in self.data:
             self.data[key] = measure()
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)

@@ -18,7 +18,7 @@ import sys
 
 INT16_MAX = 32767
 INT31_MAX = (1 << 31) - 1
-UNIFORM = ("minmax", "percentile", "omse", "percentile-mse")  # the grids integer kernels take
+UNIFORM = ("minmax", "percentile", "omse", "percentile-mse", "lsq")  # the grids integer kernels take
 
 
 # ---------------------------------------------------------------------------------------------

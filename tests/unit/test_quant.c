@@ -103,8 +103,9 @@ static float *fq_copy(const vitq_scheme *sc, void *st, const float *x, size_t n,
 
 static double mse(const float *a, const float *b, size_t n) { return vitq_i_metric(VITQ_METRIC_MSE, a, b, n); }
 
-static const vitq_scheme *const all_schemes[3] = {&vitq_i_scheme_minmax, &vitq_i_scheme_percentile,
-                                                  &vitq_i_scheme_omse};
+static const vitq_scheme *const all_schemes[] = {&vitq_i_scheme_minmax, &vitq_i_scheme_percentile,
+                                                 &vitq_i_scheme_omse, &vitq_i_scheme_lsq};
+enum { NUM_SCHEMES = sizeof all_schemes / sizeof all_schemes[0] };
 
 /* ---- uniform grid ---------------------------------------------------------------------------- */
 
@@ -256,7 +257,7 @@ static void test_batches_equal_one_batch(void) {
     const int tokens = 90, features = 12, parts = 3;
     float *x = gauss_floats(tokens * features, 2.0f);
     x[17] = 40.0f;
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < NUM_SCHEMES; s++)
         for (int kind = VITQ_POINT_WEIGHT; kind <= VITQ_POINT_ACTIVATION; kind++)
             for (int sym = 0; sym <= 1; sym++) {
                 const vitq_scheme *sc = all_schemes[s];
@@ -284,7 +285,7 @@ static void test_batches_equal_one_batch(void) {
 static void test_all_zero(void) {
     float x[4 * 6] = {0};
     int32_t codes[4 * 6];
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < NUM_SCHEMES; s++)
         for (int kind = VITQ_POINT_WEIGHT; kind <= VITQ_POINT_ACTIVATION; kind++)
             for (int sym = 0; sym <= 1; sym++) {
                 const vitq_scheme *sc = all_schemes[s];
@@ -457,6 +458,70 @@ static void test_omse_not_worse(void) {
                 if (b) vitq_i_scheme_minmax.destroy(b);
             }
     free(x);
+}
+
+/* ---- lsq ------------------------------------------------------------------------------------- */
+
+/* LSQ's initial steps against their definitions written out here: per weight row the fixed point of
+ * a = <w, q> / <q, q> reached from max|w| / Q_P (symmetric), or of w - min (asymmetric, codes from 0); per
+ * activation tensor 2 mean|x| / sqrt(Q_P), or 2 mean(x - min) / sqrt(Q_P) asymmetric (the histogram's bin
+ * centres: within half a bin). At 3 bits on Gaussian weights the fitted step also beats min-max's error. */
+static void test_lsq_initial_steps(void) {
+    const int rows = 6, cols = 300, tokens = 400, features = 8;
+    float *w = gauss_floats((size_t)rows * cols, 0.05f), *x = gauss_floats((size_t)tokens * features, 1.0f);
+    for (int i = 0; i < tokens * features; i++) x[i] = x[i] > 0.0f ? x[i] : 0.1f * x[i]; /* GELU-like skew */
+    for (int sym = 0; sym <= 1; sym++)
+        for (int bits = 3; bits <= 8; bits += 5) {
+            vitq_i_uniform u = vitq_i_uniform_grid(bits, sym);
+            const double qmax = u.qmax, qmin = sym ? u.qmin : 0.0;
+            vitq_tensor_view v = weight_view(w, rows, cols);
+            vitq_point_config cfg = make_cfg(VITQ_POINT_WEIGHT, bits, sym, rows, rows, NULL);
+            void *st = calibrate(&vitq_i_scheme_lsq, &cfg, &v), *mm = calibrate(&vitq_i_scheme_minmax, &cfg, &v);
+            const float *s, *z;
+            int64_t n = 0;
+            if (st) get_params(&vitq_i_scheme_lsq, st, &s, &z, &n);
+            for (int r = 0; st && r < rows && n == rows; r++) {
+                const float *row = w + (size_t)r * cols;
+                double lo = 0.0, amax = 0.0, hi = 0.0;
+                for (int c = 0; c < cols; c++) lo = fmin(lo, row[c]), hi = fmax(hi, row[c]), amax = fmax(amax, fabs(row[c]));
+                double base = sym ? 0.0 : lo, a = (sym ? amax : hi - lo) / qmax;
+                for (int round = 0; round < 100; round++) {
+                    double wq = 0.0, qq = 0.0;
+                    for (int c = 0; c < cols; c++) {
+                        double q = fmin(fmax(nearbyint((row[c] - base) / a), qmin), qmax);
+                        wq += (row[c] - base) * q, qq += q * q;
+                    }
+                    double next = wq / qq, moved = fabs(next - a);
+                    a = next;
+                    if (moved < 1e-5 * a) break;
+                }
+                CHECK_NEAR(s[r], a, 2e-5 * a);
+            }
+            if (st && mm && sym && bits == 3) {
+                float *fa = fq_copy(&vitq_i_scheme_lsq, st, w, (size_t)rows * cols, v);
+                float *fb = fq_copy(&vitq_i_scheme_minmax, mm, w, (size_t)rows * cols, v);
+                CHECK(mse(w, fa, (size_t)rows * cols) < 0.9 * mse(w, fb, (size_t)rows * cols));
+                free(fa), free(fb);
+            }
+            if (st) vitq_i_scheme_lsq.destroy(st);
+            if (mm) vitq_i_scheme_minmax.destroy(mm);
+            vitq_tensor_view va = act_view(x, tokens, features);
+            cfg = make_cfg(VITQ_POINT_ACTIVATION, bits, sym, features, 1, NULL);
+            st = calibrate(&vitq_i_scheme_lsq, &cfg, &va);
+            if (!st) continue;
+            get_params(&vitq_i_scheme_lsq, st, &s, &z, &n);
+            double lo = 0.0, hi = 0.0, amax = 0.0, sum = 0.0;
+            for (int i = 0; i < tokens * features; i++) lo = fmin(lo, x[i]), hi = fmax(hi, x[i]), amax = fmax(amax, fabs(x[i]));
+            for (int i = 0; i < tokens * features; i++) sum += sym ? fabs(x[i]) : x[i] - lo;
+            double want = 2.0 * (sum / (tokens * features)) / sqrt(qmax);
+            double half_bin = 0.5 * (sym ? amax : hi - lo) / VITQ_I_HIST_BINS;
+            CHECK(n == 1);
+            CHECK_NEAR(s[0], want, 2.0 * half_bin / sqrt(qmax) + 1e-6 * want);
+            if (!sym) CHECK(z[0] == (float)nearbyint(-lo / s[0]));
+            vitq_i_scheme_lsq.destroy(st);
+        }
+    free(w), free(x);
+    CHECK(host.live == 0);
 }
 
 /* Squared error of quantizing x[0..n) with [lo, hi] under grid u, written out independently. */
@@ -783,6 +848,7 @@ int main(void) {
     RUN(test_percentile_histogram);
     RUN(test_omse_not_worse);
     RUN(test_omse_brute_force);
+    RUN(test_lsq_initial_steps);
     RUN(test_error_paths);
     RUN(test_param_round_trip);
     RUN(test_out_of_memory);
