@@ -130,7 +130,8 @@ def check_struct_sizes():
     for fn, cls in (("vitq_model_options_init", S.ModelOptions), ("vitq_model_info_init", S.ModelInfo),
                     ("vitq_dataset_info_init", S.DatasetInfo), ("vitq_calibrator_options_init", S.CalibratorOptions),
                     ("vitq_calibrator_stats_init", S.CalibratorStats), ("vitq_point_info_init", S.PointInfo),
-                    ("vitq_nonlinear_info_init", S.NonlinearInfo), ("vitq_method_info_init", S.MethodInfo)):
+                    ("vitq_nonlinear_info_init", S.NonlinearInfo), ("vitq_method_info_init", S.MethodInfo),
+                    ("vitq_trainer_options_init", S.TrainerOptions), ("vitq_trainer_epoch_init", S.TrainerEpoch)):
         buf = ctypes.create_string_buffer(4096)
         getattr(lib, fn)(buf)
         size = struct.unpack("I", buf.raw[:4])[0]
